@@ -1,0 +1,53 @@
+"""The one storage protocol the engine writes through: a local folder or an S3 prefix.
+
+A writer is all-or-nothing: the object appears only when ``close()`` succeeds, and ``abort()`` makes
+sure nothing half-written stays behind (a multipart upload is aborted, a partial file removed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    name: str  # relative to the storage root, '/'-separated
+    size: int
+
+
+class ObjectWriter(Protocol):
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def close(self) -> None:
+        """Finish the object; after this returns it exists in full."""
+
+    def abort(self) -> None:
+        """Discard everything written; safe to call after a failed write or close, and twice."""
+
+
+class Storage(Protocol):
+    @property
+    def url(self) -> str:
+        """Where the root is, for humans: ``s3://bucket/prefix/`` or ``/path/``."""
+
+    def create(self, name: str) -> ObjectWriter: ...
+
+    def put(self, name: str, data: bytes) -> None: ...
+
+    def read(self, name: str) -> bytes: ...
+
+    def open_read(self, name: str) -> BinaryIO: ...
+
+    def exists(self, name: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+    def delete(self, names: list[str]) -> None: ...
+
+    def delete_prefix(self, prefix: str = "") -> int:
+        """Delete every object under ``prefix``; return how many were deleted."""
+
+    def check_writable(self) -> None:
+        """Fail with a StorageError naming the cause unless objects can be written here."""
