@@ -1,0 +1,161 @@
+"""The ``Backup`` resource (``pingcap.com/v1alpha1``): one definition of its spec, defaults included.
+
+Field names, nesting and defaults follow TiDB Operator's ``BackupSpec`` so its YAML is accepted as is.
+Defaults are applied when a model is built, so every consumer sees the effective values.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import Field, model_validator
+
+from tibackup.resources import defaults
+from tibackup.resources.meta import API_VERSION, JSONObject, ObjectMeta, SpecModel
+from tibackup.resources.status import BackupStatus
+
+S3Provider = Literal[
+    "aws",
+    "alibaba",
+    "ceph",
+    "cloudflare",
+    "digitalocean",
+    "dreamhost",
+    "huaweiobs",
+    "ibmcos",
+    "minio",
+    "netease",
+    "scaleway",
+    "seaweedfs",
+    "tencentcos",
+    "wasabi",
+    "other",
+]
+S3_PROVIDERS: tuple[str, ...] = get_args(S3Provider)
+CleanPolicy = Literal["Retain", "OnFailure", "Delete"]
+CLEAN_POLICIES: tuple[str, ...] = get_args(CleanPolicy)
+
+
+class TiDBAccessConfig(SpecModel):
+    """``spec.from``: the database to back up (any MySQL-compatible server, not only TiDB)."""
+
+    host: str | None = Field(default=None, description="Address of the TiDB/MySQL server (required).")
+    port: int = Field(default=defaults.DEFAULT_PORT, ge=1, le=65535, description="Port of the server.")
+    user: str = Field(default=defaults.DEFAULT_USER, description="Database user.")
+    secret_name: str | None = Field(
+        default=None, description="Secret holding the user's password under the key `password` (required)."
+    )
+    tls_client_secret_name: str | None = Field(
+        default=None, description="Secret with `ca.crt`, `tls.crt`, `tls.key` for a TLS connection."
+    )
+
+
+class S3StorageProvider(SpecModel):
+    """``spec.s3``: where the backup goes."""
+
+    provider: S3Provider = Field(description="Implementation of the S3 API.")
+    region: str | None = None
+    bucket: str | None = Field(default=None, description="Bucket that receives the backup (required).")
+    prefix: str | None = Field(default=None, description="Folder inside the bucket.")
+    endpoint: str | None = Field(
+        default=None, description="Endpoint URL; required for ceph, minio and other."
+    )
+    storage_class: str | None = None
+    acl: str | None = None
+    secret_name: str | None = Field(
+        default=None,
+        description="Secret with `access_key` and `secret_key`; without it credentials come from the "
+        "environment (IAM role, IRSA, instance profile).",
+    )
+    options: list[str] | None = Field(default=None, description="rclone-style flags, e.g. --ignore-checksum.")
+    sse: str | None = Field(default=None, description="Server-side encryption: AES256 or aws:kms.")
+    force_path_style: bool | None = Field(
+        default=None, description="Address the bucket in the path, not the host."
+    )
+
+    @model_validator(mode="after")
+    def _provider_defaults(self) -> S3StorageProvider:
+        if self.provider == "aws":
+            if not self.storage_class:
+                self.storage_class = defaults.AWS_DEFAULT_STORAGE_CLASS
+            if not self.acl:
+                self.acl = defaults.AWS_DEFAULT_ACL
+        if self.endpoint and "://" not in self.endpoint:
+            # The reference (rclone) reaches ceph over http and every other provider over https.
+            scheme = "http" if self.provider == "ceph" else "https"
+            self.endpoint = f"{scheme}://{self.endpoint}"
+        return self
+
+
+class DumplingConfig(SpecModel):
+    """``spec.dumpling``: options of the dumper."""
+
+    options: list[str] = Field(
+        default_factory=lambda: list(defaults.DEFAULT_DUMPLING_OPTIONS),
+        description="Dumpling flags; when empty, --threads=16 --rows=10000.",
+    )
+    table_filter: list[str] | None = Field(default=None, description="Deprecated: use spec.tableFilter.")
+
+    @model_validator(mode="after")
+    def _default_options(self) -> DumplingConfig:
+        if not self.options:
+            self.options = list(defaults.DEFAULT_DUMPLING_OPTIONS)
+        return self
+
+
+class BackupSpec(SpecModel):
+    """``spec`` of a Backup, and ``spec.backupTemplate`` of a BackupSchedule."""
+
+    from_: TiDBAccessConfig | None = Field(default=None, description="The database to back up (required).")
+    backup_type: Literal["full"] = Field(
+        default=defaults.DEFAULT_BACKUP_TYPE, description="Only full is supported."
+    )
+    backup_mode: Literal["snapshot"] | None = None
+    tikv_gc_life_time: str = Field(
+        default=defaults.DEFAULT_TIKV_GC_LIFE_TIME,
+        description="TiKV GC life time during the backup (Go duration).",
+    )
+    s3: S3StorageProvider | None = Field(default=None, description="S3-compatible storage (required).")
+    storage_class_name: str | None = Field(default=None, description="StorageClass of the staging volume.")
+    storage_size: str | None = Field(default=None, description="Size of the staging volume, e.g. 10Gi.")
+    dumpling: DumplingConfig = Field(default_factory=lambda: DumplingConfig())
+    table_filter: list[str] = Field(
+        default_factory=lambda: list(defaults.DEFAULT_TABLE_FILTER),
+        description="Table-filter rules; default: all but the system schemas.",
+    )
+    service_account: str = Field(
+        default=defaults.DEFAULT_SERVICE_ACCOUNT, description="ServiceAccount of the Job."
+    )
+    clean_policy: CleanPolicy = Field(
+        default=defaults.DEFAULT_CLEAN_POLICY,
+        description="What happens to the data when the Backup is deleted.",
+    )
+    use_kms: bool | None = None
+    # Pass-through fields for the backup Job, shaped as in Kubernetes' core/v1 types.
+    clean_option: JSONObject | None = None
+    env: list[JSONObject] | None = None
+    resources: JSONObject | None = None
+    tolerations: list[JSONObject] | None = None
+    affinity: JSONObject | None = None
+    pod_security_context: JSONObject | None = None
+    priority_class_name: str | None = None
+    image_pull_secrets: list[JSONObject] | None = None
+    tool_image: str | None = None
+
+    @model_validator(mode="after")
+    def _default_table_filter(self) -> BackupSpec:
+        # The deprecated dumpling.tableFilter still counts when spec.tableFilter is not given.
+        if "table_filter" not in self.model_fields_set or not self.table_filter:
+            deprecated = self.dumpling.table_filter
+            self.table_filter = list(deprecated) if deprecated else list(defaults.DEFAULT_TABLE_FILTER)
+        return self
+
+
+class Backup(SpecModel):
+    """One backup of one database into S3-compatible storage."""
+
+    api_version: Literal["pingcap.com/v1alpha1"] = API_VERSION
+    kind: Literal["Backup"] = "Backup"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: BackupSpec
+    status: BackupStatus = Field(default_factory=lambda: BackupStatus())

@@ -1,0 +1,115 @@
+"""Status of a Backup: phases, conditions, sizes, times; and the pure helpers that update it."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from tibackup.resources.meta import KubeTime, StatusModel, utc
+
+
+class Phase(StrEnum):
+    """Where a Backup is in its life; also the type of its conditions."""
+
+    SCHEDULED = "Scheduled"
+    PREPARE = "Prepare"
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+    INVALID = "Invalid"
+    CLEAN = "Clean"
+    CLEAN_FAILED = "CleanFailed"
+
+
+# A backup in one of these phases has ended: it will not change until it is deleted.
+FINISHED_PHASES: frozenset[Phase] = frozenset({Phase.COMPLETE, Phase.FAILED, Phase.INVALID})
+DELETING_PHASES: frozenset[Phase] = frozenset({Phase.CLEAN, Phase.CLEAN_FAILED})
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class BackupCondition(StatusModel):
+    type: Phase
+    status: ConditionStatus = "True"
+    last_transition_time: KubeTime | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class BackupStatus(StatusModel):
+    phase: Phase | None = None
+    conditions: list[BackupCondition] | None = None
+    backup_path: str | None = None
+    backup_size: int | None = None
+    backup_size_readable: str | None = None
+    commit_ts: str | None = None
+    time_started: KubeTime | None = None
+    time_completed: KubeTime | None = None
+    time_taken: str | None = None
+
+    def condition(self, type_: Phase | str) -> BackupCondition | None:
+        """The condition of that type, if it was ever set."""
+        for cond in self.conditions or ():
+            if cond.type == type_:
+                return cond
+        return None
+
+
+def set_condition(
+    status: BackupStatus,
+    type_: Phase | str,
+    reason: str | None,
+    message: str | None,
+    now: datetime,
+    condition_status: ConditionStatus = "True",
+) -> BackupStatus:
+    """A copy of ``status`` with the condition ``type_`` set and ``phase`` = ``type_``.
+
+    There is one condition per type; setting it again updates its reason and message and keeps
+    ``lastTransitionTime`` unless its ``status`` changes (the Kubernetes convention).
+    """
+    phase = Phase(type_)
+    conditions = [cond.model_copy() for cond in status.conditions or ()]
+    for index, cond in enumerate(conditions):
+        if cond.type == phase:
+            changed = cond.status != condition_status
+            conditions[index] = cond.model_copy(
+                update={
+                    "status": condition_status,
+                    "reason": reason,
+                    "message": message,
+                    "last_transition_time": utc(now) if changed else cond.last_transition_time,
+                }
+            )
+            break
+    else:
+        conditions.append(
+            BackupCondition(
+                type=phase,
+                status=condition_status,
+                last_transition_time=utc(now),
+                reason=reason,
+                message=message,
+            )
+        )
+    return status.model_copy(update={"phase": phase, "conditions": conditions})
+
+
+_SI_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+
+
+def human_size_si(size: int) -> str:
+    """Bytes in SI units as TiDB Operator shows them: ``0 B``, ``999 B``, ``1.3 GB``, ``83 MB``."""
+    if size < 0:
+        raise ValueError(f"a size cannot be negative: {size}")
+    if size < 10:
+        return f"{size} B"
+    exponent = min(math.floor(math.log(size, 1000)), len(_SI_UNITS) - 1)
+    # Guard against log() landing just below an exact power of 1000.
+    if exponent + 1 < len(_SI_UNITS) and size >= 1000 ** (exponent + 1):
+        exponent += 1
+    value = math.floor(size / 1000**exponent * 10 + 0.5) / 10
+    text = f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+    return f"{text} {_SI_UNITS[exponent]}"
