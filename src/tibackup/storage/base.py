@@ -6,9 +6,19 @@ sure nothing half-written stays behind (a multipart upload is aborted, a partial
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import TracebackType
 from typing import BinaryIO, Protocol
+
+from tibackup.errors import StorageError
+
+
+class ObjectNotFound(StorageError):
+    """``read``/``open_read`` of an object that does not exist."""
+
+    reason = "NotFound"
 
 
 @dataclass(frozen=True)
@@ -18,6 +28,8 @@ class ObjectInfo:
 
 
 class ObjectWriter(Protocol):
+    """Implementations subclass this to inherit the ``with`` support: close on success, abort on error."""
+
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
 
     def close(self) -> None:
@@ -25,6 +37,20 @@ class ObjectWriter(Protocol):
 
     def abort(self) -> None:
         """Discard everything written; safe to call after a failed write or close, and twice."""
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class Storage(Protocol):
@@ -44,10 +70,18 @@ class Storage(Protocol):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 
-    def delete(self, names: list[str]) -> None: ...
+    def delete(self, names: builtins.list[str]) -> None: ...
 
     def delete_prefix(self, prefix: str = "") -> int:
         """Delete every object under ``prefix``; return how many were deleted."""
 
     def check_writable(self) -> None:
         """Fail with a StorageError naming the cause unless objects can be written here."""
+
+
+def check_name(name: str) -> str:
+    """An object name is relative and '/'-separated, without empty, '.' or '..' parts."""
+    parts = name.split("/")
+    if not name or any(part in ("", ".", "..") for part in parts):
+        raise StorageError(f"invalid object name '{name}': names are relative paths without '..'")
+    return name
