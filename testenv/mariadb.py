@@ -18,7 +18,16 @@ from typing import Any
 
 import MySQLdb
 
-from testenv._proc import ServerStartError, free_port, log_tail, pid_alive, rss_bytes, stop_pid, wait_until
+from testenv._proc import (
+    ServerStartError,
+    die_with_parent,
+    free_port,
+    log_tail,
+    pid_alive,
+    rss_bytes,
+    stop_pid,
+    wait_until,
+)
 
 ROOT_PASSWORD = "rootpw"
 
@@ -87,6 +96,18 @@ class MariaDBServer:
         """
         if not self._managed:
             return self
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout, detach)
+            except ServerStartError:
+                # Another process may have taken the free port before mariadbd bound it.
+                if attempt == 2 or "already in use" not in log_tail(self.log_file, 50).lower():
+                    raise
+                self.port = 0
+                self.log_file.rename(self.log_file.with_suffix(f".failed{attempt}.log"))
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float, detach: bool) -> MariaDBServer:
         t0 = time.monotonic()
         self.basedir.mkdir(parents=True, exist_ok=True)
         fresh = not (self.datadir / "mysql").is_dir()
@@ -120,7 +141,12 @@ class MariaDBServer:
         ]
         with open(self.basedir / "mariadbd.out", "ab") as out:
             self._proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=detach,
+                preexec_fn=None if detach else die_with_parent,
             )
         if not wait_until(self._ping, timeout, 0.05):
             self._proc.kill()
@@ -128,8 +154,10 @@ class MariaDBServer:
                 f"MariaDB did not answer on port {self.port} within {timeout:.0f}s; "
                 f"log: {self.log_file}\n{log_tail(self.log_file)}"
             )
-        if fresh:
+        marker = self.basedir / "root-password-set"
+        if not marker.exists():
             self._secure_root()
+            marker.write_text("root has a password and anonymous accounts are gone\n")
         self.start_seconds = time.monotonic() - t0
         return self
 

@@ -21,7 +21,16 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from testenv._proc import ServerStartError, free_ports, log_tail, pid_alive, rss_bytes, stop_pid, wait_until
+from testenv._proc import (
+    ServerStartError,
+    die_with_parent,
+    free_ports,
+    log_tail,
+    pid_alive,
+    rss_bytes,
+    stop_pid,
+    wait_until,
+)
 
 ACCESS_KEY = "tibackuptestkey"
 SECRET_KEY = "tibackup-test-secret-0123456789"
@@ -228,6 +237,17 @@ class SeaweedFSServer(S3Server):
     def start(self, timeout: float = 60.0, detach: bool = False) -> SeaweedFSServer:
         if not self._managed:
             return self
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout, detach)
+            except ServerStartError:
+                # Another process may have taken one of the nine free ports before weed bound it.
+                if attempt == 2 or "address already in use" not in log_tail(self.log_file, 200):
+                    raise
+                self.log_file.rename(self.log_file.with_suffix(f".failed{attempt}.log"))
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float, detach: bool) -> SeaweedFSServer:
         t0 = time.monotonic()
         data = self.basedir / "data"
         data.mkdir(parents=True, exist_ok=True)
@@ -273,6 +293,7 @@ class SeaweedFSServer(S3Server):
                 stdin=subprocess.DEVNULL,
                 cwd=self.basedir,
                 start_new_session=detach,
+                preexec_fn=None if detach else die_with_parent,
             )
         self.pid_file.write_text(str(self._proc.pid))
 
