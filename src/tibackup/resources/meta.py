@@ -63,6 +63,7 @@ class StatusModel(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=True,
         extra="ignore",
+        validate_assignment=True,  # so an assigned naive time still becomes UTC
     )
 
 

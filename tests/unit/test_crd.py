@@ -1,0 +1,203 @@
+"""CRDs: generated from the models, committed up to date, structural, and accepting what the models accept."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tibackup.control.naming import backup_from_schedule
+from tibackup.resources import Backup, BackupSchedule, Phase, load_resources, set_condition, to_dict
+from tibackup.resources.crd import CRD_FILES, crd_schema, render_crds, strict_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+CRDS = ROOT / "deploy" / "crds"
+SEED_FILES = sorted((ROOT / "tests" / "data" / "seed").glob("*.yaml"))
+
+
+def committed(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((CRDS / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def committed_schema(kind: str) -> dict[str, Any]:
+    name = "backups.yaml" if kind == "Backup" else "backupschedules.yaml"
+    schema = committed(name)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert isinstance(schema, dict)
+    return schema
+
+
+def forbid_unknown(schema: dict[str, Any]) -> dict[str, Any]:
+    """What the API server's strict field validation does with a structural schema, for jsonschema."""
+    node = copy.deepcopy(schema)
+    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        node["additionalProperties"] = False
+        node["properties"] = {k: forbid_unknown(v) for k, v in node["properties"].items()}
+    if isinstance(node.get("items"), dict):
+        node["items"] = forbid_unknown(node["items"])
+    return node
+
+
+def seed(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_committed_crds_are_generated_ones() -> None:
+    rendered = render_crds()
+    assert set(rendered) == {"backups.yaml", "backupschedules.yaml"}
+    for name, text in rendered.items():
+        assert (CRDS / name).read_text() == text, f"deploy/crds/{name} is stale: run scripts/gen_crds.py"
+
+
+def test_gen_script_check_mode() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_crds.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(CRD_FILES))
+def test_kubernetes_validate_strict_accepts_crd(name: str) -> None:
+    kubernetes_validate.validate(committed(name), kubernetes_validate.latest_version(), strict=True)
+
+
+def test_names_short_names_scope_and_status_subresource() -> None:
+    backups, schedules = committed("backups.yaml"), committed("backupschedules.yaml")
+    assert backups["metadata"]["name"] == "backups.pingcap.com"
+    assert schedules["metadata"]["name"] == "backupschedules.pingcap.com"
+    assert backups["spec"]["names"]["shortNames"] == ["bk"]
+    assert schedules["spec"]["names"]["shortNames"] == ["bks"]
+    for crd in (backups, schedules):
+        assert crd["spec"]["group"] == "pingcap.com"
+        assert crd["spec"]["scope"] == "Namespaced"
+        [version] = crd["spec"]["versions"]
+        assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
+        assert version["subresources"] == {"status": {}}
+
+
+def columns(name: str) -> list[tuple[str, str, int]]:
+    [version] = committed(name)["spec"]["versions"]
+    return [(c["name"], c["jsonPath"], c.get("priority", 0)) for c in version["additionalPrinterColumns"]]
+
+
+def test_printer_columns() -> None:
+    assert columns("backups.yaml") == [
+        ("Type", ".spec.backupType", 0),
+        ("Status", ".status.phase", 0),
+        ("BackupPath", ".status.backupPath", 0),
+        ("BackupSize", ".status.backupSizeReadable", 0),
+        ("CommitTS", ".status.commitTs", 0),
+        ("Started", ".status.timeStarted", 1),
+        ("Completed", ".status.timeCompleted", 1),
+        ("TimeTaken", ".status.timeTaken", 0),
+        ("Age", ".metadata.creationTimestamp", 0),
+    ]
+    assert columns("backupschedules.yaml") == [
+        ("Schedule", ".spec.schedule", 0),
+        ("MaxBackups", ".spec.maxBackups", 0),
+        ("MaxReservedTime", ".spec.maxReservedTime", 0),
+        ("LastBackup", ".status.lastBackup", 1),
+        ("LastBackupTime", ".status.lastBackupTime", 1),
+        ("Age", ".metadata.creationTimestamp", 0),
+    ]
+
+
+def walk(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found = [(path, node)]
+    for key, child in node.get("properties", {}).items():
+        found += walk(child, f"{path}.{key}")
+    if isinstance(node.get("items"), dict):
+        found += walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        found += walk(node["additionalProperties"], f"{path}{{}}")
+    return found
+
+
+@pytest.mark.parametrize("kind", ["Backup", "BackupSchedule"])
+def test_schema_is_structural(kind: str) -> None:
+    for path, node in walk(committed_schema(kind)):
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
+        assert not ({"properties", "additionalProperties"} <= node.keys()), path
+        assert not {"$ref", "anyOf", "oneOf", "allOf", "default", "title", "const"} & node.keys(), path
+    assert committed_schema(kind)["properties"]["metadata"] == {"type": "object"}
+
+
+def test_pass_through_blobs_preserve_unknown_fields() -> None:
+    spec = committed_schema("Backup")["properties"]["spec"]["properties"]
+    for key in ("affinity", "resources", "podSecurityContext", "cleanOption"):
+        assert spec[key] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}, key
+    for key in ("tolerations", "env", "imagePullSecrets"):
+        assert spec[key]["items"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}, key
+    assert spec["cleanPolicy"]["enum"] == ["Retain", "OnFailure", "Delete"]
+    assert "aws" in spec["s3"]["properties"]["provider"]["enum"]
+    assert spec["s3"]["required"] == ["provider"]
+    template = committed_schema("BackupSchedule")["properties"]["spec"]
+    assert set(template["required"]) == {"schedule", "backupTemplate"}
+    assert template["properties"]["backupTemplate"]["properties"].keys() == spec.keys()
+
+
+SCHEMAS = {
+    "generated strict": lambda kind: strict_schema(Backup if kind == "Backup" else BackupSchedule),
+    "committed CRD, strict field validation": lambda kind: forbid_unknown(committed_schema(kind)),
+}
+
+
+@pytest.mark.parametrize("schema_of", SCHEMAS.values(), ids=list(SCHEMAS))
+@pytest.mark.parametrize("path", SEED_FILES, ids=lambda p: p.stem)
+def test_seed_examples_validate_against_schema(path: Path, schema_of: Any) -> None:
+    data = seed(path)
+    jsonschema.validate(data, schema_of(data["kind"]))
+
+
+@pytest.mark.parametrize("schema_of", SCHEMAS.values(), ids=list(SCHEMAS))
+def test_typo_and_bad_enum_fail_schema(schema_of: Any) -> None:
+    schema = schema_of("Backup")
+    good = seed(SEED_FILES[0])
+    typo = copy.deepcopy(good)
+    typo["spec"]["s3"]["secretNmae"] = typo["spec"]["s3"].pop("secretName")
+    with pytest.raises(jsonschema.ValidationError, match="secretNmae"):
+        jsonschema.validate(typo, schema)
+    bad_enum = copy.deepcopy(good)
+    bad_enum["spec"]["cleanPolicy"] = "delete"
+    with pytest.raises(jsonschema.ValidationError, match="delete"):
+        jsonschema.validate(bad_enum, schema)
+    bad_provider = copy.deepcopy(good)
+    bad_provider["spec"]["s3"]["provider"] = "azure"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad_provider, schema)
+    schedule = seed(SEED_FILES[4])
+    schedule["spec"]["backupTemplate"]["from"]["hots"] = "x"
+    with pytest.raises(jsonschema.ValidationError, match="hots"):
+        jsonschema.validate(schedule, schema_of("BackupSchedule"))
+
+
+def test_crd_schema_has_no_additional_properties_false() -> None:
+    for model in (Backup, BackupSchedule):
+        for path, node in walk(crd_schema(model)):
+            assert node.get("additionalProperties") is not False, path
+
+
+def test_dumped_resources_validate_against_crd() -> None:
+    [schedule] = load_resources(SEED_FILES[4].read_text())
+    assert isinstance(schedule, BackupSchedule)
+    now = datetime(2024, 3, 1, tzinfo=UTC)
+    backup = backup_from_schedule(schedule, now)
+    backup.status = set_condition(backup.status, Phase.COMPLETE, "Done", "ok", now)
+    backup.status.backup_size = 1_300_000_000
+    backup.status.backup_size_readable = "1.3 GB"
+    backup.status.time_started = now
+    schedule.status.last_backup = backup.metadata.name
+    schedule.status.last_backup_time = now
+    jsonschema.validate(to_dict(backup), forbid_unknown(committed_schema("Backup")))
+    jsonschema.validate(to_dict(schedule), forbid_unknown(committed_schema("BackupSchedule")))
