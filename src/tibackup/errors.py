@@ -47,6 +47,7 @@ class DatabaseError(TibackupError):
 
     exit_code = 3
     reason = "DatabaseError"
+    code: int | None = None  # the server's error number, when there is one
 
 
 class StorageError(TibackupError):

@@ -1,0 +1,49 @@
+"""``tibackup dump``: the dumper alone, with Dumpling's flags."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import datetime
+
+import click
+
+from tibackup.dump.dumper import run_dump
+from tibackup.dump.options import build_parser, config_from_namespace
+from tibackup.dump.progress import Progress, ProgressPrinter
+from tibackup.units import human_duration, human_size
+
+log = logging.getLogger("tibackup.dump")
+
+
+@click.command(
+    "dump",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dump(args: tuple[str, ...]) -> None:
+    """Export databases in Dumpling's layout to a folder or S3 (see 'tibackup dump --help')."""
+    from tibackup.cli.main import setup_logging
+
+    try:
+        ns = build_parser().parse_args(list(args))
+    except SystemExit as exc:  # --help
+        raise click.exceptions.Exit(int(exc.code or 0)) from None
+    setup_logging(ns.loglevel, ns.logfile)
+    default_output = "./export-" + datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    config = config_from_namespace(ns, os.environ, default_output=default_output)
+    progress = Progress()
+    show = config.progress if config.progress is not None else sys.stderr.isatty()
+    if show:
+        with ProgressPrinter(progress):
+            result = run_dump(config, progress=progress)
+    else:
+        result = run_dump(config, progress=progress)
+    took = (result.finished - result.started).total_seconds()
+    log.info(
+        "dump complete: %d files, %s rows, %s in %s (%s/s) → %s",
+        len(result.files), f"{result.rows:,}", human_size(result.size), human_duration(took),
+        human_size(result.size / max(took, 1e-3)), result.output,
+    )  # fmt: skip

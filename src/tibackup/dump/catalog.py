@@ -1,0 +1,203 @@
+"""List what there is to dump: databases, tables, views, their columns and keys (stage 1 of the pipeline)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tibackup.dump.conn import DB, quote_string
+from tibackup.dump.tablefilter import TableFilter
+from tibackup.errors import UsageError
+
+
+class Kind(StrEnum):
+    """How Dumpling writes a column's values (its sql_type classes)."""
+
+    NUMBER = "number"  # the server's text, bare
+    STRING = "string"  # quoted and escaped
+    BYTES = "bytes"  # x'hex' in SQL
+    BIT = "bit"  # bytes, but the server hands BIT out as a number
+
+
+_NUMBER_TYPES = frozenset(
+    {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "float", "double", "real",
+     "decimal", "numeric", "fixed", "bool", "boolean", "double precision"}
+)  # fmt: skip
+_BYTES_TYPES = frozenset(
+    {"blob", "tinyblob", "mediumblob", "longblob", "binary", "varbinary", "long", "geometry", "point",
+     "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection"}
+)  # fmt: skip
+_INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})
+
+
+def kind_of(data_type: str) -> Kind:
+    data_type = data_type.lower()
+    if data_type in _NUMBER_TYPES:
+        return Kind.NUMBER
+    if data_type in _BYTES_TYPES:
+        return Kind.BYTES
+    if data_type == "bit":
+        return Kind.BIT
+    return Kind.STRING
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str  # lower case, e.g. 'varchar'
+    column_type: str  # e.g. 'bit(12)', 'int(10) unsigned'
+    generated: bool
+    charset: str | None = None
+
+    @property
+    def kind(self) -> Kind:
+        return kind_of(self.data_type)
+
+    @property
+    def is_integer(self) -> bool:
+        return self.data_type in _INTEGER_TYPES
+
+    @property
+    def bit_width(self) -> int:
+        """BIT(M) → M (1 when no width is given)."""
+        digits = "".join(ch for ch in self.column_type.split("(", 1)[-1] if ch.isdigit())
+        return int(digits) if "(" in self.column_type and digits else 1
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    is_view: bool
+    columns: tuple[Column, ...]
+    key: tuple[Column, ...]  # primary key, else a unique NOT NULL key; () when there is none
+    est_rows: int
+    avg_row_length: int
+
+    @property
+    def selected_columns(self) -> tuple[Column, ...]:
+        """Generated columns are computed on load, so they are never dumped (as Dumpling)."""
+        return tuple(c for c in self.columns if not c.generated)
+
+    @property
+    def has_generated(self) -> bool:
+        return any(c.generated for c in self.columns)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    schemas: tuple[str, ...]  # every selected schema, in order, even if it has no selected table
+    tables: tuple[Table, ...]  # base tables and views, sorted by schema then name
+
+    @property
+    def base_tables(self) -> tuple[Table, ...]:
+        return tuple(t for t in self.tables if not t.is_view)
+
+    @property
+    def views(self) -> tuple[Table, ...]:
+        return tuple(t for t in self.tables if t.is_view)
+
+
+def _in_list(names: list[str]) -> str:
+    return ", ".join(quote_string(n) for n in names)
+
+
+def _pick_key(
+    indexes: dict[str, list[tuple[str, bool, bool]]], columns: dict[str, Column]
+) -> tuple[Column, ...]:
+    """The primary key, else the unique index with all columns NOT NULL and the fewest columns."""
+    if "PRIMARY" in indexes:
+        return tuple(columns[name] for name, _, _ in indexes["PRIMARY"] if name in columns)
+    candidates = [
+        cols
+        for cols in indexes.values()
+        if all(unique and not nullable for _, unique, nullable in cols)
+        and all(n in columns for n, _, _ in cols)
+    ]
+    if not candidates:
+        return ()
+    best = min(candidates, key=len)
+    return tuple(columns[name] for name, _, _ in best)
+
+
+def _check_named_objects_exist(table_filter: TableFilter, existing: list[str]) -> None:
+    """-B and -T name objects explicitly: a typo must fail, not dump nothing (as Dumpling)."""
+    missing = [d for d in table_filter.databases or () if d not in existing]
+    if missing:
+        raise UsageError(f"database {', '.join(missing)} does not exist (-B); check the name and its case")
+
+
+def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> Catalog:
+    schema_rows = db.query_text("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA", "listing databases")
+    existing = [name for (name,) in schema_rows if name is not None]
+    _check_named_objects_exist(table_filter, existing)
+    schemas = sorted(name for name in existing if table_filter.match_schema(name))
+    if not schemas:
+        return Catalog((), ())
+    in_schemas = _in_list(schemas)
+
+    tables_raw = db.query_text(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS, AVG_ROW_LENGTH FROM information_schema.TABLES "
+        f"WHERE TABLE_SCHEMA IN ({in_schemas})",
+        "listing tables",
+    )
+    columns_raw = db.query_text(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA, CHARACTER_SET_NAME "
+        f"FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({in_schemas}) "
+        "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
+        "listing columns",
+    )
+    index_raw = db.query_text(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, NULLABLE "
+        f"FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({in_schemas}) "
+        "ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+        "listing keys",
+    )
+
+    columns: dict[tuple[str, str], dict[str, Column]] = defaultdict(dict)
+    for schema, table, name, data_type, column_type, extra, charset in columns_raw:
+        assert schema is not None and table is not None and name is not None
+        columns[(schema, table)][name] = Column(
+            name=name,
+            data_type=(data_type or "").lower(),
+            column_type=(column_type or "").lower(),
+            generated="GENERATED" in (extra or "").upper(),
+            charset=charset,
+        )
+    indexes: dict[tuple[str, str], dict[str, list[tuple[str, bool, bool]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for schema, table, index, non_unique, column, nullable in index_raw:
+        assert schema is not None and table is not None and index is not None and column is not None
+        indexes[(schema, table)][index].append((column, non_unique == "0", (nullable or "") == "YES"))
+
+    wanted = set(table_filter.tables or ())
+    selected: list[Table] = []
+    for schema, name, table_type, rows, avg in tables_raw:
+        assert schema is not None and name is not None
+        is_view = (table_type or "").upper() == "VIEW"
+        if (table_type or "").upper() not in ("BASE TABLE", "VIEW", "SYSTEM VERSIONED"):
+            continue  # sequences, temporary tables: not part of a Dumpling dump
+        if is_view and not include_views:
+            continue
+        if not table_filter.match_table(schema, name):
+            continue
+        wanted.discard((schema, name))
+        cols = columns.get((schema, name), {})
+        selected.append(
+            Table(
+                schema=schema,
+                name=name,
+                is_view=is_view,
+                columns=tuple(cols.values()),
+                key=() if is_view else _pick_key(indexes.get((schema, name), {}), cols),
+                est_rows=int(rows or 0),
+                avg_row_length=int(avg or 0),
+            )
+        )
+    if wanted:
+        names = ", ".join(f"{s}.{t}" for s, t in sorted(wanted))
+        raise UsageError(f"table {names} does not exist (-T); check the name and its case")
+    selected.sort(key=lambda t: (t.schema, t.name))
+    return Catalog(tuple(schemas), tuple(selected))

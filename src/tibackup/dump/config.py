@@ -1,0 +1,103 @@
+"""What one dump is asked to do: Dumpling's options, as plain values.
+
+``tibackup dump`` fills this from Dumpling's command-line flags (``options.parse_dumpling_args``); the
+backup manager fills it from a Backup's ``spec.dumpling.options`` through the same parser, so both
+accept exactly the same flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from tibackup.dump.tablefilter import TableFilter
+from tibackup.storage.options import S3Options
+
+
+class FileType(StrEnum):
+    SQL = "sql"
+    CSV = "csv"
+
+
+class Consistency(StrEnum):
+    AUTO = "auto"
+    NONE = "none"
+    FLUSH = "flush"
+    LOCK = "lock"
+    SNAPSHOT = "snapshot"
+
+
+class Compression(StrEnum):
+    NONE = ""
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    SNAPPY = "snappy"
+
+    @property
+    def suffix(self) -> str:
+        return {"": "", "gzip": ".gz", "zstd": ".zst", "snappy": ".snappy"}[self.value]
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def any(self) -> bool:
+        return bool(self.ca or self.cert or self.key)
+
+
+@dataclass(frozen=True)
+class Connection:
+    host: str = "127.0.0.1"
+    port: int = 4000
+    user: str = "root"
+    password: str = field(default="", repr=False)
+    tls: TLSFiles = field(default_factory=TLSFiles)
+    read_timeout: float | None = None
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Connection(host={self.host!r}, port={self.port}, user={self.user!r})"
+
+
+@dataclass(frozen=True)
+class CSVOptions:
+    separator: bytes = b","
+    delimiter: bytes = b'"'
+    null_value: bytes = b"\\N"
+    line_terminator: bytes = b"\r\n"
+    no_header: bool = False
+
+
+@dataclass(frozen=True)
+class DumpConfig:
+    connection: Connection
+    output: str  # a local folder or s3://bucket/prefix
+    s3: S3Options | None = None
+    table_filter: TableFilter | None = None  # None: Dumpling's default filter
+    threads: int = 4
+    rows: int = 0  # -r: split tables into chunks of about this many rows; 0 = one chunk
+    file_size: int = 0  # -F: start a new file past this many bytes; 0 = no limit
+    statement_size: int = 1_000_000  # -s
+    filetype: FileType = FileType.SQL
+    csv: CSVOptions = field(default_factory=CSVOptions)
+    consistency: Consistency = Consistency.AUTO
+    snapshot: str = ""  # --snapshot: a TSO or datetime for TiDB
+    params: tuple[tuple[str, str], ...] = ()  # --params: session variables for every connection
+    compression: Compression = Compression.NONE
+    no_data: bool = False  # -d
+    no_schemas: bool = False  # -m
+    no_views: bool = True  # -W (Dumpling dumps no views unless told --no-views=false)
+    complete_insert: bool = False
+    escape_backslash: bool = True
+    where: str = ""
+    case_sensitive: bool = False
+    filename_template: str = ""
+    tidb_mem_quota_query: int = 0
+    dump_empty_database: bool = True
+    progress: bool | None = None  # None: show progress when stderr is a terminal
+    manifest: bool = True
+
+    def __repr__(self) -> str:
+        return f"DumpConfig(output={self.output!r}, connection={self.connection!r}, threads={self.threads})"

@@ -1,0 +1,216 @@
+"""Connections to the database: raw bytes in, one-line errors out.
+
+We use mysqlclient's low-level ``_mysql`` API with no converters: every value arrives as the server's
+own text (or raw bytes), which is exactly what Dumpling writes, and nothing is decoded twice.
+Every session runs ``SET NAMES binary`` so strings reach us in the charset they are stored in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import MySQLdb
+from MySQLdb import _mysql
+
+from tibackup.dump.config import Connection
+from tibackup.errors import DatabaseError
+
+log = logging.getLogger("tibackup.dump")
+
+Row = tuple[bytes | None, ...]
+
+# Error codes that the user can fix, and how.
+_ACCESS_DENIED = {1044, 1045, 1698}
+_NO_PRIVILEGE = {1142, 1143, 1227, 1370, 8121}
+_CANNOT_CONNECT = {2002, 2003, 2005, 2006, 2013, 2026}
+
+
+class ServerType(StrEnum):
+    MYSQL = "MySQL"
+    MARIADB = "MariaDB"
+    TIDB = "TiDB"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    type: ServerType
+    version: str
+
+    @classmethod
+    def parse(cls, version: str) -> ServerInfo:
+        if "tidb" in version.lower():
+            m = re.search(r"TiDB-v?([\d.]+)", version, re.IGNORECASE)
+            return cls(ServerType.TIDB, m.group(1) if m else version)
+        if "mariadb" in version.lower():
+            return cls(ServerType.MARIADB, version.split("-")[0])
+        return cls(ServerType.MYSQL, version.split("-")[0])
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def quote_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def describe_error(exc: BaseException, conn: Connection, doing: str = "") -> DatabaseError:
+    """Turn a driver error into a DatabaseError that names the cause and the fix, never the password."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    error = _describe(code, exc, conn, doing)
+    error.code = code
+    return error
+
+
+def _describe(code: int | None, exc: BaseException, conn: Connection, doing: str) -> DatabaseError:
+    text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    if conn.password:
+        text = text.replace(conn.password, "***")
+    where = f"{conn.host}:{conn.port}"
+    if code in _ACCESS_DENIED:
+        return DatabaseError(
+            f"access denied for user '{conn.user}' at {where}: check the user and password "
+            f"(the password Secret's key 'password', or -p/TIBACKUP_DB_PASSWORD)",
+            reason="AccessDenied",
+        )
+    if code in _NO_PRIVILEGE:
+        return DatabaseError(
+            f"user '{conn.user}' lacks a privilege{' for ' + doing if doing else ''}: {text}; "
+            f"grant it (dumps need SELECT, RELOAD, LOCK TABLES, REPLICATION CLIENT, SHOW VIEW)",
+            reason="MissingPrivilege",
+        )
+    if code in _CANNOT_CONNECT:
+        return DatabaseError(
+            f"cannot connect to the database at {where}: {text}; check the host and port and that the "
+            f"server is running and reachable",
+            reason="ConnectionFailed",
+        )
+    prefix = f"{doing} failed" if doing else "database error"
+    return DatabaseError(f"{prefix} at {where}: ({code}) {text}", reason="DatabaseError")
+
+
+class DB:
+    """One database session. Not thread-safe: each worker owns one."""
+
+    def __init__(self, conn: Connection, params: tuple[tuple[str, str], ...] = ()) -> None:
+        self.conn_info = conn
+        kwargs: dict[str, Any] = {
+            "host": conn.host,
+            "port": conn.port,
+            "user": conn.user,
+            "password": conn.password,
+            "conv": {},
+            "connect_timeout": 10,
+            "client_flag": 0,
+        }
+        if conn.read_timeout:
+            kwargs["read_timeout"] = int(conn.read_timeout)
+        if conn.tls.any():
+            ssl = {
+                k: v for k, v in {"ca": conn.tls.ca, "cert": conn.tls.cert, "key": conn.tls.key}.items() if v
+            }
+            kwargs["ssl"] = ssl
+        try:
+            self._c = _mysql.connect(**kwargs)
+        except MySQLdb.Error as exc:
+            raise describe_error(exc, conn) from None
+        self.execute("SET NAMES binary")
+        for name, value in params:
+            self.execute(f"SET SESSION {name} = {quote_string(value)}")
+
+    # -- queries -----------------------------------------------------------------------------------
+    def execute(self, sql: str, doing: str = "") -> None:
+        try:
+            self._c.query(sql.encode("utf-8"))
+            result = self._c.store_result()
+            if result is not None:
+                result.fetch_row(maxrows=0)
+        except MySQLdb.Error as exc:
+            raise describe_error(exc, self.conn_info, doing or _first_words(sql)) from None
+
+    def query(self, sql: str, doing: str = "") -> list[Row]:
+        try:
+            self._c.query(sql.encode("utf-8"))
+            result = self._c.store_result()
+            if result is None:
+                return []
+            rows: tuple[Row, ...] = result.fetch_row(maxrows=0)
+            return list(rows)
+        except MySQLdb.Error as exc:
+            raise describe_error(exc, self.conn_info, doing or _first_words(sql)) from None
+
+    def query_with_names(self, sql: str, doing: str = "") -> tuple[list[str], list[Row]]:
+        try:
+            self._c.query(sql.encode("utf-8"))
+            result = self._c.store_result()
+            if result is None:
+                return [], []
+            names = [str(d[0]) for d in result.describe()]
+            return names, list(result.fetch_row(maxrows=0))
+        except MySQLdb.Error as exc:
+            raise describe_error(exc, self.conn_info, doing or _first_words(sql)) from None
+
+    def query_text(self, sql: str, doing: str = "") -> list[tuple[str | None, ...]]:
+        return [
+            tuple(None if v is None else v.decode("utf-8", "replace") for v in row)
+            for row in self.query(sql, doing)
+        ]
+
+    def scalar(self, sql: str, doing: str = "") -> bytes | None:
+        rows = self.query(sql, doing)
+        return rows[0][0] if rows and rows[0] else None
+
+    def scalar_text(self, sql: str, doing: str = "") -> str | None:
+        value = self.scalar(sql, doing)
+        return None if value is None else value.decode("utf-8", "replace")
+
+    def blob(self, sql: str, doing: str = "") -> tuple[bytes | None, int]:
+        """One value of one row (the bulk path), and the statement's warning count."""
+        try:
+            self._c.query(sql.encode("utf-8"))
+            result = self._c.store_result()
+            row = result.fetch_row(maxrows=1)
+            warnings = self._c.warning_count()
+            return (row[0][0] if row else None), warnings
+        except MySQLdb.Error as exc:
+            raise describe_error(exc, self.conn_info, doing or "reading rows") from None
+
+    def stream(self, sql: str, batch_rows: int = 2000, doing: str = "") -> Iterator[tuple[Row, ...]]:
+        """Rows of a large result, a batch at a time, never all in memory (use_result)."""
+        try:
+            self._c.query(sql.encode("utf-8"))
+            result = self._c.use_result()
+            while True:
+                rows = result.fetch_row(maxrows=batch_rows)
+                if not rows:
+                    return
+                yield rows
+        except MySQLdb.Error as exc:
+            raise describe_error(exc, self.conn_info, doing or "reading rows") from None
+
+    def server_info(self) -> ServerInfo:
+        return ServerInfo.parse(self.scalar_text("SELECT VERSION()") or "")
+
+    def error_code(self, exc: BaseException) -> int | None:
+        return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+    def close(self) -> None:
+        with contextlib.suppress(MySQLdb.Error):
+            self._c.close()
+
+    def __enter__(self) -> DB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _first_words(sql: str) -> str:
+    words = sql.split()
+    return " ".join(words[:3]) if words else "query"

@@ -1,0 +1,275 @@
+"""One dump, top to bottom: list → lock → plan → read → write → metadata.
+
+``run_dump`` is the whole flow; read it first. Workers are threads, each with its own connection held
+at the same point in time; the heavy lifting (rendering rows, compressing, hashing, uploading) runs in
+C with the GIL released. Nothing counts as a dump until ``metadata`` is written, and it is written
+last, only when everything before it succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tibackup.dump import tidb
+from tibackup.dump.catalog import Catalog, Table, load_catalog
+from tibackup.dump.chunks import Chunk, plan_chunks
+from tibackup.dump.config import Compression, DumpConfig, FileType
+from tibackup.dump.conn import DB, ServerInfo, ServerType, quote_ident
+from tibackup.dump.consistency import ConsistencyGuard, resolve
+from tibackup.dump.metadata import (
+    MANIFEST_NAME,
+    METADATA_NAME,
+    BinlogPosition,
+    manifest_json,
+    metadata_text,
+    read_position,
+)
+from tibackup.dump.naming import DataFileNamer
+from tibackup.dump.progress import Progress
+from tibackup.dump.render import RowFormat
+from tibackup.dump.schema import write_schemas
+from tibackup.dump.tablefilter import default_filter
+from tibackup.dump.writer import ChunkWriter, FileRecord, write_whole_file
+from tibackup.errors import Interrupted
+from tibackup.storage import open_storage
+from tibackup.storage.base import Storage
+
+log = logging.getLogger("tibackup.dump")
+
+STREAM_BATCH_ROWS = 2000
+
+
+@dataclass
+class DumpResult:
+    output: str
+    started: datetime
+    finished: datetime
+    server: ServerInfo
+    consistency: str
+    position: BinlogPosition | None
+    files: list[FileRecord] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def commit_ts(self) -> str:
+        return self.position.pos if self.position else ""
+
+
+def run_dump(
+    config: DumpConfig, storage: Storage | None = None, progress: Progress | None = None
+) -> DumpResult:
+    storage = storage or open_storage(config.output, config.s3)
+    storage.check_writable()
+    progress = progress or Progress()
+    main = DB(config.connection, config.params)
+    workers: list[DB] = []
+    guard: ConsistencyGuard | None = None
+    try:
+        server = main.server_info()
+        mode = resolve(config.consistency, server)
+        started = datetime.now()
+        table_filter = config.table_filter or default_filter()
+        catalog = load_catalog(main, table_filter, include_views=not config.no_views)
+        log.info(
+            "dumping %d tables and %d views from %d databases on %s %s to %s",
+            len(catalog.base_tables), len(catalog.views), len(catalog.schemas),
+            server.type.value, server.version, storage.url,
+        )  # fmt: skip
+
+        # Lock, open every worker at the same point in time, note the position, unlock.
+        guard = ConsistencyGuard(main, mode, server, config.snapshot)
+        guard.begin(catalog.base_tables)
+        for _ in range(config.threads):
+            worker = DB(config.connection, config.params)
+            workers.append(worker)
+            prepare_session(worker, server, config)
+            guard.prepare_worker(worker)
+        position = read_position(main, server, guard.snapshot)
+        guard.after_workers_ready()
+        log.info("consistency %s; position %s", guard.mode.value, position or "not recorded")
+
+        files: list[FileRecord] = []
+        if not config.no_schemas:
+            files += write_schemas(
+                workers[0], storage, catalog.schemas, catalog.tables, config.compression,
+                dump_empty_database=config.dump_empty_database,
+            )  # fmt: skip
+        if not config.no_data:
+            progress.total_rows = sum(t.est_rows for t in catalog.base_tables)
+            files += dump_data(workers, storage, catalog, config, progress)
+        guard.release()
+
+        finished = datetime.now()
+        if config.manifest:
+            manifest = manifest_json(
+                started=started, finished=finished, server=server, consistency=guard.mode.value,
+                position=position, files=files,
+            )  # fmt: skip
+            write_whole_file(storage, MANIFEST_NAME, manifest, Compression.NONE)
+        write_whole_file(storage, METADATA_NAME, metadata_text(started, finished, position), Compression.NONE)
+        return DumpResult(storage.url, started, finished, server, guard.mode.value, position, files)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "the dump was interrupted; it is incomplete (no metadata file was written)"
+        ) from None
+    finally:
+        if guard is not None:
+            guard.release()
+        for db in (*workers, main):
+            db.close()
+
+
+def prepare_session(db: DB, server: ServerInfo, config: DumpConfig) -> None:
+    if server.type is ServerType.TIDB and config.tidb_mem_quota_query:
+        tidb.set_mem_quota(db, config.tidb_mem_quota_query)
+    # Bulk batches come back as one value; let it be as large as a packet may be.
+    db.execute("SET SESSION group_concat_max_len = @@max_allowed_packet")
+
+
+# -- data: plan chunks and read them, in parallel --------------------------------------------------
+class _Stop(Exception):
+    """Another worker failed; this one stops quietly."""
+
+
+def dump_data(
+    workers: list[DB], storage: Storage, catalog: Catalog, config: DumpConfig, progress: Progress
+) -> list[FileRecord]:
+    fmt = RowFormat(config.filetype, config.escape_backslash, config.csv)
+    tasks: queue.Queue[Table | Chunk | None] = queue.Queue()
+    for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):  # biggest first
+        tasks.put(table)
+    files: list[FileRecord] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def on_file(record: FileRecord) -> None:
+        with lock:
+            files.append(record)
+        progress.file_done()
+
+    def work(db: DB) -> None:
+        while True:
+            item = tasks.get()
+            try:
+                if item is None:
+                    return
+                if stop.is_set():
+                    continue
+                if isinstance(item, Table):
+                    bulk = fmt.bulk_safe
+                    for chunk in plan_chunks(db, item, where=config.where, chunk_rows=config.rows, bulk=bulk):
+                        tasks.put(chunk)
+                else:
+                    dump_chunk(db, item, storage, config, fmt, on_file, progress.add, stop)
+            except _Stop:
+                pass
+            except BaseException as exc:  # one failure stops everyone; the first one is reported
+                with lock:
+                    errors.append(exc)
+                stop.set()
+            finally:
+                tasks.task_done()
+
+    threads = [
+        threading.Thread(target=work, args=(db,), name=f"dump-{i}", daemon=True)
+        for i, db in enumerate(workers)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        tasks.join()  # counts chunks that planning adds on the way, so this waits for all of them
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    finally:
+        for _ in threads:
+            tasks.put(None)
+        for t in threads:
+            t.join(timeout=60)
+    if errors:
+        raise errors[0]
+    return files
+
+
+def dump_chunk(
+    db: DB,
+    chunk: Chunk,
+    storage: Storage,
+    config: DumpConfig,
+    fmt: RowFormat,
+    on_file: Callable[[FileRecord], None],
+    on_progress: Callable[[int, int], None],
+    stop: threading.Event,
+) -> None:
+    table = chunk.table
+    columns = table.selected_columns
+    row_expr = fmt.row_expr(columns)
+    source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    column_list = ""
+    if config.complete_insert or table.has_generated:
+        column_list = " (" + ",".join(quote_ident(c.name) for c in columns) + ")"
+    prefix = f"INSERT INTO {quote_ident(table.name)}{column_list} VALUES\n".encode()
+    header = b"" if config.csv.no_header or config.filetype is FileType.SQL else fmt.csv_header(columns)
+    writer = ChunkWriter(
+        storage,
+        DataFileNamer(
+            config.filename_template, table.schema, table.name, chunk.index,
+            rows=config.rows > 0, file_size=config.file_size > 0,
+        ),
+        filetype=config.filetype, compression=config.compression, statement_prefix=prefix,
+        csv_header=header, statement_size=config.statement_size, file_size=config.file_size,
+        on_file=on_file, on_progress=on_progress,
+    )  # fmt: skip
+    separator = fmt.separator
+    doing = f"reading {table.schema}.{table.name}"
+    order = " ORDER BY " + ", ".join(quote_ident(c.name) for c in table.key) if table.key else ""
+    try:
+        if chunk.batches:
+            for condition in chunk.batches:
+                if stop.is_set():
+                    raise _Stop
+                where = f" WHERE {condition}" if condition else ""
+                blob, warnings = db.blob(
+                    f"SELECT GROUP_CONCAT({row_expr} SEPARATOR {_sep_literal(separator)}) FROM {source}{where}",
+                    doing,
+                )
+                if warnings:  # truncated or otherwise odd: read this batch row by row instead
+                    log.debug("batch of %s had %d warnings; streaming it instead", source, warnings)
+                    _stream(
+                        db, writer, f"SELECT {row_expr} FROM {source}{where}{order}", separator, stop, doing
+                    )
+                elif blob is not None:
+                    writer.add_blob(blob, separator)
+        else:
+            where = f" WHERE {chunk.where}" if chunk.where else ""
+            _stream(db, writer, f"SELECT {row_expr} FROM {source}{where}{order}", separator, stop, doing)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _stream(
+    db: DB, writer: ChunkWriter, sql: str, separator: bytes, stop: threading.Event, doing: str
+) -> None:
+    for rows in db.stream(sql, STREAM_BATCH_ROWS, doing):
+        if stop.is_set():
+            raise _Stop
+        writer.add_rows([r[0] or b"" for r in rows], separator)
+
+
+def _sep_literal(separator: bytes) -> str:
+    return "X'" + separator.hex() + "'"

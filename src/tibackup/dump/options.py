@@ -1,0 +1,318 @@
+"""Dumpling's command-line flags, parsed into a DumpConfig.
+
+The same parser serves ``tibackup dump`` and a Backup's ``spec.dumpling.options``, so a flag that works
+in one works in the other, and an unknown flag fails the same way in both: with its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+from tibackup.dump.config import (
+    Compression,
+    Connection,
+    Consistency,
+    CSVOptions,
+    DumpConfig,
+    FileType,
+    TLSFiles,
+)
+from tibackup.dump.tablefilter import filter_from_dumpling_flags
+from tibackup.errors import UsageError
+from tibackup.storage.options import S3Options
+
+PASSWORD_ENV_VARS = ("TIBACKUP_DB_PASSWORD", "MYSQL_PWD")
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+
+
+def parse_size(text: str, flag: str) -> int:
+    """``256MiB`` → 268435456; ``1GB`` → 10**9; a bare number is bytes (as Dumpling)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _SIZE_UNITS:
+        raise UsageError(f"{flag}: cannot read size {text!r}: use a number of bytes or e.g. 256MiB, 1GB")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "t", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "f", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _bool_flag(parser: argparse._ActionsContainer, *names: str, default: bool | None, help: str) -> None:
+    """A Go-style boolean flag: ``--x`` sets it, ``--x=false`` clears it (Dumpling's -W needs that)."""
+    parser.add_argument(
+        *names, nargs="?", const=True, default=default, type=parse_bool, metavar="BOOL", help=help
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see 'tibackup dump --help'")
+
+
+def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=prog,
+        description=(
+            "Export databases in Dumpling's file layout to a local folder or straight to S3. "
+            "Flags, short forms and defaults are Dumpling's; the password is best given in the "
+            "environment (TIBACKUP_DB_PASSWORD or MYSQL_PWD) so it never shows in a process list."
+        ),
+        epilog=(
+            "examples:\n"
+            "  TIBACKUP_DB_PASSWORD=… tibackup dump -h db -P 3306 -u root -o /backups/today\n"
+            "  tibackup dump -h db -P 4000 -t 8 -r 200000 -F 256MiB -c zstd -o s3://bucket/prefix \\\n"
+            "      --s3.endpoint http://ceph:7480 --s3.provider ceph\n"
+            "  tibackup dump -h db -B shop -f 'shop.*' -f '!shop.audit_*' --filetype csv -o ./out"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
+        allow_abbrev=False,
+    )
+    conn = p.add_argument_group("connection")
+    conn.add_argument("--help", action="help", help="show this help and exit")
+    conn.add_argument("-h", "--host", default="127.0.0.1", help="database host (default 127.0.0.1)")
+    conn.add_argument("-P", "--port", type=int, default=4000, help="database port (default 4000)")
+    conn.add_argument("-u", "--user", default="root", help="database user (default root)")
+    conn.add_argument(
+        "-p",
+        "--password",
+        default=None,
+        help="password (prefer the TIBACKUP_DB_PASSWORD environment variable)",
+    )
+    conn.add_argument("--ca", default=None, help="CA file for TLS")
+    conn.add_argument("--cert", default=None, help="client certificate file for TLS")
+    conn.add_argument("--key", default=None, help="client key file for TLS")
+    conn.add_argument("--read-timeout", default="0", help="I/O read timeout of a query, e.g. 15m (0 = none)")
+    conn.add_argument(
+        "--params",
+        default="",
+        help="session variables for every connection, e.g. 'sql_mode=,time_zone=+00:00'",
+    )
+
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "-o", "--output", default="", help="local folder or s3://bucket/prefix (default ./export-<time>)"
+    )
+    out.add_argument(
+        "--filetype", default="sql", choices=["sql", "csv"], help="data file format (default sql)"
+    )
+    out.add_argument("-c", "--compress", default="", choices=["", "gzip", "gz", "zstd", "zst", "snappy"])
+    out.add_argument("-F", "--filesize", default="", help="split data files past this size, e.g. 256MiB")
+    out.add_argument("-r", "--rows", type=int, default=0, help="split tables into chunks of this many rows")
+    out.add_argument(
+        "-s", "--statement-size", default="1000000", help="bytes per INSERT statement (default 1000000)"
+    )
+    out.add_argument("--output-filename-template", default="", help="e.g. '{{.DB}}.{{.Table}}.{{.Index}}'")
+    _bool_flag(out, "--complete-insert", default=False, help="name the columns in every INSERT")
+    _bool_flag(out, "--escape-backslash", default=True, help="escape with backslashes (default true)")
+    _bool_flag(out, "--no-header", default=False, help="CSV: no header line")
+    out.add_argument("--csv-separator", default=",", help="CSV field separator (default ,)")
+    out.add_argument("--csv-delimiter", default='"', help='CSV quote around strings (default ")')
+    out.add_argument("--csv-null-value", default="\\N", help="CSV text for NULL (default \\N)")
+    out.add_argument("--csv-line-terminator", default="\r\n", help="CSV line end (default \\r\\n)")
+
+    what = p.add_argument_group("what to dump")
+    what.add_argument("-B", "--database", action="append", default=[], help="databases to dump (comma list)")
+    what.add_argument("-T", "--tables-list", default="", help="tables to dump, e.g. 'db.t1,db.t2'")
+    what.add_argument(
+        "-f", "--filter", action="append", default=[], help="table-filter rules (comma list); repeatable"
+    )
+    _bool_flag(what, "--case-sensitive", default=False, help="table filter is case-sensitive")
+    what.add_argument("--where", default="", help="dump only rows matching this WHERE condition")
+    _bool_flag(what, "-d", "--no-data", default=False, help="no data files, schemas only")
+    _bool_flag(what, "-m", "--no-schemas", default=False, help="no schema files, data only")
+    _bool_flag(what, "-W", "--no-views", default=True, help="skip views (default true, as Dumpling)")
+    _bool_flag(what, "--dump-empty-database", default=True, help="write schemas of empty databases")
+
+    run = p.add_argument_group("run")
+    run.add_argument("-t", "--threads", type=int, default=4, help="concurrent connections (default 4)")
+    run.add_argument("--consistency", default="auto", choices=[c.value for c in Consistency])
+    run.add_argument("--snapshot", default="", help="TiDB: TSO or datetime to dump at")
+    run.add_argument("--tidb-mem-quota-query", default="0", help="TiDB: memory quota of each query")
+    _bool_flag(run, "--progress", default=None, help="show progress (default: when stderr is a terminal)")
+    _bool_flag(
+        run, "--manifest", default=True, help="write manifest.json with every file's size, rows, sha256"
+    )
+    run.add_argument("-L", "--logfile", default="", help="also write the log to this file")
+    run.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
+
+    s3 = p.add_argument_group("S3 (with -o s3://…)")
+    s3.add_argument(
+        "--s3.endpoint", dest="s3_endpoint", default="", help="endpoint URL of an S3-compatible store"
+    )
+    s3.add_argument("--s3.region", dest="s3_region", default="", help="region")
+    s3.add_argument(
+        "--s3.provider", dest="s3_provider", default="", help="aws, ceph, minio, alibaba, other …"
+    )
+    s3.add_argument("--s3.storage-class", dest="s3_storage_class", default="", help="e.g. STANDARD_IA")
+    s3.add_argument("--s3.sse", dest="s3_sse", default="", help="server-side encryption: AES256 or aws:kms")
+    s3.add_argument("--s3.sse-kms-key-id", dest="s3_sse_kms_key_id", default="", help="KMS key for aws:kms")
+    s3.add_argument("--s3.acl", dest="s3_acl", default="", help="canned ACL, e.g. private")
+    s3.add_argument("--s3.ca-bundle", dest="s3_ca_bundle", default="", help="CA bundle for the endpoint")
+    _bool_flag(s3, "--s3.force-path-style", default=None, help="path-style addressing (default: auto)")
+    return p
+
+
+def _split_list(values: Sequence[str]) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _parse_params(text: str) -> tuple[tuple[str, str], ...]:
+    params: list[tuple[str, str]] = []
+    for item in _split_list([text]):
+        name, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name.strip()):
+            raise UsageError(
+                f"--params: {item!r} is not name=value; e.g. --params 'sql_mode=,time_zone=+00:00'"
+            )
+        params.append((name.strip(), value.strip()))
+    return tuple(params)
+
+
+def _parse_duration_seconds(text: str, flag: str) -> float | None:
+    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?|(\d+(?:\.\d+)?)", text.strip())
+    if not m or not text.strip():
+        raise UsageError(f"{flag}: cannot read duration {text!r}: use e.g. 30s, 15m or 1h")
+    if m.group(4) is not None:
+        seconds = float(m.group(4))
+    else:
+        seconds = int(m.group(1) or 0) * 3600 + int(m.group(2) or 0) * 60 + float(m.group(3) or 0)
+    return seconds or None
+
+
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
+
+
+def _unescape(text: str) -> bytes:
+    r"""Shells can't type a CR, so ``--csv-line-terminator '\r\n'`` may spell it: \n \r \t \\ are read."""
+    return re.sub(r"\\([nrt\\])", lambda m: _ESCAPES[m.group(1)], text).encode("utf-8")
+
+
+def parse_dumpling_args(
+    argv: Sequence[str], env: Mapping[str, str] | None = None, *, default_output: str = ""
+) -> DumpConfig:
+    """Parse Dumpling flags; raise UsageError naming the first bad or unknown flag."""
+    env = os.environ if env is None else env
+    try:
+        ns = build_parser().parse_args(list(argv))
+    except argparse.ArgumentError as exc:  # pragma: no cover - _Parser.error raises first
+        raise UsageError(str(exc)) from None
+    return config_from_namespace(ns, env, default_output=default_output)
+
+
+def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: str = "") -> DumpConfig:
+    password = ns.password
+    if password is None:
+        password = next((env[name] for name in PASSWORD_ENV_VARS if env.get(name)), "")
+    if ns.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {ns.threads}")
+    if ns.rows < 0:
+        raise UsageError(f"--rows must not be negative, got {ns.rows}")
+    statement_size = parse_size(ns.statement_size, "--statement-size")
+    if statement_size <= 0:
+        raise UsageError("--statement-size must be positive")
+    file_size = parse_size(ns.filesize, "--filesize") if ns.filesize else 0
+    compression = {"gz": "gzip", "zst": "zstd"}.get(ns.compress, ns.compress)
+    databases = _split_list(ns.database)
+    tables = _split_list([ns.tables_list]) if ns.tables_list else []
+    table_filter = None
+    if databases or tables or ns.filter:
+        table_filter = filter_from_dumpling_flags(
+            databases, tables, _split_list(ns.filter), ns.case_sensitive
+        )
+
+    output = ns.output or default_output
+    if not output:
+        raise UsageError("no output given: pass -o DIR or -o s3://bucket/prefix")
+    s3 = None
+    if output.startswith("s3://"):
+        s3 = s3_options_from_flags(ns, output, env)
+    elif any(getattr(ns, name) for name in ("s3_endpoint", "s3_region", "s3_provider")):
+        raise UsageError("--s3.* flags need an s3:// output (-o s3://bucket/prefix)")
+
+    return DumpConfig(
+        connection=Connection(
+            host=ns.host,
+            port=ns.port,
+            user=ns.user,
+            password=password,
+            tls=TLSFiles(ca=ns.ca, cert=ns.cert, key=ns.key),
+            read_timeout=_parse_duration_seconds(ns.read_timeout, "--read-timeout"),
+        ),
+        output=output,
+        s3=s3,
+        table_filter=table_filter,
+        threads=ns.threads,
+        rows=ns.rows,
+        file_size=file_size,
+        statement_size=statement_size,
+        filetype=FileType(ns.filetype),
+        csv=CSVOptions(
+            separator=_unescape(ns.csv_separator),
+            delimiter=_unescape(ns.csv_delimiter),
+            null_value=ns.csv_null_value.encode("utf-8"),
+            line_terminator=_unescape(ns.csv_line_terminator),
+            no_header=ns.no_header,
+        ),
+        consistency=Consistency(ns.consistency),
+        snapshot=ns.snapshot,
+        params=_parse_params(ns.params),
+        compression=Compression(compression),
+        no_data=ns.no_data,
+        no_schemas=ns.no_schemas,
+        no_views=ns.no_views,
+        complete_insert=ns.complete_insert,
+        escape_backslash=ns.escape_backslash,
+        where=ns.where,
+        case_sensitive=ns.case_sensitive,
+        filename_template=ns.output_filename_template,
+        tidb_mem_quota_query=parse_size(ns.tidb_mem_quota_query, "--tidb-mem-quota-query"),
+        dump_empty_database=ns.dump_empty_database,
+        progress=ns.progress,
+        manifest=ns.manifest,
+    )
+
+
+def s3_options_from_flags(ns: Any, output: str, env: Mapping[str, str]) -> S3Options:
+    from tibackup.storage.options import parse_s3_url
+
+    bucket, prefix = parse_s3_url(output)
+    return S3Options(
+        bucket=bucket,
+        prefix=prefix,
+        endpoint=ns.s3_endpoint or None,
+        region=ns.s3_region or None,
+        provider=ns.s3_provider or "aws",
+        storage_class=ns.s3_storage_class or None,
+        acl=ns.s3_acl or None,
+        sse=ns.s3_sse or None,
+        sse_kms_key_id=ns.s3_sse_kms_key_id or None,
+        force_path_style=ns.s3_force_path_style,
+        ca_bundle=ns.s3_ca_bundle or None,
+    )

@@ -1,0 +1,101 @@
+"""Schema files, exactly as Dumpling writes them.
+
+``{db}-schema-create.sql``   header + SHOW CREATE DATABASE + ';'
+``{db}.{t}-schema.sql``      header + SHOW CREATE TABLE + ';'
+views: ``{db}.{v}-schema.sql`` holds a stand-in table with the view's columns (so data loaders that need
+a table find one) and ``{db}.{v}-schema-view.sql`` drops it and creates the real view with the
+session charset the view was defined under.
+"""
+
+from __future__ import annotations
+
+from tibackup.dump.catalog import Table
+from tibackup.dump.config import Compression
+from tibackup.dump.conn import DB, quote_ident
+from tibackup.dump.naming import schema_create_name, table_schema_name, view_schema_name
+from tibackup.dump.writer import SQL_HEADER, FileRecord, write_whole_file
+from tibackup.storage.base import Storage
+
+
+def _text(value: bytes | None) -> bytes:
+    return value if value is not None else b""
+
+
+def database_schema(db: DB, schema: str) -> bytes:
+    rows = db.query(f"SHOW CREATE DATABASE {quote_ident(schema)}", f"reading the schema of database {schema}")
+    return SQL_HEADER + _text(rows[0][1]) + b";\n"
+
+
+def table_schema(db: DB, table: Table) -> bytes:
+    rows = db.query(
+        f"SHOW CREATE TABLE {quote_ident(table.schema)}.{quote_ident(table.name)}",
+        f"reading the schema of {table.schema}.{table.name}",
+    )
+    return SQL_HEADER + _text(rows[0][1]) + b";\n"
+
+
+def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
+    """(the stand-in table file, the view file)."""
+    name = quote_ident(view.name).encode("utf-8")
+    fields = db.query(
+        f"SHOW FIELDS FROM {quote_ident(view.schema)}.{quote_ident(view.name)}",
+        f"reading the columns of view {view.schema}.{view.name}",
+    )
+    columns = b",\n".join(quote_ident(_text(f[0]).decode("utf-8")).encode("utf-8") + b" int" for f in fields)
+    fake_table = SQL_HEADER + b"CREATE TABLE " + name + b"(\n" + columns + b"\n)ENGINE=MyISAM;\n"
+    rows = db.query(
+        f"SHOW CREATE VIEW {quote_ident(view.schema)}.{quote_ident(view.name)}",
+        f"reading the definition of view {view.schema}.{view.name}",
+    )
+    create, charset, collation = _text(rows[0][1]), _text(rows[0][2]), _text(rows[0][3])
+    view_sql = b"".join(
+        [
+            SQL_HEADER,
+            b"DROP TABLE IF EXISTS " + name + b";\n",
+            b"DROP VIEW IF EXISTS " + name + b";\n",
+            b"SET @PREV_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT;\n",
+            b"SET @PREV_CHARACTER_SET_RESULTS=@@CHARACTER_SET_RESULTS;\n",
+            b"SET @PREV_COLLATION_CONNECTION=@@COLLATION_CONNECTION;\n",
+            b"SET character_set_client = " + charset + b";\n",
+            b"SET character_set_results = " + charset + b";\n",
+            b"SET collation_connection = " + collation + b";\n",
+            create + b";\n",
+            b"SET character_set_client = @PREV_CHARACTER_SET_CLIENT;\n",
+            b"SET character_set_results = @PREV_CHARACTER_SET_RESULTS;\n",
+            b"SET collation_connection = @PREV_COLLATION_CONNECTION;\n",
+        ]
+    )
+    return fake_table, view_sql
+
+
+def write_schemas(
+    db: DB,
+    storage: Storage,
+    schemas: tuple[str, ...],
+    tables: tuple[Table, ...],
+    compression: Compression,
+    *,
+    dump_empty_database: bool,
+) -> list[FileRecord]:
+    records: list[FileRecord] = []
+    suffix = compression.suffix
+    with_tables = {t.schema for t in tables}
+    for schema in schemas:
+        if schema in with_tables or dump_empty_database:
+            name = schema_create_name(schema) + suffix
+            records.append(write_whole_file(storage, name, database_schema(db, schema), compression, schema))
+    for table in tables:
+        if table.is_view:
+            fake, view = view_schemas(db, table)
+            name = table_schema_name(table.schema, table.name) + suffix
+            records.append(write_whole_file(storage, name, fake, compression, table.schema, table.name))
+            name = view_schema_name(table.schema, table.name) + suffix
+            records.append(write_whole_file(storage, name, view, compression, table.schema, table.name))
+        else:
+            name = table_schema_name(table.schema, table.name) + suffix
+            records.append(
+                write_whole_file(
+                    storage, name, table_schema(db, table), compression, table.schema, table.name
+                )
+            )
+    return records

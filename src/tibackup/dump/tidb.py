@@ -1,0 +1,81 @@
+"""Every statement that only TiDB understands lives here, and nowhere else.
+
+No TiDB server can run on the machines this project is tested on, so these functions are tested against
+a stand-in (tests/unit/test_tidb.py, ``TiDBStandIn``) that answers the same statements the way TiDB's
+documentation says it does; the GC life time part runs against a real ``mysql.tidb`` table in MariaDB.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from tibackup.dump.conn import quote_ident, quote_string
+from tibackup.errors import DatabaseError
+
+
+class Queryable(Protocol):
+    def execute(self, sql: str, doing: str = "") -> None: ...
+
+    def query_text(self, sql: str, doing: str = "") -> list[tuple[str | None, ...]]: ...
+
+
+def current_tso(db: Queryable) -> str:
+    """TiDB reports its current TSO as the 'Position' of SHOW MASTER STATUS."""
+    rows = db.query_text("SHOW MASTER STATUS", "reading the TiDB TSO")
+    if not rows or len(rows[0]) < 2 or not (rows[0][1] or "").isdigit():
+        raise DatabaseError("TiDB did not report a TSO in SHOW MASTER STATUS; pass --snapshot explicitly")
+    return rows[0][1] or ""
+
+
+def set_snapshot(db: Queryable, snapshot: str) -> None:
+    """Pin this session to one point in time: every read sees the data as of ``snapshot``."""
+    db.execute(f"SET SESSION tidb_snapshot = {quote_string(snapshot)}", "setting tidb_snapshot")
+
+
+def set_mem_quota(db: Queryable, quota: int) -> None:
+    db.execute(f"SET SESSION tidb_mem_quota_query = {int(quota)}", "setting tidb_mem_quota_query")
+
+
+def region_start_keys(
+    db: Queryable, schema: str, table: str, key_columns: list[str]
+) -> list[tuple[str, ...]]:
+    """Start keys of the table's regions (TABLESAMPLE REGIONS()), to split it into chunks along them."""
+    cols = ", ".join(quote_ident(c) for c in key_columns)
+    rows = db.query_text(
+        f"SELECT {cols} FROM {quote_ident(schema)}.{quote_ident(table)} TABLESAMPLE REGIONS() ORDER BY {cols}",
+        "listing TiDB regions",
+    )
+    return [tuple(v or "" for v in row) for row in rows if all(v is not None for v in row)]
+
+
+# -- the GC life time, raised while a backup runs (SPEC §3) ----------------------------------------
+GC_VARIABLE = "tikv_gc_life_time"
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_go_duration(text: str) -> float:
+    """'10m0s' → 600.0; '72h' → 259200.0 (the subset TiDB writes into mysql.tidb)."""
+    m = _DURATION.match(text.strip())
+    if not text.strip() or not m:
+        raise ValueError(f"not a duration: {text!r}")
+    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s
+
+
+def read_gc_life_time(db: Queryable) -> str:
+    rows = db.query_text(
+        f"SELECT VARIABLE_VALUE FROM mysql.tidb WHERE VARIABLE_NAME = {quote_string(GC_VARIABLE)}",
+        "reading tikv_gc_life_time",
+    )
+    if not rows or rows[0][0] is None:
+        raise DatabaseError("mysql.tidb has no tikv_gc_life_time row: is this a TiDB cluster?")
+    return rows[0][0]
+
+
+def write_gc_life_time(db: Queryable, value: str) -> None:
+    db.execute(
+        f"UPDATE mysql.tidb SET VARIABLE_VALUE = {quote_string(value)} "
+        f"WHERE VARIABLE_NAME = {quote_string(GC_VARIABLE)}",
+        "updating tikv_gc_life_time",
+    )

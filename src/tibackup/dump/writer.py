@@ -1,0 +1,201 @@
+"""Encode → write: turn rendered rows into Dumpling's files (the last stage of the pipeline).
+
+A table chunk's rows arrive either as one blob per batch (rows joined by the format's separator, raw
+newlines only between rows) or as a list of rendered rows. The writer frames them into statements of
+about ``--statement-size`` bytes, starts a new file past ``--filesize``, compresses, and records each
+file's stored size, row count and sha256 for the manifest. A chunk with no rows writes no file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tibackup.dump.compress import make_compressor
+from tibackup.dump.config import Compression, FileType
+from tibackup.dump.naming import DataFileNamer
+from tibackup.storage.base import ObjectWriter, Storage
+
+SQL_HEADER = b"/*!40101 SET NAMES binary*/;\n"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    name: str
+    size: int  # bytes stored (after compression)
+    rows: int
+    sha256: str
+    schema: str = ""
+    table: str = ""
+
+
+class OutputFile:
+    """One object in storage: raw bytes in, compressed bytes out, counted and hashed on the way."""
+
+    def __init__(self, storage: Storage, name: str, compression: Compression) -> None:
+        self.name = name
+        self._writer: ObjectWriter = storage.create(name)
+        self._compressor = make_compressor(compression)
+        self._hash = hashlib.sha256()
+        self.raw_size = 0
+        self.stored_size = 0
+
+    def write(self, data: bytes) -> None:
+        self.raw_size += len(data)
+        out = self._compressor.compress(data)
+        if out:
+            self._emit(out)
+
+    def _emit(self, data: bytes) -> None:
+        self._hash.update(data)
+        self.stored_size += len(data)
+        self._writer.write(data)
+
+    def close(self) -> str:
+        tail = self._compressor.finish()
+        if tail:
+            self._emit(tail)
+        self._writer.close()
+        return self._hash.hexdigest()
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+def write_whole_file(
+    storage: Storage, name: str, data: bytes, compression: Compression, schema: str = "", table: str = ""
+) -> FileRecord:
+    out = OutputFile(storage, name, compression)
+    try:
+        out.write(data)
+        digest = out.close()
+    except BaseException:
+        out.abort()
+        raise
+    return FileRecord(name, out.stored_size, 0, digest, schema, table)
+
+
+class ChunkWriter:
+    """The data files of one table chunk."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        namer: DataFileNamer,
+        *,
+        filetype: FileType,
+        compression: Compression,
+        statement_prefix: bytes,
+        csv_header: bytes,
+        statement_size: int,
+        file_size: int,
+        on_file: Callable[[FileRecord], None],
+        on_progress: Callable[[int, int], None] = lambda rows, size: None,
+    ) -> None:
+        self._storage, self._namer = storage, namer
+        self._sql = filetype is FileType.SQL
+        self._extension = filetype.value + compression.suffix
+        self._compression = compression
+        self._prefix = statement_prefix
+        self._csv_header = csv_header
+        self._statement_size = statement_size
+        self._file_size = file_size
+        self._on_file, self._on_progress = on_file, on_progress
+        self._file: OutputFile | None = None
+        self._file_index = 0
+        self._file_rows = 0
+        self._statement_bytes = 0  # 0: no statement open
+        self.rows = 0
+
+    # -- framing -----------------------------------------------------------------------------------
+    def _ensure_file(self) -> OutputFile:
+        if self._file is None:
+            name = self._namer.name(self._file_index, self._extension)
+            self._file = OutputFile(self._storage, name, self._compression)
+            self._file.write(SQL_HEADER if self._sql else self._csv_header)
+            self._file_rows = 0
+        return self._file
+
+    def _room(self) -> int:
+        """Bytes this statement (SQL) or file (-F) may still take before it must end."""
+        room = self._statement_size - self._statement_bytes if self._sql else 1 << 62
+        if self._file_size and self._file is not None:
+            room = min(room, self._file_size - self._file.raw_size)
+        return max(room, 1)
+
+    def _begin_rows(self) -> OutputFile:
+        out = self._ensure_file()
+        if self._sql:
+            if self._statement_bytes == 0:
+                out.write(self._prefix)
+                self._statement_bytes = len(self._prefix)
+            else:
+                out.write(b",\n")
+        return out
+
+    def _end_statement_and_maybe_file(self) -> None:
+        """Called after the row that filled a statement (SQL) or, for CSV, a file."""
+        assert self._file is not None
+        if self._sql:
+            self._file.write(b";\n")
+            self._statement_bytes = 0
+        if self._file_size and self._file.raw_size >= self._file_size:
+            self._finish_file()
+
+    def _finish_file(self) -> None:
+        if self._file is None:
+            return
+        if self._sql and self._statement_bytes:
+            self._file.write(b";\n")
+            self._statement_bytes = 0
+        out, self._file = self._file, None
+        digest = out.close()
+        self._on_file(
+            FileRecord(out.name, out.stored_size, self._file_rows, digest, self._namer.db, self._namer.table)
+        )
+        self._file_index += 1
+
+    def _account(self, rows: int, size: int) -> None:
+        self.rows += rows
+        self._file_rows += rows
+        self._on_progress(rows, size)
+
+    # -- input -------------------------------------------------------------------------------------
+    def add_blob(self, blob: bytes, separator: bytes) -> None:
+        """Rows rendered and joined by ``separator`` server-side; a raw b'\\n' only ends a separator."""
+        pos, end, sep_len = 0, len(blob), len(separator)
+        while pos < end:
+            out = self._begin_rows()
+            cut = blob.find(b"\n", pos + self._room())
+            if cut < 0:  # every remaining row fits in this statement / file
+                piece = blob[pos:] if pos else blob
+                out.write(piece if self._sql else piece + separator)
+                self._statement_bytes += len(piece)
+                self._account(piece.count(b"\n") + 1, len(piece))
+                return
+            row_end = cut + 1 - sep_len  # the separator ends at the newline
+            piece = blob[pos:row_end]
+            out.write(piece if self._sql else piece + separator)
+            self._statement_bytes += len(piece)
+            self._account(piece.count(b"\n") + 1, len(piece))
+            pos = cut + 1
+            self._end_statement_and_maybe_file()
+
+    def add_rows(self, rows: Sequence[bytes], separator: bytes) -> None:
+        """Rows rendered one by one (the streaming path); values may hold raw newlines here."""
+        for row in rows:
+            out = self._begin_rows()
+            out.write(row if self._sql else row + separator)
+            self._statement_bytes += len(row) + 2
+            self._account(1, len(row))
+            if self._room() <= 1:
+                self._end_statement_and_maybe_file()
+
+    def close(self) -> None:
+        self._finish_file()
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.abort()
+            self._file = None
