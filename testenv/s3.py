@@ -358,4 +358,8 @@ def make_s3_server(provider: str | None = None, basedir: str | Path | None = Non
     provider = provider or provider_from_env()
     if provider == "seaweedfs":
         return SeaweedFSServer(basedir)
+    if provider == "ceph":
+        from testenv.ceph import CephRGWServer  # imports this module: import here, not at the top
+
+        return CephRGWServer(basedir)
     raise ValueError(f"TIBACKUP_TEST_S3={provider!r}: expected 'seaweedfs' or 'ceph'")
