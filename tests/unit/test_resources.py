@@ -206,8 +206,8 @@ def test_every_default_applied() -> None:
     assert spec.table_filter == list(DEFAULT_TABLE_FILTER)
     assert spec.table_filter[0] == "*.*"
     for schema in ("mysql", "sys", "INFORMATION_SCHEMA", "PERFORMANCE_SCHEMA", "METRICS_SCHEMA"):
-        assert f"!{schema}.*" in spec.table_filter
-    assert "!INSPECTION_SCHEMA.*" in spec.table_filter
+        assert schema in spec.table_filter[1]
+    assert spec.table_filter[1].startswith("!/(?i)^(") and "INSPECTION_SCHEMA" in spec.table_filter[1]
     assert spec.s3 is not None
     assert spec.s3.storage_class == "STANDARD_IA"
     assert spec.s3.acl == "private"
@@ -285,6 +285,7 @@ VALID = FROM + "  s3: {provider: aws, bucket: bkt}\n"
         (FROM + "  s3: {provider: aws, bucket: bkt, sse: rot13}\n", "spec.s3.sse"),
         (FROM + "  s3: {provider: aws, bucket: bkt, acl: open}\n", "spec.s3.acl"),
         (FROM + "  s3: {provider: aws, bucket: bkt, options: [--fast]}\n", "spec.s3.options[0]"),
+        (FROM + "  s3: {provider: aws, bucket: bkt, options: [--s3-sse-kms-key-id=k]}\n", "spec.s3.sse"),
         (VALID + "  tikvGCLifeTime: 3 days\n", "spec.tikvGCLifeTime"),
         (VALID + "  tikvGCLifeTime: 0s\n", "spec.tikvGCLifeTime"),
         (VALID + "  storageSize: lots\n", "spec.storageSize"),
@@ -320,13 +321,20 @@ def test_s3_options_mapping() -> None:
         ]
     )
     assert options.ignore_checksum
-    assert options.chunk_size == 64 * 1024**2
-    assert options.upload_concurrency == 8
+    assert options.part_size == 64 * 1024**2
+    assert options.concurrency == 8
     assert options.force_path_style is False
+    assert options.storage_overrides() == {
+        "force_path_style": False,
+        "part_size": 64 * 1024**2,
+        "concurrency": 8,
+    }
     with pytest.raises(InvalidSpecError, match=r"options\[0\]"):
         parse_s3_options(["--s3-chunk-size=1k"])
     with pytest.raises(InvalidSpecError, match="needs a value"):
         parse_s3_options(["--s3-region"])
+    with pytest.raises(InvalidSpecError, match="not an option tibackup supports"):
+        parse_s3_options(["--no-check-certificate"])
 
 
 # --- status helpers --------------------------------------------------------------------------------

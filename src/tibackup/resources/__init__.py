@@ -13,7 +13,7 @@ from tibackup.resources.backup_schedule import BackupSchedule, BackupScheduleSpe
 from tibackup.resources.duration import format_duration, parse_duration, parse_positive_duration
 from tibackup.resources.loader import Resource, dump_yaml, load_resources, parse_resource, to_dict
 from tibackup.resources.meta import API_GROUP, API_VERSION, ObjectMeta, OwnerReference, rfc3339, utc
-from tibackup.resources.s3options import S3Options, parse_s3_options
+from tibackup.resources.s3options import SUPPORTED_S3_OPTIONS, RcloneS3Options, parse_s3_options
 from tibackup.resources.status import (
     DELETING_PHASES,
     FINISHED_PHASES,
@@ -32,6 +32,7 @@ __all__ = [
     "DELETING_PHASES",
     "FINISHED_PHASES",
     "S3_PROVIDERS",
+    "SUPPORTED_S3_OPTIONS",
     "Backup",
     "BackupCondition",
     "BackupSchedule",
@@ -43,8 +44,8 @@ __all__ = [
     "ObjectMeta",
     "OwnerReference",
     "Phase",
+    "RcloneS3Options",
     "Resource",
-    "S3Options",
     "S3StorageProvider",
     "TiDBAccessConfig",
     "dump_yaml",

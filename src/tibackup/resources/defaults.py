@@ -23,7 +23,9 @@ SYSTEM_SCHEMAS: tuple[str, ...] = (
     "METRICS_SCHEMA",
     "INSPECTION_SCHEMA",
 )
-DEFAULT_TABLE_FILTER: tuple[str, ...] = ("*.*", *(f"!{schema}.*" for schema in SYSTEM_SCHEMAS))
+# The same rules as the dumper's default (tibackup.dump.tablefilter.DEFAULT_RULES), which treats exactly
+# this list as "no user filter"; (?i) keeps MySQL's lower-case information_schema excluded too.
+DEFAULT_TABLE_FILTER: tuple[str, ...] = ("*.*", "!/(?i)^(" + "|".join(SYSTEM_SCHEMAS) + ")$/.*")
 
 # provider aws: what the reference fills in when the fields are empty.
 AWS_DEFAULT_STORAGE_CLASS: Final = "STANDARD_IA"

@@ -8,31 +8,48 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tibackup.errors import InvalidSpecError
 
+# Settings that override the spec; named as the fields of tibackup.storage.options.S3Options.
+_OVERRIDES = (
+    "region",
+    "endpoint",
+    "storage_class",
+    "acl",
+    "sse",
+    "sse_kms_key_id",
+    "force_path_style",
+    "ca_bundle",
+    "part_size",
+    "concurrency",
+)
+
 
 @dataclass(frozen=True)
-class S3Options:
-    """The effect of ``spec.s3.options``; None means "not given, use the spec or the default"."""
+class RcloneS3Options:
+    """The effect of ``spec.s3.options``; None means "not given: the spec or the default applies"."""
 
-    ignore_checksum: bool = False  # do not compare MD5/ETag after upload (needed with SSE-KMS)
-    disable_checksum: bool = False  # do not store an MD5 of each object in its metadata
-    no_check_bucket: bool = False  # do not check or create the bucket before uploading
-    insecure_skip_verify: bool = False  # do not verify the endpoint's TLS certificate
-    ca_cert: str | None = None  # PEM bundle of the CA of the endpoint
-    force_path_style: bool | None = None
+    # Accepted for compatibility; tibackup's uploader never needs them: it does not compare an MD5
+    # after upload (what SSE-KMS breaks in rclone) nor store one in object metadata.
+    ignore_checksum: bool = False
+    disable_checksum: bool = False
+    no_check_bucket: bool = False  # skip the bucket check before the backup
     region: str | None = None
     endpoint: str | None = None
     storage_class: str | None = None
     acl: str | None = None
     sse: str | None = None
     sse_kms_key_id: str | None = None
-    upload_concurrency: int | None = None  # parts of one file uploaded in parallel
-    chunk_size: int | None = None  # multipart part size, bytes
-    transfers: int | None = None  # files uploaded in parallel
-    given: tuple[str, ...] = field(default=())
+    force_path_style: bool | None = None
+    ca_bundle: str | None = None  # PEM file of the CA of the endpoint
+    part_size: int | None = None  # multipart part size, bytes
+    concurrency: int | None = None  # parts uploaded at once
+
+    def storage_overrides(self) -> dict[str, object]:
+        """The given settings, keyed by the field names of ``tibackup.storage.options.S3Options``."""
+        return {name: getattr(self, name) for name in _OVERRIDES if getattr(self, name) is not None}
 
 
 # flag -> (attribute, kind); kind is "flag" (no value), "bool", "str", "int" or "size".
@@ -40,49 +57,45 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "--ignore-checksum": ("ignore_checksum", "flag"),
     "--s3-disable-checksum": ("disable_checksum", "flag"),
     "--s3-no-check-bucket": ("no_check_bucket", "flag"),
-    "--no-check-certificate": ("insecure_skip_verify", "flag"),
-    "--ca-cert": ("ca_cert", "str"),
-    "--s3-force-path-style": ("force_path_style", "bool"),
     "--s3-region": ("region", "str"),
     "--s3-endpoint": ("endpoint", "str"),
     "--s3-storage-class": ("storage_class", "str"),
     "--s3-acl": ("acl", "str"),
     "--s3-server-side-encryption": ("sse", "str"),
     "--s3-sse-kms-key-id": ("sse_kms_key_id", "str"),
-    "--s3-upload-concurrency": ("upload_concurrency", "int"),
-    "--s3-chunk-size": ("chunk_size", "size"),
-    "--transfers": ("transfers", "int"),
+    "--s3-force-path-style": ("force_path_style", "bool"),
+    "--ca-cert": ("ca_bundle", "str"),
+    "--s3-chunk-size": ("part_size", "size"),
+    "--s3-upload-concurrency": ("concurrency", "int"),
 }
 SUPPORTED_S3_OPTIONS: tuple[str, ...] = tuple(_FLAGS)
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)([bkmgt]?)(?:i?b)?", re.IGNORECASE)
 _SIZE_FACTORS = {"": 1024, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}  # rclone: bare = KiB
+_MIN_PART, _MAX_PART = 5 * 1024**2, 5 * 1024**3
 
 
-def parse_s3_options(options: Sequence[str] | None, field_name: str = "spec.s3.options") -> S3Options:
+def parse_s3_options(options: Sequence[str] | None, field: str = "spec.s3.options") -> RcloneS3Options:
     """Parse rclone-style flags: ``--flag``, ``--flag=value`` or ``--flag`` followed by its value."""
     values: dict[str, object] = {}
-    given: list[str] = []
-    items = list(options or ())
+    items = [str(item).strip() for item in options or ()]
     index = 0
     while index < len(items):
-        where = f"{field_name}[{index}]"
-        item = str(items[index]).strip()
-        flag, has_value, value = item.partition("=")
+        where = f"{field}[{index}]"
+        flag, has_value, value = items[index].partition("=")
         if flag not in _FLAGS:
             raise InvalidSpecError(
-                where, f"{item!r} is not an option tibackup supports; use one of {', '.join(_FLAGS)}"
+                where, f"{items[index]!r} is not an option tibackup supports; use one of {', '.join(_FLAGS)}"
             )
         attribute, kind = _FLAGS[flag]
         if kind in ("str", "int", "size") and not has_value:
             if index + 1 >= len(items):
                 raise InvalidSpecError(where, f"{flag} needs a value: write {flag}=VALUE")
             index += 1
-            value = str(items[index]).strip()
+            value = items[index]
         values[attribute] = _convert(flag, kind, value, where)
-        given.append(flag)
         index += 1
-    return S3Options(given=tuple(given), **values)  # type: ignore[arg-type]
+    return RcloneS3Options(**values)  # type: ignore[arg-type]
 
 
 def _convert(flag: str, kind: str, value: str, where: str) -> object:
@@ -105,8 +118,8 @@ def _convert(flag: str, kind: str, value: str, where: str) -> object:
         if match is None:
             raise InvalidSpecError(where, f"{flag} needs a size such as 5M or 64Mi, not {value!r}")
         size = int(float(match.group(1)) * _SIZE_FACTORS[match.group(2).lower()])
-        if size < 5 * 1024**2:
-            raise InvalidSpecError(where, f"{flag} must be at least 5M (the S3 minimum part size)")
+        if not _MIN_PART <= size <= _MAX_PART:
+            raise InvalidSpecError(where, f"{flag} must be from 5M to 5G (the S3 limits of a part)")
         return size
     if not value:
         raise InvalidSpecError(where, f"{flag} needs a value")

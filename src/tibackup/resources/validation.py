@@ -118,4 +118,6 @@ def _validate_s3(spec: BackupSpec, prefix: str) -> None:
         raise InvalidSpecError(
             f"{where}.acl", f"{s3.acl!r} is not a canned ACL; use one of {'/'.join(_ACLS)}"
         )
-    parse_s3_options(s3.options, f"{where}.options")
+    options = parse_s3_options(s3.options, f"{where}.options")
+    if options.sse_kms_key_id and (options.sse or s3.sse) != "aws:kms":
+        raise InvalidSpecError(f"{where}.sse", "a KMS key id is given in options: set sse to aws:kms")
