@@ -35,9 +35,10 @@ def _fill(conn: Any, insert_prefix: str, select: str, rows: int, batch: int = 1_
 
 
 def load_wide_table(conn: Any, database: str, table: str = "sbtest1", rows: int = 100_000) -> None:
-    """A sysbench-like table: id INT PK, k INT (indexed), c CHAR(60) holding 45 characters, pad CHAR(22);
-    ~92 bytes per row
-    when dumped, so 1M rows ≈ 92 MB of SQL text. The row with id=n has k = n*7919 % rows+1."""
+    """A sysbench-like table: id INT PK, k INT (indexed), c CHAR(60) holding 45 characters, pad CHAR(22).
+
+    About 92 bytes per row when dumped, so 1M rows ≈ 92 MB of SQL text. Row n has k = n*7919 % rows + 1,
+    c = SHA1(n) + '-' + 4-digit n % 10000, pad = 11-digit 3n + '-' + 10-digit n % 97."""
     _use(conn, database)
     _exec(
         conn,
@@ -60,6 +61,8 @@ def load_wide_table(conn: Any, database: str, table: str = "sbtest1", rows: int 
         "CONCAT(LPAD(seq * 3, 11, '0'), '-', LPAD(seq % 97, 10, '0'))",
         rows,
     )
+    # Fresh statistics: information_schema row counts and sizes are what chunk planners look at.
+    _exec(conn, f"ANALYZE TABLE `{table}`")
 
 
 def load_sample(conn: Any, database: str, rows: int = 1000) -> dict[str, int]:
