@@ -138,7 +138,10 @@ def walk_boundaries(db: DB, table: Table, where: str, step: int) -> list[Row]:
 
 def _plan_walked(db: DB, table: Table, where: str, chunk_rows: int, bulk: bool) -> list[Chunk]:
     batch_rows = batch_rows_for(table)
-    step = batch_rows if bulk else max(chunk_rows, 1)
+    if bulk:
+        step = min(batch_rows, chunk_rows) if chunk_rows else batch_rows
+    else:
+        step = max(chunk_rows, 1)
     bounds = walk_boundaries(db, table, where, step)
     per_chunk = max(1, round(chunk_rows / step)) if chunk_rows and bulk else 1
     if not chunk_rows:

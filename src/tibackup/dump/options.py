@@ -63,10 +63,13 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def _bool_flag(parser: argparse._ActionsContainer, *names: str, default: bool | None, help: str) -> None:
+def _bool_flag(
+    parser: argparse._ActionsContainer, *names: str, default: bool | None, help: str, dest: str | None = None
+) -> None:
     """A Go-style boolean flag: ``--x`` sets it, ``--x=false`` clears it (Dumpling's -W needs that)."""
+    extra = {"dest": dest} if dest else {}
     parser.add_argument(
-        *names, nargs="?", const=True, default=default, type=parse_bool, metavar="BOOL", help=help
+        *names, nargs="?", const=True, default=default, type=parse_bool, metavar="BOOL", help=help, **extra
     )
 
 
@@ -175,7 +178,9 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
     s3.add_argument("--s3.sse-kms-key-id", dest="s3_sse_kms_key_id", default="", help="KMS key for aws:kms")
     s3.add_argument("--s3.acl", dest="s3_acl", default="", help="canned ACL, e.g. private")
     s3.add_argument("--s3.ca-bundle", dest="s3_ca_bundle", default="", help="CA bundle for the endpoint")
-    _bool_flag(s3, "--s3.force-path-style", default=None, help="path-style addressing (default: auto)")
+    _bool_flag(
+        s3, "--s3.force-path-style", default=None, help="path-style addressing (default: auto)", dest="s3_force_path_style"
+    )
     return p
 
 
