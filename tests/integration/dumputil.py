@@ -10,13 +10,15 @@ from pathlib import Path
 
 import cramjam
 import zstandard
-
 from testenv.mariadb import MariaDBServer
+
 from tibackup.dump.dumper import DumpResult, run_dump
 from tibackup.dump.options import parse_dumpling_args
 
 
-def dump(server: MariaDBServer, output: str | Path, *flags: str, env: dict[str, str] | None = None) -> DumpResult:
+def dump(
+    server: MariaDBServer, output: str | Path, *flags: str, env: dict[str, str] | None = None
+) -> DumpResult:
     args = ["-h", server.host, "-P", str(server.port), "-u", server.user, "-o", str(output), *flags]
     environment = {"TIBACKUP_DB_PASSWORD": server.password, **(env or {})}
     return run_dump(parse_dumpling_args(args, environment))
@@ -60,7 +62,9 @@ def _order(name: str) -> tuple[int, str]:
 def restore(server: MariaDBServer, folder: Path, csv_options: str = "") -> list[str]:
     """Load a dump folder the way a user would: schemas, then every data file, with the mariadb client."""
     loaded = []
-    names = sorted((p.name for p in folder.iterdir() if p.name not in ("metadata", "tibackup-manifest.json")), key=_order)
+    names = sorted(
+        (p.name for p in folder.iterdir() if p.name not in ("metadata", "tibackup-manifest.json")), key=_order
+    )
     for name in names:
         path = folder / name
         db, _, rest = name.partition(".")

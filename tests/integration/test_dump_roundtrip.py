@@ -7,9 +7,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
+
 from tests.integration.alltypes import TABLES, create_all_types
 from tests.integration.dumputil import dump, read_file, roundtrip
 
@@ -56,7 +56,9 @@ def test_chunked_and_split_roundtrip(mariadb: MariaDBServer, alltypes: str, tmp_
 
 
 @pytest.mark.parametrize("codec,suffix", [("gzip", ".gz"), ("zstd", ".zst"), ("snappy", ".snappy")])
-def test_compressed_roundtrip(mariadb: MariaDBServer, alltypes: str, tmp_path: Path, codec: str, suffix: str) -> None:
+def test_compressed_roundtrip(
+    mariadb: MariaDBServer, alltypes: str, tmp_path: Path, codec: str, suffix: str
+) -> None:
     dump(mariadb, tmp_path, "-B", alltypes, "-c", codec, "-r", "5000")
     data = [n for n in _data_files(tmp_path)]
     assert data and all(n.endswith(".sql" + suffix) for n in data)
@@ -137,6 +139,8 @@ def test_s3_roundtrip(
     for key in keys:
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         (local / key.rsplit("/", 1)[1]).write_bytes(body)
-    assert read_file(next(local.glob(f"{alltypes}.big.*.sql.zst"))).startswith(b"/*!40101 SET NAMES binary*/;\n")
+    assert read_file(next(local.glob(f"{alltypes}.big.*.sql.zst"))).startswith(
+        b"/*!40101 SET NAMES binary*/;\n"
+    )
     roundtrip(mariadb, alltypes, TABLES, local)
     assert boto3  # the S3 client library is the real one

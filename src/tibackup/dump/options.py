@@ -179,7 +179,11 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
     s3.add_argument("--s3.acl", dest="s3_acl", default="", help="canned ACL, e.g. private")
     s3.add_argument("--s3.ca-bundle", dest="s3_ca_bundle", default="", help="CA bundle for the endpoint")
     _bool_flag(
-        s3, "--s3.force-path-style", default=None, help="path-style addressing (default: auto)", dest="s3_force_path_style"
+        s3,
+        "--s3.force-path-style",
+        default=None,
+        help="path-style addressing (default: auto)",
+        dest="s3_force_path_style",
     )
     return p
 
