@@ -51,16 +51,23 @@ def cli() -> None:
     """
 
 
+COMMAND_MODULES = ("resources_cmd", "operator_cmd")  # each has register(cli); owned by its runtime
+
+
 def _register() -> None:
+    import importlib
+
     from tibackup.cli import dump_cmd
 
     cli.add_command(dump_cmd.dump)
-    try:  # the resource verbs and runtimes live in their own modules
-        from tibackup.cli import resources_cmd  # type: ignore[attr-defined,unused-ignore]
-
-        resources_cmd.register(cli)
-    except ImportError:  # pragma: no cover - during development of a partial tree
-        pass
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"tibackup.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"tibackup.cli.{name}":
+                raise
+            continue
+        module.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
