@@ -11,7 +11,8 @@ CSV   number → text; string and bytes → delimiter-quoted with \\0 \\r \\n \\
       first byte escaped by a backslash (or the delimiter doubled without --escape-backslash);
       NULL → the null value.
 
-Every string value is CAST to BINARY first so escaping is byte-wise, whatever the column charset, as in
+Hex digits are made lower case through an ASCII conversion: under SET NAMES binary, HEX() returns a
+binary string and LOWER() leaves binary strings alone. Every string value is CAST to BINARY first so escaping is byte-wise, whatever the column charset, as in
 Dumpling. A raw newline can then never occur inside a rendered value when escaping is on, which lets
 the writer find row boundaries in a batch with a plain byte search.
 """
@@ -72,10 +73,10 @@ class RowFormat:
         if kind is Kind.NUMBER:
             return f"IFNULL({col},'NULL')"
         if kind is Kind.BYTES:
-            return f"IF({col} IS NULL,'NULL',CONCAT('x''',LOWER(HEX({col})),''''))"
+            return f"IF({col} IS NULL,'NULL',CONCAT('x''',LOWER(CONVERT(HEX({col}) USING ascii)),''''))"
         if kind is Kind.BIT:
             width = (column.bit_width + 7) // 8 * 2
-            return f"IF({col} IS NULL,'NULL',CONCAT('x''',LPAD(LOWER(HEX({col})),{width},'0'),''''))"
+            return f"IF({col} IS NULL,'NULL',CONCAT('x''',LPAD(LOWER(CONVERT(HEX({col}) USING ascii)),{width},'0'),''''))"
         if self.escape_backslash:
             return _replace_chain(f"QUOTE(CAST({col} AS BINARY))", _SQL_EXTRA_ESCAPES)
         doubled = f"REPLACE(CAST({col} AS BINARY),'''','''''')"
