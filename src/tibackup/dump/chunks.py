@@ -6,7 +6,7 @@ stays bounded whatever the table size. The first range has no lower bound and th
 bound, so rows outside the planned MIN..MAX (a stale estimate, a row written since) are never lost.
 
 Keys: a single integer key is split arithmetically from MIN/MAX and the row estimate, as Dumpling
-does. Beyond Dumpling, composite and string keys are split too, by walking the key index in steps
+does; on TiDB a table splits along its regions (TABLESAMPLE REGIONS()). Beyond Dumpling, composite and string keys are split too, by walking the key index in steps
 (``LIMIT 1 OFFSET n``) — one ordered pass over the index, no table scan. Tables without a usable key
 are one chunk, read as a stream.
 """
@@ -17,6 +17,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tibackup.dump import tidb
 from tibackup.dump.catalog import Column, Kind, Table
 from tibackup.dump.conn import DB, Row, quote_ident
 from tibackup.dump.render import sql_literal
@@ -157,8 +158,23 @@ def _plan_walked(db: DB, table: Table, where: str, chunk_rows: int, bulk: bool) 
     return chunks
 
 
-def plan_chunks(db: DB, table: Table, *, where: str, chunk_rows: int, bulk: bool) -> list[Chunk]:
+def _plan_regions(db: DB, table: Table, where: str) -> list[Chunk]:
+    """TiDB: one chunk per region, read as a stream; a table without a primary key splits on _tidb_rowid."""
+    key = table.key or (Column(tidb.ROW_ID, "bigint", "bigint", False),)
+    starts = tidb.region_start_keys(db, table.schema, table.name, [c.name for c in key])
+    edges: list[Row | None] = [None, *starts[1:], None]  # the first region starts the table: open below
+    return [
+        Chunk(table, i, _and(_range_between(key, lo, hi), where), ())
+        for i, (lo, hi) in enumerate(itertools.pairwise(edges))
+    ]
+
+
+def plan_chunks(
+    db: DB, table: Table, *, where: str, chunk_rows: int, bulk: bool, on_tidb: bool = False
+) -> list[Chunk]:
     """The chunks of one table, each with its batches when the bulk path applies."""
+    if on_tidb and chunk_rows:
+        return _plan_regions(db, table, where)
     if not table.key:
         return [Chunk(table, 0, where, ())]
     if len(table.key) == 1 and table.key[0].is_integer:

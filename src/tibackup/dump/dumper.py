@@ -108,7 +108,9 @@ def run_dump(
             )  # fmt: skip
         if not config.no_data:
             progress.total_rows = sum(t.est_rows for t in catalog.base_tables)
-            files += dump_data(workers, storage, catalog, config, progress)
+            files += dump_data(
+                workers, storage, catalog, config, progress, on_tidb=server.type is ServerType.TIDB
+            )
         guard.release()
 
         finished = datetime.now()
@@ -144,9 +146,17 @@ class _Stop(Exception):
 
 
 def dump_data(
-    workers: list[DB], storage: Storage, catalog: Catalog, config: DumpConfig, progress: Progress
+    workers: list[DB],
+    storage: Storage,
+    catalog: Catalog,
+    config: DumpConfig,
+    progress: Progress,
+    *,
+    on_tidb: bool = False,
 ) -> list[FileRecord]:
     fmt = RowFormat(config.filetype, config.escape_backslash, config.csv)
+    # The bulk path is proven against MariaDB here; on TiDB every chunk (a region) is read as a stream.
+    bulk = fmt.bulk_safe and not on_tidb
     tasks: queue.Queue[Table | Chunk | None] = queue.Queue()
     for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):  # biggest first
         tasks.put(table)
@@ -169,8 +179,10 @@ def dump_data(
                 if stop.is_set():
                     continue
                 if isinstance(item, Table):
-                    bulk = fmt.bulk_safe
-                    for chunk in plan_chunks(db, item, where=config.where, chunk_rows=config.rows, bulk=bulk):
+                    planned = plan_chunks(
+                        db, item, where=config.where, chunk_rows=config.rows, bulk=bulk, on_tidb=on_tidb
+                    )
+                    for chunk in planned:
                         tasks.put(chunk)
                 else:
                     dump_chunk(db, item, storage, config, fmt, on_file, progress.add, stop)

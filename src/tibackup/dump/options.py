@@ -67,10 +67,11 @@ def _bool_flag(
     parser: argparse._ActionsContainer, *names: str, default: bool | None, help: str, dest: str | None = None
 ) -> None:
     """A Go-style boolean flag: ``--x`` sets it, ``--x=false`` clears it (Dumpling's -W needs that)."""
-    extra = {"dest": dest} if dest else {}
-    parser.add_argument(
-        *names, nargs="?", const=True, default=default, type=parse_bool, metavar="BOOL", help=help, **extra
+    action = parser.add_argument(
+        *names, nargs="?", const=True, default=default, type=parse_bool, metavar="BOOL", help=help
     )
+    if dest:
+        action.dest = dest
 
 
 class _Parser(argparse.ArgumentParser):

@@ -17,6 +17,8 @@ from tibackup.errors import DatabaseError
 class Queryable(Protocol):
     def execute(self, sql: str, doing: str = "") -> None: ...
 
+    def query(self, sql: str, doing: str = "") -> list[tuple[bytes | None, ...]]: ...
+
     def query_text(self, sql: str, doing: str = "") -> list[tuple[str | None, ...]]: ...
 
 
@@ -37,16 +39,19 @@ def set_mem_quota(db: Queryable, quota: int) -> None:
     db.execute(f"SET SESSION tidb_mem_quota_query = {int(quota)}", "setting tidb_mem_quota_query")
 
 
+ROW_ID = "_tidb_rowid"  # the hidden handle of a table without a clustered primary key
+
+
 def region_start_keys(
     db: Queryable, schema: str, table: str, key_columns: list[str]
-) -> list[tuple[str, ...]]:
-    """Start keys of the table's regions (TABLESAMPLE REGIONS()), to split it into chunks along them."""
+) -> list[tuple[bytes | None, ...]]:
+    """The first key of each of the table's regions (TABLESAMPLE REGIONS()), in key order."""
     cols = ", ".join(quote_ident(c) for c in key_columns)
-    rows = db.query_text(
+    rows = db.query(
         f"SELECT {cols} FROM {quote_ident(schema)}.{quote_ident(table)} TABLESAMPLE REGIONS() ORDER BY {cols}",
         "listing TiDB regions",
     )
-    return [tuple(v or "" for v in row) for row in rows if all(v is not None for v in row)]
+    return [row for row in rows if all(v is not None for v in row)]
 
 
 # -- the GC life time, raised while a backup runs (SPEC §3) ----------------------------------------
