@@ -87,6 +87,15 @@ class S3Storage:
             endpoint=self.client.meta.endpoint_url,
             bucket=self.options.bucket,
             secrets=tuple(s for s in (self.options.secret_key, self.options.session_token) if s),
+            write_settings=", ".join(
+                f"s3.{field} {value}"
+                for field, value in (
+                    ("storageClass", self.options.storage_class),
+                    ("acl", self.options.acl),
+                    ("sse", self.options.sse),
+                )
+                if value
+            ),
         )
         self._pool: PartPool | None = None
         self._pool_lock = threading.Lock()

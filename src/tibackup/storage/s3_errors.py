@@ -46,6 +46,7 @@ class Where:
     endpoint: str
     bucket: str
     secrets: tuple[str, ...] = ()
+    write_settings: str = ""  # e.g. "s3.storageClass STANDARD_IA, s3.acl private": what a provider may refuse
 
     def target(self, key: str | None) -> str:
         return f"s3://{self.bucket}/{key}" if key else f"bucket '{self.bucket}'"
@@ -170,9 +171,9 @@ def _client_error(exc: ClientError, where: Where, action: str, key: str | None) 
             "grant the credentials access to the bucket and prefix, or fix the Secret"
         )
     if code in ("InvalidArgument", "InvalidRequest", "NotImplemented", "InvalidEncryptionAlgorithmError"):
+        settings = where.write_settings or "s3.sse, s3.acl and s3.storageClass"
         return StorageError(
-            f"S3 refused {action} {what} ({detail}): check s3.sse, s3.acl and s3.storageClass "
-            "for what this provider supports"
+            f"S3 refused {action} {what} ({detail}): check that this provider supports {settings}"
         )
     if code in ("QuotaExceeded", "XMinioStorageFull", "StorageFull") or status == 507:
         return StorageError(
