@@ -173,6 +173,8 @@ class ChunkWriter:
                 out.write(piece if self._sql else piece + separator)
                 self._statement_bytes += len(piece)
                 self._account(piece.count(b"\n") + 1, len(piece))
+                if self._room() <= 1:  # the batch's last row filled the statement or file
+                    self._end_statement_and_maybe_file()
                 return
             row_end = cut + 1 - sep_len  # the separator ends at the newline
             piece = blob[pos:row_end]
