@@ -222,8 +222,14 @@ def test_list_pages_delete_and_delete_prefix(
     assert [i.name for i in storage.list("a/0")] == names[:7]
 
     recorder.calls.clear()
+    sent_md5: list[str | None] = []
+    storage.client.meta.events.register(
+        "before-send.s3.DeleteObjects",
+        lambda request, **_: sent_md5.append(request.headers.get("Content-MD5")),
+    )
     assert storage.delete_prefix("a/") == 7
     assert recorder.names().count("DeleteObjects") == 3  # 3 + 3 + 1
+    assert len(sent_md5) == 3 and all(sent_md5)  # S3 clones that still require it get it
     storage.delete(["b/1", "never-existed"])
     assert s3_server.list_keys(bucket) == ["backups/one/metadata", "outside"]
     assert storage.delete_prefix() == 1
