@@ -1,0 +1,108 @@
+"""``tibackup operator`` (the Kubernetes operator) and ``tibackup job …`` (what its Jobs run)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import click
+
+from tibackup.errors import UsageError
+
+
+@click.command("operator")
+@click.option(
+    "--namespace", "-n", "namespaces", multiple=True, help="Watch only this namespace (repeatable)."
+)
+@click.option("--all-namespaces", "-A", is_flag=True, help="Watch every namespace (the default).")
+@click.option("--metrics-port", type=int, default=9090, show_default=True, help="Prometheus port; 0: none.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig outside a cluster.")
+@click.option("--image", envvar="TIBACKUP_IMAGE", help="Image of the Jobs (default: $TIBACKUP_IMAGE).")
+@click.option("--schedule-interval", type=float, default=15.0, show_default=True,
+              help="Seconds between two looks at each BackupSchedule.")  # fmt: skip
+@click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
+def operator_command(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    metrics_port: int,
+    kubeconfig: str | None,
+    image: str | None,
+    schedule_interval: float,
+    log_level: str,
+) -> None:
+    """Run the Kubernetes operator: Backups become Jobs, BackupSchedules create and prune Backups."""
+    from tibackup.cli.main import setup_logging
+    from tibackup.operator.backups import OperatorConfig
+    from tibackup.operator.handlers import run_operator
+    from tibackup.operator.jobs import DEFAULT_IMAGE
+    from tibackup.operator.kube import KubeApi, load_configuration
+    from tibackup.operator.metrics import ScheduleMetrics
+
+    if namespaces and all_namespaces:
+        raise UsageError("--namespace and --all-namespaces exclude each other; give one")
+    if schedule_interval <= 0:
+        raise UsageError("--schedule-interval must be positive")
+    setup_logging(log_level)
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
+    api = KubeApi(load_configuration(kubeconfig))
+    config = OperatorConfig(image=image or DEFAULT_IMAGE, schedule_interval=schedule_interval)
+    metrics = ScheduleMetrics()
+    if metrics_port:
+        metrics.serve(metrics_port)
+    asyncio.run(run_operator(api, config, metrics, namespaces=namespaces))
+
+
+@click.group("job")
+def job_group() -> None:
+    """Commands the operator's Jobs run inside the cluster (not meant to be typed by hand)."""
+
+
+def _job_options(fn: click.decorators.FC) -> click.decorators.FC:
+    fn = click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig outside a cluster.")(
+        fn
+    )
+    fn = click.option("--name", required=True, help="The Backup's name.")(fn)
+    return click.option("--namespace", required=True, help="The Backup's namespace.")(fn)
+
+
+def _run(action: str, namespace: str, name: str, kubeconfig: str | None) -> None:
+    from tibackup.cli.main import setup_logging
+    from tibackup.operator import jobcmds
+    from tibackup.operator.kube import KubeApi, load_configuration
+
+    setup_logging(os.environ.get("TIBACKUP_LOG_LEVEL", "info"))
+    api = KubeApi(load_configuration(kubeconfig))
+    commands = {
+        "backup": jobcmds.run_backup_job,
+        "clean": jobcmds.clean_backup_job,
+        "recover": jobcmds.recover_backup_job,
+    }
+    sys.exit(commands[action](api, namespace, name))
+
+
+@job_group.command("run-backup")
+@_job_options
+def run_backup_command(namespace: str, name: str, kubeconfig: str | None) -> None:
+    """Run one Backup and write its status (the backup Job's command)."""
+    _run("backup", namespace, name, kubeconfig)
+
+
+@job_group.command("clean-backup")
+@_job_options
+def clean_backup_command(namespace: str, name: str, kubeconfig: str | None) -> None:
+    """Delete one Backup's remote data (the clean Job's command, on deletion with cleanPolicy)."""
+    _run("clean", namespace, name, kubeconfig)
+
+
+@job_group.command("recover-backup")
+@_job_options
+def recover_backup_command(namespace: str, name: str, kubeconfig: str | None) -> None:
+    """Restore the GC life time a killed backup had raised."""
+    _run("recover", namespace, name, kubeconfig)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(operator_command)
+    cli.add_command(job_group)
