@@ -49,6 +49,7 @@ class Column:
     column_type: str  # e.g. 'bit(12)', 'int(10) unsigned'
     generated: bool
     charset: str | None = None
+    nullable: bool = True
 
     @property
     def kind(self) -> Kind:
@@ -143,7 +144,7 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
         "listing tables",
     )
     columns_raw = db.query_text(
-        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA, CHARACTER_SET_NAME "
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA, CHARACTER_SET_NAME, IS_NULLABLE "
         f"FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({in_schemas}) "
         "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
         "listing columns",
@@ -156,7 +157,7 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
     )
 
     columns: dict[tuple[str, str], dict[str, Column]] = defaultdict(dict)
-    for schema, table, name, data_type, column_type, extra, charset in columns_raw:
+    for schema, table, name, data_type, column_type, extra, charset, is_nullable in columns_raw:
         assert schema is not None and table is not None and name is not None
         columns[(schema, table)][name] = Column(
             name=name,
@@ -164,6 +165,7 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
             column_type=(column_type or "").lower(),
             generated="GENERATED" in (extra or "").upper(),
             charset=charset,
+            nullable=(is_nullable or "YES") == "YES",
         )
     indexes: dict[tuple[str, str], dict[str, list[tuple[str, bool, bool]]]] = defaultdict(
         lambda: defaultdict(list)

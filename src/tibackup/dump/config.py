@@ -96,6 +96,9 @@ class DumpConfig:
     filename_template: str = ""
     tidb_mem_quota_query: int = 0
     dump_empty_database: bool = True
+    read_mode: str = (
+        "auto"  # bulk: batches rendered server-side by GROUP_CONCAT; stream: rows rendered one by one
+    )
     progress: bool | None = None  # None: show progress when stderr is a terminal
     manifest: bool = True
 

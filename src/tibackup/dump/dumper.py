@@ -42,6 +42,7 @@ from tibackup.storage.base import Storage
 log = logging.getLogger("tibackup.dump")
 
 STREAM_BATCH_ROWS = 2000
+AUTO_READ_MODE = "stream"  # measured in bench/: see the README's benchmark section
 
 
 @dataclass
@@ -155,8 +156,10 @@ def dump_data(
     on_tidb: bool = False,
 ) -> list[FileRecord]:
     fmt = RowFormat(config.filetype, config.escape_backslash, config.csv)
-    # The bulk path is proven against MariaDB here; on TiDB every chunk (a region) is read as a stream.
-    bulk = fmt.bulk_safe and not on_tidb
+    # Bulk is only possible where a raw newline cannot hide inside a value, and it is proven against
+    # MariaDB here; on TiDB every chunk (a region) is read as a stream. See bench/ for what each gives.
+    mode = AUTO_READ_MODE if config.read_mode == "auto" else config.read_mode
+    bulk = mode == "bulk" and fmt.bulk_safe and not on_tidb
     tasks: queue.Queue[Table | Chunk | None] = queue.Queue()
     for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):  # biggest first
         tasks.put(table)

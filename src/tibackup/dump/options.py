@@ -159,6 +159,12 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
     run.add_argument("--consistency", default="auto", choices=[c.value for c in Consistency])
     run.add_argument("--snapshot", default="", help="TiDB: TSO or datetime to dump at")
     run.add_argument("--tidb-mem-quota-query", default="0", help="TiDB: memory quota of each query")
+    run.add_argument(
+        "--read-mode",
+        default="auto",
+        choices=["auto", "bulk", "stream"],
+        help="beyond Dumpling: how rows are read — bulk (GROUP_CONCAT batches) or stream (row by row); auto picks",
+    )
     _bool_flag(run, "--progress", default=None, help="show progress (default: when stderr is a terminal)")
     _bool_flag(
         run, "--manifest", default=True, help="write manifest.json with every file's size, rows, sha256"
@@ -304,6 +310,7 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         filename_template=ns.output_filename_template,
         tidb_mem_quota_query=parse_size(ns.tidb_mem_quota_query, "--tidb-mem-quota-query"),
         dump_empty_database=ns.dump_empty_database,
+        read_mode=ns.read_mode,
         progress=ns.progress,
         manifest=ns.manifest,
     )

@@ -84,3 +84,16 @@ def write_gc_life_time(db: Queryable, value: str) -> None:
         f"WHERE VARIABLE_NAME = {quote_string(GC_VARIABLE)}",
         "updating tikv_gc_life_time",
     )
+
+
+def gc_table_exists(db: Queryable) -> bool:
+    """Whether ``mysql.tidb`` (TiDB's GC settings table) is visible to this account.
+
+    Always true on TiDB; on another server it is a stand-in (tests create one in MariaDB), and the
+    backup manager then manages its ``tikv_gc_life_time`` row exactly as on TiDB.
+    """
+    rows = db.query_text(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'tidb'",
+        "looking for mysql.tidb",
+    )
+    return bool(rows) and (rows[0][0] or "0") != "0"

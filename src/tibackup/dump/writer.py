@@ -185,12 +185,24 @@ class ChunkWriter:
             self._end_statement_and_maybe_file()
 
     def add_rows(self, rows: Sequence[bytes], separator: bytes) -> None:
-        """Rows rendered one by one (the streaming path); values may hold raw newlines here."""
-        for row in rows:
+        """Rows rendered one by one (the streaming path); values may hold raw newlines here.
+
+        Rows are cut into runs that fit the current statement / file and each run is written as one
+        joined block: a write per row would cost more than the rows themselves.
+        """
+        i, n = 0, len(rows)
+        sep_len = 2 if self._sql else len(separator)
+        while i < n:
             out = self._begin_rows()
-            out.write(row if self._sql else row + separator)
-            self._statement_bytes += len(row) + 2
-            self._account(1, len(row))
+            room, size, j = self._room(), 0, i
+            while j < n and size < room:
+                size += len(rows[j]) + sep_len
+                j += 1
+            run = rows[i:j]
+            out.write(b",\n".join(run) if self._sql else separator.join(run) + separator)
+            self._statement_bytes += size
+            self._account(j - i, size)
+            i = j
             if self._room() <= 1:
                 self._end_statement_and_maybe_file()
 
