@@ -15,6 +15,7 @@ TIBACKUP_TEST_REUSE=1 and the TIBACKUP_TEST_* variables are set. Results: bench/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -195,10 +196,8 @@ def main() -> None:
             else:
                 s3 = make_s3_server().start()
                 s3.warm_up()
-            try:
+            with contextlib.suppress(Exception):  # it may exist from an earlier run
                 s3.create_bucket(args.bucket)
-            except Exception:  # noqa: BLE001 - it may exist from an earlier run
-                pass
         conn = server.connect()
         cases: list[Case] = []
         print("  dataset    | target     | tool                                 |   wall   | peak RSS")
