@@ -38,7 +38,7 @@ SCHEMA = [
         id INT PRIMARY KEY, c CHAR(20), vc VARCHAR(200), tx TEXT, lt LONGTEXT, l1 VARCHAR(50) CHARACTER SET latin1,
         e ENUM('a','b''q','c d'), s SET('x','y','z'), j JSON) DEFAULT CHARSET=utf8mb4""",
     f"INSERT INTO strs VALUES (1, 'plain', {NASTY}, {NASTY}, REPEAT('long text ', 5000), 'caf\xe9', 'b''q', 'x,z',"
-    " '{\"k\": [1, \"two\", null], \"q\": \"a\\\\\"b\"}')",
+    ' \'{"k": [1, "two", null], "q": "a\\\\"b"}\')',
     "INSERT INTO strs VALUES (2, '', '', '', '', '', 'a', '', '[]')",
     "INSERT INTO strs VALUES (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
     "INSERT INTO strs VALUES (4, '\\\\', '\\\\\\\\', 'NULL', '\\'', '\"', 'c d', 'y', 'null')",
@@ -63,7 +63,20 @@ SCHEMA = [
     "CREATE VIEW v_big AS SELECT id, n FROM big WHERE n < 10",
 ]
 
-TABLES = ["ints", "nums", "bits", "times", "strs", "bins", "gen", "empty_t", "nokey", "composite", "strkey", "big"]
+TABLES = [
+    "ints",
+    "nums",
+    "bits",
+    "times",
+    "strs",
+    "bins",
+    "gen",
+    "empty_t",
+    "nokey",
+    "composite",
+    "strkey",
+    "big",
+]
 
 
 def create_all_types(server: MariaDBServer, database: str) -> None:
