@@ -23,6 +23,9 @@ class BinlogPosition:
     pos: str
     gtid: str
 
+    def __str__(self) -> str:
+        return f"{self.log}:{self.pos}" + (f" (GTID {self.gtid})" if self.gtid else "")
+
 
 def read_position(db: DB, server: ServerInfo, snapshot: str) -> BinlogPosition | None:
     """SHOW MASTER STATUS (+ MariaDB's GTID); on TiDB the snapshot TSO is the position."""
