@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from tibackup.dump.tablefilter import DEFAULT_RULES
+
 DEFAULT_PORT: Final = 4000
 DEFAULT_USER: Final = "root"
 DEFAULT_TIKV_GC_LIFE_TIME: Final = "72h"
@@ -14,18 +16,9 @@ DEFAULT_BACKUP_TYPE: Final = "full"
 # Used only when `dumpling.options` is empty; user options replace them entirely.
 DEFAULT_DUMPLING_OPTIONS: tuple[str, ...] = ("--threads=16", "--rows=10000")
 
-# Everything except the system schemas; a user filter replaces this whole list.
-SYSTEM_SCHEMAS: tuple[str, ...] = (
-    "mysql",
-    "sys",
-    "INFORMATION_SCHEMA",
-    "PERFORMANCE_SCHEMA",
-    "METRICS_SCHEMA",
-    "INSPECTION_SCHEMA",
-)
-# The same rules as the dumper's default (tibackup.dump.tablefilter.DEFAULT_RULES), which treats exactly
-# this list as "no user filter"; (?i) keeps MySQL's lower-case information_schema excluded too.
-DEFAULT_TABLE_FILTER: tuple[str, ...] = ("*.*", "!/(?i)^(" + "|".join(SYSTEM_SCHEMAS) + ")$/.*")
+# Everything except the system schemas; a user filter replaces this whole list. One definition, the
+# dumper's: it treats exactly these rules as "no user filter".
+DEFAULT_TABLE_FILTER: tuple[str, ...] = DEFAULT_RULES
 
 # provider aws: what the reference fills in when the fields are empty.
 AWS_DEFAULT_STORAGE_CLASS: Final = "STANDARD_IA"
