@@ -268,7 +268,13 @@ class S3Storage:
         self._abort_uploads_under(prefix)
         return deleted + len(batch)
 
-    def _abort_uploads_under(self, prefix: str) -> None:
+    def abort_uploads(self, prefix: str = "") -> int:
+        """Abort the unfinished multipart uploads under ``prefix`` (a killed writer's leftovers, which
+        S3 keeps, and bills, until aborted); return how many."""
+        return self._abort_uploads_under(prefix)
+
+    def _abort_uploads_under(self, prefix: str) -> int:
+        aborted = 0
         root = f"{self.options.prefix}/" if self.options.prefix else ""
         bucket = self.options.bucket
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
@@ -278,9 +284,10 @@ class S3Storage:
         while True:
             page = self._call("listing uploads under", root + prefix or None, lambda: next(iterator, None))
             if page is None:
-                return
+                return aborted
             for upload in page.get("Uploads", []):
                 self.abort_upload(upload["Key"], upload["UploadId"])
+                aborted += 1
 
     # --- preflight -----------------------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""What happens to a Backup's data when the Backup is deleted, per ``spec.cleanPolicy``.
+
+* ``Retain`` (the default): the files stay in S3.
+* ``Delete``: every object under ``backupPath`` goes, and unfinished multipart uploads there are aborted.
+* ``OnFailure``: deleted only when the backup did not complete (Failed, interrupted, never finished);
+  a Complete backup's files stay.
+
+A Backup that never got a ``backupPath``, or whose files are already gone, cleans at once without
+error. The staging folder of a staged backup is emptied in every case (it is scratch space, not data).
+Errors are ``TibackupError`` with a message saying what to do; the runtime sets ``CleanFailed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from tibackup.errors import StorageError
+from tibackup.manager import remote, settings
+from tibackup.manager.runtime import BackupRuntime
+from tibackup.manager.secrets import resolve_secrets
+from tibackup.manager.staged import Staging
+from tibackup.resources import Backup, Phase
+
+log = logging.getLogger("tibackup.manager")
+
+
+def completed(backup: Backup) -> bool:
+    """Whether the backup finished successfully, also once deletion moved its phase to Clean."""
+    status = backup.status
+    if status.phase == Phase.COMPLETE:
+        return True
+    if status.phase in (Phase.CLEAN, Phase.CLEAN_FAILED):
+        complete, failed = status.condition(Phase.COMPLETE), status.condition(Phase.FAILED)
+        if complete is None or complete.status != "True":
+            return False
+        if failed is None or failed.status != "True":
+            return True
+        # Both set (failed once, completed on a later run, or the reverse): the later one counts.
+        never = datetime.min.replace(tzinfo=UTC)
+        return (complete.last_transition_time or never) >= (failed.last_transition_time or never)
+    return False
+
+
+def should_delete(backup: Backup) -> bool:
+    policy = backup.spec.clean_policy
+    if policy == "Delete":
+        return True
+    if policy == "OnFailure":
+        return not completed(backup)
+    return False
+
+
+def clean_backup(backup: Backup, runtime: BackupRuntime) -> bool:
+    """Apply the clean policy; return whether any data was deleted."""
+    _clear_staging(backup, runtime)
+    path = backup.status.backup_path
+    if not path or not should_delete(backup):
+        if path:
+            log.info(
+                "backup %s: keeping %s (cleanPolicy %s)", backup.metadata.name, path, backup.spec.clean_policy
+            )
+        return False
+    secrets = resolve_secrets(backup, runtime)
+    options = settings.at_path(settings.s3_options(backup.spec, secrets.access_key, secrets.secret_key), path)
+    storage = remote.open_backup_storage(options)
+    try:
+        deleted = storage.delete_prefix()
+    except StorageError as exc:
+        raise StorageError(
+            f"could not delete the backup's files under {path}: {exc.message}; fix it and delete the Backup "
+            "again, or set spec.cleanPolicy to Retain to keep the files",
+            reason="CleanFailed",
+        ) from exc
+    finally:
+        remote.close_storage(storage)
+    log.info("backup %s: deleted %d object(s) under %s", backup.metadata.name, deleted, path)
+    return deleted > 0
+
+
+def _clear_staging(backup: Backup, runtime: BackupRuntime) -> None:
+    try:
+        folder = runtime.staging_dir(backup)
+    except Exception:  # a runtime without local staging (e.g. the operator itself): nothing to clear
+        return
+    Staging(folder).clear()

@@ -1,0 +1,71 @@
+"""The status of a Backup as it moves through its phases: pure functions, a status in, a new one out.
+
+``Scheduled → Prepare → Running → Complete | Failed``, or ``Invalid`` for a spec that can never work.
+Each transition sets the condition of that type (one per type, ``lastTransitionTime``, a CamelCase
+reason and a one-line message) and the phase with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from tibackup.resources import BackupStatus, Phase, format_duration, human_size_si, set_condition
+
+
+def one_line(text: str, limit: int = 1000) -> str:
+    """Messages go into status and events: one line, bounded."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def time_taken(started: datetime, finished: datetime) -> str:
+    """Go's duration text, to the second (``1m5s``); under a second, to the millisecond (``350ms``)."""
+    taken = max(finished - started, timedelta(0))
+    if taken >= timedelta(seconds=1):
+        taken = timedelta(seconds=round(taken.total_seconds()))
+    else:
+        taken = timedelta(milliseconds=round(taken.total_seconds() * 1000))
+    return format_duration(taken)
+
+
+def to_invalid(status: BackupStatus, reason: str, message: str, now: datetime) -> BackupStatus:
+    return set_condition(status, Phase.INVALID, reason, one_line(message), now)
+
+
+def to_prepare(status: BackupStatus, message: str, now: datetime) -> BackupStatus:
+    return set_condition(status, Phase.PREPARE, "Preparing", one_line(message), now)
+
+
+def to_running(status: BackupStatus, backup_path: str, message: str, now: datetime) -> BackupStatus:
+    """``Running``, with where the files go and when it started; a previous outcome is cleared."""
+    new = set_condition(status, Phase.RUNNING, "Running", one_line(message), now)
+    return new.model_copy(
+        update={
+            "backup_path": backup_path,
+            "time_started": now,
+            "time_completed": None,
+            "time_taken": None,
+            "backup_size": None,
+            "backup_size_readable": None,
+            "commit_ts": None,
+        }
+    )
+
+
+def to_complete(status: BackupStatus, size: int, commit_ts: str, message: str, now: datetime) -> BackupStatus:
+    new = set_condition(status, Phase.COMPLETE, "Complete", one_line(message), now)
+    started = status.time_started or now
+    return new.model_copy(
+        update={
+            "backup_size": size,
+            "backup_size_readable": human_size_si(size),
+            "commit_ts": commit_ts or None,
+            "time_completed": now,
+            "time_taken": time_taken(started, now),
+        }
+    )
+
+
+def to_failed(status: BackupStatus, reason: str, message: str, now: datetime) -> BackupStatus:
+    """``Failed``: the reason is CamelCase, the message says what happened and what to do."""
+    return set_condition(status, Phase.FAILED, reason or "Failed", one_line(message), now)

@@ -1,0 +1,72 @@
+"""Tells the world what a backup run is doing: status through the runtime, events, and the log.
+
+Every message passes ``Secrets.scrub`` on the way out, so no Secret value can reach status, an event
+or the log even if an underlying error echoed one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from tibackup.manager import phases
+from tibackup.manager.runtime import BackupRuntime
+from tibackup.manager.secrets import Secrets
+from tibackup.resources import Backup, BackupStatus
+
+log = logging.getLogger("tibackup.manager")
+
+
+class Reporter:
+    def __init__(self, backup: Backup, runtime: BackupRuntime, now: Callable[[], datetime]) -> None:
+        self.backup, self.runtime, self.now = backup, runtime, now
+        self.secrets = Secrets()
+        meta = backup.metadata
+        self.who = f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
+
+    def clean(self, text: str) -> str:
+        return phases.one_line(self.secrets.scrub(str(text)))
+
+    def info(self, reason: str, message: str) -> None:
+        """A step went well: a Normal event and an info line."""
+        message = self.clean(message)
+        log.info("backup %s: %s", self.who, message)
+        self.runtime.event(self.backup, "Normal", reason, message)
+
+    def warning(self, reason: str, message: str) -> None:
+        message = self.clean(message)
+        log.warning("backup %s: %s", self.who, message)
+        self.runtime.event(self.backup, "Warning", reason, message)
+
+    def _save(self, status: BackupStatus) -> Backup:
+        self.backup.status = status
+        self.runtime.save_status(self.backup)
+        return self.backup
+
+    def prepare(self, message: str) -> None:
+        self._save(phases.to_prepare(self.backup.status, self.clean(message), self.now()))
+        self.info("Prepare", message)
+
+    def running(self, backup_path: str, message: str) -> None:
+        self._save(phases.to_running(self.backup.status, backup_path, self.clean(message), self.now()))
+        self.info("Running", message)
+
+    def complete(self, size: int, commit_ts: str, message: str) -> Backup:
+        backup = self._save(
+            phases.to_complete(self.backup.status, size, commit_ts, self.clean(message), self.now())
+        )
+        self.info("Complete", message)
+        return backup
+
+    def failed(self, reason: str, message: str) -> Backup:
+        message = self.clean(message)
+        backup = self._save(phases.to_failed(self.backup.status, reason, message, self.now()))
+        self.warning(reason, message)
+        return backup
+
+    def invalid(self, reason: str, message: str) -> Backup:
+        message = self.clean(message)
+        backup = self._save(phases.to_invalid(self.backup.status, reason, message, self.now()))
+        self.warning(reason, message)
+        return backup

@@ -1,0 +1,241 @@
+"""One Backup, start to finish (SPEC §3). ``run_backup`` reads top to bottom as the steps.
+
+1. Validate: a spec that can never work (including an unknown Dumpling flag, a bad ``s3.options`` flag or
+   table-filter rule) → ``Invalid``, with the field in the message. Never retried.
+2. Secrets: the DB password (``spec.from.secretName`` key ``password``), S3 keys (``spec.s3.secretName``
+   keys ``access_key``/``secret_key``; without it boto3's environment/IAM/IRSA chain), TLS client files
+   (``tlsClientSecretName``: ``ca.crt``, and ``tls.crt``+``tls.key``) in a private temporary folder.
+3. Preflight: log in, check the privileges from ``SHOW GRANTS`` (each missing one named), check that
+   the bucket accepts a probe object.
+4. ``Prepare``: raise TiDB's GC life time when shorter than ``spec.tikvGCLifeTime``, recording the old
+   value durably first (``gc.py``); it is restored in a ``finally`` whatever happens.
+5. ``Running`` with ``backupPath`` = ``s3://<bucket>[/<prefix>]/backup-<RFC 3339 UTC>/``, then the dump:
+
+   * DIRECT: every file streams to the backup path with multipart upload; no staging volume.
+   * STAGED: dump to ``runtime.staging_dir(backup)``, upload every file (``metadata`` last), empty the
+     staging folder on success, keep it on upload failure; a later run of the same Backup with the same
+     spec uploads that finished dump instead of dumping again (to the same backupPath).
+
+   The mode: annotation ``tibackup.pingcap.com/mode: direct|staged`` wins; otherwise staged when
+   ``spec.storageSize`` is set (the seed's examples all set it), direct when it is not.
+6. Verify that every file of the manifest is in S3 at its size, then ``Complete`` with ``backupSize``,
+   ``commitTs`` (``Pos:`` of ``metadata``) and times; or ``Failed`` with a CamelCase reason and a one-line
+   message saying what to do. Never retried automatically.
+
+``run_backup`` returns the Backup for every outcome except an interruption (KeyboardInterrupt, SystemExit
+or ``Interrupted``): that is recorded as ``Failed``/``Interrupted`` — GC life time restored — and re-raised
+so the process stops. A process killed outright leaves ``Prepare``/``Running``: see ``recover.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from tibackup.dump.config import Connection, DumpConfig
+from tibackup.dump.conn import DB
+from tibackup.dump.dumper import run_dump
+from tibackup.dump.metadata import METADATA_NAME
+from tibackup.dump.progress import Progress
+from tibackup.errors import Interrupted, InvalidSpecError, TibackupError
+from tibackup.manager import remote, settings
+from tibackup.manager.gc import gc_applies, raise_gc_life_time, restore_gc_life_time
+from tibackup.manager.preflight import check_privileges, check_storage
+from tibackup.manager.progress import ProgressLog, describe
+from tibackup.manager.report import Reporter
+from tibackup.manager.runtime import BackupRuntime
+from tibackup.manager.secrets import resolve_secrets, tls_files
+from tibackup.manager.settings import DataPath
+from tibackup.manager.staged import Staging, UploadFailed, upload
+from tibackup.manager.verify import commit_ts, expected_files, verify_complete
+from tibackup.resources import Backup, validate_backup
+from tibackup.storage import S3Options
+from tibackup.storage.base import Storage
+from tibackup.units import human_size
+
+log = logging.getLogger("tibackup.manager")
+
+PROGRESS_INTERVAL = 30.0  # seconds between progress lines in the log
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_backup(backup: Backup, runtime: BackupRuntime, *, now: Callable[[], datetime] = utc_now) -> Backup:
+    """Run one Backup through validation, preflight, Prepare, Running and Complete/Failed."""
+    backup = backup.model_copy(deep=True)
+    report = Reporter(backup, runtime, now)
+
+    # 1. Validate: never retried, so nothing else is attempted.
+    try:
+        mode = validate(backup)
+    except InvalidSpecError as exc:
+        return report.invalid("InvalidSpec", exc.message)
+
+    try:
+        # 2. Secrets, resolved through the runtime, masked in every message from here on.
+        report.secrets = secrets = resolve_secrets(backup, runtime)
+        with tls_files(secrets) as tls:
+            config = settings.dump_config(backup.spec, "staging", secrets.password, tls)
+            s3 = settings.s3_options(backup.spec, secrets.access_key, secrets.secret_key)
+            return _run(backup, report, mode, config, s3, now)
+    except (KeyboardInterrupt, SystemExit, Interrupted):
+        report.failed(
+            "Interrupted",
+            "the backup was interrupted before it finished; its files are incomplete: run it again",
+        )
+        raise
+    except TibackupError as exc:
+        return report.failed(exc.reason, exc.message)
+    except Exception as exc:  # a bug in tibackup: still a clear status, the traceback only at debug
+        log.debug("backup %s failed with an internal error", report.who, exc_info=True)
+        return report.failed("InternalError", f"internal error: {type(exc).__name__}: {exc}")
+
+
+def validate(backup: Backup) -> DataPath:
+    """Every check that needs no Secret and no server; raises InvalidSpecError naming the field."""
+    validate_backup(backup)
+    settings.rclone_options(backup.spec)
+    settings.dump_config(backup.spec, "staging", "")
+    return settings.choose_mode(backup)
+
+
+def _run(
+    backup: Backup,
+    report: Reporter,
+    mode: DataPath,
+    config: DumpConfig,
+    s3: S3Options,
+    now: Callable[[], datetime],
+) -> Backup:
+    spec, runtime = backup.spec, report.runtime
+    conn = config.connection
+
+    # 3. Preflight: the database account, its privileges, the bucket.
+    with connect(conn) as db:
+        server = db.server_info()
+        manage_gc = gc_applies(db, server)
+        if not settings.skip_privilege_check(backup):
+            check_privileges(db, server, gc_table=manage_gc)
+    root = remote.open_backup_storage(s3)
+    try:
+        if not settings.rclone_options(spec).no_check_bucket:
+            check_storage(root)
+    finally:
+        remote.close_storage(root)
+    report.info(
+        "PreflightPassed",
+        f"{server.type.value} {server.version} at {conn.host}:{conn.port} as '{conn.user}' and "
+        f"{root.url} are ready; data path: {mode.value}",
+    )
+
+    # 4. Prepare: the GC life time, restored in the finally whatever happens.
+    report.prepare(
+        f"raising tikv_gc_life_time to at least {spec.tikv_gc_life_time}" if manage_gc else "preparing"
+    )
+    try:
+        if manage_gc:
+            with connect(conn) as db:
+                changed = raise_gc_life_time(db, backup, runtime, spec.tikv_gc_life_time, now())
+            if changed:
+                report.info("GCLifeTimeRaised", f"tikv_gc_life_time raised from {changed[0]} to {changed[1]}")
+
+        # 5. Running: dump (and upload), then 6. verify.
+        staging = Staging(runtime.staging_dir(backup)) if mode is DataPath.STAGED else None
+        staged = staging.finished_dump(backup) if staging else None
+        path = staged.backup_path if staged else settings.path_for(spec, now())
+        report.running(path, f"backing up to {path} ({mode.value})")
+        storage = remote.open_backup_storage(settings.at_path(s3, path))
+        try:
+            if staging is None:
+                expected = _dump_direct(config, storage, report)
+            else:
+                expected = _dump_staged(backup, config, storage, staging, staged is not None, s3, report)
+            size = verify_complete(storage, expected)
+            position = commit_ts(storage.read(METADATA_NAME))
+        finally:
+            remote.close_storage(storage)
+        if staging is not None:
+            staging.clear()
+    finally:
+        if manage_gc:
+            _restore_gc(conn, backup, report)
+
+    return report.complete(
+        size,
+        position,
+        f"backed up {human_size(size)} to {path}" + (f" at position {position}" if position else ""),
+    )
+
+
+def connect(conn: Connection) -> DB:
+    return DB(conn)
+
+
+def _dump_direct(config: DumpConfig, storage: Storage, report: Reporter) -> dict[str, int | None]:
+    progress = Progress()
+    with ProgressLog(progress, interval=PROGRESS_INTERVAL):
+        result = run_dump(config, storage, progress)
+    report.info("Dumped", describe(progress) + f" straight to {storage.url}")
+    return expected_files(storage, result.files)
+
+
+def _dump_staged(
+    backup: Backup,
+    config: DumpConfig,
+    storage: Storage,
+    staging: Staging,
+    reuse: bool,
+    s3: S3Options,
+    report: Reporter,
+) -> dict[str, int | None]:
+    local = staging.storage()
+    if reuse:
+        report.info(
+            "StagedDumpReused",
+            f"a finished dump of this Backup is already staged in {local.url}: uploading it without dumping again",
+        )
+    else:
+        path = backup.status.backup_path or ""
+        staging.start(backup, path)
+        progress = Progress()
+        try:
+            with ProgressLog(progress, interval=PROGRESS_INTERVAL):
+                run_dump(config, local, progress)
+        except BaseException:
+            staging.clear()  # an unfinished dump can never be uploaded: free the volume
+            raise
+        report.info("Dumped", describe(progress) + f" to the staging folder {local.url}")
+    progress = Progress()
+    try:
+        with ProgressLog(progress, "uploaded", interval=PROGRESS_INTERVAL):
+            files = upload(local, storage, s3.concurrency, progress)
+    except UploadFailed as exc:
+        raise UploadFailed(
+            f"uploading the staged dump to {storage.url} failed: {exc.message}; the dump is kept in "
+            f"{local.url}: fix the cause and run the backup again to upload it without dumping again"
+        ) from exc
+    report.info("Uploaded", describe(progress, "uploaded") + f" to {storage.url}")
+    return dict(files)
+
+
+def _restore_gc(conn: Connection, backup: Backup, report: Reporter) -> None:
+    """Restore in a ``finally``: a failure here is reported, never hides the backup's own outcome."""
+    try:
+        value = restore_gc_life_time(lambda: connect(conn), backup, report.runtime)
+    except Exception as exc:
+        record = report.runtime.load_gc_record(backup) or {}
+        message = exc.message if isinstance(exc, TibackupError) else str(exc)
+        report.warning(
+            "GCLifeTimeNotRestored",
+            f"could not restore tikv_gc_life_time to {record.get('value', 'its old value')}: {message}; "
+            "set it back by hand (UPDATE mysql.tidb SET VARIABLE_VALUE=… WHERE VARIABLE_NAME='tikv_gc_life_time')",
+        )
+        return
+    if value:
+        report.info("GCLifeTimeRestored", f"tikv_gc_life_time restored to {value}")
+
+
+__all__ = ["run_backup", "utc_now", "validate"]

@@ -1,0 +1,125 @@
+"""The Secrets a Backup names, resolved through the runtime: DB password, S3 keys, TLS client files.
+
+Secret values live only in memory (and, for TLS, in owner-only files of a private temporary folder that
+is removed afterwards). They never reach status, events, logs, messages or process arguments:
+``Secrets.scrub`` masks any value that might still slip into a message.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tibackup.dump.config import TLSFiles
+from tibackup.errors import NotFoundError, TibackupError
+from tibackup.manager.runtime import BackupRuntime
+from tibackup.resources import Backup
+
+PASSWORD_KEY = "password"
+ACCESS_KEY, SECRET_KEY = "access_key", "secret_key"
+TLS_KEYS = ("ca.crt", "tls.crt", "tls.key")
+_MIN_SCRUB = 4  # shorter values would mask ordinary letters in every message
+
+
+class SecretError(TibackupError):
+    reason = "SecretNotFound"
+
+
+@dataclass
+class Secrets:
+    """The resolved values of one Backup's Secrets."""
+
+    password: str = field(default="", repr=False)
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    tls: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def values(self) -> list[str]:
+        found = [self.password, self.access_key or "", self.secret_key or "", *self.tls.values()]
+        return [v for v in found if len(v) >= _MIN_SCRUB]
+
+    def scrub(self, text: str) -> str:
+        for value in sorted(self.values(), key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text
+
+
+def _fetch(runtime: BackupRuntime, backup: Backup, name: str, field_name: str, hint: str) -> dict[str, str]:
+    namespace = backup.metadata.namespace or "default"
+    try:
+        return runtime.get_secret(namespace, name)
+    except NotFoundError:
+        raise SecretError(
+            f"Secret '{name}' ({field_name}) not found in namespace '{namespace}': create it, e.g. "
+            f"'kubectl create secret generic {name} {hint} -n {namespace}' (or 'tibackup create secret …')",
+            reason="SecretNotFound",
+        ) from None
+
+
+def _key(data: dict[str, str], key: str, name: str, field_name: str) -> str:
+    value = data.get(key)
+    if not value:
+        raise SecretError(
+            f"Secret '{name}' ({field_name}) has no key '{key}': add it (--from-literal={key}=…) "
+            f"or fix {field_name}",
+            reason="SecretKeyMissing",
+        )
+    return value
+
+
+def resolve_secrets(backup: Backup, runtime: BackupRuntime) -> Secrets:
+    """Every value the run needs; a missing Secret or key fails naming both and the fix."""
+    spec = backup.spec
+    assert spec.from_ is not None and spec.from_.secret_name and spec.s3 is not None
+    secrets = Secrets()
+    name = spec.from_.secret_name
+    data = _fetch(runtime, backup, name, "spec.from.secretName", "--from-literal=password=…")
+    secrets.password = _key(data, PASSWORD_KEY, name, "spec.from.secretName")
+    if spec.s3.secret_name:
+        name = spec.s3.secret_name
+        data = _fetch(
+            runtime,
+            backup,
+            name,
+            "spec.s3.secretName",
+            "--from-literal=access_key=… --from-literal=secret_key=…",
+        )
+        secrets.access_key = _key(data, ACCESS_KEY, name, "spec.s3.secretName")
+        secrets.secret_key = _key(data, SECRET_KEY, name, "spec.s3.secretName")
+    if spec.from_.tls_client_secret_name:
+        name = spec.from_.tls_client_secret_name
+        field_name = "spec.from.tlsClientSecretName"
+        data = _fetch(
+            runtime, backup, name, field_name, "--from-file=ca.crt --from-file=tls.crt --from-file=tls.key"
+        )
+        secrets.tls["ca.crt"] = _key(data, "ca.crt", name, field_name)
+        # A client certificate is optional, but it comes as a pair.
+        if data.get("tls.crt") or data.get("tls.key"):
+            secrets.tls["tls.crt"] = _key(data, "tls.crt", name, field_name)
+            secrets.tls["tls.key"] = _key(data, "tls.key", name, field_name)
+    return secrets
+
+
+@contextmanager
+def tls_files(secrets: Secrets) -> Iterator[TLSFiles]:
+    """The TLS Secret's files in a private temporary folder (0700, files 0600), removed on exit."""
+    if not secrets.tls:
+        yield TLSFiles()
+        return
+    folder = Path(tempfile.mkdtemp(prefix="tibackup-tls-"))  # mkdtemp creates it 0700
+    try:
+        paths: dict[str, str] = {}
+        for key, value in secrets.tls.items():
+            path = folder / key
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(value)
+            paths[key] = str(path)
+        yield TLSFiles(ca=paths.get("ca.crt"), cert=paths.get("tls.crt"), key=paths.get("tls.key"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

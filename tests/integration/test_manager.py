@@ -1,0 +1,501 @@
+"""The backup manager on the real MariaDB and S3 servers: one Backup through SPEC §3, end to end.
+
+The runtime is ``MemoryRuntime`` below: Secrets in a dict, every saved status and event in lists.
+TiDB's GC table is simulated by a real ``mysql.tidb`` table created in MariaDB (``gc_stand_in``), a
+stand-in the manager treats exactly like TiDB's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testenv.mariadb import MariaDBServer
+from testenv.s3 import S3Server
+
+from tests.integration.dumputil import roundtrip
+from tibackup.errors import Interrupted, NotFoundError, StorageError
+from tibackup.manager import clean_backup, recover_interrupted, remote, run_backup
+from tibackup.manager import run as run_module
+from tibackup.resources import Backup, Phase
+from tibackup.storage import S3Options
+from tibackup.storage.base import ObjectWriter, Storage
+
+pytestmark = pytest.mark.integration
+
+NS = "test1"
+DB_SECRET, S3_SECRET = "backup-demo1-tidb-secret", "s3-secret"
+TABLES = ["t1", "t2"]
+
+
+class MemoryRuntime:
+    """A BackupRuntime in memory; ``on_status`` lets a test look inside a run at each phase change."""
+
+    def __init__(self, staging_root: Path) -> None:
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
+        self.statuses: list[dict[str, Any]] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.gc_records: dict[str, dict[str, Any]] = {}
+        self.staging_root = staging_root
+        self.on_status: Callable[[Backup], None] | None = None
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, str]:
+        if (namespace, name) not in self.secrets:
+            raise NotFoundError(f"Secret {namespace}/{name} not found")
+        return dict(self.secrets[(namespace, name)])
+
+    def save_status(self, backup: Backup) -> None:
+        self.statuses.append(backup.status.model_dump(mode="json", exclude_none=True))
+        if self.on_status:
+            self.on_status(backup)
+
+    def event(self, backup: Backup, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+    def save_gc_record(self, backup: Backup, record: dict[str, Any] | None) -> None:
+        if record is None:
+            self.gc_records.pop(backup.metadata.name, None)
+        else:
+            self.gc_records[backup.metadata.name] = json.loads(json.dumps(record))
+
+    def load_gc_record(self, backup: Backup) -> dict[str, Any] | None:
+        return self.gc_records.get(backup.metadata.name)
+
+    def staging_dir(self, backup: Backup) -> Path:
+        return self.staging_root / (backup.metadata.namespace or "default") / backup.metadata.name
+
+    def phases(self) -> list[str]:
+        return [s.get("phase", "") for s in self.statuses]
+
+    def reasons(self) -> list[str]:
+        return [reason for _, reason, _ in self.events]
+
+
+class FailingStorage:
+    """Wraps a storage; ``fail(name)`` decides, at each ``create``, whether to raise instead."""
+
+    def __init__(self, inner: Storage, fail: Callable[[str], BaseException | None]) -> None:
+        self.inner, self.fail = inner, fail
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def create(self, name: str) -> ObjectWriter:
+        error = self.fail(name)
+        if error is not None:
+            raise error
+        return self.inner.create(name)
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+@pytest.fixture()
+def sample(mariadb: MariaDBServer, fresh_db: str) -> str:
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t1 (id INT PRIMARY KEY, s VARCHAR(40), d DATETIME)")
+    mariadb.execute(
+        f"INSERT INTO `{fresh_db}`.t1 SELECT seq, CONCAT('row ', seq, ' it''s'), '2024-01-02 03:04:05' "
+        "FROM seq_1_to_5000",
+        database=fresh_db,
+    )
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t2 (k VARCHAR(20) PRIMARY KEY, b BLOB)")
+    mariadb.execute(
+        f"INSERT INTO `{fresh_db}`.t2 SELECT CONCAT('k', seq), UNHEX(MD5(seq)) FROM seq_1_to_300",
+        database=fresh_db,
+    )
+    return fresh_db
+
+
+@pytest.fixture()
+def gc_stand_in(mariadb: MariaDBServer) -> Iterator[None]:
+    """A stand-in for TiDB's GC table: a real mysql.tidb with a tikv_gc_life_time row of 10m0s."""
+    mariadb.execute(
+        "CREATE OR REPLACE TABLE mysql.tidb (VARIABLE_NAME VARCHAR(64) PRIMARY KEY, "
+        "VARIABLE_VALUE VARCHAR(1024), COMMENT VARCHAR(1024))"
+    )
+    mariadb.execute("INSERT INTO mysql.tidb VALUES ('tikv_gc_life_time', '10m0s', 'stand-in')")
+    yield
+    mariadb.execute("DROP TABLE IF EXISTS mysql.tidb")
+
+
+def gc_value(mariadb: MariaDBServer) -> str:
+    return str(mariadb.execute("SELECT VARIABLE_VALUE FROM mysql.tidb")[0][0])
+
+
+@pytest.fixture()
+def runtime(tmp_path: Path, mariadb: MariaDBServer, s3_server: S3Server) -> MemoryRuntime:
+    rt = MemoryRuntime(tmp_path / "staging")
+    rt.secrets[(NS, DB_SECRET)] = {"password": mariadb.password}
+    rt.secrets[(NS, S3_SECRET)] = {"access_key": s3_server.access_key, "secret_key": s3_server.secret_key}
+    return rt
+
+
+def make_backup(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    database: str,
+    *,
+    name: str = "demo1-backup-s3",
+    mode: str | None = None,
+    user: str | None = None,
+    options: list[str] | None = None,
+    clean_policy: str = "Retain",
+) -> Backup:
+    doc: dict[str, Any] = {
+        "apiVersion": "pingcap.com/v1alpha1",
+        "kind": "Backup",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "from": {
+                "host": mariadb.host,
+                "port": mariadb.port,
+                "user": user or mariadb.user,
+                "secretName": DB_SECRET,
+            },
+            "s3": {
+                "provider": "ceph",
+                "secretName": S3_SECRET,
+                "endpoint": s3_server.endpoint,
+                "region": s3_server.region,
+                "bucket": bucket,
+                "prefix": "nightly/demo1",
+            },
+            "dumpling": {"options": options or ["--threads=2", "--rows=2000"]},
+            "tableFilter": [f"{database}.*"],
+            "cleanPolicy": clean_policy,
+        },
+    }
+    if mode == "staged":
+        doc["spec"]["storageSize"] = "10Gi"
+    elif mode == "direct-annotated":
+        doc["spec"]["storageSize"] = "10Gi"
+        doc["metadata"]["annotations"] = {"tibackup.pingcap.com/mode": "direct"}
+    return Backup.model_validate(doc)
+
+
+def s3_prefix(backup: Backup) -> str:
+    path = backup.status.backup_path or ""
+    return path.split("/", 3)[3]
+
+
+def fetch(s3_server: S3Server, bucket: str, prefix: str, folder: Path) -> dict[str, int]:
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = {}
+    for key in s3_server.list_keys(bucket, prefix):
+        data = s3_server.get_bytes(bucket, key)
+        (folder / key[len(prefix) :]).write_bytes(data)
+        sizes[key[len(prefix) :]] = len(data)
+    return sizes
+
+
+def wrap_storage(monkeypatch: pytest.MonkeyPatch, fail: Callable[[str], BaseException | None]) -> None:
+    real = remote.open_backup_storage
+
+    def opener(options: S3Options) -> Storage:
+        return FailingStorage(real(options), fail)  # type: ignore[return-value]
+
+    monkeypatch.setattr(remote, "open_backup_storage", opener)
+
+
+# -- success ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["direct", "direct-annotated", "staged"])
+def test_backup_completes_and_restores(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    sample: str,
+    gc_stand_in: None,
+    runtime: MemoryRuntime,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    seen_gc: list[str] = []
+    wrap_storage(monkeypatch, lambda name: seen_gc.append(gc_value(mariadb)) or None)  # type: ignore[func-returns-value]
+    backup = make_backup(mariadb, s3_server, bucket, sample, mode=mode)
+
+    done = run_backup(backup, runtime)
+
+    status = done.status
+    assert status.phase == Phase.COMPLETE, runtime.events
+    assert runtime.phases() == ["Prepare", "Running", "Complete"]
+    assert status.backup_path and status.backup_path.startswith(f"s3://{bucket}/nightly/demo1/backup-")
+    assert status.backup_path.endswith("Z/")
+    prefix = s3_prefix(done)
+    sizes = fetch(s3_server, bucket, prefix, tmp_path / "restore")
+    assert {"metadata", "tibackup-manifest.json", f"{sample}.t1-schema.sql"} <= set(sizes)
+    manifest = json.loads((tmp_path / "restore" / "tibackup-manifest.json").read_text())
+    assert all(sizes[f["name"]] == f["size"] for f in manifest["files"])
+    assert status.backup_size == sum(sizes.values())
+    assert status.backup_size_readable and status.backup_size_readable.endswith("kB")
+    pos = [
+        ln.split(":", 1)[1].strip()
+        for ln in (tmp_path / "restore" / "metadata").read_text().splitlines()
+        if "Pos:" in ln
+    ]
+    assert status.commit_ts == pos[0] and pos[0]
+    assert status.time_started and status.time_completed and status.time_taken
+    assert status.condition(Phase.COMPLETE) is not None
+    # The GC life time was raised while files were written, and is back now.
+    assert seen_gc and set(seen_gc) == {"72h"}
+    assert gc_value(mariadb) == "10m0s" and runtime.gc_records == {}
+    assert {"PreflightPassed", "GCLifeTimeRaised", "Dumped", "GCLifeTimeRestored", "Complete"} <= set(
+        runtime.reasons()
+    )
+    if mode == "staged":
+        assert "Uploaded" in runtime.reasons()
+        assert not (runtime.staging_dir(done) / "dump").exists(), "staged files are deleted after upload"
+    roundtrip(mariadb, sample, TABLES, tmp_path / "restore")
+
+
+# -- the GC life time is restored whatever happens -----------------------------------------------
+def test_gc_restored_after_dump_fails_on_a_table_the_user_cannot_read(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    sample: str,
+    gc_stand_in: None,
+    runtime: MemoryRuntime,
+) -> None:
+    mariadb.create_user(
+        "bk_partial",
+        "partial-pass-123",
+        [
+            "RELOAD, REPLICATION CLIENT",
+            f"SELECT ON `{sample}`.t1",
+            f"LOCK TABLES ON `{sample}`.*",
+            f"INSERT ON `{sample}`.t2",  # t2 is visible, but cannot be read
+            "SELECT, UPDATE ON mysql.tidb",
+        ],
+    )
+    runtime.secrets[(NS, DB_SECRET)] = {"password": "partial-pass-123"}
+    done = run_backup(make_backup(mariadb, s3_server, bucket, sample, user="bk_partial"), runtime)
+    assert done.status.phase == Phase.FAILED
+    cond = done.status.condition(Phase.FAILED)
+    assert cond is not None and cond.reason == "MissingPrivilege" and "t2" in (cond.message or "")
+    assert gc_value(mariadb) == "10m0s" and runtime.gc_records == {}
+    assert "GCLifeTimeRestored" in runtime.reasons()
+
+
+def test_gc_restored_after_s3_becomes_unwritable(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    sample: str,
+    gc_stand_in: None,
+    runtime: MemoryRuntime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wrap_storage(
+        monkeypatch, lambda name: StorageError("S3 refused writing (simulated)") if ".t1." in name else None
+    )
+    done = run_backup(make_backup(mariadb, s3_server, bucket, sample), runtime)
+    assert done.status.phase == Phase.FAILED
+    assert "simulated" in (done.status.condition(Phase.FAILED).message or "")  # type: ignore[union-attr]
+    assert gc_value(mariadb) == "10m0s" and runtime.gc_records == {}
+
+
+def test_keyboard_interrupt_mid_dump_restores_gc_and_marks_interrupted(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    sample: str,
+    gc_stand_in: None,
+    runtime: MemoryRuntime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wrap_storage(monkeypatch, lambda name: KeyboardInterrupt() if ".t1." in name else None)
+    with pytest.raises((KeyboardInterrupt, Interrupted)):
+        run_backup(make_backup(mariadb, s3_server, bucket, sample), runtime)
+    assert runtime.statuses[-1]["phase"] == "Failed"
+    assert runtime.statuses[-1]["conditions"][-1]["reason"] == "Interrupted"
+    assert gc_value(mariadb) == "10m0s" and runtime.gc_records == {}
+
+
+def test_recover_interrupted_restores_gc_and_aborts_uploads(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    sample: str,
+    gc_stand_in: None,
+    runtime: MemoryRuntime,
+) -> None:
+    # What a killed process leaves: the GC record saved, the value raised, status Running, an open upload.
+    backup = make_backup(mariadb, s3_server, bucket, sample)
+    runtime.save_gc_record(backup, {"variable": "tikv_gc_life_time", "value": "10m0s", "raisedTo": "72h"})
+    mariadb.execute("UPDATE mysql.tidb SET VARIABLE_VALUE = '72h'")
+    backup.status.phase = Phase.RUNNING
+    backup.status.backup_path = f"s3://{bucket}/nightly/demo1/backup-2024-01-01T00:00:00Z/"
+    s3_server.client().create_multipart_upload(
+        Bucket=bucket, Key="nightly/demo1/backup-2024-01-01T00:00:00Z/db.t1.000000000.sql"
+    )
+    done = recover_interrupted(backup, runtime)
+    assert done.status.phase == Phase.FAILED
+    cond = done.status.condition(Phase.FAILED)
+    assert (
+        cond is not None and cond.reason == "Interrupted" and "run the backup again" in (cond.message or "")
+    )
+    assert gc_value(mariadb) == "10m0s" and runtime.gc_records == {}
+    assert s3_server.list_multipart_uploads(bucket) == []
+    assert {"GCLifeTimeRestored", "UploadsAborted", "Interrupted"} <= set(runtime.reasons())
+
+
+# -- staged: upload failure keeps the dump, a re-run uploads it without dumping again ------------
+def test_staged_upload_failure_keeps_files_and_rerun_uploads_them(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    sample: str,
+    runtime: MemoryRuntime,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backup = make_backup(mariadb, s3_server, bucket, sample, mode="staged")
+    with monkeypatch.context() as patch:
+        wrap_storage(
+            patch,
+            lambda name: StorageError("S3 stopped accepting uploads (simulated)") if ".t2." in name else None,
+        )
+        failed = run_backup(backup, runtime)
+    assert failed.status.phase == Phase.FAILED
+    cond = failed.status.condition(Phase.FAILED)
+    assert cond is not None and cond.reason == "UploadFailed"
+    assert "kept" in (cond.message or "") and "without dumping again" in (cond.message or "")
+    staged = runtime.staging_dir(backup) / "dump"
+    assert (staged / "metadata").is_file() and (staged / f"{sample}.t2.000000000.sql").is_file()
+    assert not any(k.endswith("/metadata") for k in s3_server.list_keys(bucket)), (
+        "no completion marker uploaded"
+    )
+
+    def no_dump(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the dumper must not run again")
+
+    monkeypatch.setattr(run_module, "run_dump", no_dump)
+    done = run_backup(failed, runtime)
+    assert done.status.phase == Phase.COMPLETE, runtime.events[-1]
+    assert done.status.backup_path == failed.status.backup_path
+    assert "StagedDumpReused" in runtime.reasons()
+    assert not staged.exists()
+    fetch(s3_server, bucket, s3_prefix(done), tmp_path / "restore")
+    roundtrip(mariadb, sample, TABLES, tmp_path / "restore")
+
+
+# -- failures with a reason and a one-line message -------------------------------------------------
+def _failure(backup: Backup, runtime: MemoryRuntime) -> tuple[str, str, str]:
+    done = run_backup(backup, runtime)
+    status = done.status
+    assert status.phase in (Phase.FAILED, Phase.INVALID)
+    cond = status.condition(status.phase)  # type: ignore[arg-type]
+    assert cond is not None and cond.reason and cond.message and "\n" not in cond.message
+    assert runtime.events[-1][0] == "Warning"
+    return str(status.phase), cond.reason, cond.message
+
+
+def test_wrong_password(
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, sample: str, runtime: MemoryRuntime
+) -> None:
+    runtime.secrets[(NS, DB_SECRET)] = {"password": "not-the-password"}
+    phase, reason, message = _failure(make_backup(mariadb, s3_server, bucket, sample), runtime)
+    assert (phase, reason) == ("Failed", "AccessDenied") and "password" in message
+
+
+def test_missing_secret_and_key(
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, sample: str, runtime: MemoryRuntime
+) -> None:
+    del runtime.secrets[(NS, S3_SECRET)]
+    phase, reason, message = _failure(make_backup(mariadb, s3_server, bucket, sample), runtime)
+    assert (phase, reason) == ("Failed", "SecretNotFound")
+    assert S3_SECRET in message and "spec.s3.secretName" in message and "create" in message
+    runtime.secrets[(NS, DB_SECRET)] = {"passwd": "x"}
+    phase, reason, message = _failure(make_backup(mariadb, s3_server, bucket, sample), runtime)
+    assert reason == "SecretKeyMissing" and "'password'" in message and DB_SECRET in message
+
+
+def test_missing_bucket(
+    mariadb: MariaDBServer, s3_server: S3Server, sample: str, runtime: MemoryRuntime
+) -> None:
+    phase, reason, message = _failure(make_backup(mariadb, s3_server, "no-such-bucket-here", sample), runtime)
+    assert (phase, reason) == ("Failed", "StorageCheckFailed") and "no-such-bucket-here" in message
+
+
+def test_wrong_s3_secret(
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, sample: str, runtime: MemoryRuntime
+) -> None:
+    runtime.secrets[(NS, S3_SECRET)] = {
+        "access_key": s3_server.access_key,
+        "secret_key": s3_server.bad_secret_key,
+    }
+    phase, reason, message = _failure(make_backup(mariadb, s3_server, bucket, sample), runtime)
+    assert (phase, reason) == ("Failed", "StorageCheckFailed") and "secret_key" in message
+
+
+def test_unknown_dumpling_option_is_invalid(
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, sample: str, runtime: MemoryRuntime
+) -> None:
+    backup = make_backup(mariadb, s3_server, bucket, sample, options=["--threads=2", "--no-such-flag"])
+    phase, reason, message = _failure(backup, runtime)
+    assert (phase, reason) == ("Invalid", "InvalidSpec") and "spec.dumpling.options" in message
+    assert "--no-such-flag" in message
+    assert runtime.phases() == ["Invalid"]
+
+
+def test_missing_privileges_are_named(
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, sample: str, runtime: MemoryRuntime
+) -> None:
+    mariadb.create_user("bk_select", "select-pass-123", ["SELECT"])
+    runtime.secrets[(NS, DB_SECRET)] = {"password": "select-pass-123"}
+    phase, reason, message = _failure(
+        make_backup(mariadb, s3_server, bucket, sample, user="bk_select"), runtime
+    )
+    assert (phase, reason) == ("Failed", "MissingPrivilege")
+    assert "LOCK TABLES, RELOAD, REPLICATION CLIENT" in message and "bk_select" in message
+
+
+# -- no Secret value anywhere ------------------------------------------------------------------------
+def test_no_secret_value_in_status_events_or_log(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    sample: str,
+    runtime: MemoryRuntime,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    password = "Sup3r-Secret-DB-Pass"
+    mariadb.create_user("bk_leak", password, ["SELECT, RELOAD, LOCK TABLES, REPLICATION CLIENT, SHOW VIEW"])
+    caplog.set_level(logging.DEBUG)
+    runtime.secrets[(NS, DB_SECRET)] = {"password": password}
+    ok = run_backup(make_backup(mariadb, s3_server, bucket, sample, user="bk_leak"), runtime)
+    assert ok.status.phase == Phase.COMPLETE
+    runtime.secrets[(NS, S3_SECRET)] = {
+        "access_key": s3_server.access_key,
+        "secret_key": s3_server.bad_secret_key,
+    }
+    bad = run_backup(make_backup(mariadb, s3_server, bucket, sample, user="bk_leak", name="b2"), runtime)
+    assert bad.status.phase == Phase.FAILED
+    runtime.secrets[(NS, DB_SECRET)] = {"password": password + "-wrong"}
+    bad = run_backup(make_backup(mariadb, s3_server, bucket, sample, user="bk_leak", name="b3"), runtime)
+    assert bad.status.phase == Phase.FAILED
+    recorded = json.dumps(runtime.statuses) + json.dumps(runtime.events) + caplog.text
+    for secret in (password, s3_server.secret_key, s3_server.bad_secret_key):
+        assert secret not in recorded
+
+
+# -- clean policy ----------------------------------------------------------------------------------
+def test_clean_policies(
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, sample: str, runtime: MemoryRuntime
+) -> None:
+    done = run_backup(make_backup(mariadb, s3_server, bucket, sample, clean_policy="OnFailure"), runtime)
+    assert done.status.phase == Phase.COMPLETE
+    prefix = s3_prefix(done)
+    assert clean_backup(done, runtime) is False, "OnFailure keeps a complete backup"
+    done.spec.clean_policy = "Retain"
+    assert clean_backup(done, runtime) is False and s3_server.list_keys(bucket, prefix)
+    done.spec.clean_policy = "Delete"
+    assert clean_backup(done, runtime) is True
+    assert s3_server.list_keys(bucket, prefix) == []
+    assert clean_backup(done, runtime) is False, "data already gone: cleans at once"
+    never_ran = make_backup(mariadb, s3_server, bucket, sample, clean_policy="Delete")
+    assert clean_backup(never_ran, runtime) is False
