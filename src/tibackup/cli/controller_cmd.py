@@ -1,0 +1,110 @@
+"""``tibackup controller`` (runs Backups and schedules until stopped) and the hidden ``run-backup`` that the
+controller starts for each Backup."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from tibackup.cli.embedded_opts import namespace_option, open_store, state_dir_option
+from tibackup.embedded import lifecycle
+from tibackup.embedded.store import KIND_BACKUP
+from tibackup.errors import NotFoundError
+from tibackup.resources import Backup, Phase
+
+log = logging.getLogger("tibackup.controller")
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  tibackup controller                              # metrics on :9090/metrics
+  tibackup controller --interval 5 --max-concurrent 1 --metrics-port 0
+  TIBACKUP_STATE_DIR=/var/lib/tibackup tibackup controller
+"""
+)
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between passes.")
+@click.option(
+    "--max-concurrent", type=click.IntRange(1), default=2, show_default=True, help="Backups at once."
+)
+@click.option(
+    "--metrics-port", type=click.IntRange(0, 65535), default=9090, show_default=True, help="0: no metrics."
+)
+@click.option(
+    "--metrics-address", default="0.0.0.0", show_default=True, help="Address the metrics listen on."
+)
+@click.option(
+    "--grace-period",
+    type=float,
+    default=lifecycle.STOP_GRACE_SECONDS,
+    show_default=True,
+    help="Seconds running backups get to stop when the controller is stopped.",
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
+@state_dir_option
+def controller(
+    interval: float,
+    max_concurrent: int,
+    metrics_port: int,
+    metrics_address: str,
+    grace_period: float,
+    log_level: str,
+    state_dir: Path | None,
+) -> None:
+    """Run pending Backups and every BackupSchedule (with retention) until SIGTERM or Ctrl-C.
+
+    Each Backup runs in its own child process; a Backup left in Prepare/Running by a process that died
+    becomes Failed (reason Interrupted) with the GC life time restored."""
+    from tibackup.cli.main import setup_logging
+    from tibackup.embedded.controller import Controller, acquire_lock
+    from tibackup.embedded.metrics import ScheduleCollector, SkipCounter
+
+    setup_logging(log_level)
+    store = open_store(state_dir)
+    directory = store.state_dir
+    store.close()
+    lock = acquire_lock(directory)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    skipped = SkipCounter()
+    if metrics_port:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        registry = CollectorRegistry()
+        registry.register(ScheduleCollector(directory, skipped))
+        start_http_server(metrics_port, addr=metrics_address, registry=registry)
+        log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
+    try:
+        Controller(directory, interval, max_concurrent, grace_period, skipped).run(stop)
+    finally:
+        lock.close()
+
+
+@click.command(hidden=True)
+@click.argument("name")
+@namespace_option
+@click.option("--adopt", is_flag=True, help="The controller claimed this run for this process.")
+@state_dir_option
+def run_backup_cmd(name: str, namespace: str, adopt: bool, state_dir: Path | None) -> None:
+    """Run one stored Backup to its end in this process (the controller starts one per Backup)."""
+    from tibackup.cli.main import setup_logging
+
+    setup_logging("info")
+    store = open_store(state_dir)
+    backup = store.get(KIND_BACKUP, namespace, name)
+    if not isinstance(backup, Backup):
+        raise NotFoundError(f'backups.pingcap.com "{name}" not found in namespace "{namespace}"')
+    result = lifecycle.run_in_process(store, backup, adopt=adopt)
+    if result.status.phase != Phase.COMPLETE:
+        raise SystemExit(1)

@@ -1,0 +1,70 @@
+"""Options and lookups shared by the embedded runtime's verbs (``apply``, ``get``, ``controller`` …)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from tibackup.embedded.paths import ENV_STATE_DIR, default_state_dir
+from tibackup.embedded.store import KIND_BACKUP, KIND_SCHEDULE, Store
+from tibackup.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# What `kubectl get <type>` accepts for our kinds, and the canonical names kubectl prints.
+KIND_ALIASES = {
+    "bk": KIND_BACKUP,
+    "backup": KIND_BACKUP,
+    "backups": KIND_BACKUP,
+    "backup.pingcap.com": KIND_BACKUP,
+    "backups.pingcap.com": KIND_BACKUP,
+    "bks": KIND_SCHEDULE,
+    "backupschedule": KIND_SCHEDULE,
+    "backupschedules": KIND_SCHEDULE,
+    "backupschedule.pingcap.com": KIND_SCHEDULE,
+    "backupschedules.pingcap.com": KIND_SCHEDULE,
+    "secret": "Secret",
+    "secrets": "Secret",
+}
+RESOURCE_NAME = {
+    KIND_BACKUP: "backup.pingcap.com",
+    KIND_SCHEDULE: "backupschedule.pingcap.com",
+    "Secret": "secret",
+}
+PLURAL_NAME = {
+    KIND_BACKUP: "backups.pingcap.com",
+    KIND_SCHEDULE: "backupschedules.pingcap.com",
+    "Secret": "secrets",
+}
+
+
+def kind_of(word: str, allow_secret: bool = True) -> str:
+    kind = KIND_ALIASES.get(word.lower())
+    if kind is None or (kind == "Secret" and not allow_secret):
+        known = "bk, backup(s), bks, backupschedule(s)" + (", secret(s)" if allow_secret else "")
+        raise UsageError(f'the server doesn\'t have a resource type "{word}"; use one of: {known}')
+    return kind
+
+
+def state_dir_option(func: F) -> F:
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar=ENV_STATE_DIR,
+        default=None,
+        help=f"State directory (default: ${ENV_STATE_DIR}, $XDG_STATE_HOME/tibackup or "
+        "~/.local/state/tibackup).",
+    )(func)
+
+
+def namespace_option(func: F) -> F:
+    return click.option(
+        "-n", "--namespace", default="default", show_default=True, help="Namespace of the objects."
+    )(func)
+
+
+def open_store(state_dir: Path | None) -> Store:
+    return Store(state_dir if state_dir is not None else default_state_dir())

@@ -1,0 +1,349 @@
+"""The embedded runtime's verbs, as kubectl spells them: ``apply``, ``get``, ``describe``, ``delete``,
+``create secret generic``, and the long-running ``controller``.
+
+State lives in SQLite under ``--state-dir``; nothing here talks to Kubernetes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from tibackup.cli.embedded_opts import (
+    PLURAL_NAME,
+    RESOURCE_NAME,
+    kind_of,
+    namespace_option,
+    open_store,
+    state_dir_option,
+)
+from tibackup.embedded import lifecycle
+from tibackup.embedded.procs import start_ticks
+from tibackup.embedded.selector import parse_selector
+from tibackup.embedded.store import KIND_BACKUP, Store
+from tibackup.errors import InvalidSpecError, NotFoundError, UsageError
+from tibackup.resources import Backup, BackupSchedule, Phase, Resource, load_resources, to_dict
+
+OUTPUTS = ("wide", "json", "yaml", "name")
+
+
+def _read_files(files: tuple[str, ...]) -> list[tuple[str, str]]:
+    texts = []
+    for name in files:
+        if name == "-":
+            texts.append(("<stdin>", sys.stdin.read()))
+            continue
+        try:
+            texts.append((name, Path(name).read_text()))
+        except OSError as exc:
+            raise UsageError(f"cannot read {name}: {exc.strerror}; check the path given to -f") from None
+    return texts
+
+
+def _validated(files: tuple[str, ...], namespace: str | None) -> list[Resource]:
+    from tibackup.control.schedule import validate_backup_schedule
+    from tibackup.resources import validate_backup
+
+    resources: list[Resource] = []
+    for name, text in _read_files(files):
+        try:
+            loaded = load_resources(text)
+        except InvalidSpecError as exc:
+            raise InvalidSpecError(exc.field, f"{exc.message.split(': ', 1)[-1]} (in {name})") from None
+        for resource in loaded:
+            meta = resource.metadata
+            if namespace and meta.namespace and meta.namespace != namespace:
+                raise UsageError(
+                    f'the namespace from the provided object "{meta.namespace}" does not match the namespace '
+                    f'"{namespace}"; pass --namespace={meta.namespace} or remove metadata.namespace'
+                )
+            meta.namespace = meta.namespace or namespace or "default"
+            try:
+                if isinstance(resource, Backup):
+                    validate_backup(resource)
+                else:
+                    validate_backup_schedule(resource)
+            except InvalidSpecError as exc:
+                raise InvalidSpecError(
+                    exc.field, f"{exc.message.split(': ', 1)[-1]} ({resource.kind} {meta.name} in {name})"
+                ) from None
+            resources.append(resource)
+    if not resources:
+        raise UsageError("no objects passed to apply; the file holds no Backup or BackupSchedule")
+    return resources
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  tibackup apply -f examples/backup-s3-ceph.yaml -n test1
+  tibackup apply -f backup-s3.yaml --wait      # run the Backup here, now, and show how it ended
+  cat schedule.yaml | tibackup apply -f -
+"""
+)
+@click.option("-f", "--filename", "files", multiple=True, required=True, help="YAML file ('-' for stdin).")
+@click.option("-n", "--namespace", default=None, help="Namespace for objects that name none.")
+@click.option("--wait", is_flag=True, help="Run the applied Backups to their end in the foreground.")
+@state_dir_option
+def apply(files: tuple[str, ...], namespace: str | None, wait: bool, state_dir: Path | None) -> None:
+    """Create or update Backups and BackupSchedules from YAML (several documents per file allowed).
+
+    A Backup applied without --wait is run by `tibackup controller`."""
+    resources = _validated(files, namespace)  # all or nothing: a bad document stores none
+    store = open_store(state_dir)
+    claimed = _claim_runs(store, resources) if wait else []
+    try:
+        for resource in resources:
+            _, action = store.apply(resource)
+            click.echo(f"{RESOURCE_NAME[resource.kind]}/{resource.metadata.name} {action}")
+        if not wait:
+            _hint_controller(store, resources)
+            return
+        results = [
+            _wait_for(store, resource, resource in claimed)
+            for resource in resources
+            if isinstance(resource, Backup)
+        ]
+    finally:
+        for resource in claimed:
+            store.clear_run(lifecycle.namespace_of(resource), resource.metadata.name, os.getpid())
+    if results:
+        from tibackup.cli.table_view import resource_table
+
+        click.echo(resource_table(results, Backup, lifecycle.now(), wide=True))
+        bad = [b for b in results if b.status.phase in (Phase.FAILED, Phase.INVALID)]
+        if bad:
+            cond = bad[0].status.condition(bad[0].status.phase or Phase.FAILED)
+            reason = f"{cond.reason}: {cond.message}" if cond else "see tibackup describe bk"
+            click.echo(f"error: backup {bad[0].metadata.name} {bad[0].status.phase}: {reason}", err=True)
+            raise SystemExit(1)
+
+
+def _claim_runs(store: Store, resources: list[Resource]) -> list[Resource]:
+    """Claim the runs before the Backups are stored, so a running controller does not start them too."""
+    pid = os.getpid()
+    claimed: list[Resource] = []
+    for resource in resources:
+        if isinstance(resource, Backup):
+            ns, name = lifecycle.namespace_of(resource), resource.metadata.name
+            existing = store.claim_run(ns, name, "", pid, start_ticks(pid))
+            if existing is None:
+                claimed.append(resource)
+    return claimed
+
+
+def _wait_for(store: Store, applied: Backup, claimed: bool) -> Backup:
+    import time
+
+    from tibackup.cli.main import setup_logging
+
+    setup_logging("info")
+    ns, name = lifecycle.namespace_of(applied), applied.metadata.name
+    while True:
+        current = store.get(KIND_BACKUP, ns, name)
+        if not isinstance(current, Backup):
+            raise NotFoundError(f'backup "{name}" disappeared from namespace "{ns}" while waiting for it')
+        if lifecycle.is_finished(current):
+            return current
+        if claimed:
+            return lifecycle.run_in_process(store, current, adopt=True)
+        record = lifecycle.live_run(store, current)
+        if record is None and current.status.phase in (Phase.PREPARE, Phase.RUNNING, Phase.SCHEDULED):
+            recovered = lifecycle.recover(store, current)
+            if recovered is not None:
+                return recovered
+        if record is None and not current.status.phase:
+            return lifecycle.run_in_process(store, current)
+        time.sleep(0.5)  # another process runs it: wait for its end
+
+
+def _hint_controller(store: Store, resources: list[Resource]) -> None:
+    from tibackup.embedded.controller import controller_running
+
+    if not controller_running(store.state_dir):
+        click.echo(
+            "note: no controller is running; start `tibackup controller` to run Backups and schedules "
+            "(or re-apply a Backup with --wait)",
+            err=True,
+        )
+
+
+def _selected(
+    store: Store, kind: str, names: tuple[str, ...], namespace: str | None, selector: str | None
+) -> list[Resource]:
+    if names:
+        if selector:
+            raise UsageError("name cannot be provided when a selector is specified")
+        assert namespace is not None
+        found = []
+        for name in names:
+            resource = store.get(kind, namespace, name)
+            if resource is None:
+                raise NotFoundError(f'{PLURAL_NAME[kind]} "{name}" not found in namespace "{namespace}"')
+            found.append(resource)
+        return found
+    return store.list_resources(kind, namespace, parse_selector(selector) if selector else None)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  tibackup get bk -n test1 -o wide
+  tibackup get bks -n test1 -o wide
+  tibackup get bk -l tidb.pingcap.com/backup-schedule=demo1-backup-schedule-s3 -n test1
+  tibackup get bk demo1-backup-s3 -n test1 -o yaml
+  tibackup get bk -A
+  tibackup get secret -n test1
+"""
+)
+@click.argument("type_", metavar="TYPE")
+@click.argument("names", nargs=-1)
+@namespace_option
+@click.option("-A", "--all-namespaces", is_flag=True, help="List the objects of every namespace.")
+@click.option("-o", "--output", type=click.Choice(OUTPUTS), default=None, help="Output format.")
+@click.option("-l", "--selector", default=None, help="Label selector: k=v, k!=v, k, !k, 'k in (a,b)'.")
+@state_dir_option
+def get(
+    type_: str,
+    names: tuple[str, ...],
+    namespace: str,
+    all_namespaces: bool,
+    output: str | None,
+    selector: str | None,
+    state_dir: Path | None,
+) -> None:
+    """List Backups (bk), BackupSchedules (bks) or Secrets, as kubectl get does."""
+    from tibackup.cli.secret_cmd import print_secrets
+    from tibackup.cli.table_view import resource_table
+
+    kind = kind_of(type_)
+    store = open_store(state_dir)
+    ns = None if all_namespaces and not names else namespace
+    if kind == "Secret":
+        print_secrets(store, ns, names, output)
+        return
+    found = _selected(store, kind, names, ns, selector)
+    if output in ("json", "yaml"):
+        documents = [to_dict(r) for r in found]
+        body = documents[0] if len(names) == 1 else {"apiVersion": "v1", "items": documents, "kind": "List"}
+        if output == "json":
+            click.echo(json.dumps(body, indent=4))
+        else:
+            click.echo(yaml.safe_dump(body, sort_keys=False, default_flow_style=False), nl=False)
+        return
+    if output == "name":
+        for resource in found:
+            click.echo(f"{RESOURCE_NAME[kind]}/{resource.metadata.name}")
+        return
+    if not found:
+        where = "any namespace" if ns is None else f"{ns} namespace"
+        click.echo(f"No resources found in {where}.", err=True)
+        return
+    model = Backup if kind == KIND_BACKUP else BackupSchedule
+    click.echo(
+        resource_table(found, model, lifecycle.now(), wide=output == "wide", all_namespaces=ns is None)
+    )
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  tibackup describe bk demo1-backup-s3 -n test1
+  tibackup describe bks demo1-backup-schedule-s3 -n test1
+"""
+)
+@click.argument("type_", metavar="TYPE")
+@click.argument("names", nargs=-1, required=True)
+@namespace_option
+@state_dir_option
+def describe(type_: str, names: tuple[str, ...], namespace: str, state_dir: Path | None) -> None:
+    """Show a Backup or BackupSchedule in detail: spec, status, conditions and events."""
+    from tibackup.cli.describe_view import describe as render
+
+    kind = kind_of(type_, allow_secret=False)
+    store = open_store(state_dir)
+    now = lifecycle.now()
+    found = _selected(store, kind, names, namespace, None)
+    click.echo("\n\n".join(render(r, store.events(kind, namespace, r.metadata.name), now) for r in found))
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  tibackup delete bk demo1-backup-s3 -n test1        # data removed or kept per spec.cleanPolicy
+  tibackup delete bks demo1-backup-schedule-s3 -n test1   # and the Backups it created
+  tibackup delete bk demo1-backup-s3 --no-wait       # leave the cleanup to the controller
+  tibackup delete secret s3-secret -n test1
+"""
+)
+@click.argument("type_", metavar="TYPE")
+@click.argument("names", nargs=-1, required=True)
+@namespace_option
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True, help="Clean up now, or leave it to the controller."
+)
+@state_dir_option
+def delete(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state_dir: Path | None) -> None:
+    """Delete Backups (their data per spec.cleanPolicy), BackupSchedules (with their Backups) or Secrets."""
+    kind = kind_of(type_)
+    store = open_store(state_dir)
+    if kind == "Secret":
+        for name in names:
+            if not store.delete_secret(namespace, name):
+                raise NotFoundError(f'secrets "{name}" not found in namespace "{namespace}"')
+            click.echo(f'secret "{name}" deleted')
+        return
+    found = _selected(store, kind, names, namespace, None)
+    if not wait:
+        for resource in found:
+            store.mark_deleted(resource)
+            click.echo(f'{RESOURCE_NAME[kind]} "{resource.metadata.name}" marked for deletion')
+        _hint_controller(store, found)
+        return
+    from tibackup.cli.main import setup_logging
+
+    setup_logging("warn")
+    failed: list[Backup] = []
+    for resource in found:
+        if isinstance(resource, BackupSchedule):
+            result = lifecycle.delete_schedule(store, resource)
+            for name in result.deleted:
+                click.echo(f'{RESOURCE_NAME[KIND_BACKUP]} "{name}" deleted')
+            failed += result.failed
+        else:
+            remaining = lifecycle.delete_backup(store, resource)
+            if remaining is not None:
+                failed.append(remaining)
+                continue
+        click.echo(f'{RESOURCE_NAME[kind]} "{resource.metadata.name}" deleted')
+    if failed:
+        first = failed[0]
+        cond = first.status.condition(Phase.CLEAN_FAILED)
+        why = f": {cond.message}" if cond and cond.message else ""
+        click.echo(
+            f"error: backup {first.metadata.name} could not be cleaned and stays (CleanFailed){why}; "
+            "fix the cause and delete it again",
+            err=True,
+        )
+        raise SystemExit(1)
+
+
+def register(cli: click.Group) -> None:
+    from tibackup.cli.controller_cmd import controller, run_backup_cmd
+    from tibackup.cli.secret_cmd import create
+
+    for command, name in (
+        (apply, "apply"),
+        (get, "get"),
+        (describe, "describe"),
+        (delete, "delete"),
+        (create, "create"),
+        (controller, "controller"),
+        (run_backup_cmd, "run-backup"),
+    ):
+        cli.add_command(command, name)
