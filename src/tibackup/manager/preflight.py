@@ -46,9 +46,12 @@ def check_privileges(db: DB, server: ServerInfo, *, gc_table: bool) -> None:
     )
 
 
-def check_storage(storage: Storage) -> None:
+def check_storage(storage: Storage, secret_name: str | None = None) -> None:
     """The bucket exists, the credentials are accepted, and a probe object can be written there."""
     try:
         storage.check_writable()
     except StorageError as exc:
-        raise StorageCheckFailed(exc.message) from exc
+        message = exc.message
+        if secret_name:
+            message = message.replace("in the Secret", f"in Secret '{secret_name}'")
+        raise StorageCheckFailed(message) from exc

@@ -38,7 +38,7 @@ from tibackup.dump.conn import DB
 from tibackup.dump.dumper import run_dump
 from tibackup.dump.metadata import METADATA_NAME
 from tibackup.dump.progress import Progress
-from tibackup.errors import Interrupted, InvalidSpecError, TibackupError
+from tibackup.errors import DatabaseError, Interrupted, InvalidSpecError, TibackupError
 from tibackup.manager import remote, settings
 from tibackup.manager.gc import gc_applies, raise_gc_life_time, restore_gc_life_time
 from tibackup.manager.preflight import check_privileges, check_storage
@@ -114,7 +114,7 @@ def _run(
     conn = config.connection
 
     # 3. Preflight: the database account, its privileges, the bucket.
-    with connect(conn) as db:
+    with _login(conn, spec.from_.secret_name if spec.from_ else None) as db:
         server = db.server_info()
         manage_gc = gc_applies(db, server)
         if not settings.skip_privilege_check(backup):
@@ -122,7 +122,7 @@ def _run(
     root = remote.open_backup_storage(s3)
     try:
         if not settings.rclone_options(spec).no_check_bucket:
-            check_storage(root)
+            check_storage(root, spec.s3.secret_name if spec.s3 else None)
     finally:
         remote.close_storage(root)
     report.info(
@@ -172,6 +172,20 @@ def _run(
 
 def connect(conn: Connection) -> DB:
     return DB(conn)
+
+
+def _login(conn: Connection, secret_name: str | None) -> DB:
+    """The first connection: a refused login names the Secret the password came from."""
+    try:
+        return connect(conn)
+    except DatabaseError as exc:
+        if exc.reason != "AccessDenied":
+            raise
+        raise DatabaseError(
+            f"access denied for user '{conn.user}' at {conn.host}:{conn.port}: check spec.from.user and the "
+            f"password in Secret '{secret_name}' (key 'password')",
+            reason="AccessDenied",
+        ) from None
 
 
 def _dump_direct(config: DumpConfig, storage: Storage, report: Reporter) -> dict[str, int | None]:
