@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ from prometheus_client.registry import Collector
 
 from tibackup.embedded.lifecycle import owned_backups
 from tibackup.embedded.store import KIND_SCHEDULE, Store
-from tibackup.resources import Backup, BackupSchedule, Phase
+from tibackup.errors import InvalidSpecError
+from tibackup.resources import Backup, BackupSchedule, Phase, parse_duration
 from tibackup.resources.meta import utc
 
 LABELS = ["namespace", "schedule"]
@@ -47,6 +49,15 @@ class SkipCounter:
 def _created(backup: Backup) -> float:
     stamp = backup.metadata.creation_timestamp
     return utc(stamp).timestamp() if stamp else 0.0
+
+
+def _duration(backup: Backup) -> float:
+    status = backup.status
+    if status.time_taken:
+        with contextlib.suppress(InvalidSpecError):
+            return parse_duration(status.time_taken).total_seconds()
+    assert status.time_started is not None and status.time_completed is not None
+    return (utc(status.time_completed) - utc(status.time_started)).total_seconds()
 
 
 class ScheduleCollector(Collector):
@@ -121,11 +132,11 @@ class ScheduleCollector(Collector):
             phase = backups[-1].status.phase or ""
             for name in PHASES:
                 status.add_metric([*labels, name], 1.0 if name == phase else 0.0)
-        finished = [b for b in backups if b.status.time_started and b.status.time_completed]
+        finished = [
+            b for b in backups if b.status.time_taken or (b.status.time_started and b.status.time_completed)
+        ]
         if finished:
-            last = finished[-1].status
-            assert last.time_started is not None and last.time_completed is not None
-            duration.add_metric(labels, (utc(last.time_completed) - utc(last.time_started)).total_seconds())
+            duration.add_metric(labels, _duration(finished[-1]))
         by_phase: dict[str, int] = {}
         for backup in backups:
             key = backup.status.phase.value if backup.status.phase else "Pending"
