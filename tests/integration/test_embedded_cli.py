@@ -92,8 +92,8 @@ def backup_doc(env: Env, name: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture()
-def env(
+@pytest.fixture(name="env")
+def env_fixture(
     tmp_path: Path, mariadb: MariaDBServer, s3_server: S3Server, bucket: str, fresh_db: str
 ) -> Iterator[Env]:
     conn = mariadb.connect()
