@@ -1,6 +1,6 @@
 """The backup manager on the real MariaDB and S3 servers: one Backup through SPEC §3, end to end.
 
-The runtime is ``MemoryRuntime`` below: Secrets in a dict, every saved status and event in lists.
+The runtime is ``managerutil.MemoryRuntime``: Secrets in a dict, every saved status and event in lists.
 TiDB's GC table is simulated by a real ``mysql.tidb`` table created in MariaDB (``gc_stand_in``), a
 stand-in the manager treats exactly like TiDB's.
 """
@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,77 +23,26 @@ from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
 
 from tests.integration.dumputil import roundtrip
-from tibackup.errors import Interrupted, NotFoundError, StorageError
-from tibackup.manager import clean_backup, recover_interrupted, remote, run_backup
+from tests.integration.managerutil import (
+    CHILD_SCRIPT,
+    DB_SECRET,
+    NS,
+    S3_SECRET,
+    TABLES,
+    FileRuntime,
+    MemoryRuntime,
+    fetch,
+    gc_value,
+    make_backup,
+    s3_prefix,
+    wrap_storage,
+)
+from tibackup.errors import Interrupted, StorageError
+from tibackup.manager import clean_backup, recover_interrupted, run_backup
 from tibackup.manager import run as run_module
 from tibackup.resources import Backup, Phase
-from tibackup.storage import S3Options
-from tibackup.storage.base import ObjectWriter, Storage
 
 pytestmark = pytest.mark.integration
-
-NS = "test1"
-DB_SECRET, S3_SECRET = "backup-demo1-tidb-secret", "s3-secret"
-TABLES = ["t1", "t2"]
-
-
-class MemoryRuntime:
-    """A BackupRuntime in memory; ``on_status`` lets a test look inside a run at each phase change."""
-
-    def __init__(self, staging_root: Path) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
-        self.statuses: list[dict[str, Any]] = []
-        self.events: list[tuple[str, str, str]] = []
-        self.gc_records: dict[str, dict[str, Any]] = {}
-        self.staging_root = staging_root
-        self.on_status: Callable[[Backup], None] | None = None
-
-    def get_secret(self, namespace: str, name: str) -> dict[str, str]:
-        if (namespace, name) not in self.secrets:
-            raise NotFoundError(f"Secret {namespace}/{name} not found")
-        return dict(self.secrets[(namespace, name)])
-
-    def save_status(self, backup: Backup) -> None:
-        self.statuses.append(backup.status.model_dump(mode="json", exclude_none=True))
-        if self.on_status:
-            self.on_status(backup)
-
-    def event(self, backup: Backup, type_: str, reason: str, message: str) -> None:
-        self.events.append((type_, reason, message))
-
-    def save_gc_record(self, backup: Backup, record: dict[str, Any] | None) -> None:
-        if record is None:
-            self.gc_records.pop(backup.metadata.name, None)
-        else:
-            self.gc_records[backup.metadata.name] = json.loads(json.dumps(record))
-
-    def load_gc_record(self, backup: Backup) -> dict[str, Any] | None:
-        return self.gc_records.get(backup.metadata.name)
-
-    def staging_dir(self, backup: Backup) -> Path:
-        return self.staging_root / (backup.metadata.namespace or "default") / backup.metadata.name
-
-    def phases(self) -> list[str]:
-        return [s.get("phase", "") for s in self.statuses]
-
-    def reasons(self) -> list[str]:
-        return [reason for _, reason, _ in self.events]
-
-
-class FailingStorage:
-    """Wraps a storage; ``fail(name)`` decides, at each ``create``, whether to raise instead."""
-
-    def __init__(self, inner: Storage, fail: Callable[[str], BaseException | None]) -> None:
-        self.inner, self.fail = inner, fail
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def create(self, name: str) -> ObjectWriter:
-        error = self.fail(name)
-        if error is not None:
-            raise error
-        return self.inner.create(name)
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -120,84 +74,12 @@ def gc_stand_in(mariadb: MariaDBServer) -> Iterator[None]:
     mariadb.execute("DROP TABLE IF EXISTS mysql.tidb")
 
 
-def gc_value(mariadb: MariaDBServer) -> str:
-    return str(mariadb.execute("SELECT VARIABLE_VALUE FROM mysql.tidb")[0][0])
-
-
 @pytest.fixture()
 def runtime(tmp_path: Path, mariadb: MariaDBServer, s3_server: S3Server) -> MemoryRuntime:
     rt = MemoryRuntime(tmp_path / "staging")
     rt.secrets[(NS, DB_SECRET)] = {"password": mariadb.password}
     rt.secrets[(NS, S3_SECRET)] = {"access_key": s3_server.access_key, "secret_key": s3_server.secret_key}
     return rt
-
-
-def make_backup(
-    mariadb: MariaDBServer,
-    s3_server: S3Server,
-    bucket: str,
-    database: str,
-    *,
-    name: str = "demo1-backup-s3",
-    mode: str | None = None,
-    user: str | None = None,
-    options: list[str] | None = None,
-    clean_policy: str = "Retain",
-) -> Backup:
-    doc: dict[str, Any] = {
-        "apiVersion": "pingcap.com/v1alpha1",
-        "kind": "Backup",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "from": {
-                "host": mariadb.host,
-                "port": mariadb.port,
-                "user": user or mariadb.user,
-                "secretName": DB_SECRET,
-            },
-            "s3": {
-                "provider": "ceph",
-                "secretName": S3_SECRET,
-                "endpoint": s3_server.endpoint,
-                "region": s3_server.region,
-                "bucket": bucket,
-                "prefix": "nightly/demo1",
-            },
-            "dumpling": {"options": options or ["--threads=2", "--rows=2000"]},
-            "tableFilter": [f"{database}.*"],
-            "cleanPolicy": clean_policy,
-        },
-    }
-    if mode == "staged":
-        doc["spec"]["storageSize"] = "10Gi"
-    elif mode == "direct-annotated":
-        doc["spec"]["storageSize"] = "10Gi"
-        doc["metadata"]["annotations"] = {"tibackup.pingcap.com/mode": "direct"}
-    return Backup.model_validate(doc)
-
-
-def s3_prefix(backup: Backup) -> str:
-    path = backup.status.backup_path or ""
-    return path.split("/", 3)[3]
-
-
-def fetch(s3_server: S3Server, bucket: str, prefix: str, folder: Path) -> dict[str, int]:
-    folder.mkdir(parents=True, exist_ok=True)
-    sizes = {}
-    for key in s3_server.list_keys(bucket, prefix):
-        data = s3_server.get_bytes(bucket, key)
-        (folder / key[len(prefix) :]).write_bytes(data)
-        sizes[key[len(prefix) :]] = len(data)
-    return sizes
-
-
-def wrap_storage(monkeypatch: pytest.MonkeyPatch, fail: Callable[[str], BaseException | None]) -> None:
-    real = remote.open_backup_storage
-
-    def opener(options: S3Options) -> Storage:
-        return FailingStorage(real(options), fail)  # type: ignore[return-value]
-
-    monkeypatch.setattr(remote, "open_backup_storage", opener)
 
 
 # -- success ---------------------------------------------------------------------------------------
@@ -341,6 +223,51 @@ def test_recover_interrupted_restores_gc_and_aborts_uploads(
     assert gc_value(mariadb) == "10m0s" and runtime.gc_records == {}
     assert s3_server.list_multipart_uploads(bucket) == []
     assert {"GCLifeTimeRestored", "UploadsAborted", "Interrupted"} <= set(runtime.reasons())
+
+
+def test_killed_process_leaves_running_and_recover_restores_gc(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    sample: str,
+    gc_stand_in: None,
+    tmp_path: Path,
+    runtime: MemoryRuntime,
+) -> None:
+    state, spec = tmp_path / "state.json", tmp_path / "backup.json"
+    rt = FileRuntime(tmp_path / "staging", state)
+    rt.secrets = dict(runtime.secrets)
+    rt._write()
+    backup = make_backup(mariadb, s3_server, bucket, sample)
+    spec.write_text(backup.model_dump_json(by_alias=True))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_SCRIPT, str(tmp_path / "staging"), str(state), str(spec)],
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(["src", "."])},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            loaded = FileRuntime.load(tmp_path / "staging", state)
+            if loaded.statuses and loaded.statuses[-1].get("phase") == "Running":
+                break
+            assert child.poll() is None, "the child backup ended early"
+            time.sleep(0.2)
+        else:
+            pytest.fail("the child backup never reached Running")
+        time.sleep(0.5)  # into the dump
+        child.send_signal(signal.SIGKILL)  # no finally runs: the GC life time stays raised
+    finally:
+        child.kill()
+        child.wait()
+    assert gc_value(mariadb) == "72h"
+    left = FileRuntime.load(tmp_path / "staging", state)
+    assert left.gc_records, "the old value was recorded before the change"
+    backup.status = backup.status.model_validate(left.statuses[-1])
+    done = recover_interrupted(backup, left)
+    assert done.status.phase == Phase.FAILED and done.status.condition(Phase.FAILED).reason == "Interrupted"  # type: ignore[union-attr]
+    assert gc_value(mariadb) == "10m0s" and left.gc_records == {}
+    assert FileRuntime.load(tmp_path / "staging", state).gc_records == {}
 
 
 # -- staged: upload failure keeps the dump, a re-run uploads it without dumping again ------------
