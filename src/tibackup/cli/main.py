@@ -72,8 +72,8 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _sigterm)
-    _register()
     try:
+        _register()
         cli.main(args=argv, prog_name="tibackup", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
