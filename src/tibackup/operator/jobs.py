@@ -33,6 +33,7 @@ STAGING_MOUNT = "/var/lib/tibackup/staging"
 TLS_MOUNT = "/var/run/tibackup/tls"
 DEFAULT_IMAGE = "tibackup:latest"
 CONTAINER = "tibackup"
+JOB_COMMANDS: dict[str, str] = {"backup": "run-backup", "clean": "clean-backup", "recover": "recover-backup"}
 
 # Annotations that describe the Backup object itself (kubectl, kopf, tibackup's own bookkeeping):
 # they are not meant for the Pod, unlike e.g. iam.amazonaws.com/role.
@@ -149,7 +150,7 @@ def job_manifest(backup: Backup, image: str, action: Action = "backup") -> dict[
         "name": CONTAINER,
         "image": spec.tool_image or image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["tibackup", "job", f"{action}-backup", "--namespace", namespace, "--name", meta.name],
+        "command": ["tibackup", "job", JOB_COMMANDS[action], "--namespace", namespace, "--name", meta.name],
         "env": env,
         "volumeMounts": mounts,
     }
