@@ -9,16 +9,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import kopf
 import kmock
-import pytest
+import kopf
 import pytest_asyncio
 
+from tests.operator.harness import RESOURCES, ApiServer, AsyncKube, Kubelet, kubeconfig
 from tibackup.operator.backups import OperatorConfig
 from tibackup.operator.handlers import run_operator
 from tibackup.operator.kube import SECRETS, KubeApi
 from tibackup.operator.metrics import ScheduleMetrics
-from tests.operator.harness import RESOURCES, ApiServer, AsyncKube, Kubelet, kubeconfig
 
 NAMESPACE = "test1"
 IMAGE = "registry.example.com/tibackup:test"

@@ -150,7 +150,9 @@ class Kubelet:
             if ref["key"] in data:
                 env[item["name"]] = base64.b64decode(data[ref["key"]]).decode()
             elif not ref.get("optional"):
-                raise AssertionError(f"the Pod would not start: Secret {ref['name']} key {ref['key']} missing")
+                raise AssertionError(
+                    f"the Pod would not start: Secret {ref['name']} key {ref['key']} missing"
+                )
         return env
 
     def _mounts(self, job: dict[str, Any], container: dict[str, Any]) -> dict[str, Path]:

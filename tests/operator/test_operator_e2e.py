@@ -6,6 +6,7 @@ command locally (see harness.py). Every wait has a timeout.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -66,7 +67,9 @@ async def test_backup_becomes_job_and_completes(cluster: Cluster, mariadb: Any, 
                                                 bucket: str, fresh_db: str) -> None:  # fmt: skip
     fill(mariadb, fresh_db)
     await secrets(cluster, mariadb, s3_server)
-    await cluster.kube.create(BACKUPS, "test1", backup_body("demo1-backup-s3", mariadb, s3_server, bucket, fresh_db))
+    await cluster.kube.create(
+        BACKUPS, "test1", backup_body("demo1-backup-s3", mariadb, s3_server, bucket, fresh_db)
+    )
 
     job = await wait_for(lambda: cluster.api.get(JOBS, "test1", "backup-demo1-backup-s3"), 20, "the Job")
     spec, pod = job["spec"], job["spec"]["template"]["spec"]
@@ -91,7 +94,9 @@ async def test_backup_becomes_job_and_completes(cluster: Cluster, mariadb: Any, 
         assert secret_value not in text
     pvc = await cluster.kube.get(PVCS, "test1", "backup-demo1-backup-s3")
     assert pvc is not None and pvc["spec"]["resources"]["requests"]["storage"] == "10Gi"
-    assert {"name": "staging", "persistentVolumeClaim": {"claimName": "backup-demo1-backup-s3"}} in pod["volumes"]
+    assert {"name": "staging", "persistentVolumeClaim": {"claimName": "backup-demo1-backup-s3"}} in pod[
+        "volumes"
+    ]
 
     done = await wait_for(lambda: phase_of(cluster, "demo1-backup-s3", "Complete", "Failed", "Invalid"),
                           90, "the backup to finish")  # fmt: skip
@@ -104,7 +109,9 @@ async def test_backup_becomes_job_and_completes(cluster: Cluster, mariadb: Any, 
     assert any(k.endswith("/metadata") for k in stored)
     assert any(k.endswith(f"/{fresh_db}.t.000000000.sql") or f"/{fresh_db}.t." in k for k in stored)
     # Uploaded and done: the staging volume is given back.
-    await wait_for(lambda: cluster.api.get(PVCS, "test1", "backup-demo1-backup-s3") is None, 10, "PVC deletion")
+    await wait_for(
+        lambda: cluster.api.get(PVCS, "test1", "backup-demo1-backup-s3") is None, 10, "PVC deletion"
+    )
 
     # Deleting it with the default cleanPolicy (Retain) keeps the data and releases the finalizer.
     await cluster.kube.delete(BACKUPS, "test1", "demo1-backup-s3")
@@ -122,7 +129,7 @@ async def test_oom_killed_job_fails_the_backup(cluster: Cluster) -> None:
     }  # fmt: skip
     await cluster.kube.create(BACKUPS, "test1", body)
     failed = await wait_for(lambda: phase_of(cluster, "oom", "Failed"), 20, "Failed")
-    condition = [c for c in failed["status"]["conditions"] if c["type"] == "Failed"][0]
+    condition = next(c for c in failed["status"]["conditions"] if c["type"] == "Failed")
     assert condition["reason"] == "JobFailed"
     assert "OOMKilled" in condition["message"] and "BackoffLimitExceeded" in condition["message"]
     # A Backup that never wrote anything is deleted at once, whatever its cleanPolicy.
@@ -163,7 +170,9 @@ async def test_delete_with_clean_policy(cluster: Cluster, mariadb: Any, s3_serve
     await wait_for(lambda: cluster.api.get(BACKUPS, "test1", "to-clean") is None, 60, "deletion")
     if policy == "Delete":
         assert await cluster.kube.get(JOBS, "test1", "clean-to-clean") is not None
-        assert cluster.kubelet.exit_codes.get("clean-to-clean") == 0, cluster.kubelet.logs.get("clean-to-clean")
+        assert cluster.kubelet.exit_codes.get("clean-to-clean") == 0, cluster.kubelet.logs.get(
+            "clean-to-clean"
+        )
         assert keys(s3_server, bucket) == []
     else:  # OnFailure keeps a successful backup's data
         assert await cluster.kube.get(JOBS, "test1", "clean-to-clean") is None
@@ -195,7 +204,7 @@ async def test_schedule_creates_and_prunes_backups(cluster: Cluster, mariadb: An
         return len(created) >= 2 and len(complete_backups()) == 1 and len(found) <= 2
 
     await wait_for(two_created_one_kept, 120, "two backups, the older one pruned")
-    [kept] = complete_backups()
+    [kept] = await asyncio.to_thread(complete_backups)
     assert kept.startswith("nightly-")
     body = await cluster.kube.get(BACKUPS, "test1", kept)
     assert body is not None

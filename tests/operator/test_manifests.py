@@ -1,0 +1,160 @@
+"""Offline checks of every manifest shipped in deploy/ and of the Jobs and PVCs the operator creates.
+
+kubernetes-validate checks them against the real Kubernetes schemas with --strict (unknown fields
+fail). The seed examples against the CRD schema are tested in tests/unit/test_crd.py; here each seed
+example goes one step further: the Job and PVC the operator would create for it must be valid too.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tibackup.control.naming import backup_from_schedule
+from tibackup.operator import jobs
+from tibackup.resources import Backup, BackupSchedule, load_resources
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+SEEDS = sorted((ROOT / "tests" / "data" / "seed").glob("*.yaml"))
+VERSION = kubernetes_validate.latest_version()
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+MANIFESTS = [p for p in sorted(DEPLOY.rglob("*.yaml")) if p.name != "kustomization.yaml"]
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_deploy_manifest_is_valid_strict(path: Path) -> None:
+    docs = documents(path)
+    assert docs
+    for doc in docs:
+        kubernetes_validate.validate(doc, VERSION, strict=True)
+
+
+def test_kustomization_lists_every_operator_manifest() -> None:
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    expected = {str(p.relative_to(DEPLOY)) for p in MANIFESTS if p.name != "backup-rbac.yaml"}
+    assert listed == expected
+    for name in listed:
+        assert (DEPLOY / name).is_file()
+
+
+def test_backup_rbac_is_minimal_and_named_as_the_reference() -> None:
+    docs = {d["kind"]: d for d in documents(DEPLOY / "backup-rbac.yaml")}
+    assert set(docs) == {"Role", "ServiceAccount", "RoleBinding"}
+    assert {d["metadata"]["name"] for d in docs.values()} == {"tidb-backup-manager"}
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in docs["Role"]["rules"]}
+    assert rules == {
+        (("pingcap.com",), ("backups",)): {"get", "update", "patch"},
+        (("pingcap.com",), ("backups/status",)): {"get", "update", "patch"},
+        (("",), ("secrets",)): {"get"},
+        (("",), ("events",)): {"create", "patch"},
+    }
+
+
+def test_operator_cannot_read_secrets_and_runs_tibackup_operator() -> None:
+    role = next(d for d in documents(DEPLOY / "operator" / "rbac.yaml") if d["kind"] == "ClusterRole")
+    assert not any("secrets" in rule["resources"] for rule in role["rules"])
+    [deployment] = documents(DEPLOY / "operator" / "deployment.yaml")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"][:2] == ["tibackup", "operator"]
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def seed_backups() -> list[tuple[str, Backup]]:
+    found: list[tuple[str, Backup]] = []
+    for path in SEEDS:
+        [resource] = load_resources(path.read_text())
+        if isinstance(resource, BackupSchedule):
+            resource.metadata.uid = "8a1f0c2e-0000-4000-8000-000000000001"
+            resource = backup_from_schedule(resource, __import__("datetime").datetime(2024, 3, 1, 2, 0))
+        resource.metadata.uid = resource.metadata.uid or "8a1f0c2e-0000-4000-8000-000000000002"
+        found.append((path.stem, resource))
+    return found
+
+
+@pytest.mark.parametrize(("stem", "backup"), seed_backups(), ids=[s for s, _ in seed_backups()])
+@pytest.mark.parametrize("action", ["backup", "clean", "recover"])
+def test_jobs_for_seed_examples_are_valid(stem: str, backup: Backup, action: jobs.Action) -> None:
+    job = jobs.job_manifest(backup, "tibackup:test", action)
+    kubernetes_validate.validate(job, VERSION, strict=True)
+    assert job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == "tidb-backup-manager"
+    if action == "backup" and jobs.is_staged(backup):
+        pvc = jobs.pvc_manifest(backup)
+        kubernetes_validate.validate(pvc, VERSION, strict=True)
+        assert pvc["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    annotations = backup.metadata.annotations or {}
+    if "iam.amazonaws.com/role" in annotations:
+        assert job["spec"]["template"]["metadata"]["annotations"]["iam.amazonaws.com/role"].startswith("arn:")
+
+
+def test_job_passes_spec_through_and_never_holds_secret_values() -> None:
+    [backup] = load_resources((SEEDS[0]).read_text())
+    assert isinstance(backup, Backup)
+    backup.metadata.uid = "u-1"
+    backup.metadata.annotations = {"kubectl.kubernetes.io/last-applied-configuration": "{}", "team": "db"}
+    backup.spec.tool_image = "example.com/tibackup:1.2"
+    backup.spec.env = [{"name": "TZ", "value": "UTC"}]
+    backup.spec.resources = {"limits": {"memory": "2Gi"}}
+    backup.spec.tolerations = [
+        {"key": "dedicated", "operator": "Equal", "value": "backup", "effect": "NoSchedule"}
+    ]
+    backup.spec.affinity = {"nodeAffinity": {}}
+    backup.spec.from_.tls_client_secret_name = "db-tls"  # type: ignore[union-attr]
+    job = jobs.job_manifest(backup, "fallback:image")
+    kubernetes_validate.validate(job, VERSION, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == "example.com/tibackup:1.2"
+    assert container["resources"] == {"limits": {"memory": "2Gi"}}
+    assert pod["tolerations"][0]["key"] == "dedicated" and pod["affinity"] == {"nodeAffinity": {}}
+    assert job["spec"]["template"]["metadata"]["annotations"] == {"team": "db"}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["TZ"]["value"] == "UTC"
+    assert env["TIBACKUP_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "backup-demo1-tidb-secret"
+    assert json.loads(env["TIBACKUP_SECRET_NAMES"]["value"])["TIBACKUP_S3_SECRET_KEY"] == [
+        "s3-secret",
+        "secret_key",
+    ]
+    assert {"name": "tls", "secret": {"secretName": "db-tls", "optional": True}} in pod["volumes"]
+
+
+def test_long_names_are_cut_with_a_hash() -> None:
+    [backup] = load_resources((SEEDS[0]).read_text())
+    assert isinstance(backup, Backup)
+    long = copy.deepcopy(backup)
+    long.metadata.name = "a" * 70 + ".b"
+    other = copy.deepcopy(backup)
+    other.metadata.name = "a" * 70 + ".c"
+    first, second = jobs.job_name(long.metadata.name), jobs.job_name(other.metadata.name)
+    assert len(first) <= 63 and len(second) <= 63 and first != second
+    assert first == jobs.job_name(long.metadata.name)
+    job = jobs.job_manifest(long, "img")
+    assert job["metadata"]["annotations"][jobs.ANNOTATION_BACKUP] == long.metadata.name
+    assert len(job["metadata"]["labels"][jobs.LABEL_BACKUP]) <= 63
+    kubernetes_validate.validate(job, VERSION, strict=True)
+
+
+def test_staged_mode_follows_the_manager_rule() -> None:
+    [backup] = load_resources((SEEDS[0]).read_text())
+    assert isinstance(backup, Backup)
+    assert jobs.is_staged(backup)  # the seed gives storageSize
+    backup.metadata.annotations = {jobs.ANNOTATION_MODE: "direct"}
+    assert not jobs.is_staged(backup)
+    backup.spec.storage_size = None
+    backup.metadata.annotations = {jobs.ANNOTATION_MODE: "staged"}
+    assert jobs.is_staged(backup)
