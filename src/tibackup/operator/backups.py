@@ -145,9 +145,10 @@ class BackupController:
         """Mark the Backup Failed; if its backup had raised the GC life time, a Job restores it."""
         self.set_phase(backup, Phase.FAILED, reason, message)
         self.event(to_dict(backup), "Warning", reason, message)
-        if (backup.metadata.annotations or {}).get(jobs.ANNOTATION_GC_RECORD):
+        # Left behind: a raised GC life time (its record) or unfinished multipart uploads (a path).
+        if (backup.metadata.annotations or {}).get(jobs.ANNOTATION_GC_RECORD) or backup.status.backup_path:
             self.api.create(JOBS, _ns(backup), jobs.job_manifest(backup, self.config.image, "recover"))
-            self.event(to_dict(backup), "Normal", "GCRestoreStarted",
+            self.event(to_dict(backup), "Normal", "RecoveryStarted",
                        f"created Job {jobs.job_name(backup.metadata.name, 'recover')} to restore the GC life time")  # fmt: skip
 
     # --- deletion

@@ -7,10 +7,11 @@ same functions the embedded runtime calls. The exit code tells Kubernetes whethe
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from tibackup.operator.kube import KubeApi
 from tibackup.operator.runtime import KubernetesRuntime
-from tibackup.resources import Phase
+from tibackup.resources import Phase, set_condition
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +34,35 @@ def run_backup_job(api: KubeApi, namespace: str, name: str) -> int:
 
 
 def clean_backup_job(api: KubeApi, namespace: str, name: str) -> int:
-    """Delete the Backup's remote data; 0 when it is gone (or was never there)."""
+    """Apply the Backup's cleanPolicy to its remote data; 0 when done, even with nothing to delete.
+
+    A failure to delete raises (a TibackupError: one line, non-zero exit), which fails the clean Job.
+    """
     from tibackup.manager.clean import clean_backup
 
     runtime = KubernetesRuntime(api)
     backup, _ = runtime.load_backup(namespace, name)
-    return 0 if clean_backup(backup, runtime) else 1
+    deleted = clean_backup(backup, runtime)
+    log.info("Backup %s/%s: %s", namespace, name, "data deleted" if deleted else "no data to delete")
+    return 0
 
 
 def recover_backup_job(api: KubeApi, namespace: str, name: str) -> int:
-    """Restore the GC life time a killed backup had raised (its record is an annotation on the Backup)."""
+    """Undo what a killed backup left behind: restore the GC life time (its record is an annotation on
+    the Backup) and abort unfinished uploads. The operator has already said why the Job died
+    (reason JobFailed); that reason stays, with what the recovery could not do appended."""
     from tibackup.manager.recover import recover_interrupted
 
     runtime = KubernetesRuntime(api)
     backup, _ = runtime.load_backup(namespace, name)
-    recover_interrupted(backup, runtime)
+    before = backup.status.condition(Phase.FAILED)
+    result = recover_interrupted(backup, runtime)
+    after = result.status.condition(Phase.FAILED)
+    if before is not None and before.reason and after is not None and after.reason != before.reason:
+        message = before.message or ""
+        extra = (after.message or "").partition("; also: ")[2]
+        if extra:
+            message += f"; also: {extra}"
+        result.status = set_condition(result.status, Phase.FAILED, before.reason, message, datetime.now(UTC))
+        runtime.save_status(result)
     return 0
