@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tibackup.control.naming import backup_from_schedule
+from tibackup.manager.settings import MODE_ANNOTATION
 from tibackup.operator import jobs
 from tibackup.resources import Backup, BackupSchedule, load_resources
 
@@ -153,8 +154,8 @@ def test_staged_mode_follows_the_manager_rule() -> None:
     [backup] = load_resources((SEEDS[0]).read_text())
     assert isinstance(backup, Backup)
     assert jobs.is_staged(backup)  # the seed gives storageSize
-    backup.metadata.annotations = {jobs.ANNOTATION_MODE: "direct"}
+    backup.metadata.annotations = {MODE_ANNOTATION: "direct"}
     assert not jobs.is_staged(backup)
     backup.spec.storage_size = None
-    backup.metadata.annotations = {jobs.ANNOTATION_MODE: "staged"}
+    backup.metadata.annotations = {MODE_ANNOTATION: "staged"}
     assert jobs.is_staged(backup)

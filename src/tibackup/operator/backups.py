@@ -210,19 +210,11 @@ class BackupController:
 
 
 def needs_clean(backup: Backup) -> bool:
-    """Whether deleting this Backup must delete its remote data (only data that may exist)."""
-    if not backup.status.backup_path:
-        return False  # it never reached the upload: nothing remote to delete
-    policy = backup.spec.clean_policy
-    if policy == "Delete":
-        return True
-    if policy == "OnFailure":
-        return backup.status.phase in (Phase.FAILED, Phase.CLEAN_FAILED) and not _ever_completed(backup)
-    return False
+    """Whether deleting this Backup needs a clean Job: data may exist and its cleanPolicy deletes it
+    (the manager's rule, manager.clean.should_delete)."""
+    from tibackup.manager.clean import should_delete
 
-
-def _ever_completed(backup: Backup) -> bool:
-    return backup.status.condition(Phase.COMPLETE) is not None
+    return bool(backup.status.backup_path) and should_delete(backup)
 
 
 def _pod_failure(pod: dict[str, Any]) -> list[str]:

@@ -19,7 +19,6 @@ Action = Literal["backup", "clean", "recover"]
 LABEL_BACKUP = "tidb.pingcap.com/backup"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 ANNOTATION_BACKUP = "tibackup.pingcap.com/backup"  # the full Backup name (labels are cut at 63)
-ANNOTATION_MODE = "tibackup.pingcap.com/mode"  # staged | direct
 ANNOTATION_GC_RECORD = "tibackup.pingcap.com/gc-record"
 ANNOTATION_SKIP_CLEAN = "tibackup.pingcap.com/skip-clean"  # "true": delete without cleaning the data
 
@@ -58,12 +57,16 @@ def pvc_name(backup_name: str) -> str:
 
 
 def is_staged(backup: Backup) -> bool:
-    """Staged mode (dump to a volume, then upload): the mode annotation (staged|direct) wins; otherwise
-    staged when the spec gives a staging size — the manager's rule (manager.settings.choose_mode)."""
-    mode = (backup.metadata.annotations or {}).get(ANNOTATION_MODE, "").strip().lower()
-    if mode in ("staged", "direct"):
-        return mode == "staged"
-    return bool(backup.spec.storage_size)
+    """Staged mode (dump to a volume, then upload) needs a PVC: the manager's rule decides.
+
+    A bad mode annotation gets no volume here; the manager then marks the Backup Invalid, naming it."""
+    from tibackup.errors import InvalidSpecError
+    from tibackup.manager.settings import DataPath, choose_mode
+
+    try:
+        return choose_mode(backup) is DataPath.STAGED
+    except InvalidSpecError:
+        return False
 
 
 def labels(backup: Backup, action: Action) -> dict[str, str]:
