@@ -118,6 +118,7 @@ def test_schedule_creates_labelled_backups_and_keeps_max_backups(env: Env, tmp_p
     assert (
         'tibackup_schedule_last_backup_status{namespace="test1",phase="Complete",schedule="sched"}' in metrics
     )
+    assert 'tibackup_schedule_last_backup_success{namespace="test1",schedule="sched"} 1.0' in metrics
     for secret in (env.s3.secret_key, env.mariadb.password):
         assert secret not in text
     listed = env.tib("get", "bk", "-n", "test1", "-l", "tidb.pingcap.com/backup-schedule=sched", "-o", "name")

@@ -76,6 +76,11 @@ class ScheduleCollector(Collector):
             "Phase of the newest backup of the schedule (1 for its phase, 0 for the others).",
             labels=[*LABELS, "phase"],
         )
+        ok = GaugeMetricFamily(  # the same name and meaning as the operator's, for one dashboard
+            "tibackup_schedule_last_backup_success",
+            "1 when the schedule's newest finished backup succeeded, 0 when it failed.",
+            labels=LABELS,
+        )
         duration = GaugeMetricFamily(
             "tibackup_schedule_last_backup_duration_seconds",
             "Duration of the newest finished backup of the schedule.",
@@ -104,13 +109,16 @@ class ScheduleCollector(Collector):
                 labels = [ns, schedule.metadata.name]
                 backups = sorted(owned_backups(store, schedule), key=_created)
                 self._one(labels, backups, success, status, duration, size, counts)
+                done = [b for b in backups if b.status.phase in (Phase.COMPLETE, Phase.FAILED, Phase.INVALID)]
+                if done:
+                    ok.add_metric(labels, 1.0 if done[-1].status.phase == Phase.COMPLETE else 0.0)
                 skipped.add_metric(labels, self.skipped.get(ns, schedule.metadata.name))
                 paused.add_metric(labels, 1.0 if schedule.spec.pause else 0.0)
                 if schedule.status.next_backup_time is not None:
                     next_time.add_metric(labels, utc(schedule.status.next_backup_time).timestamp())
         finally:
             store.close()
-        yield from (success, status, duration, size, skipped, counts, paused, next_time)
+        yield from (success, status, ok, duration, size, skipped, counts, paused, next_time)
 
     @staticmethod
     def _one(
