@@ -17,9 +17,8 @@ DEFAULT_INTERVAL = 30.0  # seconds between log lines
 
 def describe(progress: Progress, verb: str = "dumped") -> str:
     elapsed = human_duration(time.monotonic() - progress.started)
-    return (
-        f"{verb} {progress.rows:,} rows, {human_size(progress.bytes)} ({progress.files} files) in {elapsed}"
-    )
+    rows = f"{progress.rows:,} rows, " if progress.rows else ""  # uploads move files, not rows
+    return f"{verb} {rows}{human_size(progress.bytes)} ({progress.files} files) in {elapsed}"
 
 
 class ProgressLog:
