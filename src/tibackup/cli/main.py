@@ -93,6 +93,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    except Exception as exc:  # a bug in tibackup, or a failure nobody translated: still one line
+        logging.getLogger("tibackup").debug("unexpected error", exc_info=True)
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        click.echo(
+            f"error: internal error: {type(exc).__name__}: {detail} "
+            "(run again with --loglevel debug for the traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover
