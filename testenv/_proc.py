@@ -9,6 +9,8 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
 
 
 class ServerStartError(RuntimeError):
@@ -139,3 +141,40 @@ def die_with_parent() -> None:
 
         pr_set_pdeathsig = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+
+
+def wait_for_server(
+    up: Callable[[], bool], timeout: float, what: str, log_file: Path, stop: Callable[[], Any]
+) -> None:
+    """Wait until ``up()``; otherwise stop the server and fail with where it should answer and its log."""
+    if not wait_until(up, timeout, 0.2):
+        stop()
+        raise ServerStartError(
+            f"{what} did not answer within {timeout:.0f}s; log: {log_file}\n{log_tail(log_file)}"
+        )
+
+
+class ManagedServer:
+    """What every throwaway server shares: a context manager around start/stop, and its memory."""
+
+    @property
+    def pid(self) -> int | None:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60.0, detach: bool = False) -> Self:
+        raise NotImplementedError
+
+    def stop(self, remove: bool | None = None) -> None:
+        raise NotImplementedError
+
+    def rss_bytes(self) -> int:
+        pid = self.pid
+        return rss_bytes(pid) if pid else 0
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

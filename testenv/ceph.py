@@ -22,7 +22,7 @@ from testenv._proc import (
     log_tail,
     pid_alive,
     stop_pid,
-    wait_until,
+    wait_for_server,
 )
 from testenv.s3 import S3Server
 
@@ -142,12 +142,9 @@ class CephRGWServer(S3Server):
                     )
             return self.ready()
 
-        if not wait_until(up, timeout, 0.2):
-            self.stop(remove=False)
-            raise ServerStartError(
-                f"radosgw did not answer on {self.endpoint} within {timeout:.0f}s; "
-                f"log: {self.log_file}\n{log_tail(self.log_file)}"
-            )
+        wait_for_server(
+            up, timeout, f"radosgw on {self.endpoint}", self.log_file, lambda: self.stop(remove=False)
+        )
         self.start_seconds = time.monotonic() - t0
         return self
 

@@ -13,18 +13,17 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import MySQLdb
 
 from testenv._proc import (
+    ManagedServer,
     ServerStartError,
     die_with_parent,
     free_port,
     log_tail,
     pid_alive,
-    rss_bytes,
     stop_pid,
     wait_until,
 )
@@ -36,7 +35,7 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class MariaDBServer:
+class MariaDBServer(ManagedServer):
     """One mariadbd process. Use start()/stop() or `with MariaDBServer() as db:`.
 
     `MariaDBServer.attach(host, port, user, password)` wraps a server somebody else started (stop() is then
@@ -187,18 +186,6 @@ class MariaDBServer:
 
     def running(self) -> bool:
         return self._ping()
-
-    def rss_bytes(self) -> int:
-        pid = self.pid
-        return rss_bytes(pid) if pid else 0
-
-    def __enter__(self) -> MariaDBServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # ----------------------------------------------------------------- SQL helpers
     def connect(

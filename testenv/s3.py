@@ -15,21 +15,20 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from testenv._proc import (
+    ManagedServer,
     ServerStartError,
     die_with_parent,
     free_ports,
     log_tail,
     pid_alive,
-    rss_bytes,
     stop_pid,
-    wait_until,
+    wait_for_server,
 )
 
 ACCESS_KEY = "tibackuptestkey"
@@ -74,7 +73,7 @@ def make_client(endpoint: str, access_key: str, secret_key: str, region: str = R
     return session.client("s3", endpoint_url=endpoint, config=cfg, verify=verify)
 
 
-class S3Server:
+class S3Server(ManagedServer):
     """Common interface of the throwaway S3 servers (and of an attached, externally started one)."""
 
     provider = "external"
@@ -120,18 +119,6 @@ class S3Server:
     @property
     def pid(self) -> int | None:
         return None
-
-    def rss_bytes(self) -> int:
-        pid = self.pid
-        return rss_bytes(pid) if pid else 0
-
-    def __enter__(self) -> S3Server:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # ----------------------------------------------------------------- client helpers
     def client(self, access_key: str | None = None, secret_key: str | None = None, **config: Any) -> Any:
@@ -305,12 +292,9 @@ class SeaweedFSServer(S3Server):
                 )
             return self.ready()
 
-        if not wait_until(up, timeout, 0.2):
-            self.stop(remove=False)
-            raise ServerStartError(
-                f"SeaweedFS S3 did not answer on {self.endpoint} within {timeout:.0f}s; "
-                f"log: {self.log_file}\n{log_tail(self.log_file)}"
-            )
+        wait_for_server(
+            up, timeout, f"SeaweedFS S3 on {self.endpoint}", self.log_file, lambda: self.stop(remove=False)
+        )
         self.start_seconds = time.monotonic() - t0
         return self
 
