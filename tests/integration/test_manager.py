@@ -426,3 +426,36 @@ def test_clean_policies(
     assert clean_backup(done, runtime) is False, "data already gone: cleans at once"
     never_ran = make_backup(mariadb, s3_server, bucket, sample, clean_policy="Delete")
     assert clean_backup(never_ran, runtime) is False
+
+
+def test_full_staging_disk_fails_clearly_and_restores_gc(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    sample: str,
+    gc_stand_in: None,
+    tmp_path: Path,
+) -> None:
+    """A staged backup whose staging volume fills up: Failed naming the cause, GC restored, nothing complete."""
+    import subprocess
+
+    staging = tmp_path / "tiny-staging"
+    staging.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(staging)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        rt = MemoryRuntime(staging)
+        rt.secrets[(NS, DB_SECRET)] = {"password": mariadb.password}
+        rt.secrets[(NS, S3_SECRET)] = {"access_key": s3_server.access_key, "secret_key": s3_server.secret_key}
+        done = run_backup(make_backup(mariadb, s3_server, bucket, sample, mode="staged"), rt)
+    finally:
+        subprocess.run(["umount", "-l", str(staging)], check=False)
+    failed = done.status.condition(Phase.FAILED)
+    assert done.status.phase == Phase.FAILED and failed is not None
+    assert "no space left" in (failed.message or "").lower(), failed.message
+    assert "\n" not in (failed.message or "")
+    assert gc_value(mariadb) == "10m0s" and rt.gc_records == {}
+    assert not [k for k in s3_server.list_keys(bucket) if k.endswith("/metadata")], "nothing looks complete"
