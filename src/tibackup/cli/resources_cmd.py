@@ -6,13 +6,11 @@ State lives in SQLite under ``--state-dir``; nothing here talks to Kubernetes.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import click
-import yaml
 
 from tibackup.cli.embedded_opts import (
     PLURAL_NAME,
@@ -219,7 +217,7 @@ def get(
 ) -> None:
     """List Backups (bk), BackupSchedules (bks) or Secrets, as kubectl get does."""
     from tibackup.cli.secret_cmd import print_secrets
-    from tibackup.cli.table_view import resource_table
+    from tibackup.cli.table_view import echo_documents, echo_none_found, resource_table
 
     kind = kind_of(type_)
     store = open_store(state_dir)
@@ -230,19 +228,14 @@ def get(
     found = _selected(store, kind, names, ns, selector)
     if output in ("json", "yaml"):
         documents = [to_dict(r) for r in found]
-        body = documents[0] if len(names) == 1 else {"apiVersion": "v1", "items": documents, "kind": "List"}
-        if output == "json":
-            click.echo(json.dumps(body, indent=4))
-        else:
-            click.echo(yaml.safe_dump(body, sort_keys=False, default_flow_style=False), nl=False)
+        echo_documents(documents, single=len(names) == 1, output=output)
         return
     if output == "name":
         for resource in found:
             click.echo(f"{RESOURCE_NAME[kind]}/{resource.metadata.name}")
         return
     if not found:
-        where = "any namespace" if ns is None else f"{ns} namespace"
-        click.echo(f"No resources found in {where}.", err=True)
+        echo_none_found(ns)
         return
     model = Backup if kind == KIND_BACKUP else BackupSchedule
     click.echo(

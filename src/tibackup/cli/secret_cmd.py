@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
-import yaml
 
 from tibackup.cli.embedded_opts import namespace_option, open_store, state_dir_option
 from tibackup.embedded import lifecycle
@@ -78,7 +76,7 @@ def generic(
 
 
 def print_secrets(store: Store, namespace: str | None, names: tuple[str, ...], output: str | None) -> None:
-    from tibackup.cli.table_view import age, render_table
+    from tibackup.cli.table_view import age, echo_documents, echo_none_found, render_table
 
     infos = store.list_secrets(namespace)
     if names:
@@ -101,17 +99,14 @@ def print_secrets(store: Store, namespace: str | None, names: tuple[str, ...], o
             }
             for i in infos
         ]
-        body = items[0] if len(names) == 1 else {"apiVersion": "v1", "items": items, "kind": "List"}
-        text = json.dumps(body, indent=4) if output == "json" else yaml.safe_dump(body, sort_keys=False)
-        click.echo(text.rstrip("\n"))
+        echo_documents(items, single=len(names) == 1, output=output)
         return
     if output == "name":
         for info in infos:
             click.echo(f"secret/{info.name}")
         return
     if not infos:
-        where = "any namespace" if namespace is None else f"{namespace} namespace"
-        click.echo(f"No resources found in {where}.", err=True)
+        echo_none_found(namespace)
         return
     now = lifecycle.now()
     headers = ["NAME", "TYPE", "DATA", "AGE"]

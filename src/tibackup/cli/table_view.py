@@ -6,9 +6,13 @@ embedded ``get`` and ``kubectl get`` on a cluster show the same thing; priority-
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
+
+import click
+import yaml
 
 from tibackup.resources import Backup, BackupSchedule, to_dict
 from tibackup.resources.meta import utc
@@ -116,3 +120,15 @@ def resource_table(
             row.insert(0, resource.metadata.namespace or "default")
         rows.append(row)
     return render_table(headers, rows)
+
+
+def echo_documents(documents: list[dict[str, Any]], *, single: bool, output: str) -> None:
+    """``-o json|yaml``: one object as itself, several as a kubectl-style List."""
+    body = documents[0] if single else {"apiVersion": "v1", "items": documents, "kind": "List"}
+    text = json.dumps(body, indent=4) if output == "json" else yaml.safe_dump(body, sort_keys=False)
+    click.echo(text.rstrip("\n"))
+
+
+def echo_none_found(namespace: str | None) -> None:
+    where = "any namespace" if namespace is None else f"{namespace} namespace"
+    click.echo(f"No resources found in {where}.", err=True)
