@@ -101,8 +101,3 @@ def clean_backup_command(namespace: str, name: str, kubeconfig: str | None) -> N
 def recover_backup_command(namespace: str, name: str, kubeconfig: str | None) -> None:
     """Restore the GC life time a killed backup had raised."""
     _run("recover", namespace, name, kubeconfig)
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(operator_command)
-    cli.add_command(job_group)

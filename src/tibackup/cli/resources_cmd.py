@@ -324,19 +324,3 @@ def delete(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state
             err=True,
         )
         raise SystemExit(1)
-
-
-def register(cli: click.Group) -> None:
-    from tibackup.cli.controller_cmd import controller, run_backup_cmd
-    from tibackup.cli.secret_cmd import create
-
-    for command, name in (
-        (apply, "apply"),
-        (get, "get"),
-        (describe, "describe"),
-        (delete, "delete"),
-        (create, "create"),
-        (controller, "controller"),
-        (run_backup_cmd, "run-backup"),
-    ):
-        cli.add_command(command, name)
