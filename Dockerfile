@@ -2,13 +2,13 @@
 #   docker build -t tibackup:latest .
 # (Not built in CI: the build machines have no Docker engine.)
 
-# --- builder: wheels, including mysqlclient, which compiles against libmariadb
+# --- builder: wheels, including mysqlclient (compiles against libmariadb) and tibackup's C row encoder
 FROM python:3.11-slim AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential pkg-config libmariadb-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -58,7 +58,8 @@ if [[ -e "$stdlib/EXTERNALLY-MANAGED" ]]; then
 fi
 stamp_dir="$ROOT/.run"
 stamp="$stamp_dir/setup.stamp"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $(command -v "$PY")"
+# Whatever pip builds from: the project metadata and the C row encoder (setup.py).
+want="$(cat pyproject.toml setup.py src/tibackup/dump/_rowcodec.c | sha256sum | cut -d' ' -f1) $(command -v "$PY")"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$PY" -c 'import tibackup, MySQLdb, pytest_asyncio' 2>/dev/null \
     && command -v weed >/dev/null; then
     log "Python packages already installed (pyproject.toml unchanged)"

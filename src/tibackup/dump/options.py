@@ -162,8 +162,9 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
     run.add_argument(
         "--read-mode",
         default="auto",
-        choices=["auto", "bulk", "stream"],
-        help="beyond Dumpling: how rows are read — bulk (GROUP_CONCAT batches) or stream (row by row); auto picks",
+        choices=["auto", "client", "stream", "bulk"],
+        help="beyond Dumpling: client (rows escaped in C here), stream (each row rendered by the server) or "
+        "bulk (GROUP_CONCAT batches); auto: client where it applies",
     )
     _bool_flag(run, "--progress", default=None, help="show progress (default: when stderr is a terminal)")
     _bool_flag(
