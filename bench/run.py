@@ -102,6 +102,9 @@ def bench_dataset(
                                              "-p", server.password, "-t", threads, "-r", rows, "-B", db, "-o", "{out}"],
         f"tibackup -t {threads} -r {rows}": [sys.executable, "-m", "tibackup.cli.main", "dump", *conn, "-t", threads,
                                              "-r", rows, "-B", db, "-o", "{out}", "--loglevel", "warn"],
+        f"tibackup -t {threads} -r {rows} --read-mode stream": [
+            sys.executable, "-m", "tibackup.cli.main", "dump", *conn, "-t", threads, "-r", rows, "-B", db, "-o",
+            "{out}", "--loglevel", "warn", "--read-mode", "stream"],
         f"tibackup -t {threads} -r {rows} --read-mode bulk": [
             sys.executable, "-m", "tibackup.cli.main", "dump", *conn, "-t", threads, "-r", rows, "-B", db, "-o",
             "{out}", "--loglevel", "warn", "--read-mode", "bulk"],
