@@ -52,17 +52,28 @@ except ImportError:  # pragma: no cover - a build without a compiler
 _KIND_CODES = {Kind.NUMBER: "n", Kind.STRING: "s", Kind.BYTES: "b", Kind.BIT: "b"}
 
 
-def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool) -> str:
-    """client: plain SELECT, rows escaped in C (the fastest, measured in bench/); stream: each row
-    rendered by the server; bulk: batches of rows rendered by the server with GROUP_CONCAT."""
+# Client mode pays one Python object per value, server rendering one per row (stream) or per batch
+# (bulk): with short values the objects cost more than the escaping they save. Measured in bench/:
+# client wins on a table of ~29 bytes per value, loses on tables of ~10 bytes per value.
+CLIENT_MIN_BYTES_PER_VALUE = 24
+
+
+def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool, table: Table) -> str:
+    """client: plain SELECT, rows escaped in C; stream: each row rendered by the server; bulk: batches of
+    rows rendered by the server with GROUP_CONCAT. ``auto`` picks per table (see bench/)."""
     client_ok = encode_sql is not None and fmt.filetype is FileType.SQL and fmt.escape_backslash
+    bulk_ok = fmt.bulk_safe and not on_tidb  # rows splittable at newlines; proven against MariaDB only
     mode = config.read_mode
     if mode == "auto":
-        mode = "client" if client_ok else "stream"
+        per_value = table.avg_row_length / max(len(table.selected_columns), 1)
+        if client_ok and (per_value >= CLIENT_MIN_BYTES_PER_VALUE or not bulk_ok):
+            mode = "client"
+        else:
+            mode = "bulk" if bulk_ok else "stream"
     if mode == "client" and not client_ok:
         mode = "stream"  # CSV, --escape-backslash=false or no compiled encoder
-    if mode == "bulk" and (not fmt.bulk_safe or on_tidb):
-        mode = "stream"  # bulk needs rows splittable at newlines, and is proven against MariaDB only
+    if mode == "bulk" and not bulk_ok:
+        mode = "stream"
     return mode
 
 
@@ -177,9 +188,7 @@ def dump_data(
     on_tidb: bool = False,
 ) -> list[FileRecord]:
     fmt = RowFormat(config.filetype, config.escape_backslash, config.csv)
-    mode = read_mode_for(config, fmt, on_tidb)
-    bulk = mode == "bulk"
-    tasks: queue.Queue[Table | Chunk | None] = queue.Queue()
+    tasks: queue.Queue[Table | tuple[Chunk, str] | None] = queue.Queue()
     for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):  # biggest first
         tasks.put(table)
     files: list[FileRecord] = []
@@ -201,14 +210,22 @@ def dump_data(
                 if stop.is_set():
                     continue
                 if isinstance(item, Table):
+                    mode = read_mode_for(config, fmt, on_tidb, item)
+                    log.debug("%s.%s: read mode %s", item.schema, item.name, mode)
                     planned = plan_chunks(
-                        db, item, where=config.where, chunk_rows=config.rows, bulk=bulk, on_tidb=on_tidb
+                        db,
+                        item,
+                        where=config.where,
+                        chunk_rows=config.rows,
+                        bulk=mode == "bulk",
+                        on_tidb=on_tidb,
                     )
                     for chunk in planned:
-                        tasks.put(chunk)
+                        tasks.put((chunk, mode))
                 else:
+                    chunk, mode = item
                     dump_chunk(
-                        db, item, storage, config, fmt, on_file, progress.add, stop, client=mode == "client"
+                        db, chunk, storage, config, fmt, on_file, progress.add, stop, client=mode == "client"
                     )
             except _Stop:
                 pass
