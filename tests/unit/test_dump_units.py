@@ -214,22 +214,17 @@ def test_csv_header_quotes_and_escapes_names() -> None:
 
 
 def test_auto_read_mode_follows_bytes_per_value() -> None:
-    from tibackup.dump.catalog import Table
     from tibackup.dump.dumper import encode_sql, read_mode_for
-    from tibackup.dump.options import parse_dumpling_args
 
-    cols = tuple(Column(f"c{i}", "varchar", "varchar(100)", False) for i in range(4))
-    long_values = Table("d", "wide", False, cols, cols[:1], 1000, 4 * 40)
-    short_values = Table("d", "narrow", False, cols, cols[:1], 1000, 4 * 8)
     auto = parse_dumpling_args(["-o", "x"], env={})
     fmt = RowFormat(FileType.SQL, True, CSVOptions())
     assert encode_sql is not None, "the C row encoder is built by pip install -e ."
-    assert read_mode_for(auto, fmt, False, long_values) == "client"
-    assert read_mode_for(auto, fmt, False, short_values) == "bulk"
-    assert read_mode_for(auto, fmt, True, short_values) == "client", "no bulk on TiDB"
+    assert read_mode_for(auto, fmt, False, lambda: 20.0) == "client"
+    assert read_mode_for(auto, fmt, False, lambda: 9.0) == "bulk"
+    assert read_mode_for(auto, fmt, True, lambda: 9.0) == "client", "no bulk on TiDB"
     csv = RowFormat(FileType.CSV, True, CSVOptions())
-    assert read_mode_for(auto, csv, False, long_values) == "bulk", "the C encoder writes SQL only"
+    assert read_mode_for(auto, csv, False, lambda: 20.0) == "bulk", "the C encoder writes SQL only"
     no_escape = RowFormat(FileType.SQL, False, CSVOptions())
-    assert read_mode_for(auto, no_escape, False, long_values) == "stream"
+    assert read_mode_for(auto, no_escape, False, lambda: 20.0) == "stream"
     forced = parse_dumpling_args(["-o", "x", "--read-mode", "stream"], env={})
-    assert read_mode_for(forced, fmt, False, long_values) == "stream"
+    assert read_mode_for(forced, fmt, False, lambda: 20.0) == "stream"

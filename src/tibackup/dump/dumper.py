@@ -8,6 +8,7 @@ last, only when everything before it succeeded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -54,19 +55,36 @@ _KIND_CODES = {Kind.NUMBER: "n", Kind.STRING: "s", Kind.BYTES: "b", Kind.BIT: "b
 
 # Client mode pays one Python object per value, server rendering one per row (stream) or per batch
 # (bulk): with short values the objects cost more than the escaping they save. Measured in bench/:
-# client wins on a table of ~29 bytes per value, loses on tables of ~10 bytes per value.
-CLIENT_MIN_BYTES_PER_VALUE = 24
+# client wins on a table of ~20 bytes per value, bulk on tables of 8-12 bytes per value.
+CLIENT_MIN_BYTES_PER_VALUE = 16
+SAMPLE_ROWS = 200
 
 
-def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool, table: Table) -> str:
+def bytes_per_value(db: DB, table: Table) -> float:
+    """The average stored length of a value in the table's first rows (statistics lag after loads)."""
+    columns = table.selected_columns
+    if not columns:
+        return 0.0
+    lengths = "+".join(f"IFNULL(LENGTH({quote_ident(c.name)}),0)" for c in columns)
+    names = ",".join(quote_ident(c.name) for c in columns)
+    source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    value = db.scalar_text(
+        f"SELECT AVG({lengths}) FROM (SELECT {names} FROM {source} LIMIT {SAMPLE_ROWS}) AS s"
+    )
+    return float(value or 0) / len(columns)
+
+
+def read_mode_for(
+    config: DumpConfig, fmt: RowFormat, on_tidb: bool, sample: Callable[[], float] = lambda: 0.0
+) -> str:
     """client: plain SELECT, rows escaped in C; stream: each row rendered by the server; bulk: batches of
-    rows rendered by the server with GROUP_CONCAT. ``auto`` picks per table (see bench/)."""
+    rows rendered by the server with GROUP_CONCAT. ``auto`` picks per table from ``sample()``, the
+    table's bytes per value (see bench/)."""
     client_ok = encode_sql is not None and fmt.filetype is FileType.SQL and fmt.escape_backslash
     bulk_ok = fmt.bulk_safe and not on_tidb  # rows splittable at newlines; proven against MariaDB only
     mode = config.read_mode
     if mode == "auto":
-        per_value = table.avg_row_length / max(len(table.selected_columns), 1)
-        if client_ok and (per_value >= CLIENT_MIN_BYTES_PER_VALUE or not bulk_ok):
+        if client_ok and (not bulk_ok or sample() >= CLIENT_MIN_BYTES_PER_VALUE):
             mode = "client"
         else:
             mode = "bulk" if bulk_ok else "stream"
@@ -210,7 +228,7 @@ def dump_data(
                 if stop.is_set():
                     continue
                 if isinstance(item, Table):
-                    mode = read_mode_for(config, fmt, on_tidb, item)
+                    mode = read_mode_for(config, fmt, on_tidb, functools.partial(bytes_per_value, db, item))
                     log.debug("%s.%s: read mode %s", item.schema, item.name, mode)
                     planned = plan_chunks(
                         db,
