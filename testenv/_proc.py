@@ -157,9 +157,19 @@ def wait_for_server(
 class ManagedServer:
     """What every throwaway server shares: a context manager around start/stop, and its memory."""
 
+    # Where the server writes its pid; None for a server somebody else started (attach). A server of
+    # several daemons (Ceph) overrides ``pid``.
+    pid_file: Path | None = None
+
     @property
     def pid(self) -> int | None:
-        raise NotImplementedError
+        if self.pid_file is None:
+            return None
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
 
     def start(self, timeout: float = 60.0, detach: bool = False) -> Self:
         raise NotImplementedError

@@ -100,37 +100,12 @@ class CephRGWServer(S3Server):
         self._run(["ceph-osd", "-c", str(self.conf), "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid])
         self._spawn("osd", ["ceph-osd", "-c", str(self.conf), "-f", "-i", osd_id], detach)
         self._spawn("rgw", ["radosgw", "-c", str(self.conf), "-f", "-n", "client.rgw.tibackup"], detach)
-        self._run(
-            [
-                "radosgw-admin",
-                "-c",
-                str(self.conf),
-                "-n",
-                "client.rgw.tibackup",
-                "user",
-                "create",
-                "--uid=tibackup",
-                "--display-name=tibackup tests",
-                f"--access-key={self.access_key}",
-                f"--secret-key={self.secret_key}",
-            ],
-            timeout=120,
-        )
-        self._run(
-            [
-                "radosgw-admin",
-                "-c",
-                str(self.conf),
-                "-n",
-                "client.rgw.tibackup",
-                "user",
-                "create",
-                "--uid=readonly",
-                "--display-name=no write access to tibackup's buckets",
-                f"--access-key={self.readonly_access_key}",
-                f"--secret-key={self.readonly_secret_key}",
-            ],
-            timeout=60,
+        self._create_user("tibackup", "tibackup tests", self.access_key, self.secret_key, timeout=120)
+        self._create_user(
+            "readonly",
+            "no write access to tibackup's buckets",
+            self.readonly_access_key,
+            self.readonly_secret_key,
         )
 
         def up() -> bool:
@@ -175,6 +150,15 @@ class CephRGWServer(S3Server):
             )
         self._procs[name] = proc
         self._pid_file(name).write_text(str(proc.pid))
+
+    def _create_user(
+        self, uid: str, name: str, access_key: str, secret_key: str, timeout: float = 60
+    ) -> None:
+        self._run(
+            ["radosgw-admin", "-c", str(self.conf), "-n", "client.rgw.tibackup", "user", "create", f"--uid={uid}",
+             f"--display-name={name}", f"--access-key={access_key}", f"--secret-key={secret_key}"],
+            timeout=timeout,
+        )  # fmt: skip
 
     def _run(self, cmd: list[str], timeout: float = 60) -> str:
         try:

@@ -23,7 +23,6 @@ from testenv._proc import (
     die_with_parent,
     free_port,
     log_tail,
-    pid_alive,
     stop_pid,
     wait_until,
 )
@@ -175,14 +174,6 @@ class MariaDBServer(ManagedServer):
             self._proc = None
         if remove if remove is not None else self._owns_basedir:
             shutil.rmtree(self.basedir, ignore_errors=True)
-
-    @property
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
 
     def running(self) -> bool:
         return self._ping()

@@ -26,7 +26,6 @@ from testenv._proc import (
     die_with_parent,
     free_ports,
     log_tail,
-    pid_alive,
     stop_pid,
     wait_for_server,
 )
@@ -114,10 +113,6 @@ class S3Server(ManagedServer):
         return self
 
     def stop(self, remove: bool | None = None) -> None:
-        return None
-
-    @property
-    def pid(self) -> int | None:
         return None
 
     # ----------------------------------------------------------------- client helpers
@@ -210,16 +205,9 @@ class SeaweedFSServer(S3Server):
     def __init__(self, basedir: str | Path | None = None) -> None:
         super().__init__(basedir)
         self.log_file = self.basedir / "weed.log"
-        self.pid_file = self.basedir / "weed.pid"
+        self._weed_pid = self.basedir / "weed.pid"
+        self.pid_file = self._weed_pid
         self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
 
     def start(self, timeout: float = 60.0, detach: bool = False) -> SeaweedFSServer:
         if not self._managed:
@@ -282,7 +270,7 @@ class SeaweedFSServer(S3Server):
                 start_new_session=detach,
                 preexec_fn=None if detach else die_with_parent,
             )
-        self.pid_file.write_text(str(self._proc.pid))
+        self._weed_pid.write_text(str(self._proc.pid))
 
         def up() -> bool:
             if self._proc is not None and self._proc.poll() is not None:
@@ -310,7 +298,7 @@ class SeaweedFSServer(S3Server):
                 self._proc.wait(timeout=5)
             self._proc = None
         with contextlib.suppress(OSError):
-            self.pid_file.unlink()
+            self._weed_pid.unlink()
         if remove if remove is not None else self._owns_basedir:
             shutil.rmtree(self.basedir, ignore_errors=True)
 

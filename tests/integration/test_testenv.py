@@ -78,3 +78,15 @@ def test_s3_rejects_a_wrong_secret(s3_server: S3Server, bucket: str) -> None:
     with pytest.raises(ClientError):
         bad.list_objects_v2(Bucket=bucket)
     assert s3_server.list_keys(bucket) == []
+
+
+def test_started_servers_report_their_process(mariadb: MariaDBServer, s3_server: S3Server) -> None:
+    """`python -m testenv status` and the benchmarks read pid and memory; attached servers have none."""
+    import os
+
+    if os.environ.get("TIBACKUP_TEST_REUSE") == "1":
+        pytest.skip("the servers were attached, not started by this session")
+    for server in (mariadb, s3_server):
+        assert isinstance(server.pid, int) and server.pid > 0, type(server).__name__
+        assert server.rss_bytes() > 10_000_000, type(server).__name__
+    assert S3Server.attach(s3_server.endpoint, s3_server.access_key, s3_server.secret_key).pid is None
