@@ -213,18 +213,19 @@ def test_csv_header_quotes_and_escapes_names() -> None:
     assert "IFNULL(`id`,X'5c4e')" in fmt.row_expr(columns)
 
 
-def test_auto_read_mode_follows_bytes_per_value() -> None:
-    from tibackup.dump.dumper import encode_sql, read_mode_for
+def test_auto_read_mode_prefers_the_c_reader() -> None:
+    from tibackup.dump.conn import HAVE_ROW_READER
+    from tibackup.dump.dumper import read_mode_for
 
     auto = parse_dumpling_args(["-o", "x"], env={})
     fmt = RowFormat(FileType.SQL, True, CSVOptions())
-    assert encode_sql is not None, "the C row encoder is built by pip install -e ."
-    assert read_mode_for(auto, fmt, False, lambda: 20.0) == "client"
-    assert read_mode_for(auto, fmt, False, lambda: 9.0) == "bulk"
-    assert read_mode_for(auto, fmt, True, lambda: 9.0) == "client", "no bulk on TiDB"
+    assert HAVE_ROW_READER, "the C row reader is built by pip install -e ."
+    assert read_mode_for(auto, fmt, False) == "client"
+    assert read_mode_for(auto, fmt, True) == "client"
     csv = RowFormat(FileType.CSV, True, CSVOptions())
-    assert read_mode_for(auto, csv, False, lambda: 20.0) == "bulk", "the C encoder writes SQL only"
+    assert read_mode_for(auto, csv, False) == "bulk", "the C reader writes SQL only"
+    assert read_mode_for(auto, csv, True) == "stream", "no bulk on TiDB"
     no_escape = RowFormat(FileType.SQL, False, CSVOptions())
-    assert read_mode_for(auto, no_escape, False, lambda: 20.0) == "stream"
+    assert read_mode_for(auto, no_escape, False) == "stream"
     forced = parse_dumpling_args(["-o", "x", "--read-mode", "stream"], env={})
-    assert read_mode_for(forced, fmt, False, lambda: 20.0) == "stream"
+    assert read_mode_for(forced, fmt, False) == "stream"

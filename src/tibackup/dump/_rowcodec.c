@@ -1,19 +1,40 @@
-/* Dumpling's SQL value encoding in C, for rows fetched as raw bytes (mysqlclient, no converters).
+/* The dumper's hot loop in C: fetch rows from the server and write them as Dumpling's SQL values.
  *
- * encode_sql(rows, kinds) -> bytes
- *   rows:  a tuple of row tuples, each value bytes or None (what _mysql's fetch_row returns);
- *   kinds: one byte per column: 'n' number (written as is), 's' string (quoted, backslash-escaped as
- *          dumpling/export/sql_type.go escapeBackslashSQL does), 'b' bytes (x'lower-case hex').
- * Returns the rows as "(v,v,…)" joined by ",\n" (no trailing separator). A raw newline can only occur
- * between rows, never inside a value, so the writer can split the result at newlines.
+ * Reader(connection, sql, kinds)
+ *   connection: a mysqlclient ``_mysql.connection`` (tibackup.dump.conn.DB owns it; the reader borrows
+ *               its MYSQL handle, so the session, its snapshot transaction and its options are the ones
+ *               Python set up);
+ *   sql:        the SELECT to run (bytes); it is sent at once and read with mysql_use_result, so only
+ *               one row at a time is held by the driver;
+ *   kinds:      one byte per selected column: 'n' number (the server's text, written as is), 's' string
+ *               (quoted, backslash-escaped as dumpling/export/sql_type.go escapeBackslashSQL does), 'b'
+ *               bytes (x'lower-case hex').
+ * Reader.read(max_bytes) -> bytes | None
+ *   The next rows as "(v,v,…)" joined by ",\n", about max_bytes long (whole rows only), or None at the
+ *   end. A raw newline only ever separates rows, so the writer can split a blob at newlines.
+ * Reader.close()  frees the result (reading any rows left, as the protocol requires);
+ * Reader.abort()  shuts the socket down first so nothing is read: the session is unusable after it.
  *
- * Pure C over immutable bytes: it holds the GIL, builds one bytes object per call.
+ * Fetching and encoding run with the GIL released, so worker threads read in parallel and no Python
+ * object is made per value. Errors raise ``Error(code, message)`` with the server's error code.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <mysql.h>
 #include <string.h>
+#include <sys/socket.h>
+
+/* mysqlclient's _mysql_ConnectionObject (src/MySQLdb/_mysql.c), the fields up to ``open``. It embeds
+ * the MYSQL struct; the module checks at import time (client_version) that both sides link one
+ * library, so the struct is the same size on both. */
+typedef struct {
+    PyObject_HEAD
+    MYSQL connection;
+    int open;
+} MysqlclientConnection;
 
 static const char HEX[] = "0123456789abcdef";
+static PyObject *RowcodecError;
 
 static char escape_of(unsigned char c) {
     switch (c) {
@@ -28,47 +49,130 @@ static char escape_of(unsigned char c) {
     }
 }
 
-static PyObject *encode_sql(PyObject *self, PyObject *args) {
-    PyObject *rows;
-    const char *kinds;
-    Py_ssize_t nkinds;
-    if (!PyArg_ParseTuple(args, "O!y#", &PyTuple_Type, &rows, &kinds, &nkinds)) return NULL;
+typedef struct {
+    PyObject_HEAD
+    PyObject *conn; /* keeps the borrowed MYSQL alive */
+    MYSQL *mysql;
+    MYSQL_RES *res;
+    char *kinds;
+    unsigned int ncols;
+    char *buf;
+    size_t cap;
+    int done;
+} Reader;
 
-    Py_ssize_t nrows = PyTuple_GET_SIZE(rows);
-    /* First pass: the exact worst-case size, so the output is allocated once. */
-    Py_ssize_t need = 0;
-    for (Py_ssize_t i = 0; i < nrows; i++) {
-        PyObject *row = PyTuple_GET_ITEM(rows, i);
-        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != nkinds) {
-            PyErr_SetString(PyExc_ValueError, "every row must be a tuple with one value per kind");
-            return NULL;
-        }
-        need += 4 + nkinds; /* "(", ")", ",\n" and the commas */
-        for (Py_ssize_t j = 0; j < nkinds; j++) {
-            PyObject *v = PyTuple_GET_ITEM(row, j);
-            if (v == Py_None) { need += 4; continue; }
-            if (!PyBytes_Check(v)) {
-                PyErr_SetString(PyExc_TypeError, "values must be bytes or None");
-                return NULL;
-            }
-            need += 2 * PyBytes_GET_SIZE(v) + 3;
+static PyObject *raise_mysql(MYSQL *mysql) {
+    const char *msg = mysql_error(mysql);
+    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
+    if (text == NULL) return NULL;
+    PyObject *args = Py_BuildValue("(IN)", mysql_errno(mysql), text);
+    if (args != NULL) {
+        PyErr_SetObject(RowcodecError, args);
+        Py_DECREF(args);
+    }
+    return NULL;
+}
+
+static MYSQL *borrow(PyObject *conn) {
+    if (strcmp(Py_TYPE(conn)->tp_name, "_mysql.connection") != 0) {
+        PyErr_SetString(PyExc_TypeError, "connection must be a mysqlclient _mysql.connection");
+        return NULL;
+    }
+    MysqlclientConnection *c = (MysqlclientConnection *)conn;
+    if (!c->open) {
+        PyErr_SetObject(RowcodecError, Py_BuildValue("(is)", 2006, "the connection is closed"));
+        return NULL;
+    }
+    return &c->connection;
+}
+
+static int Reader_init(Reader *self, PyObject *args, PyObject *kwds) {
+    PyObject *conn;
+    const char *sql, *kinds;
+    Py_ssize_t sql_len, nkinds;
+    static char *kwlist[] = {"connection", "sql", "kinds", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy#y#", kwlist, &conn, &sql, &sql_len, &kinds, &nkinds))
+        return -1;
+    if (self->conn != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a Reader is initialised once");
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < nkinds; j++) {
+        if (kinds[j] != 'n' && kinds[j] != 's' && kinds[j] != 'b') {
+            PyErr_SetString(PyExc_ValueError, "kinds are 'n', 's' or 'b'");
+            return -1;
         }
     }
-    PyObject *result = PyBytes_FromStringAndSize(NULL, need);
-    if (result == NULL) return NULL;
-    char *out = PyBytes_AS_STRING(result);
-    Py_ssize_t len = 0;
+    MYSQL *mysql = borrow(conn);
+    if (mysql == NULL) return -1;
+    self->kinds = PyMem_RawMalloc(nkinds + 1);
+    if (self->kinds == NULL) { PyErr_NoMemory(); return -1; }
+    memcpy(self->kinds, kinds, nkinds);
+    self->ncols = (unsigned int)nkinds;
+    Py_INCREF(conn);
+    self->conn = conn;
+    self->mysql = mysql;
 
-    for (Py_ssize_t i = 0; i < nrows; i++) {
-        PyObject *row = PyTuple_GET_ITEM(rows, i);
-        if (i) { out[len++] = ','; out[len++] = '\n'; }
+    int failed;
+    MYSQL_RES *res = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    failed = mysql_real_query(mysql, sql, (unsigned long)sql_len) != 0;
+    if (!failed) res = mysql_use_result(mysql);
+    Py_END_ALLOW_THREADS
+    if (failed || (res == NULL && mysql_errno(mysql))) {
+        raise_mysql(mysql);
+        return -1;
+    }
+    if (res == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the statement returned no result set");
+        return -1;
+    }
+    self->res = res;
+    if (mysql_num_fields(res) != self->ncols) {
+        PyErr_Format(PyExc_ValueError, "the statement returned %u columns, but %u kinds were given",
+                     mysql_num_fields(res), self->ncols);
+        return -1;
+    }
+    return 0;
+}
+
+/* Make room for ``need`` more bytes; 0 on success. Runs without the GIL. */
+static int reserve(Reader *self, size_t len, size_t need) {
+    if (len + need <= self->cap) return 0;
+    size_t cap = self->cap ? self->cap : 1 << 16;
+    while (cap < len + need) cap *= 2;
+    char *buf = PyMem_RawRealloc(self->buf, cap);
+    if (buf == NULL) return -1;
+    self->buf = buf;
+    self->cap = cap;
+    return 0;
+}
+
+/* Append rows until ``max_bytes``; returns the length, or (size_t)-1 with *error set (1 server,
+ * 2 memory). Runs without the GIL. */
+static size_t fill(Reader *self, size_t max_bytes, int *error) {
+    size_t len = 0;
+    const unsigned int ncols = self->ncols;
+    const char *kinds = self->kinds;
+    while (len < max_bytes) {
+        MYSQL_ROW row = mysql_fetch_row(self->res);
+        if (row == NULL) {
+            if (mysql_errno(self->mysql)) { *error = 1; return (size_t)-1; }
+            self->done = 1;
+            break;
+        }
+        unsigned long *lengths = mysql_fetch_lengths(self->res);
+        size_t need = 4 + ncols; /* ",\n", "(", ")" and the commas */
+        for (unsigned int j = 0; j < ncols; j++) need += row[j] ? 2 * (size_t)lengths[j] + 3 : 4;
+        if (reserve(self, len, need) != 0) { *error = 2; return (size_t)-1; }
+        char *out = self->buf;
+        if (len) { out[len++] = ','; out[len++] = '\n'; }
         out[len++] = '(';
-        for (Py_ssize_t j = 0; j < nkinds; j++) {
+        for (unsigned int j = 0; j < ncols; j++) {
             if (j) out[len++] = ',';
-            PyObject *v = PyTuple_GET_ITEM(row, j);
-            if (v == Py_None) { memcpy(out + len, "NULL", 4); len += 4; continue; }
-            const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(v);
-            Py_ssize_t n = PyBytes_GET_SIZE(v);
+            const unsigned char *s = (const unsigned char *)row[j];
+            if (s == NULL) { memcpy(out + len, "NULL", 4); len += 4; continue; }
+            size_t n = lengths[j];
             switch (kinds[j]) {
             case 'n':
                 memcpy(out + len, s, n);
@@ -77,7 +181,7 @@ static PyObject *encode_sql(PyObject *self, PyObject *args) {
             case 'b':
                 out[len++] = 'x';
                 out[len++] = '\'';
-                for (Py_ssize_t t = 0; t < n; t++) {
+                for (size_t t = 0; t < n; t++) {
                     out[len++] = HEX[s[t] >> 4];
                     out[len++] = HEX[s[t] & 15];
                 }
@@ -85,7 +189,7 @@ static PyObject *encode_sql(PyObject *self, PyObject *args) {
                 break;
             default: /* 's' */
                 out[len++] = '\'';
-                for (Py_ssize_t t = 0; t < n; t++) {
+                for (size_t t = 0; t < n; t++) {
                     char e = escape_of(s[t]);
                     if (e) { out[len++] = '\\'; out[len++] = e; }
                     else out[len++] = (char)s[t];
@@ -95,15 +199,100 @@ static PyObject *encode_sql(PyObject *self, PyObject *args) {
         }
         out[len++] = ')';
     }
-    if (_PyBytes_Resize(&result, len) < 0) return NULL;
-    return result;
+    return len;
+}
+
+static PyObject *Reader_read(Reader *self, PyObject *args) {
+    Py_ssize_t max_bytes;
+    if (!PyArg_ParseTuple(args, "n", &max_bytes)) return NULL;
+    if (self->res == NULL) {
+        if (self->done) Py_RETURN_NONE;
+        PyErr_SetString(PyExc_ValueError, "the reader is closed");
+        return NULL;
+    }
+    if (self->done) Py_RETURN_NONE;
+    int error = 0;
+    size_t len;
+    Py_BEGIN_ALLOW_THREADS
+    len = fill(self, max_bytes > 0 ? (size_t)max_bytes : 1, &error);
+    Py_END_ALLOW_THREADS
+    if (error == 1) return raise_mysql(self->mysql);
+    if (error == 2) return PyErr_NoMemory();
+    if (len == 0) Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize(self->buf, (Py_ssize_t)len);
+}
+
+static void free_result(Reader *self, int shut_down) {
+    MYSQL_RES *res = self->res;
+    if (res == NULL) return;
+    self->res = NULL;
+    int unread = !self->done;
+    Py_BEGIN_ALLOW_THREADS
+    if (shut_down && unread) shutdown((int)mysql_get_socket(self->mysql), SHUT_RDWR);
+    mysql_free_result(res);
+    Py_END_ALLOW_THREADS
+}
+
+static PyObject *Reader_close(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    free_result(self, 0);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Reader_abort(Reader *self, PyObject *Py_UNUSED(ignored)) {
+    free_result(self, 1);
+    Py_RETURN_NONE;
+}
+
+static void Reader_dealloc(Reader *self) {
+    free_result(self, 1); /* never closed: the caller is unwinding, do not read the rest */
+    PyMem_RawFree(self->buf);
+    PyMem_RawFree(self->kinds);
+    Py_XDECREF(self->conn);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Reader_methods[] = {
+    {"read", (PyCFunction)Reader_read, METH_VARARGS,
+     "read(max_bytes) -> the next rows encoded and joined by ',\\n' (whole rows), or None at the end"},
+    {"close", (PyCFunction)Reader_close, METH_NOARGS, "Free the result, reading any rows left."},
+    {"abort", (PyCFunction)Reader_abort, METH_NOARGS,
+     "Free the result without reading the rest: shuts the session's socket down."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tibackup.dump._rowcodec.Reader",
+    .tp_basicsize = sizeof(Reader),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Rows of one SELECT, fetched and encoded as Dumpling's SQL values in C.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Reader_init,
+    .tp_dealloc = (destructor)Reader_dealloc,
+    .tp_methods = Reader_methods,
+};
+
+static PyObject *client_version(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    return PyUnicode_FromString(mysql_get_client_info());
 }
 
 static PyMethodDef methods[] = {
-    {"encode_sql", encode_sql, METH_VARARGS, "Encode raw rows as Dumpling's SQL value tuples joined by ',\\n'."},
+    {"client_version", client_version, METH_NOARGS,
+     "The C client library this module links (must equal mysqlclient's get_client_info())."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rowcodec", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__rowcodec(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__rowcodec(void) {
+    if (PyType_Ready(&ReaderType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    RowcodecError = PyErr_NewException("tibackup.dump._rowcodec.Error", NULL, NULL);
+    if (RowcodecError == NULL || PyModule_AddObjectRef(m, "Error", RowcodecError) < 0 ||
+        PyModule_AddObjectRef(m, "Reader", (PyObject *)&ReaderType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -21,6 +21,17 @@ from MySQLdb import _mysql
 from tibackup.dump.config import Connection
 from tibackup.errors import DatabaseError
 
+try:  # the optional C row reader (setup.py): fetches and encodes rows with the GIL released
+    from tibackup.dump import _rowcodec
+
+    # It borrows mysqlclient's MYSQL handle, so both must link one client library.
+    if _rowcodec.client_version() != _mysql.get_client_info():  # pragma: no cover - a mixed install
+        _rowcodec = None  # type: ignore[assignment]
+except ImportError:  # pragma: no cover - a build without a compiler or the client headers
+    _rowcodec = None  # type: ignore[assignment]
+
+HAVE_ROW_READER = _rowcodec is not None
+
 log = logging.getLogger("tibackup.dump")
 
 Row = tuple[bytes | None, ...]
@@ -193,6 +204,29 @@ class DB:
                 yield rows
         except MySQLdb.Error as exc:
             raise describe_error(exc, self.conn_info, doing or "reading rows") from None
+
+    def encoded_rows(self, sql: str, kinds: bytes, batch_bytes: int, doing: str = "") -> Iterator[bytes]:
+        """A large result read and encoded in C (``_rowcodec.Reader``): rows as Dumpling's SQL value
+        tuples joined by ",\\n", about ``batch_bytes`` at a time. Leaving early (an error, a stop) drops
+        the rest unread by shutting the session down; the session is unusable after that."""
+        if _rowcodec is None:
+            raise RuntimeError("the C row reader is not built")
+        try:
+            reader = _rowcodec.Reader(self._c, sql.encode("utf-8"), kinds)
+        except _rowcodec.Error as exc:
+            raise describe_error(exc, self.conn_info, doing or "reading rows") from None
+        finished = False
+        try:
+            while (blob := reader.read(batch_bytes)) is not None:
+                yield blob
+            finished = True
+        except _rowcodec.Error as exc:
+            raise describe_error(exc, self.conn_info, doing or "reading rows") from None
+        finally:
+            if finished:
+                reader.close()
+            else:
+                reader.abort()
 
     def server_info(self) -> ServerInfo:
         return ServerInfo.parse(self.scalar_text("SELECT VERSION()") or "")

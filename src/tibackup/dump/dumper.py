@@ -8,7 +8,6 @@ last, only when everything before it succeeded.
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
@@ -20,7 +19,7 @@ from tibackup.dump import tidb
 from tibackup.dump.catalog import Catalog, Kind, Table, load_catalog
 from tibackup.dump.chunks import Chunk, plan_chunks
 from tibackup.dump.config import Compression, DumpConfig, FileType
-from tibackup.dump.conn import DB, ServerInfo, ServerType, quote_ident
+from tibackup.dump.conn import DB, HAVE_ROW_READER, ServerInfo, ServerType, quote_ident
 from tibackup.dump.consistency import ConsistencyGuard, resolve
 from tibackup.dump.metadata import (
     MANIFEST_NAME,
@@ -43,53 +42,22 @@ from tibackup.storage.base import Storage
 log = logging.getLogger("tibackup.dump")
 
 STREAM_BATCH_ROWS = 2000
-CLIENT_BATCH_ROWS = 5000
-
-try:  # the optional C row encoder (setup.py); without it rows are rendered server-side
-    from tibackup.dump._rowcodec import encode_sql
-except ImportError:  # pragma: no cover - a build without a compiler
-    encode_sql = None
 
 _KIND_CODES = {Kind.NUMBER: "n", Kind.STRING: "s", Kind.BYTES: "b", Kind.BIT: "b"}
+READ_BATCH_BYTES = 1 << 20  # the C reader hands over about this much at a time
 
 
-# Client mode pays one Python object per value, server rendering one per row (stream) or per batch
-# (bulk): with short values the objects cost more than the escaping they save. Measured in bench/:
-# client wins on a table of ~20 bytes per value, bulk on tables of 8-12 bytes per value.
-CLIENT_MIN_BYTES_PER_VALUE = 16
-SAMPLE_ROWS = 200
-
-
-def bytes_per_value(db: DB, table: Table) -> float:
-    """The average stored length of a value in the table's first rows (statistics lag after loads)."""
-    columns = table.selected_columns
-    if not columns:
-        return 0.0
-    lengths = "+".join(f"IFNULL(LENGTH({quote_ident(c.name)}),0)" for c in columns)
-    names = ",".join(quote_ident(c.name) for c in columns)
-    source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
-    value = db.scalar_text(
-        f"SELECT AVG({lengths}) FROM (SELECT {names} FROM {source} LIMIT {SAMPLE_ROWS}) AS s"
-    )
-    return float(value or 0) / len(columns)
-
-
-def read_mode_for(
-    config: DumpConfig, fmt: RowFormat, on_tidb: bool, sample: Callable[[], float] = lambda: 0.0
-) -> str:
-    """client: plain SELECT, rows escaped in C; stream: each row rendered by the server; bulk: batches of
-    rows rendered by the server with GROUP_CONCAT. ``auto`` picks per table from ``sample()``, the
-    table's bytes per value (see bench/)."""
-    client_ok = encode_sql is not None and fmt.filetype is FileType.SQL and fmt.escape_backslash
+def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool) -> str:
+    """client: plain SELECT, rows fetched and escaped in C (the default where it applies); stream: each
+    row rendered by the server; bulk: batches of rows rendered by the server with GROUP_CONCAT (see
+    bench/ for what each costs)."""
+    client_ok = HAVE_ROW_READER and fmt.filetype is FileType.SQL and fmt.escape_backslash
     bulk_ok = fmt.bulk_safe and not on_tidb  # rows splittable at newlines; proven against MariaDB only
     mode = config.read_mode
     if mode == "auto":
-        if client_ok and (not bulk_ok or sample() >= CLIENT_MIN_BYTES_PER_VALUE):
-            mode = "client"
-        else:
-            mode = "bulk" if bulk_ok else "stream"
+        mode = "client" if client_ok else "bulk" if bulk_ok else "stream"
     if mode == "client" and not client_ok:
-        mode = "stream"  # CSV, --escape-backslash=false or no compiled encoder
+        mode = "stream"  # CSV, --escape-backslash=false or no compiled reader
     if mode == "bulk" and not bulk_ok:
         mode = "stream"
     return mode
@@ -228,7 +196,7 @@ def dump_data(
                 if stop.is_set():
                     continue
                 if isinstance(item, Table):
-                    mode = read_mode_for(config, fmt, on_tidb, functools.partial(bytes_per_value, db, item))
+                    mode = read_mode_for(config, fmt, on_tidb)
                     log.debug("%s.%s: read mode %s", item.schema, item.name, mode)
                     planned = plan_chunks(
                         db,
@@ -315,14 +283,12 @@ def dump_chunk(
             names = ",".join(quote_ident(c.name) for c in columns) or "''"
             kinds = "".join(_KIND_CODES[c.kind] for c in columns).encode() if columns else b"s"
             sql = f"SELECT {names} FROM {source}{where}{order}"
-            assert encode_sql is not None
-            for rows in db.stream(sql, CLIENT_BATCH_ROWS, doing):
+            for encoded in db.encoded_rows(sql, kinds, READ_BATCH_BYTES, doing):
                 if stop.is_set():
                     raise _Stop
-                if columns:
-                    writer.add_blob(encode_sql(rows, kinds), separator)
-                else:  # every column is generated: Dumpling writes an empty tuple per row
-                    writer.add_blob(b",\n".join(b"()" for _ in rows), separator)
+                if not columns:  # every column is generated: Dumpling writes an empty tuple per row
+                    encoded = b",\n".join(b"()" for _ in encoded.split(b",\n"))
+                writer.add_blob(encoded, separator)
         elif chunk.batches:
             for condition in chunk.batches:
                 if stop.is_set():
