@@ -7,8 +7,6 @@ import os
 import sys
 from datetime import datetime
 
-import click
-
 from tibackup.dump.dumper import run_dump
 from tibackup.dump.options import build_parser, config_from_namespace
 from tibackup.dump.progress import Progress, ProgressPrinter
@@ -17,20 +15,11 @@ from tibackup.units import human_duration, human_size
 log = logging.getLogger("tibackup.dump")
 
 
-@click.command(
-    "dump",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
-    add_help_option=False,
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def dump(args: tuple[str, ...]) -> None:
-    """Export databases in Dumpling's layout to a folder or S3 (see 'tibackup dump --help')."""
+def run(args: list[str]) -> None:
+    """``tibackup dump ARGS``: Dumpling's flags (argparse; ``--help`` prints them and exits)."""
     from tibackup.cli.main import setup_logging
 
-    try:
-        ns = build_parser().parse_args(list(args))
-    except SystemExit as exc:  # --help
-        raise click.exceptions.Exit(int(exc.code or 0)) from None
+    ns = build_parser().parse_args(args)
     setup_logging(ns.loglevel, ns.logfile)
     default_output = "./export-" + datetime.now().strftime("%Y-%m-%dT%H%M%S")
     config = config_from_namespace(ns, os.environ, default_output=default_output)

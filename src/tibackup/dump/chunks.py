@@ -8,7 +8,7 @@ bound, so rows outside the planned MIN..MAX (a stale estimate, a row written sin
 Keys: a single integer key is split arithmetically from MIN/MAX and the row estimate, as Dumpling
 does; on TiDB a table splits along its regions (TABLESAMPLE REGIONS()). Beyond Dumpling, composite and string keys are split too, by walking the key index in steps
 (``LIMIT 1 OFFSET n``) — one ordered pass over the index, no table scan. Tables without a usable key
-are one chunk, read as a stream.
+are one chunk, read as a stream, and so is a table whose row estimate is well below ``-r``.
 """
 
 from __future__ import annotations
@@ -169,16 +169,21 @@ def _plan_regions(db: DB, table: Table, where: str) -> list[Chunk]:
     ]
 
 
+def _surely_one_chunk(table: Table, chunk_rows: int) -> bool:
+    """Like Dumpling, trust the server's row estimate when it says a table is well below ``-r``: no query
+    to split it (walking a string key reads its whole index). An estimate of 0 may be a table loaded
+    moments ago whose statistics have not caught up, so it is planned as usual."""
+    return not chunk_rows or 0 < table.est_rows < chunk_rows // 2
+
+
 def plan_chunks(
     db: DB, table: Table, *, where: str, chunk_rows: int, bulk: bool, on_tidb: bool = False
 ) -> list[Chunk]:
     """The chunks of one table, each with its batches when the bulk path applies."""
     if on_tidb and chunk_rows:
         return _plan_regions(db, table, where)
-    if not table.key:
+    if not table.key or (not bulk and _surely_one_chunk(table, chunk_rows)):
         return [Chunk(table, 0, where, ())]
     if len(table.key) == 1 and table.key[0].is_integer:
         return _plan_integer(db, table, where, chunk_rows, bulk)
-    if not bulk and not chunk_rows:
-        return [Chunk(table, 0, where, ())]
     return _plan_walked(db, table, where, chunk_rows, bulk)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import zlib
 from typing import Protocol
 
-import cramjam
-import zstandard
-
 from tibackup.dump.config import Compression
 
 
@@ -38,6 +35,8 @@ class _Gzip:
 
 class _Zstd:
     def __init__(self) -> None:
+        import zstandard  # here, not at the top: a plain dump should not pay for loading it
+
         self._z = zstandard.ZstdCompressor(level=3).compressobj()
 
     def compress(self, data: bytes) -> bytes:
@@ -49,6 +48,8 @@ class _Zstd:
 
 class _Snappy:
     def __init__(self) -> None:
+        import cramjam
+
         self._z = cramjam.snappy.Compressor()
 
     def compress(self, data: bytes) -> bytes:

@@ -8,6 +8,7 @@ last, only when everything before it succeeded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -32,7 +33,7 @@ from tibackup.dump.metadata import (
 from tibackup.dump.naming import DataFileNamer
 from tibackup.dump.progress import Progress
 from tibackup.dump.render import RowFormat
-from tibackup.dump.schema import write_schemas
+from tibackup.dump.schema import write_database_schemas, write_table_schema
 from tibackup.dump.tablefilter import default_filter
 from tibackup.dump.writer import ChunkWriter, FileRecord, write_whole_file
 from tibackup.errors import Interrupted
@@ -121,15 +122,15 @@ def run_dump(
 
         files: list[FileRecord] = []
         if not config.no_schemas:
-            files += write_schemas(
+            files += write_database_schemas(
                 workers[0], storage, catalog.schemas, catalog.tables, config.compression,
                 dump_empty_database=config.dump_empty_database,
             )  # fmt: skip
         if not config.no_data:
             progress.total_rows = sum(t.est_rows for t in catalog.base_tables)
-            files += dump_data(
-                workers, storage, catalog, config, progress, on_tidb=server.type is ServerType.TIDB
-            )
+        files += dump_tables(
+            workers, storage, catalog, config, progress, on_tidb=server.type is ServerType.TIDB
+        )
         guard.release()
 
         finished = datetime.now()
@@ -159,12 +160,63 @@ def prepare_session(db: DB, server: ServerInfo, config: DumpConfig) -> None:
     db.execute("SET SESSION group_concat_max_len = @@max_allowed_packet")
 
 
-# -- data: plan chunks and read them, in parallel --------------------------------------------------
+# -- tables: schemas, chunk plans and chunks, in parallel -------------------------------------------
 class _Stop(Exception):
     """Another worker failed; this one stops quietly."""
 
 
-def dump_data(
+Task = Callable[[DB], None]
+
+
+class WorkerPool:
+    """One thread per worker session, all taking tasks from one queue; a task may queue more (a table's
+    plan queues its chunks). The first failure stops everyone and is raised by ``run``."""
+
+    def __init__(self, workers: list[DB]) -> None:
+        self.workers = workers
+        self.stop = threading.Event()
+        self._tasks: queue.Queue[Task | None] = queue.Queue()
+        self._errors: list[BaseException] = []
+
+    def add(self, task: Task) -> None:
+        self._tasks.put(task)
+
+    def _work(self, db: DB) -> None:
+        while (task := self._tasks.get()) is not None:
+            try:
+                if not self.stop.is_set():
+                    task(db)
+            except _Stop:
+                pass
+            except BaseException as exc:  # one failure stops everyone; the first one is reported
+                self._errors.append(exc)
+                self.stop.set()
+            finally:
+                self._tasks.task_done()
+        self._tasks.task_done()
+
+    def run(self) -> None:
+        threads = [
+            threading.Thread(target=self._work, args=(db,), name=f"dump-{i}", daemon=True)
+            for i, db in enumerate(self.workers)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            self._tasks.join()  # counts the tasks queued on the way, so this waits for all of them
+        except KeyboardInterrupt:
+            self.stop.set()
+            raise
+        finally:
+            for _ in threads:
+                self._tasks.put(None)
+            for t in threads:
+                t.join(timeout=60)
+        if self._errors:
+            raise self._errors[0]
+
+
+def dump_tables(
     workers: list[DB],
     storage: Storage,
     catalog: Catalog,
@@ -173,73 +225,41 @@ def dump_data(
     *,
     on_tidb: bool = False,
 ) -> list[FileRecord]:
+    """Every table's data (biggest first) and then every table's and view's schema file: the small
+    schema tasks fill the gaps at the end instead of delaying the first rows."""
     fmt = RowFormat(config.filetype, config.escape_backslash, config.csv)
-    tasks: queue.Queue[Table | tuple[Chunk, str] | None] = queue.Queue()
-    for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):  # biggest first
-        tasks.put(table)
+    pool = WorkerPool(workers)
     files: list[FileRecord] = []
-    errors: list[BaseException] = []
     lock = threading.Lock()
-    stop = threading.Event()
 
     def on_file(record: FileRecord) -> None:
         with lock:
             files.append(record)
         progress.file_done()
 
-    def work(db: DB) -> None:
-        while True:
-            item = tasks.get()
-            try:
-                if item is None:
-                    return
-                if stop.is_set():
-                    continue
-                if isinstance(item, Table):
-                    mode = read_mode_for(config, fmt, on_tidb)
-                    log.debug("%s.%s: read mode %s", item.schema, item.name, mode)
-                    planned = plan_chunks(
-                        db,
-                        item,
-                        where=config.where,
-                        chunk_rows=config.rows,
-                        bulk=mode == "bulk",
-                        on_tidb=on_tidb,
-                    )
-                    for chunk in planned:
-                        tasks.put((chunk, mode))
-                else:
-                    chunk, mode = item
-                    dump_chunk(
-                        db, chunk, storage, config, fmt, on_file, progress.add, stop, client=mode == "client"
-                    )
-            except _Stop:
-                pass
-            except BaseException as exc:  # one failure stops everyone; the first one is reported
-                with lock:
-                    errors.append(exc)
-                stop.set()
-            finally:
-                tasks.task_done()
+    def plan(table: Table, db: DB) -> None:
+        mode = read_mode_for(config, fmt, on_tidb)
+        log.debug("%s.%s: read mode %s", table.schema, table.name, mode)
+        planned = plan_chunks(
+            db, table, where=config.where, chunk_rows=config.rows, bulk=mode == "bulk", on_tidb=on_tidb
+        )
+        for chunk in planned:
+            pool.add(functools.partial(read, chunk, mode))
 
-    threads = [
-        threading.Thread(target=work, args=(db,), name=f"dump-{i}", daemon=True)
-        for i, db in enumerate(workers)
-    ]
-    for t in threads:
-        t.start()
-    try:
-        tasks.join()  # counts chunks that planning adds on the way, so this waits for all of them
-    except KeyboardInterrupt:
-        stop.set()
-        raise
-    finally:
-        for _ in threads:
-            tasks.put(None)
-        for t in threads:
-            t.join(timeout=60)
-    if errors:
-        raise errors[0]
+    def read(chunk: Chunk, mode: str, db: DB) -> None:
+        dump_chunk(db, chunk, storage, config, fmt, on_file, progress.add, pool.stop, client=mode == "client")
+
+    def schema(table: Table, db: DB) -> None:
+        for record in write_table_schema(db, storage, table, config.compression):
+            on_file(record)
+
+    if not config.no_data:
+        for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):
+            pool.add(functools.partial(plan, table))
+    if not config.no_schemas:
+        for table in catalog.tables:
+            pool.add(functools.partial(schema, table))
+    pool.run()
     return files
 
 

@@ -68,7 +68,7 @@ def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
     return fake_table, view_sql
 
 
-def write_schemas(
+def write_database_schemas(
     db: DB,
     storage: Storage,
     schemas: tuple[str, ...],
@@ -77,25 +77,28 @@ def write_schemas(
     *,
     dump_empty_database: bool,
 ) -> list[FileRecord]:
-    records: list[FileRecord] = []
-    suffix = compression.suffix
+    """``{db}-schema-create.sql`` of every database that has a table or view to dump (or every one,
+    with --dump-empty-database)."""
     with_tables = {t.schema for t in tables}
+    records: list[FileRecord] = []
     for schema in schemas:
         if schema in with_tables or dump_empty_database:
-            name = schema_create_name(schema) + suffix
+            name = schema_create_name(schema) + compression.suffix
             records.append(write_whole_file(storage, name, database_schema(db, schema), compression, schema))
-    for table in tables:
-        if table.is_view:
-            fake, view = view_schemas(db, table)
-            name = table_schema_name(table.schema, table.name) + suffix
-            records.append(write_whole_file(storage, name, fake, compression, table.schema, table.name))
-            name = view_schema_name(table.schema, table.name) + suffix
-            records.append(write_whole_file(storage, name, view, compression, table.schema, table.name))
-        else:
-            name = table_schema_name(table.schema, table.name) + suffix
-            records.append(
-                write_whole_file(
-                    storage, name, table_schema(db, table), compression, table.schema, table.name
-                )
-            )
     return records
+
+
+def write_table_schema(db: DB, storage: Storage, table: Table, compression: Compression) -> list[FileRecord]:
+    """A table's ``-schema.sql``; a view's stand-in table and ``-schema-view.sql``."""
+    if table.is_view:
+        fake, view = view_schemas(db, table)
+        files = {
+            table_schema_name(table.schema, table.name): fake,
+            view_schema_name(table.schema, table.name): view,
+        }
+    else:
+        files = {table_schema_name(table.schema, table.name): table_schema(db, table)}
+    return [
+        write_whole_file(storage, name + compression.suffix, data, compression, table.schema, table.name)
+        for name, data in files.items()
+    ]

@@ -6,7 +6,6 @@ import builtins
 import contextlib
 import errno
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -39,7 +38,7 @@ class LocalWriter(ObjectWriter):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.temp = path.with_name(f"{path.name}{TEMP_MARK}{secrets.token_hex(4)}")
+        self.temp = path.with_name(f"{path.name}{TEMP_MARK}{os.urandom(4).hex()}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file: BinaryIO | None = open(self.temp, "xb")  # noqa: SIM115 - closed in close/abort
