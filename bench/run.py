@@ -1,8 +1,10 @@
 """Side-by-side dump benchmark: tibackup vs mydumper vs mysqldump vs the C client's plain SELECT (the floor).
 
 Every tool dumps the same data from the same server in the same run; each case is run ``--repeat``
-times and the median wall time is reported with the ratio to mydumper and to the floor, and the peak
-resident memory of the tool's process (from wait4's rusage, children included).
+times, the tools taking turns (round after round, so a slow moment of a shared machine hits them alike),
+and the median wall time is reported with the ratio to mydumper and to the floor, the tool's own CPU
+time (user + system) and its peak resident memory (GNU time). tibackup runs from compiled bytecode, as
+an installed package does (PYTHONDONTWRITEBYTECODE is dropped from its environment).
 
     python bench/run.py                    # 1M-row table + 50 mixed tables, local disk and S3
     python bench/run.py --huge             # also the memory case: a table 10x the buffer pool
@@ -15,6 +17,7 @@ TIBACKUP_TEST_REUSE=1 and the TIBACKUP_TEST_* variables are set. Results: bench/
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import os
 import shutil
@@ -38,6 +41,7 @@ from testenv.sampledata import load_many_tables, load_wide_table  # noqa: E402
 class Run:
     wall: float
     peak_rss_mb: float
+    cpu: float  # user + system seconds of the tool
 
 
 @dataclass
@@ -53,6 +57,10 @@ class Case:
         return statistics.median(r.wall for r in self.runs)
 
     @property
+    def cpu(self) -> float:
+        return statistics.median(r.cpu for r in self.runs)
+
+    @property
     def rss(self) -> float:
         return max(r.peak_rss_mb for r in self.runs)
 
@@ -61,7 +69,7 @@ def timed(cmd: list[str], env: dict[str, str], stdout_path: Path | None = None) 
     """Wall time, and the peak RSS of the tool itself via GNU time (a forked child's own rusage would
     count this benchmark's pages, shared until exec)."""
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-        wrapped = ["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd]
+        wrapped = ["/usr/bin/time", "-f", "%M %U %S", "-o", rss.name, *cmd]
         out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             start = time.perf_counter()
@@ -72,9 +80,11 @@ def timed(cmd: list[str], env: dict[str, str], stdout_path: Path | None = None) 
                 out.close()  # type: ignore[union-attr]
         if proc.returncode != 0:
             stderr = proc.stderr.decode(errors="replace")
-            raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{stderr[-2000:]}")
-        peak_kb = int(rss.read().strip().splitlines()[-1])
-    return Run(wall, peak_kb / 1024)
+            raise SystemExit(
+                f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{stderr[-2000:]}"
+            )
+        peak_kb, user, system = rss.read().strip().splitlines()[-1].split()
+    return Run(wall, int(peak_kb) / 1024, float(user) + float(system))
 
 
 def folder_size(path: Path) -> int:
@@ -91,6 +101,7 @@ def bench_dataset(
 ) -> list[Case]:
     clean_aws_env()  # no stray AWS_* settings from the machine; S3 cases get exactly their own
     env = {**os.environ, "MYSQL_PWD": server.password, "TIBACKUP_DB_PASSWORD": server.password}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     conn = ["-h", server.host, "-P", str(server.port), "-u", server.user]
     threads, rows = str(args.threads), str(args.chunk_rows)
     work = Path(tempfile.mkdtemp(prefix="tibackup-bench-"))
@@ -109,10 +120,10 @@ def bench_dataset(
             sys.executable, "-m", "tibackup.cli.main", "dump", *conn, "-t", threads, "-r", rows, "-B", db, "-o",
             "{out}", "--loglevel", "warn", "--read-mode", "bulk"],
     }  # fmt: skip
-    cases: list[Case] = []
-    for tool, template in tools.items():
-        case = Case(name, "local disk", tool, [])
-        for _ in range(args.repeat):
+    local = {tool: Case(name, "local disk", tool, []) for tool in tools}
+    for _ in range(args.repeat):
+        for tool, template in tools.items():
+            case = local[tool]
             out = work / "out"
             shutil.rmtree(out, ignore_errors=True)
             cmd = [part.replace("{out}", str(out)) for part in template]
@@ -121,11 +132,9 @@ def bench_dataset(
             case.bytes_out = folder_size(out) if out.exists() else (to_file.stat().st_size if to_file else 0)
             if to_file:
                 to_file.unlink()
-        print(
-            f"  {name:>10} | {case.target:10} | {tool:36} | {case.wall:6.2f} s | {case.rss:6.1f} MB",
-            flush=True,
-        )
-        cases.append(case)
+    cases = list(local.values())
+    for case in cases:
+        show(case)
     if s3 is not None:
         s3env = {**env, "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
         s3flags = ["--s3.endpoint", s3.endpoint, "--s3.region", s3.region, "--s3.provider", "other"]
@@ -144,18 +153,23 @@ def bench_dataset(
             for i in range(args.repeat):
                 slug = "".join(ch if ch.isalnum() else "-" for ch in name)
                 case.runs.append(timed(cmd_for(f"{slug}-{len(cases)}-{i}"), s3env))
-            print(
-                f"  {name:>10} | {case.target:10} | {tool:36} | {case.wall:6.2f} s | {case.rss:6.1f} MB",
-                flush=True,
-            )
+            show(case)
             cases.append(case)
     shutil.rmtree(work, ignore_errors=True)
     return cases
 
 
+def show(case: Case) -> None:
+    print(
+        f"  {case.dataset:>10} | {case.target:10} | {case.tool:44} | {case.wall:6.2f} s | "
+        f"{case.cpu:6.2f} s | {case.rss:6.1f} MB",
+        flush=True,
+    )
+
+
 def report(cases: list[Case], meta: str) -> str:
-    lines = [meta, "", "| data | target | tool | wall (median) | × mydumper | × floor | peak RSS | output |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [meta, "", "| data | target | tool | wall (median) | × mydumper | × floor | tool CPU | peak RSS | output |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for case in cases:
         peers = [c for c in cases if c.dataset == case.dataset]
         mydumper = next((c for c in peers if c.tool.startswith("mydumper") and c.target == case.target), None)
@@ -165,7 +179,7 @@ def report(cases: list[Case], meta: str) -> str:
         size = f"{case.bytes_out / 1e6:.1f} MB" if case.bytes_out else "–"
         lines.append(
             f"| {case.dataset} | {case.target} | {case.tool} | {case.wall:.2f} s | {ratio_m} | {ratio_f} | "
-            f"{case.rss:.0f} MB | {size} |"
+            f"{case.cpu:.2f} s | {case.rss:.0f} MB | {size} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -207,7 +221,8 @@ def main() -> None:
                 s3.create_bucket(args.bucket)
         conn = server.connect()
         cases: list[Case] = []
-        print("  dataset    | target     | tool                                 |   wall   | peak RSS")
+        compileall.compile_dir(ROOT / "src" / "tibackup", quiet=1)  # what pip install does
+        print(f"  {'dataset':>10} | {'target':10} | {'tool':44} | {'wall':>8} | {'CPU':>8} | peak RSS")
         conn.cursor().execute("CREATE DATABASE IF NOT EXISTS bench_wide")
         conn.select_db("bench_wide")
         t0 = time.perf_counter()

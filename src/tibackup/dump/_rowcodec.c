@@ -83,6 +83,18 @@ static MYSQL *borrow(PyObject *conn) {
         PyErr_SetObject(RowcodecError, Py_BuildValue("(is)", 2006, "the connection is closed"));
         return NULL;
     }
+    /* The layout check: mysqlclient's own thread_id() must read the same session id as we do. */
+    PyObject *id = PyObject_CallMethod(conn, "thread_id", NULL);
+    if (id == NULL) return NULL;
+    unsigned long theirs = PyLong_AsUnsignedLong(id);
+    Py_DECREF(id);
+    if (PyErr_Occurred()) return NULL;
+    if (theirs != mysql_thread_id(&c->connection)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the C row reader does not match this mysqlclient build (rebuild tibackup with "
+                        "pip install, or use --read-mode stream)");
+        return NULL;
+    }
     return &c->connection;
 }
 

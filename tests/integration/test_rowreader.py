@@ -1,0 +1,76 @@
+"""The C row reader (``_rowcodec.Reader``) on a real server: whole rows per batch, errors with the
+server's code, and an abort that leaves the rest of a large result unread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import MySQLdb
+import pytest
+from testenv.mariadb import MariaDBServer
+
+from tibackup.dump import _rowcodec
+from tibackup.dump.config import Connection
+from tibackup.dump.conn import DB
+from tibackup.errors import DatabaseError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def raw(mariadb: MariaDBServer) -> Iterator[MySQLdb._mysql.connection]:
+    conn = MySQLdb._mysql.connect(
+        host=mariadb.host, port=mariadb.port, user=mariadb.user, password=mariadb.password, conv={}
+    )
+    conn.query(b"SET NAMES binary")
+    yield conn
+    conn.close()
+
+
+def read_all(reader: _rowcodec.Reader, max_bytes: int) -> list[bytes]:
+    blobs = []
+    while (blob := reader.read(max_bytes)) is not None:
+        blobs.append(blob)
+    reader.close()
+    return blobs
+
+
+def test_batches_hold_whole_rows_and_join_to_the_whole_result(raw: MySQLdb._mysql.connection) -> None:
+    sql = b"SELECT seq, CONCAT('v', seq, '\\n'), IF(seq % 3 = 0, NULL, UNHEX(HEX(seq))) FROM mysql.seq_1_to_2000"
+    whole = read_all(_rowcodec.Reader(raw, sql, b"nsb"), 1 << 30)
+    assert len(whole) == 1
+    rows = whole[0].split(b",\n")
+    assert len(rows) == 2000
+    assert rows[0] == b"(1,'v1\\n',x'01')" and rows[2] == b"(3,'v3\\n',NULL)"
+    small = read_all(_rowcodec.Reader(raw, sql, b"nsb"), 100)
+    assert len(small) > 100, "a small max_bytes gives many batches"
+    assert all(b.startswith(b"(") and b.endswith(b")") for b in small)
+    assert b",\n".join(small) == whole[0]
+
+
+def test_server_errors_carry_the_code(raw: MySQLdb._mysql.connection) -> None:
+    with pytest.raises(_rowcodec.Error) as info:
+        _rowcodec.Reader(raw, b"SELECT no_such_column FROM mysql.seq_1_to_3", b"n")
+    assert info.value.args[0] == 1054
+    with pytest.raises(ValueError, match="3 columns, but 1 kinds"):
+        _rowcodec.Reader(raw, b"SELECT 1, 2, 3", b"n")
+
+
+def test_abort_leaves_the_rest_unread_and_the_session_closed(raw: MySQLdb._mysql.connection) -> None:
+    reader = _rowcodec.Reader(raw, b"SELECT seq FROM mysql.seq_1_to_50000000", b"n")
+    assert reader.read(1000) is not None
+    reader.abort()  # reading the other ~50M rows would take seconds; the socket is shut instead
+    with pytest.raises(MySQLdb.OperationalError) as info:
+        raw.query(b"SELECT 1")
+    assert info.value.args[0] in (2006, 2013)
+
+
+def test_db_encoded_rows_translates_errors(mariadb: MariaDBServer) -> None:
+    db = DB(Connection(mariadb.host, mariadb.port, mariadb.user, mariadb.password))
+    try:
+        with pytest.raises(DatabaseError, match="reading t failed") as info:
+            list(db.encoded_rows("SELECT no_such_column FROM mysql.seq_1_to_3", b"n", 1 << 20, "reading t"))
+        assert info.value.code == 1054
+        assert b"".join(db.encoded_rows("SELECT seq FROM mysql.seq_1_to_3", b"n", 1 << 20)) == b"(1),\n(2),\n(3)"
+    finally:
+        db.close()
