@@ -29,7 +29,9 @@ def raw(mariadb: MariaDBServer) -> Iterator[MySQLdb._mysql.connection]:
 
 def read_all(reader: _rowcodec.Reader, max_bytes: int) -> list[bytes]:
     blobs = []
-    while (blob := reader.read(max_bytes)) is not None:
+    while (batch := reader.read(max_bytes)) is not None:
+        blob, rows = batch
+        assert rows == blob.count(b",\n") + 1
         blobs.append(blob)
     reader.close()
     return blobs
@@ -44,6 +46,7 @@ def test_batches_hold_whole_rows_and_join_to_the_whole_result(raw: MySQLdb._mysq
     assert rows[0] == b"(1,'v1\\n',x'01')" and rows[2] == b"(3,'v3\\n',NULL)"
     small = read_all(_rowcodec.Reader(raw, sql, b"nsb"), 100)
     assert len(small) > 100, "a small max_bytes gives many batches"
+    assert all(len(b) - len(b.rsplit(b",\n", 1)[-1]) - 2 < 100 for b in small), "rows added only below max"
     assert all(b.startswith(b"(") and b.endswith(b")") for b in small)
     assert b",\n".join(small) == whole[0]
 
@@ -69,8 +72,11 @@ def test_db_encoded_rows_translates_errors(mariadb: MariaDBServer) -> None:
     db = DB(Connection(mariadb.host, mariadb.port, mariadb.user, mariadb.password))
     try:
         with pytest.raises(DatabaseError, match="reading t failed") as info:
-            list(db.encoded_rows("SELECT no_such_column FROM mysql.seq_1_to_3", b"n", 1 << 20, "reading t"))
+            db.encoded_rows("SELECT no_such_column FROM mysql.seq_1_to_3", b"n", "reading t")
         assert info.value.code == 1054
-        assert b"".join(db.encoded_rows("SELECT seq FROM mysql.seq_1_to_3", b"n", 1 << 20)) == b"(1),\n(2),\n(3)"
+        with db.encoded_rows("SELECT seq FROM mysql.seq_1_to_3", b"n") as reader:
+            assert reader.read(1 << 20) == (b"(1),\n(2),\n(3)", 3)
+            assert reader.read(1 << 20) is None
+        assert db.scalar_text("SELECT 42") == "42", "a reader read to the end leaves the session usable"
     finally:
         db.close()

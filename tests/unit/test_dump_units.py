@@ -170,6 +170,46 @@ def test_files_split_at_file_size_on_row_boundaries(tmp_path) -> None:  # type: 
     assert [r.name for r in files][:2] == ["d.t.000000000.sql", "d.t.000000001.sql"]
 
 
+@pytest.mark.parametrize(("statement_size", "file_size"), [(50, 0), (120, 300), (1_000_000, 90), (64, 64)])
+def test_reads_sized_by_next_room_frame_like_one_blob(tmp_path, statement_size: int, file_size: int) -> None:  # type: ignore[no-untyped-def]
+    """The C reader's batches end where next_room() says: the files are those of one big blob, and
+    add_blob never has to search a batch for rows (its row count is trusted)."""
+    rows = [b"(%d,'%s')" % (i, b"x" * (i * 7 % 23)) for i in range(200)]
+    whole, whole_files = _writer(tmp_path / "whole", statement_size=statement_size, file_size=file_size)
+    whole.add_blob(b",\n".join(rows), b",\n")
+    whole.close()
+
+    aligned, aligned_files = _writer(tmp_path / "aligned", statement_size=statement_size, file_size=file_size)
+    pieces: list[int] = []
+    account = aligned._account
+
+    def counted(n: int, size: int) -> None:
+        pieces.append(n)
+        account(n, size)
+
+    aligned._account = counted
+    i = 0
+    while i < len(rows):  # what _rowcodec.Reader.read(max_bytes) does: add rows while shorter than max
+        limit, batch = aligned.next_room() - 1, [rows[i]]
+        i += 1
+        while i < len(rows) and len(b",\n".join(batch)) < limit:
+            batch.append(rows[i])
+            i += 1
+        pieces.clear()
+        aligned.add_blob(b",\n".join(batch), b",\n", len(batch))
+        assert pieces == [len(batch)], "the batch was written whole, in one statement"
+    aligned.close()
+
+    assert [(f.name, f.rows, f.size) for f in aligned_files] == [
+        (f.name, f.rows, f.size) for f in whole_files
+    ]
+    for record in whole_files:
+        assert (tmp_path / "aligned" / record.name).read_bytes() == (
+            tmp_path / "whole" / record.name
+        ).read_bytes()
+    assert sum(f.rows for f in aligned_files) == 200
+
+
 def test_empty_chunk_writes_no_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     writer, files = _writer(tmp_path)
     writer.close()

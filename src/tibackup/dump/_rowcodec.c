@@ -9,9 +9,10 @@
  *   kinds:      one byte per selected column: 'n' number (the server's text, written as is), 's' string
  *               (quoted, backslash-escaped as dumpling/export/sql_type.go escapeBackslashSQL does), 'b'
  *               bytes (x'lower-case hex').
- * Reader.read(max_bytes) -> bytes | None
- *   The next rows as "(v,v,…)" joined by ",\n", about max_bytes long (whole rows only), or None at the
- *   end. A raw newline only ever separates rows, so the writer can split a blob at newlines.
+ * Reader.read(max_bytes) -> (bytes, rows) | None
+ *   The next rows as "(v,v,…)" joined by ",\n", and how many: rows are added while the text is shorter
+ *   than max_bytes (so the last one may cross it; at least one row). None at the end. A raw newline
+ *   only ever separates rows, so the writer can also split a blob at newlines.
  * Reader.close()  frees the result (reading any rows left, as the protocol requires);
  * Reader.abort()  shuts the socket down first so nothing is read: the session is unusable after it.
  *
@@ -36,17 +37,33 @@ typedef struct {
 static const char HEX[] = "0123456789abcdef";
 static PyObject *RowcodecError;
 
-static char escape_of(unsigned char c) {
-    switch (c) {
-    case 0: return '0';
-    case '\n': return 'n';
-    case '\r': return 'r';
-    case '\\': return '\\';
-    case '\'': return '\'';
-    case '"': return '"';
-    case 26: return 'Z';
-    default: return 0;
+/* ESCAPE[c]: the letter after the backslash for a byte Dumpling escapes, 0 for a byte written as is. */
+static char ESCAPE[256];
+
+static void init_escapes(void) {
+    ESCAPE[0] = '0';
+    ESCAPE['\n'] = 'n';
+    ESCAPE['\r'] = 'r';
+    ESCAPE['\\'] = '\\';
+    ESCAPE['\''] = '\'';
+    ESCAPE['"'] = '"';
+    ESCAPE[26] = 'Z';
+}
+
+/* Runs of bytes that need no escape are copied whole: most values have none. */
+static size_t put_escaped(char *out, const unsigned char *s, size_t n) {
+    size_t len = 0, t = 0;
+    while (t < n) {
+        size_t start = t;
+        while (t < n && !ESCAPE[s[t]]) t++;
+        memcpy(out + len, s + start, t - start);
+        len += t - start;
+        if (t < n) {
+            out[len++] = '\\';
+            out[len++] = ESCAPE[s[t++]];
+        }
     }
+    return len;
 }
 
 typedef struct {
@@ -160,9 +177,9 @@ static int reserve(Reader *self, size_t len, size_t need) {
     return 0;
 }
 
-/* Append rows until ``max_bytes``; returns the length, or (size_t)-1 with *error set (1 server,
- * 2 memory). Runs without the GIL. */
-static size_t fill(Reader *self, size_t max_bytes, int *error) {
+/* Append rows while shorter than ``max_bytes``; returns the length and counts the rows in *rows, or
+ * (size_t)-1 with *error set (1 server, 2 memory). Runs without the GIL. */
+static size_t fill(Reader *self, size_t max_bytes, int *error, Py_ssize_t *rows) {
     size_t len = 0;
     const unsigned int ncols = self->ncols;
     const char *kinds = self->kinds;
@@ -201,15 +218,12 @@ static size_t fill(Reader *self, size_t max_bytes, int *error) {
                 break;
             default: /* 's' */
                 out[len++] = '\'';
-                for (size_t t = 0; t < n; t++) {
-                    char e = escape_of(s[t]);
-                    if (e) { out[len++] = '\\'; out[len++] = e; }
-                    else out[len++] = (char)s[t];
-                }
+                len += put_escaped(out + len, s, n);
                 out[len++] = '\'';
             }
         }
         out[len++] = ')';
+        (*rows)++;
     }
     return len;
 }
@@ -224,14 +238,15 @@ static PyObject *Reader_read(Reader *self, PyObject *args) {
     }
     if (self->done) Py_RETURN_NONE;
     int error = 0;
+    Py_ssize_t rows = 0;
     size_t len;
     Py_BEGIN_ALLOW_THREADS
-    len = fill(self, max_bytes > 0 ? (size_t)max_bytes : 1, &error);
+    len = fill(self, max_bytes > 0 ? (size_t)max_bytes : 1, &error, &rows);
     Py_END_ALLOW_THREADS
     if (error == 1) return raise_mysql(self->mysql);
     if (error == 2) return PyErr_NoMemory();
-    if (len == 0) Py_RETURN_NONE;
-    return PyBytes_FromStringAndSize(self->buf, (Py_ssize_t)len);
+    if (rows == 0) Py_RETURN_NONE;
+    return Py_BuildValue("(y#n)", self->buf, (Py_ssize_t)len, rows);
 }
 
 static void free_result(Reader *self, int shut_down) {
@@ -265,7 +280,7 @@ static void Reader_dealloc(Reader *self) {
 
 static PyMethodDef Reader_methods[] = {
     {"read", (PyCFunction)Reader_read, METH_VARARGS,
-     "read(max_bytes) -> the next rows encoded and joined by ',\\n' (whole rows), or None at the end"},
+     "read(max_bytes) -> (the next rows encoded and joined by ',\\n', their count), or None at the end"},
     {"close", (PyCFunction)Reader_close, METH_NOARGS, "Free the result, reading any rows left."},
     {"abort", (PyCFunction)Reader_abort, METH_NOARGS,
      "Free the result without reading the rest: shuts the session's socket down."},
@@ -297,6 +312,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rowcodec", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__rowcodec(void) {
+    init_escapes();
     if (PyType_Ready(&ReaderType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

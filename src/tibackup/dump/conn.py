@@ -205,28 +205,9 @@ class DB:
         except MySQLdb.Error as exc:
             raise describe_error(exc, self.conn_info, doing or "reading rows") from None
 
-    def encoded_rows(self, sql: str, kinds: bytes, batch_bytes: int, doing: str = "") -> Iterator[bytes]:
-        """A large result read and encoded in C (``_rowcodec.Reader``): rows as Dumpling's SQL value
-        tuples joined by ",\\n", about ``batch_bytes`` at a time. Leaving early (an error, a stop) drops
-        the rest unread by shutting the session down; the session is unusable after that."""
-        if _rowcodec is None:
-            raise RuntimeError("the C row reader is not built")
-        try:
-            reader = _rowcodec.Reader(self._c, sql.encode("utf-8"), kinds)
-        except _rowcodec.Error as exc:
-            raise describe_error(exc, self.conn_info, doing or "reading rows") from None
-        finished = False
-        try:
-            while (blob := reader.read(batch_bytes)) is not None:
-                yield blob
-            finished = True
-        except _rowcodec.Error as exc:
-            raise describe_error(exc, self.conn_info, doing or "reading rows") from None
-        finally:
-            if finished:
-                reader.close()
-            else:
-                reader.abort()
+    def encoded_rows(self, sql: str, kinds: bytes, doing: str = "") -> EncodedRows:
+        """A large result read and encoded in C; use it as a context manager (see EncodedRows)."""
+        return EncodedRows(self, sql, kinds, doing or "reading rows")
 
     def server_info(self) -> ServerInfo:
         return ServerInfo.parse(self.scalar_text("SELECT VERSION()") or "")
@@ -243,6 +224,41 @@ class DB:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EncodedRows:
+    """The rows of one SELECT, fetched and encoded as Dumpling's SQL values in C (``_rowcodec.Reader``).
+
+    ``read(max_bytes)`` gives the next rows joined by ",\\n" and their count. Leaving the ``with`` block
+    before the end (an error, a stop) drops the rest unread by shutting the session down: it is
+    unusable after that, which is fine for a dump that is failing anyway."""
+
+    def __init__(self, db: DB, sql: str, kinds: bytes, doing: str) -> None:
+        if _rowcodec is None:
+            raise RuntimeError("the C row reader is not built")
+        self._info, self._doing = db.conn_info, doing
+        self._finished = False
+        try:
+            self._reader = _rowcodec.Reader(db._c, sql.encode("utf-8"), kinds)
+        except _rowcodec.Error as exc:
+            raise describe_error(exc, self._info, doing) from None
+
+    def read(self, max_bytes: int) -> tuple[bytes, int] | None:
+        try:
+            batch = self._reader.read(max_bytes)
+        except _rowcodec.Error as exc:
+            raise describe_error(exc, self._info, self._doing) from None
+        self._finished = batch is None
+        return batch
+
+    def __enter__(self) -> EncodedRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._finished:
+            self._reader.close()
+        else:
+            self._reader.abort()
 
 
 def _first_words(sql: str) -> str:

@@ -45,7 +45,7 @@ log = logging.getLogger("tibackup.dump")
 STREAM_BATCH_ROWS = 2000
 
 _KIND_CODES = {Kind.NUMBER: "n", Kind.STRING: "s", Kind.BYTES: "b", Kind.BIT: "b"}
-READ_BATCH_BYTES = 1 << 20  # the C reader hands over about this much at a time
+READ_BATCH_BYTES = 1 << 20  # the C reader hands over at most about this much at a time
 
 
 def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool) -> str:
@@ -303,12 +303,16 @@ def dump_chunk(
             names = ",".join(quote_ident(c.name) for c in columns) or "''"
             kinds = "".join(_KIND_CODES[c.kind] for c in columns).encode() if columns else b"s"
             sql = f"SELECT {names} FROM {source}{where}{order}"
-            for encoded in db.encoded_rows(sql, kinds, READ_BATCH_BYTES, doing):
-                if stop.is_set():
-                    raise _Stop
-                if not columns:  # every column is generated: Dumpling writes an empty tuple per row
-                    encoded = b",\n".join(b"()" for _ in encoded.split(b",\n"))
-                writer.add_blob(encoded, separator)
+            with db.encoded_rows(sql, kinds, doing) as reader:
+                # Each read stops at the row where the writer would end the statement (or file), so
+                # the writer takes the batch whole and need not search it for rows.
+                while (batch := reader.read(min(writer.next_room() - 1, READ_BATCH_BYTES))) is not None:
+                    if stop.is_set():
+                        raise _Stop
+                    encoded, rows = batch
+                    if not columns:  # every column is generated: Dumpling writes an empty tuple per row
+                        encoded = b",\n".join([b"()"] * rows)
+                    writer.add_blob(encoded, separator, rows)
         elif chunk.batches:
             for condition in chunk.batches:
                 if stop.is_set():

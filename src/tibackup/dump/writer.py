@@ -117,7 +117,21 @@ class ChunkWriter:
             self._file_rows = 0
         return self._file
 
-    def _room(self) -> int:
+    def next_room(self) -> int:
+        """What ``room()`` will be once the next rows' file and statement are open. A read that stops at
+        the row where its text reaches ``next_room() - 1`` bytes ends exactly where this writer ends the
+        statement (or file), so ``add_blob`` takes it whole."""
+        raw = self._file.raw_size if self._file else len(SQL_HEADER if self._sql else self._csv_header)
+        opening = 0
+        room = 1 << 62
+        if self._sql:
+            opening = 2 if self._statement_bytes else len(self._prefix)  # ",\n" or "INSERT INTO … VALUES\n"
+            room = self._statement_size - (self._statement_bytes or len(self._prefix))
+        if self._file_size:
+            room = min(room, self._file_size - raw - opening)
+        return max(room, 1)
+
+    def room(self) -> int:
         """Bytes this statement (SQL) or file (-F) may still take before it must end."""
         room = self._statement_size - self._statement_bytes if self._sql else 1 << 62
         if self._file_size and self._file is not None:
@@ -162,18 +176,19 @@ class ChunkWriter:
         self._on_progress(rows, size)
 
     # -- input -------------------------------------------------------------------------------------
-    def add_blob(self, blob: bytes, separator: bytes) -> None:
-        """Rows rendered and joined by ``separator`` server-side; a raw b'\\n' only ends a separator."""
+    def add_blob(self, blob: bytes, separator: bytes, rows: int = 0) -> None:
+        """Rows joined by ``separator`` (rendered server-side or by the C reader); a raw b'\\n' only ends
+        a separator. ``rows``, when known, saves counting them."""
         pos, end, sep_len = 0, len(blob), len(separator)
         while pos < end:
             out = self._begin_rows()
-            cut = blob.find(b"\n", pos + self._room())
+            cut = blob.find(b"\n", pos + self.room())
             if cut < 0:  # every remaining row fits in this statement / file
                 piece = blob[pos:] if pos else blob
                 out.write(piece if self._sql else piece + separator)
                 self._statement_bytes += len(piece)
-                self._account(piece.count(b"\n") + 1, len(piece))
-                if self._room() <= 1:  # the batch's last row filled the statement or file
+                self._account(rows if rows and not pos else piece.count(b"\n") + 1, len(piece))
+                if self.room() <= 1:  # the batch's last row filled the statement or file
                     self._end_statement_and_maybe_file()
                 return
             row_end = cut + 1 - sep_len  # the separator ends at the newline
@@ -194,7 +209,7 @@ class ChunkWriter:
         sep_len = 2 if self._sql else len(separator)
         while i < n:
             out = self._begin_rows()
-            room, size, j = self._room(), 0, i
+            room, size, j = self.room(), 0, i
             while j < n and size < room:
                 size += len(rows[j]) + sep_len
                 j += 1
@@ -203,7 +218,7 @@ class ChunkWriter:
             self._statement_bytes += size
             self._account(j - i, size)
             i = j
-            if self._room() <= 1:
+            if self.room() <= 1:
                 self._end_statement_and_maybe_file()
 
     def close(self) -> None:
