@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -10,6 +11,7 @@ from datetime import datetime
 from tibackup.dump.dumper import run_dump
 from tibackup.dump.options import build_parser, config_from_namespace
 from tibackup.dump.progress import Progress, ProgressPrinter
+from tibackup.storage import open_storage
 from tibackup.units import human_duration, human_size
 
 log = logging.getLogger("tibackup.dump")
@@ -23,13 +25,17 @@ def run(args: list[str]) -> None:
     setup_logging(ns.loglevel, ns.logfile)
     default_output = "./export-" + datetime.now().strftime("%Y-%m-%dT%H%M%S")
     config = config_from_namespace(ns, os.environ, default_output=default_output)
+    storage = open_storage(config.output, config.s3)  # an S3 client loads botocore's models here
+    # One run per process: nothing loaded so far turns into garbage, so the collector may skip it for
+    # good (collections walking botocore's objects cost ~5% of an S3 dump's CPU, measured with perf).
+    gc.freeze()
     progress = Progress()
     show = config.progress if config.progress is not None else sys.stderr.isatty()
     if show:
         with ProgressPrinter(progress):
-            result = run_dump(config, progress=progress)
+            result = run_dump(config, storage, progress)
     else:
-        result = run_dump(config, progress=progress)
+        result = run_dump(config, storage, progress)
     took = (result.finished - result.started).total_seconds()
     log.info(
         "dump complete: %d files, %s rows, %s in %s (%s/s) → %s",
