@@ -9,8 +9,8 @@ from tibackup.dump.config import Compression, Consistency, CSVOptions, FileType
 from tibackup.dump.naming import DataFileNamer, escape_name, schema_create_name, table_schema_name
 from tibackup.dump.options import parse_dumpling_args, parse_size
 from tibackup.dump.render import RowFormat
-from tibackup.dump.writer import ChunkWriter, FileRecord
-from tibackup.errors import UsageError
+from tibackup.dump.writer import ChunkWriter, FileRecord, Finisher
+from tibackup.errors import StorageError, UsageError
 from tibackup.storage.local import LocalStorage
 
 # -- flags ------------------------------------------------------------------------------------------
@@ -208,6 +208,53 @@ def test_reads_sized_by_next_room_frame_like_one_blob(tmp_path, statement_size: 
             tmp_path / "whole" / record.name
         ).read_bytes()
     assert sum(f.rows for f in aligned_files) == 200
+
+
+def test_finisher_commits_files_in_the_background(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    finisher = Finisher(2)
+    files: list[FileRecord] = []
+    writer, _ = _writer(tmp_path, statement_size=50)
+    writer._finisher, writer._on_file = finisher, files.append
+    writer.add_blob(b",\n".join(b"(%d)" % i for i in range(100)), b",\n")
+    writer.close()
+    finisher.write_whole(
+        LocalStorage(tmp_path),
+        "d.t-schema.sql",
+        b"CREATE TABLE t (a int);\n",
+        Compression.NONE,
+        "d",
+        "t",
+        files.append,
+    )
+    finisher.wait()
+    assert sorted(f.name for f in files) == ["d.t-schema.sql", "d.t.000000000.sql"]
+    assert {f.name: f.rows for f in files}["d.t.000000000.sql"] == 100
+    assert all((tmp_path / f.name).stat().st_size == f.size for f in files)
+
+
+def test_finisher_reports_a_failed_commit_and_leaves_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    class FailingStorage(LocalStorage):
+        def create(self, name: str):  # type: ignore[no-untyped-def]
+            inner = super().create(name)
+
+            class Failing:
+                write, abort = inner.write, inner.abort
+
+                def close(self) -> None:
+                    raise StorageError(f"writing {name} failed: the disk is full")
+
+            return Failing()
+
+    stopped: list[bool] = []
+    finisher = Finisher(2, on_error=lambda: stopped.append(True))
+    recorded: list[FileRecord] = []
+    finisher.write_whole(
+        FailingStorage(tmp_path), "d.t-schema.sql", b"x", Compression.NONE, "d", "t", recorded.append
+    )
+    with pytest.raises(StorageError, match="disk is full"):
+        finisher.wait()
+    assert stopped == [True] and recorded == []
+    assert list(tmp_path.iterdir()) == [], "the temporary file was removed"
 
 
 def test_empty_chunk_writes_no_file(tmp_path) -> None:  # type: ignore[no-untyped-def]

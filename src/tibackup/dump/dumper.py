@@ -33,9 +33,9 @@ from tibackup.dump.metadata import (
 from tibackup.dump.naming import DataFileNamer
 from tibackup.dump.progress import Progress
 from tibackup.dump.render import RowFormat
-from tibackup.dump.schema import write_database_schemas, write_table_schema
+from tibackup.dump.schema import table_schema_files, write_database_schemas
 from tibackup.dump.tablefilter import default_filter
-from tibackup.dump.writer import ChunkWriter, FileRecord, write_whole_file
+from tibackup.dump.writer import ChunkWriter, FileRecord, Finisher, write_whole_file
 from tibackup.errors import Interrupted
 from tibackup.storage import open_storage
 from tibackup.storage.base import Storage
@@ -229,6 +229,7 @@ def dump_tables(
     schema tasks fill the gaps at the end instead of delaying the first rows."""
     fmt = RowFormat(config.filetype, config.escape_backslash, config.csv)
     pool = WorkerPool(workers)
+    finisher = Finisher(max(2, len(workers)), on_error=pool.stop.set)
     files: list[FileRecord] = []
     lock = threading.Lock()
 
@@ -247,11 +248,17 @@ def dump_tables(
             pool.add(functools.partial(read, chunk, mode))
 
     def read(chunk: Chunk, mode: str, db: DB) -> None:
-        dump_chunk(db, chunk, storage, config, fmt, on_file, progress.add, pool.stop, client=mode == "client")
+        dump_chunk(
+            db, chunk, storage, config, fmt, on_file, progress.add, pool.stop, client=mode == "client",
+            finisher=finisher,
+        )  # fmt: skip
 
     def schema(table: Table, db: DB) -> None:
-        for record in write_table_schema(db, storage, table, config.compression):
-            on_file(record)
+        for name, data in table_schema_files(db, table).items():
+            suffix = config.compression.suffix
+            finisher.write_whole(
+                storage, name + suffix, data, config.compression, table.schema, table.name, on_file
+            )
 
     if not config.no_data:
         for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):
@@ -259,7 +266,12 @@ def dump_tables(
     if not config.no_schemas:
         for table in catalog.tables:
             pool.add(functools.partial(schema, table))
-    pool.run()
+    try:
+        pool.run()
+    except BaseException:
+        finisher.wait(raise_errors=False)  # the workers' failure is the one to report
+        raise
+    finisher.wait()
     return files
 
 
@@ -274,6 +286,7 @@ def dump_chunk(
     stop: threading.Event,
     *,
     client: bool = False,
+    finisher: Finisher | None = None,
 ) -> None:
     table = chunk.table
     columns = table.selected_columns
@@ -292,7 +305,7 @@ def dump_chunk(
         ),
         filetype=config.filetype, compression=config.compression, statement_prefix=prefix,
         csv_header=header, statement_size=config.statement_size, file_size=config.file_size,
-        on_file=on_file, on_progress=on_progress,
+        on_file=on_file, on_progress=on_progress, finisher=finisher,
     )  # fmt: skip
     separator = fmt.separator
     doing = f"reading {table.schema}.{table.name}"

@@ -88,17 +88,13 @@ def write_database_schemas(
     return records
 
 
-def write_table_schema(db: DB, storage: Storage, table: Table, compression: Compression) -> list[FileRecord]:
-    """A table's ``-schema.sql``; a view's stand-in table and ``-schema-view.sql``."""
+def table_schema_files(db: DB, table: Table) -> dict[str, bytes]:
+    """A table's ``-schema.sql``; a view's stand-in table and ``-schema-view.sql`` (names without the
+    compression suffix)."""
     if table.is_view:
         fake, view = view_schemas(db, table)
-        files = {
+        return {
             table_schema_name(table.schema, table.name): fake,
             view_schema_name(table.schema, table.name): view,
         }
-    else:
-        files = {table_schema_name(table.schema, table.name): table_schema(db, table)}
-    return [
-        write_whole_file(storage, name + compression.suffix, data, compression, table.schema, table.name)
-        for name, data in files.items()
-    ]
+    return {table_schema_name(table.schema, table.name): table_schema(db, table)}

@@ -9,7 +9,9 @@ file's stored size, row count and sha256 for the manifest. A chunk with no rows 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tibackup.dump.compress import make_compressor
@@ -63,6 +65,58 @@ class OutputFile:
         self._writer.abort()
 
 
+class Finisher:
+    """Closes output files on a few background threads, so a worker goes on reading while the file it
+    finished is committed (on S3: its last part or its only PUT is uploaded). At most ``limit`` files
+    wait at once, each holding its last buffer, so memory stays bounded. The first failure calls
+    ``on_error`` (to stop the workers) and is raised by ``wait``."""
+
+    def __init__(self, limit: int, on_error: Callable[[], None] = lambda: None) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        self._executor = ThreadPoolExecutor(limit, thread_name_prefix="finish")
+        self._on_error = on_error
+        self._errors: list[BaseException] = []
+
+    def close(self, out: OutputFile, done: Callable[[str], None]) -> None:
+        """Close ``out`` in the background, then call ``done`` with its sha256."""
+        self._slots.acquire()
+        try:
+            self._executor.submit(self._close, out, done)
+        except BaseException:
+            self._slots.release()
+            out.abort()
+            raise
+
+    def _close(self, out: OutputFile, done: Callable[[str], None]) -> None:
+        try:
+            done(out.close())
+        except BaseException as exc:
+            out.abort()  # a no-op when the writer already aborted itself
+            self._errors.append(exc)
+            self._on_error()
+        finally:
+            self._slots.release()
+
+    def write_whole(
+        self, storage: Storage, name: str, data: bytes, compression: Compression, schema: str, table: str,
+        on_file: Callable[[FileRecord], None],
+    ) -> None:  # fmt: skip
+        """``write_whole_file``, committed in the background."""
+        out = OutputFile(storage, name, compression)
+        try:
+            out.write(data)
+        except BaseException:
+            out.abort()
+            raise
+        self.close(out, lambda digest: on_file(FileRecord(name, out.stored_size, 0, digest, schema, table)))
+
+    def wait(self, *, raise_errors: bool = True) -> None:
+        """Wait for every file handed over; raise the first failure."""
+        self._executor.shutdown(wait=True)
+        if raise_errors and self._errors:
+            raise self._errors[0]
+
+
 def write_whole_file(
     storage: Storage, name: str, data: bytes, compression: Compression, schema: str = "", table: str = ""
 ) -> FileRecord:
@@ -92,6 +146,7 @@ class ChunkWriter:
         file_size: int,
         on_file: Callable[[FileRecord], None],
         on_progress: Callable[[int, int], None] = lambda rows, size: None,
+        finisher: Finisher | None = None,
     ) -> None:
         self._storage, self._namer = storage, namer
         self._sql = filetype is FileType.SQL
@@ -102,6 +157,7 @@ class ChunkWriter:
         self._statement_size = statement_size
         self._file_size = file_size
         self._on_file, self._on_progress = on_file, on_progress
+        self._finisher = finisher
         self._file: OutputFile | None = None
         self._file_index = 0
         self._file_rows = 0
@@ -164,10 +220,15 @@ class ChunkWriter:
             self._file.write(b";\n")
             self._statement_bytes = 0
         out, self._file = self._file, None
-        digest = out.close()
-        self._on_file(
-            FileRecord(out.name, out.stored_size, self._file_rows, digest, self._namer.db, self._namer.table)
-        )
+        rows, db, table = self._file_rows, self._namer.db, self._namer.table
+
+        def done(digest: str) -> None:
+            self._on_file(FileRecord(out.name, out.stored_size, rows, digest, db, table))
+
+        if self._finisher is not None:
+            self._finisher.close(out, done)
+        else:
+            done(out.close())
         self._file_index += 1
 
     def _account(self, rows: int, size: int) -> None:
