@@ -228,6 +228,8 @@ def dump_tables(
     """Every table's data (biggest first) and then every table's and view's schema file: the small
     schema tasks fill the gaps at the end instead of delaying the first rows."""
     fmt = RowFormat(config.filetype, config.escape_backslash, config.csv)
+    mode = read_mode_for(config, fmt, on_tidb)
+    log.debug("read mode %s", mode)
     pool = WorkerPool(workers)
     finisher = Finisher(max(2, len(workers)), on_error=pool.stop.set)
     files: list[FileRecord] = []
@@ -239,15 +241,13 @@ def dump_tables(
         progress.file_done()
 
     def plan(table: Table, db: DB) -> None:
-        mode = read_mode_for(config, fmt, on_tidb)
-        log.debug("%s.%s: read mode %s", table.schema, table.name, mode)
         planned = plan_chunks(
             db, table, where=config.where, chunk_rows=config.rows, bulk=mode == "bulk", on_tidb=on_tidb
         )
         for chunk in planned:
-            pool.add(functools.partial(read, chunk, mode))
+            pool.add(functools.partial(read, chunk))
 
-    def read(chunk: Chunk, mode: str, db: DB) -> None:
+    def read(chunk: Chunk, db: DB) -> None:
         dump_chunk(
             db, chunk, storage, config, fmt, on_file, progress.add, pool.stop, client=mode == "client",
             finisher=finisher,
