@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -121,6 +122,26 @@ def test_missing_bucket(mariadb: MariaDBServer, s3_server: S3Server, small_db: s
              "AWS_SECRET_ACCESS_KEY": s3_server.secret_key},
     )  # fmt: skip
     assert_one_line_error(proc, "no-such-bucket", "does not exist")
+
+
+def test_no_storage_check_means_no_probe(mariadb: MariaDBServer, small_db: str, tmp_path: Path) -> None:
+    """check_storage=False (the manager's --s3-no-check-bucket): the dump never writes its probe."""
+    from tibackup.dump.dumper import run_dump
+    from tibackup.dump.options import parse_dumpling_args
+    from tibackup.storage.local import LocalStorage
+
+    class NoProbe(LocalStorage):
+        def check_writable(self) -> None:
+            raise AssertionError("the output was probed")
+
+    args = [*db_args(mariadb), "-B", small_db, "-o", str(tmp_path)]
+    config = dataclasses.replace(
+        parse_dumpling_args(args, {"TIBACKUP_DB_PASSWORD": mariadb.password}), check_storage=False
+    )
+    result = run_dump(config, NoProbe(tmp_path))
+    assert result.rows == 3000 and (tmp_path / "metadata").exists()
+    with pytest.raises(AssertionError, match="probed"):
+        run_dump(dataclasses.replace(config, check_storage=True), NoProbe(tmp_path / "again"))
 
 
 def test_wrong_s3_secret(mariadb: MariaDBServer, s3_server: S3Server, small_db: str, bucket: str) -> None:

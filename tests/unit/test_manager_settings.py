@@ -43,6 +43,12 @@ def test_dump_config_defaults_connection_and_password_as_value() -> None:
     assert config.connection.password == "s3cr3t-pw" and "s3cr3t" not in repr(config)
     assert config.connection.tls.ca == "/tmp/ca"
     assert config.table_filter is None  # the default filter: the dumper's own
+    assert config.check_storage, "the dump probes its output unless told --s3-no-check-bucket"
+
+
+def test_no_check_bucket_turns_the_dumps_probe_off_too() -> None:
+    spec = backup(s3={"provider": "ceph", "bucket": "bkt", "options": ["--s3-no-check-bucket"]}).spec
+    assert not dump_config(spec, "/s", "").check_storage
 
 
 def test_table_filter_from_spec_and_bad_rules() -> None:

@@ -96,11 +96,10 @@ class DumpConfig:
     filename_template: str = ""
     tidb_mem_quota_query: int = 0
     dump_empty_database: bool = True
-    read_mode: str = (
-        "auto"  # bulk: batches rendered server-side by GROUP_CONCAT; stream: rows rendered one by one
-    )
+    read_mode: str = "auto"  # client (the C reader), stream or bulk (rendered by the server); see dumper
     progress: bool | None = None  # None: show progress when stderr is a terminal
     manifest: bool = True
+    check_storage: bool = True  # probe the output with a write first (off: rclone's --s3-no-check-bucket)
 
     def __repr__(self) -> str:
         return f"DumpConfig(output={self.output!r}, connection={self.connection!r}, threads={self.threads})"

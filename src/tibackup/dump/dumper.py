@@ -91,7 +91,8 @@ def run_dump(
     config: DumpConfig, storage: Storage | None = None, progress: Progress | None = None
 ) -> DumpResult:
     storage = storage or open_storage(config.output, config.s3)
-    storage.check_writable()
+    if config.check_storage:
+        storage.check_writable()
     progress = progress or Progress()
     main = DB(config.connection, config.params)
     workers: list[DB] = []

@@ -123,8 +123,13 @@ def dump_config(spec: BackupSpec, output: str, password: str, tls: TLSFiles | No
         tls=tls or TLSFiles(),
         read_timeout=config.connection.read_timeout,
     )
-    # Progress goes to the log (manager.progress), never to a terminal line.
-    return dataclasses.replace(config, connection=connection, output=output, s3=None, progress=False)
+    # Progress goes to the log (manager.progress), never to a terminal line. --s3-no-check-bucket: the
+    # account may not be allowed the probe's write and delete, so neither the preflight nor the dump
+    # probes the bucket.
+    return dataclasses.replace(
+        config, connection=connection, output=output, s3=None, progress=False,
+        check_storage=not rclone_options(spec).no_check_bucket,
+    )  # fmt: skip
 
 
 def _is_filter_flag(option: str) -> bool:
