@@ -170,16 +170,27 @@ def test_files_split_at_file_size_on_row_boundaries(tmp_path) -> None:  # type: 
     assert [r.name for r in files][:2] == ["d.t.000000000.sql", "d.t.000000001.sql"]
 
 
-@pytest.mark.parametrize(("statement_size", "file_size"), [(50, 0), (120, 300), (1_000_000, 90), (64, 64)])
-def test_reads_sized_by_next_room_frame_like_one_blob(tmp_path, statement_size: int, file_size: int) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("filetype", "statement_size", "file_size"),
+    [(FileType.SQL, 50, 0), (FileType.SQL, 120, 300), (FileType.SQL, 1_000_000, 90), (FileType.SQL, 64, 64),
+     (FileType.CSV, 1_000_000, 90), (FileType.CSV, 1_000_000, 333)],
+)  # fmt: skip
+def test_reads_sized_by_next_room_frame_like_one_blob(tmp_path, filetype, statement_size, file_size) -> None:  # type: ignore[no-untyped-def]
     """The C reader's batches end where next_room() says: the files are those of one big blob, and
     add_blob never has to search a batch for rows (its row count is trusted)."""
+    sep = b",\n" if filetype is FileType.SQL else b"\r\n"
     rows = [b"(%d,'%s')" % (i, b"x" * (i * 7 % 23)) for i in range(200)]
-    whole, whole_files = _writer(tmp_path / "whole", statement_size=statement_size, file_size=file_size)
-    whole.add_blob(b",\n".join(rows), b",\n")
+    settings = {
+        "filetype": filetype,
+        "statement_size": statement_size,
+        "file_size": file_size,
+        "header": b"h\r\n",
+    }
+    whole, whole_files = _writer(tmp_path / "whole", **settings)
+    whole.add_blob(sep.join(rows), sep)
     whole.close()
 
-    aligned, aligned_files = _writer(tmp_path / "aligned", statement_size=statement_size, file_size=file_size)
+    aligned, aligned_files = _writer(tmp_path / "aligned", **settings)
     pieces: list[int] = []
     account = aligned._account
 
@@ -188,18 +199,20 @@ def test_reads_sized_by_next_room_frame_like_one_blob(tmp_path, statement_size: 
         account(n, size)
 
     aligned._account = counted
-    i = 0
+    i = batches = 0
     while i < len(rows):  # what _rowcodec.Reader.read(max_bytes) does: add rows while shorter than max
-        limit, batch = aligned.next_room() - 1, [rows[i]]
+        batches += 1
+        limit, batch = aligned.next_room() - len(sep) + 1, [rows[i]]
         i += 1
-        while i < len(rows) and len(b",\n".join(batch)) < limit:
+        while i < len(rows) and len(sep.join(batch)) < limit:
             batch.append(rows[i])
             i += 1
         pieces.clear()
-        aligned.add_blob(b",\n".join(batch), b",\n", len(batch))
+        aligned.add_blob(sep.join(batch), sep, len(batch))
         assert pieces == [len(batch)], "the batch was written whole, in one statement"
     aligned.close()
 
+    assert batches > 5, "statements or files ended many times"
     assert [(f.name, f.rows, f.size) for f in aligned_files] == [
         (f.name, f.rows, f.size) for f in whole_files
     ]
@@ -310,8 +323,9 @@ def test_auto_read_mode_prefers_the_c_reader() -> None:
     assert read_mode_for(auto, fmt, False) == "client"
     assert read_mode_for(auto, fmt, True) == "client"
     csv = RowFormat(FileType.CSV, True, CSVOptions())
-    assert read_mode_for(auto, csv, False) == "bulk", "the C reader writes SQL only"
-    assert read_mode_for(auto, csv, True) == "stream", "no bulk on TiDB"
+    assert read_mode_for(auto, csv, False) == "client" and read_mode_for(auto, csv, True) == "client"
+    odd_csv = RowFormat(FileType.CSV, True, CSVOptions(line_terminator=b";"))
+    assert read_mode_for(auto, odd_csv, False) == "stream", "rows that do not end in a newline"
     no_escape = RowFormat(FileType.SQL, False, CSVOptions())
     assert read_mode_for(auto, no_escape, False) == "stream"
     forced = parse_dumpling_args(["-o", "x", "--read-mode", "stream"], env={})

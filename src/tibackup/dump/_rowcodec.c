@@ -8,11 +8,16 @@
  *               one row at a time is held by the driver;
  *   kinds:      one byte per selected column: 'n' number (the server's text, written as is), 's' string
  *               (quoted, backslash-escaped as dumpling/export/sql_type.go escapeBackslashSQL does), 'b'
- *               bytes (x'lower-case hex').
+ *               bytes (x'lower-case hex');
+ *   csv:        None for SQL, or (separator, delimiter, null value, line terminator) for Dumpling's CSV
+ *               with backslash escapes: numbers as is, NULL as the null value, strings and bytes between
+ *               delimiters with \\ \0 \r \n and the delimiter's first byte (or the separator's, without
+ *               a delimiter) escaped by a backslash (dumpling/export/sql_type.go escapeCSV).
  * Reader.read(max_bytes) -> (bytes, rows) | None
- *   The next rows as "(v,v,…)" joined by ",\n", and how many: rows are added while the text is shorter
- *   than max_bytes (so the last one may cross it; at least one row). None at the end. A raw newline
- *   only ever separates rows, so the writer can also split a blob at newlines.
+ *   The next rows ("(v,v,…)" joined by ",\n", or CSV lines joined by the terminator, without a last
+ *   one), and how many: rows are added while the text is shorter than max_bytes (so the last one may
+ *   cross it; at least one row). None at the end. A raw newline only ever ends a row separator (the
+ *   caller allows CSV only with a terminator ending in one), so the writer can split a blob at newlines.
  * Reader.close()  frees the result (reading any rows left, as the protocol requires);
  * Reader.abort()  shuts the socket down first so nothing is read: the session is unusable after it.
  *
@@ -51,19 +56,38 @@ static void init_escapes(void) {
 }
 
 /* Runs of bytes that need no escape are copied whole: most values have none. */
-static size_t put_escaped(char *out, const unsigned char *s, size_t n) {
+static size_t put_escaped(char *out, const unsigned char *s, size_t n, const char *escape) {
     size_t len = 0, t = 0;
     while (t < n) {
         size_t start = t;
-        while (t < n && !ESCAPE[s[t]]) t++;
+        while (t < n && !escape[s[t]]) t++;
         memcpy(out + len, s + start, t - start);
         len += t - start;
         if (t < n) {
             out[len++] = '\\';
-            out[len++] = ESCAPE[s[t++]];
+            out[len++] = escape[s[t++]];
         }
     }
     return len;
+}
+
+/* Bytes as given (a separator, a delimiter, a null value). */
+typedef struct {
+    char *data;
+    size_t len;
+} Text;
+
+static int text_init(Text *t, const char *data, Py_ssize_t len) {
+    t->data = PyMem_RawMalloc(len + 1);
+    if (t->data == NULL) return -1;
+    memcpy(t->data, data, len);
+    t->len = (size_t)len;
+    return 0;
+}
+
+static inline size_t put(char *out, const Text *t) {
+    memcpy(out, t->data, t->len);
+    return t->len;
 }
 
 typedef struct {
@@ -76,6 +100,10 @@ typedef struct {
     char *buf;
     size_t cap;
     int done;
+    /* The format: SQL, or CSV with these texts and its own escape table. */
+    int csv;
+    Text field_sep, row_sep, null_value, delimiter;
+    char csv_escape[256];
 } Reader;
 
 static PyObject *raise_mysql(MYSQL *mysql) {
@@ -115,17 +143,57 @@ static MYSQL *borrow(PyObject *conn) {
     return &c->connection;
 }
 
+static int init_format(Reader *self, PyObject *csv) {
+    const char *sep, *delim, *null, *term;
+    Py_ssize_t sep_len, delim_len, null_len, term_len;
+    if (csv == Py_None) {
+        self->csv = 0;
+        if (text_init(&self->field_sep, ",", 1) || text_init(&self->row_sep, ",\n", 2) ||
+            text_init(&self->null_value, "NULL", 4) || text_init(&self->delimiter, "", 0)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        return 0;
+    }
+    if (!PyArg_ParseTuple(csv, "y#y#y#y#", &sep, &sep_len, &delim, &delim_len, &null, &null_len, &term,
+                          &term_len))
+        return -1;
+    if (term_len == 0 || term[term_len - 1] != '\n' || memchr(term, '\n', term_len - 1) != NULL ||
+        memchr(sep, '\n', sep_len) != NULL) {
+        PyErr_SetString(PyExc_ValueError, "the CSV line terminator must end in its only newline, and the "
+                                          "separator must have none");
+        return -1;
+    }
+    self->csv = 1;
+    if (text_init(&self->field_sep, sep, sep_len) || text_init(&self->row_sep, term, term_len) ||
+        text_init(&self->null_value, null, null_len) || text_init(&self->delimiter, delim, delim_len)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(self->csv_escape, 0, sizeof self->csv_escape);
+    self->csv_escape['\\'] = '\\';
+    self->csv_escape[0] = '0';
+    self->csv_escape['\r'] = 'r';
+    self->csv_escape['\n'] = 'n';
+    const char *special = delim_len ? delim : (sep_len ? sep : NULL);
+    if (special != NULL && !self->csv_escape[(unsigned char)special[0]]) {
+        self->csv_escape[(unsigned char)special[0]] = special[0];
+    }
+    return 0;
+}
+
 static int Reader_init(Reader *self, PyObject *args, PyObject *kwds) {
-    PyObject *conn;
+    PyObject *conn, *csv = Py_None;
     const char *sql, *kinds;
     Py_ssize_t sql_len, nkinds;
-    static char *kwlist[] = {"connection", "sql", "kinds", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy#y#", kwlist, &conn, &sql, &sql_len, &kinds, &nkinds))
+    static char *kwlist[] = {"connection", "sql", "kinds", "csv", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy#y#|O", kwlist, &conn, &sql, &sql_len, &kinds, &nkinds, &csv))
         return -1;
     if (self->conn != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "a Reader is initialised once");
         return -1;
     }
+    if (init_format(self, csv) != 0) return -1;
     for (Py_ssize_t j = 0; j < nkinds; j++) {
         if (kinds[j] != 'n' && kinds[j] != 's' && kinds[j] != 'b') {
             PyErr_SetString(PyExc_ValueError, "kinds are 'n', 's' or 'b'");
@@ -191,23 +259,27 @@ static size_t fill(Reader *self, size_t max_bytes, int *error, Py_ssize_t *rows)
             break;
         }
         unsigned long *lengths = mysql_fetch_lengths(self->res);
-        size_t need = 4 + ncols; /* ",\n", "(", ")" and the commas */
-        for (unsigned int j = 0; j < ncols; j++) need += row[j] ? 2 * (size_t)lengths[j] + 3 : 4;
+        const Text *fs = &self->field_sep, *null = &self->null_value, *delim = &self->delimiter;
+        /* The worst case: every byte of every value escaped by a backslash. */
+        size_t need = self->row_sep.len + 2 + ncols * (fs->len + 2 * delim->len + 3 + null->len);
+        for (unsigned int j = 0; j < ncols; j++) need += row[j] ? 2 * (size_t)lengths[j] : 0;
         if (reserve(self, len, need) != 0) { *error = 2; return (size_t)-1; }
         char *out = self->buf;
-        if (len) { out[len++] = ','; out[len++] = '\n'; }
-        out[len++] = '(';
+        if (len) len += put(out + len, &self->row_sep);
+        if (!self->csv) out[len++] = '(';
         for (unsigned int j = 0; j < ncols; j++) {
-            if (j) out[len++] = ',';
+            if (j) len += put(out + len, fs);
             const unsigned char *s = (const unsigned char *)row[j];
-            if (s == NULL) { memcpy(out + len, "NULL", 4); len += 4; continue; }
+            if (s == NULL) { len += put(out + len, null); continue; }
             size_t n = lengths[j];
-            switch (kinds[j]) {
-            case 'n':
+            if (kinds[j] == 'n') {
                 memcpy(out + len, s, n);
                 len += n;
-                break;
-            case 'b':
+            } else if (self->csv) { /* strings and bytes alike */
+                len += put(out + len, delim);
+                len += put_escaped(out + len, s, n, self->csv_escape);
+                len += put(out + len, delim);
+            } else if (kinds[j] == 'b') {
                 out[len++] = 'x';
                 out[len++] = '\'';
                 for (size_t t = 0; t < n; t++) {
@@ -215,14 +287,13 @@ static size_t fill(Reader *self, size_t max_bytes, int *error, Py_ssize_t *rows)
                     out[len++] = HEX[s[t] & 15];
                 }
                 out[len++] = '\'';
-                break;
-            default: /* 's' */
+            } else { /* 's' */
                 out[len++] = '\'';
-                len += put_escaped(out + len, s, n);
+                len += put_escaped(out + len, s, n, ESCAPE);
                 out[len++] = '\'';
             }
         }
-        out[len++] = ')';
+        if (!self->csv) out[len++] = ')';
         (*rows)++;
     }
     return len;
@@ -274,6 +345,10 @@ static void Reader_dealloc(Reader *self) {
     free_result(self, 1); /* never closed: the caller is unwinding, do not read the rest */
     PyMem_RawFree(self->buf);
     PyMem_RawFree(self->kinds);
+    PyMem_RawFree(self->field_sep.data);
+    PyMem_RawFree(self->row_sep.data);
+    PyMem_RawFree(self->null_value.data);
+    PyMem_RawFree(self->delimiter.data);
     Py_XDECREF(self->conn);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -292,7 +367,7 @@ static PyTypeObject ReaderType = {
     .tp_name = "tibackup.dump._rowcodec.Reader",
     .tp_basicsize = sizeof(Reader),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Rows of one SELECT, fetched and encoded as Dumpling's SQL values in C.",
+    .tp_doc = "Rows of one SELECT, fetched and encoded as Dumpling's SQL values or CSV lines in C.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Reader_init,
     .tp_dealloc = (destructor)Reader_dealloc,

@@ -205,9 +205,12 @@ class DB:
         except MySQLdb.Error as exc:
             raise describe_error(exc, self.conn_info, doing or "reading rows") from None
 
-    def encoded_rows(self, sql: str, kinds: bytes, doing: str = "") -> EncodedRows:
-        """A large result read and encoded in C; use it as a context manager (see EncodedRows)."""
-        return EncodedRows(self, sql, kinds, doing or "reading rows")
+    def encoded_rows(
+        self, sql: str, kinds: bytes, doing: str = "", csv: tuple[bytes, bytes, bytes, bytes] | None = None
+    ) -> EncodedRows:
+        """A large result read and encoded in C, as SQL values or (``csv``: separator, delimiter, null
+        value, line terminator) CSV lines; use it as a context manager (see EncodedRows)."""
+        return EncodedRows(self, sql, kinds, doing or "reading rows", csv)
 
     def server_info(self) -> ServerInfo:
         return ServerInfo.parse(self.scalar_text("SELECT VERSION()") or "")
@@ -227,19 +230,22 @@ class DB:
 
 
 class EncodedRows:
-    """The rows of one SELECT, fetched and encoded as Dumpling's SQL values in C (``_rowcodec.Reader``).
+    """The rows of one SELECT, fetched and encoded in C (``_rowcodec.Reader``) as Dumpling's SQL values
+    or CSV lines.
 
-    ``read(max_bytes)`` gives the next rows joined by ",\\n" and their count. Leaving the ``with`` block
+    ``read(max_bytes)`` gives the next rows, joined by the row separator, and their count. Leaving the ``with`` block
     before the end (an error, a stop) drops the rest unread by shutting the session down: it is
     unusable after that, which is fine for a dump that is failing anyway."""
 
-    def __init__(self, db: DB, sql: str, kinds: bytes, doing: str) -> None:
+    def __init__(
+        self, db: DB, sql: str, kinds: bytes, doing: str, csv: tuple[bytes, bytes, bytes, bytes] | None = None
+    ) -> None:
         if _rowcodec is None:
             raise RuntimeError("the C row reader is not built")
         self._info, self._doing = db.conn_info, doing
         self._finished = False
         try:
-            self._reader = _rowcodec.Reader(db._c, sql.encode("utf-8"), kinds)
+            self._reader = _rowcodec.Reader(db._c, sql.encode("utf-8"), kinds, csv)
         except _rowcodec.Error as exc:
             raise describe_error(exc, self._info, doing) from None
 

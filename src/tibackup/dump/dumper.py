@@ -52,13 +52,13 @@ def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool) -> str:
     """client: plain SELECT, rows fetched and escaped in C (the default where it applies); stream: each
     row rendered by the server; bulk: batches of rows rendered by the server with GROUP_CONCAT (see
     bench/ for what each costs)."""
-    client_ok = HAVE_ROW_READER and fmt.filetype is FileType.SQL and fmt.escape_backslash
+    client_ok = HAVE_ROW_READER and fmt.bulk_safe  # backslash escapes; CSV lines that end in a newline
     bulk_ok = fmt.bulk_safe and not on_tidb  # rows splittable at newlines; proven against MariaDB only
     mode = config.read_mode
     if mode == "auto":
         mode = "client" if client_ok else "bulk" if bulk_ok else "stream"
     if mode == "client" and not client_ok:
-        mode = "stream"  # CSV, --escape-backslash=false or no compiled reader
+        mode = "stream"  # --escape-backslash=false, an odd CSV terminator or no compiled reader
     if mode == "bulk" and not bulk_ok:
         mode = "stream"
     return mode
@@ -317,15 +317,21 @@ def dump_chunk(
             names = ",".join(quote_ident(c.name) for c in columns) or "''"
             kinds = "".join(_KIND_CODES[c.kind] for c in columns).encode() if columns else b"s"
             sql = f"SELECT {names} FROM {source}{where}{order}"
-            with db.encoded_rows(sql, kinds, doing) as reader:
+            csv = None
+            if config.filetype is FileType.CSV:
+                csv = (config.csv.separator, config.csv.delimiter, config.csv.null_value, separator)
+            empty_row = b"()" if csv is None else b""  # a table whose every column is generated
+            with db.encoded_rows(sql, kinds, doing, csv) as reader:
                 # Each read stops at the row where the writer would end the statement (or file), so
                 # the writer takes the batch whole and need not search it for rows.
-                while (batch := reader.read(min(writer.next_room() - 1, READ_BATCH_BYTES))) is not None:
+                while (
+                    batch := reader.read(min(writer.next_room() - len(separator) + 1, READ_BATCH_BYTES))
+                ) is not None:
                     if stop.is_set():
                         raise _Stop
                     encoded, rows = batch
-                    if not columns:  # every column is generated: Dumpling writes an empty tuple per row
-                        encoded = b",\n".join([b"()"] * rows)
+                    if not columns:
+                        encoded = separator.join([empty_row] * rows)
                     writer.add_blob(encoded, separator, rows)
         elif chunk.batches:
             for condition in chunk.batches:

@@ -164,7 +164,7 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "client", "stream", "bulk"],
         help="beyond Dumpling: client (rows fetched and escaped in C), stream (each row rendered by the server) or "
-        "bulk (GROUP_CONCAT batches); auto: client for SQL output, else bulk, else stream",
+        "bulk (GROUP_CONCAT batches); auto: client where it applies, else bulk, else stream",
     )
     _bool_flag(run, "--progress", default=None, help="show progress (default: when stderr is a terminal)")
     _bool_flag(
