@@ -2,7 +2,7 @@
 #   docker build -t tibackup:latest .
 # (Not built in CI: the build machines have no Docker engine.)
 
-# --- builder: wheels, including mysqlclient (compiles against libmariadb) and tibackup's C row encoder
+# --- builder: wheels, including mysqlclient (compiles against libmariadb) and tibackup's C row reader
 FROM python:3.11-slim AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential pkg-config libmariadb-dev \
