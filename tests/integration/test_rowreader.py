@@ -80,3 +80,19 @@ def test_db_encoded_rows_translates_errors(mariadb: MariaDBServer) -> None:
         assert db.scalar_text("SELECT 42") == "42", "a reader read to the end leaves the session usable"
     finally:
         db.close()
+
+
+def test_a_session_killed_mid_read_is_one_clear_error(mariadb: MariaDBServer) -> None:
+    db = DB(Connection(mariadb.host, mariadb.port, mariadb.user, mariadb.password))
+    try:
+        session = db.scalar_text("SELECT CONNECTION_ID()")
+        with db.encoded_rows("SELECT seq FROM mysql.seq_1_to_50000000", b"n", "reading t") as reader:
+            assert reader.read(1000) is not None
+            mariadb.execute(f"KILL {session}")
+            with pytest.raises(
+                DatabaseError, match=r"lost the connection to the database at .* while reading t"
+            ):
+                while reader.read(1 << 20) is not None:
+                    pass
+    finally:
+        db.close()

@@ -39,7 +39,8 @@ Row = tuple[bytes | None, ...]
 # Error codes that the user can fix, and how.
 _ACCESS_DENIED = {1044, 1045, 1698}
 _NO_PRIVILEGE = {1142, 1143, 1227, 1370, 8121}
-_CANNOT_CONNECT = {2002, 2003, 2005, 2006, 2013, 2026}
+_CANNOT_CONNECT = {2002, 2003, 2005, 2026}
+_LOST_CONNECTION = {2006, 2013}  # server gone away, lost during a query
 
 
 class ServerType(StrEnum):
@@ -96,10 +97,17 @@ def _describe(code: int | None, exc: BaseException, conn: Connection, doing: str
             f"grant it (dumps need SELECT, RELOAD, LOCK TABLES, REPLICATION CLIENT, SHOW VIEW)",
             reason="MissingPrivilege",
         )
-    if code in _CANNOT_CONNECT:
+    if code in _CANNOT_CONNECT or (code in _LOST_CONNECTION and not doing):  # not doing: connecting
         return DatabaseError(
             f"cannot connect to the database at {where}: {text}; check the host and port and that the "
             f"server is running and reachable",
+            reason="ConnectionFailed",
+        )
+    if code in _LOST_CONNECTION:
+        return DatabaseError(
+            f"lost the connection to the database at {where} while {doing}: {text}; "
+            f"check that the server is still up and did not kill the session, and the network, then run "
+            f"again",
             reason="ConnectionFailed",
         )
     prefix = f"{doing} failed" if doing else "database error"
