@@ -330,3 +330,15 @@ def test_auto_read_mode_prefers_the_c_reader() -> None:
     assert read_mode_for(auto, no_escape, False) == "stream"
     forced = parse_dumpling_args(["-o", "x", "--read-mode", "stream"], env={})
     assert read_mode_for(forced, fmt, False) == "stream"
+
+
+def test_without_the_c_reader_the_server_renders(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tibackup.dump import dumper
+
+    monkeypatch.setattr(dumper, "HAVE_ROW_READER", False)  # an install without a compiler
+    auto = parse_dumpling_args(["-o", "x"], env={})
+    fmt = RowFormat(FileType.SQL, True, CSVOptions())
+    assert dumper.read_mode_for(auto, fmt, False) == "bulk"
+    assert dumper.read_mode_for(auto, fmt, True) == "stream", "no bulk on TiDB"
+    client = parse_dumpling_args(["-o", "x", "--read-mode", "client"], env={})
+    assert dumper.read_mode_for(client, fmt, False) == "stream"
