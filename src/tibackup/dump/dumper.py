@@ -46,6 +46,7 @@ STREAM_BATCH_ROWS = 2000
 
 _KIND_CODES = {Kind.NUMBER: "n", Kind.STRING: "s", Kind.BYTES: "b", Kind.BIT: "b"}
 READ_BATCH_BYTES = 1 << 20  # the C reader hands over at most about this much at a time
+FILES_COMMITTING = 4  # at most this many finished files are committed in the background at once
 
 
 def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool) -> str:
@@ -232,7 +233,9 @@ def dump_tables(
     mode = read_mode_for(config, fmt, on_tidb)
     log.debug("read mode %s", mode)
     pool = WorkerPool(workers)
-    finisher = Finisher(max(2, len(workers)), on_error=pool.stop.set)
+    # A few files committing at once overlap their uploads with reading; more would only hold more
+    # buffers (up to a part, 8 MiB, each on S3).
+    finisher = Finisher(min(max(2, len(workers)), FILES_COMMITTING), on_error=pool.stop.set)
     files: list[FileRecord] = []
     lock = threading.Lock()
 
