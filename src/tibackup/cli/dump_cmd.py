@@ -29,6 +29,7 @@ def run(args: list[str]) -> None:
     # One run per process: nothing loaded so far turns into garbage, so the collector may skip it for
     # good (collections walking botocore's objects cost ~5% of an S3 dump's CPU, measured with perf).
     gc.freeze()
+    gc.enable()  # main() turned collection off for the start-up
     progress = Progress()
     show = config.progress if config.progress is not None else sys.stderr.isatty()
     if show:

@@ -10,6 +10,7 @@ a short dump should not pay ~20 ms of start-up for a command-line library it doe
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -65,9 +66,15 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         if args[:1] == ["dump"]:
-            from tibackup.cli.dump_cmd import run
+            # Start-up allocates much and frees little: collecting during it is wasted (~5 ms). The
+            # dump freezes what start-up made and collects again from there.
+            gc.disable()
+            try:
+                from tibackup.cli.dump_cmd import run
 
-            run(args[1:])
+                run(args[1:])
+            finally:
+                gc.enable()
         else:
             from tibackup.cli.group import run_click
 
