@@ -1,6 +1,6 @@
-/* The dumper's hot loop in C: fetch rows from the server and write them as Dumpling's SQL values.
+/* The dumper's hot loop in C: fetch rows from the server and write them as Dumpling's SQL values or CSV.
  *
- * Reader(connection, sql, kinds)
+ * Reader(connection, sql, kinds, csv=None)
  *   connection: a mysqlclient ``_mysql.connection`` (tibackup.dump.conn.DB owns it; the reader borrows
  *               its MYSQL handle, so the session, its snapshot transaction and its options are the ones
  *               Python set up);

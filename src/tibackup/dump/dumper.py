@@ -1,9 +1,9 @@
 """One dump, top to bottom: list → lock → plan → read → write → metadata.
 
 ``run_dump`` is the whole flow; read it first. Workers are threads, each with its own connection held
-at the same point in time; the heavy lifting (rendering rows, compressing, hashing, uploading) runs in
-C with the GIL released. Nothing counts as a dump until ``metadata`` is written, and it is written
-last, only when everything before it succeeded.
+at the same point in time; the heavy lifting (fetching and encoding rows in _rowcodec.c, compressing,
+hashing, uploading) runs in C with the GIL released. Nothing counts as a dump until ``metadata`` is
+written, and it is written last, only after every file was committed.
 """
 
 from __future__ import annotations
