@@ -241,9 +241,9 @@ class EncodedRows:
     """The rows of one SELECT, fetched and encoded in C (``_rowcodec.Reader``) as Dumpling's SQL values
     or CSV lines.
 
-    ``read(max_bytes)`` gives the next rows, joined by the row separator, and their count. Leaving the ``with`` block
-    before the end (an error, a stop) drops the rest unread by shutting the session down: it is
-    unusable after that, which is fine for a dump that is failing anyway."""
+    ``read(max_bytes)`` gives the next rows, joined by the row separator, and their count. Leaving the
+    ``with`` block before the end (an error, a stop) drops the rest unread by shutting the session
+    down: it is unusable after that, which is fine for a dump that is failing anyway."""
 
     def __init__(
         self, db: DB, sql: str, kinds: bytes, doing: str, csv: tuple[bytes, bytes, bytes, bytes] | None = None

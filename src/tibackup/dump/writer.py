@@ -174,9 +174,9 @@ class ChunkWriter:
         return self._file
 
     def next_room(self) -> int:
-        """What ``room()`` will be once the next rows' file and statement are open. A read that stops at
-        the row where its text reaches ``next_room() - 1`` bytes ends exactly where this writer ends the
-        statement (or file), so ``add_blob`` takes it whole."""
+        """What ``room()`` will be once the next rows' file and statement are open. A read that adds rows
+        while its text is shorter than ``next_room() - len(separator) + 1`` bytes ends exactly where
+        ``add_blob`` would end the statement (or file), so ``add_blob`` takes it whole."""
         raw = self._file.raw_size if self._file else len(SQL_HEADER if self._sql else self._csv_header)
         opening = 0
         room = 1 << 62
