@@ -6,11 +6,14 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
+
+T = TypeVar("T")
 
 
 class ServerStartError(RuntimeError):
@@ -144,14 +147,45 @@ def die_with_parent() -> None:
 
 
 def wait_for_server(
-    up: Callable[[], bool], timeout: float, what: str, log_file: Path, stop: Callable[[], Any]
+    ready: Callable[[], bool],
+    timeout: float,
+    what: str,
+    log_file: Path,
+    stop: Callable[[], Any],
+    procs: Mapping[str, subprocess.Popen[bytes] | None] | None = None,
 ) -> None:
-    """Wait until ``up()``; otherwise stop the server and fail with where it should answer and its log."""
+    """Wait until ``ready()``; fail at once if one of ``procs`` exits, and on timeout stop the server and
+    fail with where it should answer. Both failures show the log."""
+
+    def up() -> bool:
+        for name, proc in (procs or {}).items():
+            if proc is not None and proc.poll() is not None:
+                raise ServerStartError(
+                    f"{name} exited with {proc.returncode}; log: {log_file}\n{log_tail(log_file)}"
+                )
+        return ready()
+
     if not wait_until(up, timeout, 0.2):
         stop()
         raise ServerStartError(
             f"{what} did not answer within {timeout:.0f}s; log: {log_file}\n{log_tail(log_file)}"
         )
+
+
+def retry_port_clash(
+    start_once: Callable[[], T], log_file: Path, before_retry: Callable[[], Any] = lambda: None
+) -> T:
+    """``start_once()``, tried up to three times while the log says a port was already in use: another
+    process may take a free port between our choosing it and the server binding it."""
+    for attempt in range(3):
+        try:
+            return start_once()
+        except ServerStartError:
+            if attempt == 2 or "already in use" not in log_tail(log_file, 200).lower():
+                raise
+            before_retry()
+            log_file.rename(log_file.with_suffix(f".failed{attempt}.log"))
+    raise AssertionError("unreachable")
 
 
 class ManagedServer:

@@ -19,7 +19,6 @@ from testenv._proc import (
     ServerStartError,
     die_with_parent,
     free_ports,
-    log_tail,
     pid_alive,
     stop_pid,
     wait_for_server,
@@ -108,18 +107,10 @@ class CephRGWServer(S3Server):
             self.readonly_secret_key,
         )
 
-        def up() -> bool:
-            for name, proc in self._procs.items():
-                if proc.poll() is not None:
-                    raise ServerStartError(
-                        f"ceph {name} exited with {proc.returncode}; log: {self.log_file}\n"
-                        f"{log_tail(self.log_file)}"
-                    )
-            return self.ready()
-
         wait_for_server(
-            up, timeout, f"radosgw on {self.endpoint}", self.log_file, lambda: self.stop(remove=False)
-        )
+            self.ready, timeout, f"radosgw on {self.endpoint}", self.log_file, lambda: self.stop(remove=False),
+            procs={f"ceph {name}": proc for name, proc in self._procs.items()},
+        )  # fmt: skip
         self.start_seconds = time.monotonic() - t0
         return self
 

@@ -23,6 +23,7 @@ from testenv._proc import (
     die_with_parent,
     free_port,
     log_tail,
+    retry_port_clash,
     stop_pid,
     wait_until,
 )
@@ -94,16 +95,9 @@ class MariaDBServer(ManagedServer):
         """
         if not self._managed:
             return self
-        for attempt in range(3):
-            try:
-                return self._start_once(timeout, detach)
-            except ServerStartError:
-                # Another process may have taken the free port before mariadbd bound it.
-                if attempt == 2 or "already in use" not in log_tail(self.log_file, 50).lower():
-                    raise
-                self.port = 0
-                self.log_file.rename(self.log_file.with_suffix(f".failed{attempt}.log"))
-        raise AssertionError("unreachable")
+        return retry_port_clash(
+            lambda: self._start_once(timeout, detach), self.log_file, lambda: setattr(self, "port", 0)
+        )
 
     def _start_once(self, timeout: float, detach: bool) -> MariaDBServer:
         t0 = time.monotonic()

@@ -25,7 +25,7 @@ from testenv._proc import (
     ServerStartError,
     die_with_parent,
     free_ports,
-    log_tail,
+    retry_port_clash,
     stop_pid,
     wait_for_server,
 )
@@ -212,15 +212,7 @@ class SeaweedFSServer(S3Server):
     def start(self, timeout: float = 60.0, detach: bool = False) -> SeaweedFSServer:
         if not self._managed:
             return self
-        for attempt in range(3):
-            try:
-                return self._start_once(timeout, detach)
-            except ServerStartError:
-                # Another process may have taken one of the nine free ports before weed bound it.
-                if attempt == 2 or "address already in use" not in log_tail(self.log_file, 200):
-                    raise
-                self.log_file.rename(self.log_file.with_suffix(f".failed{attempt}.log"))
-        raise AssertionError("unreachable")
+        return retry_port_clash(lambda: self._start_once(timeout, detach), self.log_file)
 
     def _start_once(self, timeout: float, detach: bool) -> SeaweedFSServer:
         t0 = time.monotonic()
@@ -272,17 +264,10 @@ class SeaweedFSServer(S3Server):
             )
         self._weed_pid.write_text(str(self._proc.pid))
 
-        def up() -> bool:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise ServerStartError(
-                    f"weed exited with {self._proc.returncode}; log: {self.log_file}\n"
-                    f"{log_tail(self.log_file)}"
-                )
-            return self.ready()
-
         wait_for_server(
-            up, timeout, f"SeaweedFS S3 on {self.endpoint}", self.log_file, lambda: self.stop(remove=False)
-        )
+            self.ready, timeout, f"SeaweedFS S3 on {self.endpoint}", self.log_file,
+            lambda: self.stop(remove=False), procs={"weed": self._proc},
+        )  # fmt: skip
         self.start_seconds = time.monotonic() - t0
         return self
 

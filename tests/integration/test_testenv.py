@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 from botocore.exceptions import ClientError
 from testenv.mariadb import MariaDBServer
@@ -90,3 +93,17 @@ def test_started_servers_report_their_process(mariadb: MariaDBServer, s3_server:
         assert isinstance(server.pid, int) and server.pid > 0, type(server).__name__
         assert server.rss_bytes() > 10_000_000, type(server).__name__
     assert S3Server.attach(s3_server.endpoint, s3_server.access_key, s3_server.secret_key).pid is None
+
+
+def test_a_server_process_that_exits_fails_the_wait_at_once(tmp_path: Path) -> None:
+
+    from testenv._proc import ServerStartError, wait_for_server
+
+    log = tmp_path / "server.log"
+    log.write_text("bind: address already in use\n")
+    proc = subprocess.Popen(["sh", "-c", "exit 3"])
+    proc.wait()
+    stopped: list[bool] = []
+    with pytest.raises(ServerStartError, match=r"(?s)weed exited with 3; log: .*address already in use"):
+        wait_for_server(lambda: False, 60, "S3", log, lambda: stopped.append(True), procs={"weed": proc})
+    assert stopped == [], "a process that died is reported, not waited for until the timeout"
