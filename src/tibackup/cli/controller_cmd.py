@@ -11,7 +11,7 @@ from types import FrameType
 
 import click
 
-from tibackup.cli.embedded_opts import namespace_option, open_store, state_dir_option
+from tibackup.cli.embedded_opts import namespace_option, open_store, state_dir_option, valid_names
 from tibackup.embedded import lifecycle
 from tibackup.embedded.store import KIND_BACKUP
 from tibackup.errors import NotFoundError
@@ -92,7 +92,7 @@ def controller(
 
 
 @click.command(hidden=True)
-@click.argument("name")
+@click.argument("name", callback=valid_names)
 @namespace_option
 @click.option("--adopt", is_flag=True, help="The controller claimed this run for this process.")
 @state_dir_option

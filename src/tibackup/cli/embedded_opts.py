@@ -11,6 +11,7 @@ import click
 from tibackup.embedded.paths import ENV_STATE_DIR, default_state_dir
 from tibackup.embedded.store import KIND_BACKUP, KIND_SCHEDULE, Store
 from tibackup.errors import UsageError
+from tibackup.resources.validation import validate_name, validate_namespace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,9 +61,28 @@ def state_dir_option(func: F) -> F:
     )(func)
 
 
+def valid_namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a namespace given on the command line is a DNS-1123 label, or the command stops."""
+    if value is not None:
+        validate_namespace(value, "--namespace")
+    return value
+
+
+def valid_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback: object names given on the command line are DNS-1123 subdomains."""
+    for name in (value,) if isinstance(value, str) else value or ():
+        validate_name(name, "NAME")
+    return value
+
+
 def namespace_option(func: F) -> F:
     return click.option(
-        "-n", "--namespace", default="default", show_default=True, help="Namespace of the objects."
+        "-n",
+        "--namespace",
+        default="default",
+        show_default=True,
+        callback=valid_namespace,
+        help="Namespace of the objects.",
     )(func)
 
 

@@ -19,6 +19,8 @@ from tibackup.cli.embedded_opts import (
     namespace_option,
     open_store,
     state_dir_option,
+    valid_names,
+    valid_namespace,
 )
 from tibackup.embedded import lifecycle
 from tibackup.embedded.procs import start_ticks
@@ -44,8 +46,7 @@ def _read_files(files: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def _validated(files: tuple[str, ...], namespace: str | None) -> list[Resource]:
-    from tibackup.control.schedule import validate_backup_schedule
-    from tibackup.resources import validate_backup
+    from tibackup.manager.admission import admit
 
     resources: list[Resource] = []
     for name, text in _read_files(files):
@@ -62,10 +63,7 @@ def _validated(files: tuple[str, ...], namespace: str | None) -> list[Resource]:
                 )
             meta.namespace = meta.namespace or namespace or "default"
             try:
-                if isinstance(resource, Backup):
-                    validate_backup(resource)
-                else:
-                    validate_backup_schedule(resource)
+                admit(resource)  # the run's own checks: a spec that can never run is refused now
             except InvalidSpecError as exc:
                 raise InvalidSpecError(
                     exc.field, f"{exc.message.split(': ', 1)[-1]} ({resource.kind} {meta.name} in {name})"
@@ -85,7 +83,9 @@ Examples:
 """
 )
 @click.option("-f", "--filename", "files", multiple=True, required=True, help="YAML file ('-' for stdin).")
-@click.option("-n", "--namespace", default=None, help="Namespace for objects that name none.")
+@click.option(
+    "-n", "--namespace", default=None, callback=valid_namespace, help="Namespace for objects that name none."
+)
 @click.option("--wait", is_flag=True, help="Run the applied Backups to their end in the foreground.")
 @state_dir_option
 def apply(files: tuple[str, ...], namespace: str | None, wait: bool, state_dir: Path | None) -> None:
@@ -200,7 +200,7 @@ Examples:
 """
 )
 @click.argument("type_", metavar="TYPE")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, callback=valid_names)
 @namespace_option
 @click.option("-A", "--all-namespaces", is_flag=True, help="List the objects of every namespace.")
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default=None, help="Output format.")
@@ -251,7 +251,7 @@ Examples:
 """
 )
 @click.argument("type_", metavar="TYPE")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, callback=valid_names)
 @namespace_option
 @state_dir_option
 def describe(type_: str, names: tuple[str, ...], namespace: str, state_dir: Path | None) -> None:
@@ -275,7 +275,7 @@ Examples:
 """
 )
 @click.argument("type_", metavar="TYPE")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, callback=valid_names)
 @namespace_option
 @click.option(
     "--wait/--no-wait", default=True, show_default=True, help="Clean up now, or leave it to the controller."

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from tibackup.cli.embedded_opts import namespace_option, open_store, state_dir_option
+from tibackup.cli.embedded_opts import namespace_option, open_store, state_dir_option, valid_names
 from tibackup.embedded import lifecycle
 from tibackup.embedded.store import Store
 from tibackup.errors import NotFoundError, UsageError
 from tibackup.resources.meta import rfc3339
-from tibackup.resources.validation import validate_name
 
 
 def _pairs(literals: tuple[str, ...], files: tuple[str, ...]) -> dict[str, str]:
@@ -59,7 +58,7 @@ Examples:
   tibackup create secret generic tidb-tls -n test1 --from-file=ca.crt=./ca.pem
 """,
 )
-@click.argument("name")
+@click.argument("name", callback=valid_names)
 @click.option("--from-literal", "literals", multiple=True, help="KEY=VALUE (repeatable).")
 @click.option("--from-file", "files", multiple=True, help="KEY=PATH or PATH (the key is the file name).")
 @namespace_option
@@ -68,7 +67,6 @@ def generic(
     name: str, literals: tuple[str, ...], files: tuple[str, ...], namespace: str, state_dir: Path | None
 ) -> None:
     """Store a Secret (owner-only permissions); its values are never printed again."""
-    validate_name(name, "secret name")
     data = _pairs(literals, files)
     store = open_store(state_dir)
     store.put_secret(namespace, name, data)

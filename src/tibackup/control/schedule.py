@@ -18,14 +18,16 @@ from enum import StrEnum
 from croniter import croniter
 from croniter.croniter import CroniterError
 
-from tibackup.control.naming import backup_name
+from tibackup.control.naming import LABEL_SCHEDULE, backup_name
 from tibackup.errors import InvalidSpecError
 from tibackup.resources.backup_schedule import BackupSchedule
 from tibackup.resources.duration import parse_positive_duration
 from tibackup.resources.meta import utc
-from tibackup.resources.validation import validate_backup_spec, validate_name
+from tibackup.resources.validation import DNS1123_LABEL_MAX, validate_backup_spec, validate_meta
 
 FIELD = "spec.schedule"
+# A schedule's name is the value of its Backups' schedule label (and the head of their names).
+MAX_SCHEDULE_NAME = DNS1123_LABEL_MAX
 _MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -175,7 +177,15 @@ def decide(schedule: BackupSchedule, state: ScheduleState, now: datetime) -> Sch
 
 def validate_backup_schedule(schedule: BackupSchedule) -> None:
     """Raise InvalidSpecError naming the first field that makes this schedule unable to ever work."""
-    validate_name(schedule.metadata.name)
+    validate_meta(schedule.metadata)
+    name = schedule.metadata.name
+    if len(name) > MAX_SCHEDULE_NAME:
+        raise InvalidSpecError(
+            "metadata.name",
+            f"{len(name)} characters is too long for a BackupSchedule: its Backups carry the name in the "
+            f"label {LABEL_SCHEDULE}, whose values Kubernetes limits to {MAX_SCHEDULE_NAME} characters; "
+            f"use a name of at most {MAX_SCHEDULE_NAME}",
+        )
     parse_schedule(schedule.spec.schedule)
     if schedule.spec.max_reserved_time is not None:
         parse_positive_duration(schedule.spec.max_reserved_time, "spec.maxReservedTime")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tibackup.resources.validation import object_dir
+
 ENV_STATE_DIR = "TIBACKUP_STATE_DIR"
 DB_FILE = "state.db"
 CONTROLLER_LOCK = "controller.lock"
@@ -29,5 +31,7 @@ def ensure_private_dir(path: Path) -> Path:
 
 
 def staging_dir(state_dir: Path, namespace: str, name: str) -> Path:
-    """Where a staged Backup keeps its files until they are uploaded: ``staging/<ns>/<name>``."""
-    return state_dir / "staging" / namespace / name
+    """Where a staged Backup keeps its files until they are uploaded: ``staging/<ns>/<name>``.
+
+    Refuses (InvalidSpecError) a namespace or name that is not DNS-1123, so no path leaves the folder."""
+    return object_dir(state_dir / "staging", namespace, name)

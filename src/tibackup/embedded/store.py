@@ -24,7 +24,15 @@ from typing import Any
 from tibackup.embedded.paths import DB_FILE, ensure_private_dir
 from tibackup.embedded.selector import Selector
 from tibackup.errors import TibackupError
-from tibackup.resources import Resource, parse_resource, rfc3339, to_dict
+from tibackup.resources import (
+    Resource,
+    parse_resource,
+    rfc3339,
+    to_dict,
+    validate_meta,
+    validate_name,
+    validate_namespace,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -167,7 +175,10 @@ class Store:
         with self.tx():
             row = self._row(resource)
             if row is None:
-                return self._insert(resource, now or _now()), "created"
+                # As the API server: what the writer sent as status (say, a copy of `get -o yaml`) is
+                # dropped, and uid, creationTimestamp, resourceVersion, generation are the server's own.
+                fresh = resource.model_copy(update={"status": type(resource.status)()})
+                return self._insert(fresh, now or _now()), "created"
             current = parse_resource(json.loads(row[0]))
             if current.metadata.deletion_timestamp is not None:
                 raise ConflictError(f"{_ref(resource)} is being deleted; apply it again once it is gone")
@@ -179,8 +190,9 @@ class Store:
             )
             if same:
                 return current, "unchanged"
+            generation = (current.metadata.generation or 1) + (to_dict(current.spec) != to_dict(resource.spec))
             meta = current.metadata.model_copy(
-                update={"labels": new_meta.labels, "annotations": new_meta.annotations}
+                update={"labels": new_meta.labels, "annotations": new_meta.annotations, "generation": generation}
             )
             if new_meta.owner_references:
                 meta.owner_references = new_meta.owner_references
@@ -241,6 +253,7 @@ class Store:
                 "uid": str(uuid.uuid4()),
                 "creation_timestamp": now,
                 "resource_version": "0",
+                "generation": 1,
                 "deletion_timestamp": None,
             }
         )
@@ -248,6 +261,7 @@ class Store:
 
     def _write(self, resource: Resource, insert: bool = False) -> Resource:
         meta = resource.metadata
+        validate_meta(meta)  # every stored name may later become a folder name (staging)
         version = int(meta.resource_version or 0) + 1
         resource = resource.model_copy(
             update={"metadata": meta.model_copy(update={"resource_version": str(version)})}
@@ -281,6 +295,8 @@ class Store:
     # ----------------------------------------------------------------------------- secrets
     def put_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
         """Create a Secret; raises ConflictError when it exists (as ``kubectl create`` does)."""
+        validate_namespace(namespace)
+        validate_name(name, "secret name")
         with self.tx() as db:
             if db.execute(
                 "SELECT 1 FROM secrets WHERE namespace = ? AND name = ?", (namespace, name)

@@ -25,6 +25,7 @@ from tibackup.errors import NotFoundError
 from tibackup.operator import jobs
 from tibackup.operator.kube import BACKUPS, SECRETS, KubeApi, KubeError
 from tibackup.resources import Backup, to_dict
+from tibackup.resources.validation import object_dir
 
 COMPONENT = "tibackup-backup-manager"
 
@@ -114,7 +115,7 @@ class KubernetesRuntime:
 
     def staging_dir(self, backup: Backup) -> Path:
         root = Path(self.env.get(jobs.ENV_STAGING_DIR) or jobs.STAGING_MOUNT)
-        path = root / _ns(backup) / backup.metadata.name
+        path = object_dir(root, _ns(backup), backup.metadata.name)  # never a path outside the volume
         path.mkdir(parents=True, exist_ok=True)
         return path
 

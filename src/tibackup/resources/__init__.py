@@ -23,7 +23,13 @@ from tibackup.resources.status import (
     human_size_si,
     set_condition,
 )
-from tibackup.resources.validation import validate_backup, validate_backup_spec, validate_name
+from tibackup.resources.validation import (
+    validate_backup,
+    validate_backup_spec,
+    validate_meta,
+    validate_name,
+    validate_namespace,
+)
 
 __all__ = [
     "API_GROUP",
@@ -62,5 +68,7 @@ __all__ = [
     "utc",
     "validate_backup",
     "validate_backup_spec",
+    "validate_meta",
     "validate_name",
+    "validate_namespace",
 ]

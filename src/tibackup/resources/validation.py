@@ -6,14 +6,22 @@ The backup manager turns the InvalidSpecError into phase ``Invalid`` with the me
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tibackup.errors import InvalidSpecError
 from tibackup.resources import defaults
 from tibackup.resources.backup import Backup, BackupSpec
+from tibackup.resources.meta import ObjectMeta
 from tibackup.resources.duration import parse_positive_duration
 from tibackup.resources.s3options import parse_s3_options
 
+# Kubernetes' own rules (apimachinery validation): object names are DNS-1123 subdomains of at most 253
+# characters, namespaces DNS-1123 labels of at most 63. Names and namespaces become folder names
+# (staging), so nothing else may ever pass: no '/', no '..', no upper case, no absolute path.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+DNS1123_LABEL_MAX = 63
+DNS1123_SUBDOMAIN_MAX = 253
 _QUANTITY = re.compile(r"\d+(\.\d+)?([KMGTPE]i?|[kmnu]|[eE]\d+)?")
 _BUCKET = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,253}[a-zA-Z0-9]")
 _SSE = ("AES256", "aws:kms")
@@ -41,20 +49,48 @@ _DUMPLING_OWNED = {
 
 
 def validate_name(name: str, field: str = "metadata.name") -> None:
-    """A Kubernetes object name (DNS-1123 subdomain)."""
+    """A Kubernetes object name (DNS-1123 subdomain: Backups, BackupSchedules, Secrets)."""
     if not name:
         raise InvalidSpecError(field, "required; give the resource a name")
-    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+    if len(name) > DNS1123_SUBDOMAIN_MAX or not _DNS_SUBDOMAIN.fullmatch(name):
         raise InvalidSpecError(
             field,
-            f"{name!r} is not a valid name: use lower-case letters, digits, '-' and '.', "
-            "starting and ending with a letter or digit",
+            f"{_shown(name)} is not a valid name: use at most {DNS1123_SUBDOMAIN_MAX} lower-case letters, "
+            "digits, '-' and '.', starting and ending with a letter or digit",
         )
+
+
+def validate_namespace(namespace: str, field: str = "metadata.namespace") -> None:
+    """A Kubernetes namespace (DNS-1123 label)."""
+    if len(namespace) > DNS1123_LABEL_MAX or not _DNS_LABEL.fullmatch(namespace):
+        raise InvalidSpecError(
+            field,
+            f"{_shown(namespace)} is not a valid namespace: use at most {DNS1123_LABEL_MAX} lower-case "
+            "letters, digits and '-', starting and ending with a letter or digit",
+        )
+
+
+def validate_meta(meta: ObjectMeta) -> None:
+    """The name and (when given) the namespace of a resource."""
+    validate_name(meta.name)
+    if meta.namespace is not None:
+        validate_namespace(meta.namespace)
+
+
+def object_dir(root: Path, namespace: str, name: str) -> Path:
+    """``root/<namespace>/<name>``, only for a valid namespace and name: no path escapes ``root``."""
+    validate_namespace(namespace)
+    validate_name(name)
+    return root / namespace / name
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 70 else f"{text[:60]!r}… ({len(text)} characters)"
 
 
 def validate_backup(backup: Backup) -> None:
     """Raise InvalidSpecError naming the first field that makes this Backup unable to ever succeed."""
-    validate_name(backup.metadata.name)
+    validate_meta(backup.metadata)
     validate_backup_spec(backup.spec, "spec")
 
 
