@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -11,6 +12,9 @@ from tibackup.embedded import lifecycle
 from tibackup.embedded.store import Store
 from tibackup.errors import NotFoundError, UsageError
 from tibackup.resources.meta import rfc3339
+
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+MAX_SECRET_BYTES = 1024 * 1024  # as Kubernetes: a Secret holds at most 1 MiB
 
 
 def _pairs(literals: tuple[str, ...], files: tuple[str, ...]) -> dict[str, str]:
@@ -30,11 +34,16 @@ def _pairs(literals: tuple[str, ...], files: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--from-file {path}: not UTF-8 text; tibackup Secrets hold text only") from None
         except OSError as exc:
             raise UsageError(f"--from-file {path}: {exc.strerror}") from None
-    for key in data:
-        if not key or not all(c.isalnum() or c in "-._" for c in key):
-            raise UsageError(f"secret key {key!r} is not valid: use letters, digits, '-', '_' and '.'")
+    for key in data:  # Kubernetes' rule for Secret keys (they may become file names)
+        if len(key) > 253 or not _SECRET_KEY.fullmatch(key) or key == "." or key.startswith(".."):
+            raise UsageError(
+                f"secret key {key!r} is not valid: use at most 253 letters, digits, '-', '_' and '.' "
+                "(not '.', nor starting with '..')"
+            )
     if not data:
         raise UsageError("give the Secret's data with --from-literal=KEY=VALUE or --from-file=KEY=PATH")
+    if sum(len(k) + len(v.encode("utf-8")) for k, v in data.items()) > MAX_SECRET_BYTES:
+        raise UsageError("the Secret's data is larger than 1 MiB, the most a Kubernetes Secret may hold")
     return data
 
 

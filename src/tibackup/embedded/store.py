@@ -26,6 +26,7 @@ from tibackup.embedded.selector import Selector
 from tibackup.errors import TibackupError
 from tibackup.resources import (
     Resource,
+    check_object_size,
     parse_resource,
     rfc3339,
     to_dict,
@@ -190,9 +191,15 @@ class Store:
             )
             if same:
                 return current, "unchanged"
-            generation = (current.metadata.generation or 1) + (to_dict(current.spec) != to_dict(resource.spec))
+            generation = (current.metadata.generation or 1) + (
+                to_dict(current.spec) != to_dict(resource.spec)
+            )
             meta = current.metadata.model_copy(
-                update={"labels": new_meta.labels, "annotations": new_meta.annotations, "generation": generation}
+                update={
+                    "labels": new_meta.labels,
+                    "annotations": new_meta.annotations,
+                    "generation": generation,
+                }
             )
             if new_meta.owner_references:
                 meta.owner_references = new_meta.owner_references
@@ -268,12 +275,14 @@ class Store:
         )
         meta = resource.metadata
         assert meta.creation_timestamp is not None and meta.namespace is not None
+        document = json.dumps(to_dict(resource))
+        check_object_size(resource, document)  # no row may make the state slow to read
         values = (
             meta.uid or "",
             version,
             rfc3339(meta.creation_timestamp),
             json.dumps(meta.labels or {}),
-            json.dumps(to_dict(resource)),
+            document,
             resource.kind,
             meta.namespace,
             meta.name,

@@ -61,12 +61,20 @@ def _fetch(runtime: BackupRuntime, backup: Backup, name: str, field_name: str, h
         ) from None
 
 
-def _key(data: dict[str, str], key: str, name: str, field_name: str) -> str:
+def _key(data: dict[str, str], key: str, name: str, field_name: str, empty_ok: bool = False) -> str:
+    """The value under ``key``; a missing key and an empty value (where one cannot work) are told apart."""
     value = data.get(key)
-    if not value:
+    if value is None:
+        keys = ", ".join(f"'{k}'" for k in sorted(data)) or "none"
         raise SecretError(
-            f"Secret '{name}' ({field_name}) has no key '{key}': add it (--from-literal={key}=…) "
-            f"or fix {field_name}",
+            f"Secret '{name}' ({field_name}) has no key '{key}' (its keys: {keys}): add it "
+            f"(--from-literal={key}=…) or fix {field_name}",
+            reason="SecretKeyMissing",
+        )
+    if not value and not empty_ok:
+        raise SecretError(
+            f"Secret '{name}' ({field_name}): the value of key '{key}' is empty; store the real value "
+            f"(--from-literal={key}=…)",
             reason="SecretKeyMissing",
         )
     return value
@@ -79,7 +87,8 @@ def resolve_secrets(backup: Backup, runtime: BackupRuntime) -> Secrets:
     secrets = Secrets()
     name = spec.from_.secret_name
     data = _fetch(runtime, backup, name, "spec.from.secretName", "--from-literal=password=…")
-    secrets.password = _key(data, PASSWORD_KEY, name, "spec.from.secretName")
+    # An empty password is a password (TiDB's root account has none until one is set).
+    secrets.password = _key(data, PASSWORD_KEY, name, "spec.from.secretName", empty_ok=True)
     if spec.s3.secret_name:
         name = spec.s3.secret_name
         data = _fetch(

@@ -11,7 +11,14 @@ from tibackup.resources.backup import (
 )
 from tibackup.resources.backup_schedule import BackupSchedule, BackupScheduleSpec, BackupScheduleStatus
 from tibackup.resources.duration import format_duration, parse_duration, parse_positive_duration
-from tibackup.resources.loader import Resource, dump_yaml, load_resources, parse_resource, to_dict
+from tibackup.resources.loader import (
+    Resource,
+    check_object_size,
+    dump_yaml,
+    load_resources,
+    parse_resource,
+    to_dict,
+)
 from tibackup.resources.meta import API_GROUP, API_VERSION, ObjectMeta, OwnerReference, rfc3339, utc
 from tibackup.resources.s3options import SUPPORTED_S3_OPTIONS, RcloneS3Options, parse_s3_options
 from tibackup.resources.status import (
@@ -54,6 +61,7 @@ __all__ = [
     "Resource",
     "S3StorageProvider",
     "TiDBAccessConfig",
+    "check_object_size",
     "dump_yaml",
     "format_duration",
     "human_size_si",

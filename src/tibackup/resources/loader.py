@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -21,24 +22,104 @@ M = TypeVar("M", bound=BaseModel)
 KINDS: dict[str, type[Backup] | type[BackupSchedule]] = {"Backup": Backup, "BackupSchedule": BackupSchedule}
 
 
+# Limits of the Kubernetes API, so that what is accepted here would be accepted there too, and so that
+# no input can make the state large or slow to read: a request body of at most 3 MiB (the API server's
+# limit), an object of at most 1.5 MiB once stored (etcd's default request limit), and YAML aliases
+# expanding a document to at most MAX_NODES values (a "billion laughs" of 1 KB expands to ~10^9).
+MAX_TEXT_BYTES = 3 * 1024 * 1024
+MAX_OBJECT_BYTES = 3 * 512 * 1024
+MAX_NODES = 100_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that measures each composed document, aliases expanded, before building it."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_expansion(node)
+        return super().construct_document(node)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Count the values of ``root`` as the built document will hold them (an alias counts as a copy of
+    what it names), without building anything; refuse a cycle or more than MAX_NODES."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        children = _children(node)
+        if finished:
+            on_path.discard(id(node))
+            sizes[id(node)] = size = 1 + sum(sizes[id(child)] for child in children)
+            if size > MAX_NODES:
+                raise InvalidSpecError(
+                    "(document)",
+                    f"YAML aliases (*name) expand it to more than {MAX_NODES} values; write the values out "
+                    "instead of nesting aliases",
+                )
+            continue
+        if id(node) in sizes:
+            continue
+        on_path.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in on_path:
+                raise InvalidSpecError(
+                    "(document)", "a YAML alias refers to its own anchor; remove the cycle"
+                )
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def load_resources(yaml_text: str) -> list[Resource]:
-    """Every Backup and BackupSchedule in a (multi-document) YAML text, in order; empty documents skipped."""
+    """Every Backup and BackupSchedule in a (multi-document) YAML text, in order; empty documents skipped.
+
+    Refuses (InvalidSpecError) a text above MAX_TEXT_BYTES, a document whose aliases expand beyond
+    MAX_NODES values and a resource above MAX_OBJECT_BYTES, before anything is built or stored."""
+    if len(yaml_text) > MAX_TEXT_BYTES or len(yaml_text.encode("utf-8")) > MAX_TEXT_BYTES:
+        raise InvalidSpecError(
+            "(document)",
+            f"larger than {MAX_TEXT_BYTES // (1024 * 1024)} MiB, the Kubernetes API's limit; split it",
+        )
     try:
-        documents = list(yaml.safe_load_all(yaml_text))
+        documents = list(yaml.load_all(yaml_text, Loader=_BoundedLoader))
     except yaml.YAMLError as exc:
         raise InvalidSpecError("yaml", f"not valid YAML ({_one_line(exc)}); fix the syntax") from exc
+    except RecursionError:
+        raise InvalidSpecError("yaml", "nested too deeply to be a resource; fix the document") from None
     resources: list[Resource] = []
     for index, document in enumerate(documents):
         if document is None:
             continue
         try:
-            resources.append(parse_resource(document))
+            resource = parse_resource(document)
+            check_object_size(resource)
+            resources.append(resource)
         except InvalidSpecError as exc:
             if len(documents) > 1:
                 name = _name_of(document)
                 raise InvalidSpecError(exc.field, f"{exc.message} (document {index + 1}{name})") from exc
             raise
     return resources
+
+
+def check_object_size(resource: BaseModel, text: str | None = None) -> None:
+    """Refuse a resource whose stored form (``text``, else its JSON) is above MAX_OBJECT_BYTES."""
+    size = len(text if text is not None else json.dumps(to_dict(resource)))
+    if size > MAX_OBJECT_BYTES:
+        raise InvalidSpecError(
+            "(document)",
+            f"{size / (1024 * 1024):.1f} MiB as stored, above the {MAX_OBJECT_BYTES / (1024 * 1024):.1f} MiB "
+            "a Kubernetes object may hold; make it smaller",
+        )
 
 
 def parse_resource(data: Any) -> Resource:

@@ -11,8 +11,8 @@ from pathlib import Path
 from tibackup.errors import InvalidSpecError
 from tibackup.resources import defaults
 from tibackup.resources.backup import Backup, BackupSpec
-from tibackup.resources.meta import ObjectMeta
 from tibackup.resources.duration import parse_positive_duration
+from tibackup.resources.meta import ObjectMeta
 from tibackup.resources.s3options import parse_s3_options
 
 # Kubernetes' own rules (apimachinery validation): object names are DNS-1123 subdomains of at most 253
