@@ -86,5 +86,6 @@ def namespace_option(func: F) -> F:
     )(func)
 
 
-def open_store(state_dir: Path | None) -> Store:
-    return Store(state_dir if state_dir is not None else default_state_dir())
+def open_store(state_dir: Path | None, read_only: bool = False) -> Store:
+    """``read_only``: for verbs that only read (get, describe), which keep working on a full disk."""
+    return Store(state_dir if state_dir is not None else default_state_dir(), read_only=read_only)

@@ -220,7 +220,7 @@ def get(
     from tibackup.cli.table_view import echo_documents, echo_none_found, resource_table
 
     kind = kind_of(type_)
-    store = open_store(state_dir)
+    store = open_store(state_dir, read_only=True)
     ns = None if all_namespaces and not names else namespace
     if kind == "Secret":
         print_secrets(store, ns, names, output)
@@ -259,7 +259,7 @@ def describe(type_: str, names: tuple[str, ...], namespace: str, state_dir: Path
     from tibackup.cli.describe_view import describe as render
 
     kind = kind_of(type_, allow_secret=False)
-    store = open_store(state_dir)
+    store = open_store(state_dir, read_only=True)
     now = lifecycle.now()
     found = _selected(store, kind, names, namespace, None)
     click.echo("\n\n".join(render(r, store.events(kind, namespace, r.metadata.name), now) for r in found))

@@ -251,7 +251,7 @@ class Controller:
         assert process.stdout is not None
         store = Store(self.state_dir)
         try:
-            secrets = store.secret_values()
+            secrets = store.backup_secret_values(namespace, name)  # only what this Backup can leak
         finally:
             store.close()
         for raw in process.stdout:

@@ -23,8 +23,11 @@ from typing import Any
 
 from tibackup.embedded.paths import DB_FILE, ensure_private_dir
 from tibackup.embedded.selector import Selector
+from tibackup.embedded.statedb import connect, translated
 from tibackup.errors import TibackupError
+from tibackup.manager.secrets import secret_names
 from tibackup.resources import (
+    BackupSpec,
     Resource,
     check_object_size,
     parse_resource,
@@ -107,16 +110,15 @@ def _time(text: str) -> datetime:
 class Store:
     """One connection to the state database; make one per thread."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = ensure_private_dir(Path(state_dir))
+    def __init__(self, state_dir: Path, read_only: bool = False) -> None:
+        """``read_only``: the caller only reads, and would rather see the state than an error when the
+        disk under it is full (see ``statedb``)."""
+        with translated(Path(state_dir)):
+            self.state_dir = ensure_private_dir(Path(state_dir))
         self.path = self.state_dir / DB_FILE
         old_umask = os.umask(0o077)  # the database, its WAL and shared-memory files: owner only
         try:
-            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self.db.execute("PRAGMA busy_timeout = 30000")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.executescript(SCHEMA)
+            self.db = connect(self.path, SCHEMA, read_only)
         finally:
             os.umask(old_umask)
         for suffix in ("", "-wal", "-shm"):
@@ -130,14 +132,18 @@ class Store:
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A short write transaction, taken at once so concurrent writers queue instead of deadlocking."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        """A short write transaction, taken at once so concurrent writers queue instead of deadlocking.
+
+        A full disk under the state directory raises StateDirError (nothing of the transaction stays)."""
+        with translated(self.state_dir):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
 
     # ----------------------------------------------------------------------------- resources
     def get(self, kind: str, namespace: str, name: str) -> Resource | None:
@@ -346,6 +352,20 @@ class Store:
         values: set[str] = set()
         for (data,) in self.db.execute("SELECT data FROM secrets").fetchall():
             values.update(str(v) for v in json.loads(data).values())
+        return values
+
+    def backup_secret_values(self, namespace: str, name: str) -> set[str]:
+        """The values a Backup's messages can contain: those of the Secrets it names (a multi-line value
+        also line by line, as logs are read by line). Every value when the Backup is gone: never less."""
+        backup = self.get(KIND_BACKUP, namespace, name)
+        if backup is None or not isinstance(backup.spec, BackupSpec):
+            return self.secret_values()
+        values: set[str] = set()
+        for secret in secret_names(backup.spec):
+            for value in (self.get_secret(namespace, secret) or {}).values():
+                values.add(value)
+                if "\n" in value:
+                    values.update(line.strip() for line in value.splitlines() if line.strip())
         return values
 
     # ----------------------------------------------------------------------------- events

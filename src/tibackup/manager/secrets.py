@@ -18,7 +18,7 @@ from pathlib import Path
 from tibackup.dump.config import TLSFiles
 from tibackup.errors import NotFoundError, TibackupError
 from tibackup.manager.runtime import BackupRuntime
-from tibackup.resources import Backup
+from tibackup.resources import Backup, BackupSpec
 
 PASSWORD_KEY = "password"
 ACCESS_KEY, SECRET_KEY = "access_key", "secret_key"
@@ -47,6 +47,17 @@ class Secrets:
         for value in sorted(self.values(), key=len, reverse=True):
             text = text.replace(value, "***")
         return text
+
+
+def secret_names(spec: BackupSpec) -> list[str]:
+    """The Secrets a Backup reads (database password, S3 keys, TLS client files), in that order."""
+    source, s3 = spec.from_, spec.s3
+    names = [
+        source.secret_name if source else None,
+        s3.secret_name if s3 else None,
+        source.tls_client_secret_name if source else None,
+    ]
+    return [name for name in names if name]
 
 
 def _fetch(runtime: BackupRuntime, backup: Backup, name: str, field_name: str, hint: str) -> dict[str, str]:
