@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tibackup.errors import InvalidSpecError
+from tibackup.manager.admission import admit
 from tibackup.operator import jobs
 from tibackup.operator.kube import BACKUPS, JOBS, PODS, PVCS, KubeApi
-from tibackup.resources import FINISHED_PHASES, Backup, Phase, set_condition, to_dict, validate_backup
+from tibackup.resources import FINISHED_PHASES, Backup, Phase, set_condition, to_dict
 
 log = logging.getLogger(__name__)
 COMPONENT = "tibackup-operator"
@@ -68,7 +69,7 @@ class BackupController:
             return
         try:
             backup = jobs.backup_of(body)
-            validate_backup(backup)
+            admit(backup)  # the run's own checks, so a spec that can never run gets no Job
         except InvalidSpecError as exc:
             if (body.get("status") or {}).get("phase") != Phase.INVALID:
                 self._set_phase_raw(body, Phase.INVALID, exc.reason, exc.message)

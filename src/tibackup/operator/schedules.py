@@ -13,8 +13,9 @@ from typing import Any
 
 from tibackup.control.naming import LABEL_SCHEDULE, backup_from_schedule
 from tibackup.control.retention import BackupRecord, expired_backups
-from tibackup.control.schedule import Action, ScheduleState, decide, validate_backup_schedule
+from tibackup.control.schedule import Action, ScheduleState, decide
 from tibackup.errors import InvalidSpecError
+from tibackup.manager.admission import admit
 from tibackup.operator import jobs
 from tibackup.operator.kube import BACKUPS, SCHEDULES, KubeApi
 from tibackup.operator.metrics import ScheduleMetrics
@@ -39,7 +40,7 @@ class ScheduleController:
             schedule = parse_resource(body)
             if not isinstance(schedule, BackupSchedule):
                 return
-            validate_backup_schedule(schedule)
+            admit(schedule)  # as apply does: a template that can never run creates no Backups
         except InvalidSpecError as exc:
             if self._last_error.get((ns, name)) != exc.message:
                 self._last_error[(ns, name)] = exc.message
