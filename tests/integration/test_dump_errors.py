@@ -15,6 +15,8 @@ import pytest
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
 
+from tests.integration.mounts import small_tmpfs
+
 pytestmark = pytest.mark.integration
 
 
@@ -159,17 +161,8 @@ def test_wrong_s3_secret(mariadb: MariaDBServer, s3_server: S3Server, small_db: 
 
 @pytest.fixture()
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tiny", "96k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_disk_full(mariadb: MariaDBServer, small_db: str, tiny_disk: Path) -> None:

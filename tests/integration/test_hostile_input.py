@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.mounts import small_tmpfs
 from tests.integration.test_embedded_cli import Env, backup_doc, env_fixture, get_json, keys_under
 from tests.integration.test_embedded_controller import controller, wait_for
 
@@ -100,17 +101,8 @@ def test_controller_masks_only_the_secrets_the_backup_names(env: Env, tmp_path: 
 
 @pytest.fixture()
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tiny", "256k") as mount:  # room for the state database, little more
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _fill(disk: Path) -> None:

@@ -317,3 +317,24 @@ def test_empty_password_is_a_password_and_a_missing_key_is_named() -> None:
     with pytest.raises(Exception, match="'secret_key' is empty") as empty:
         resolve_secrets(_backup(), _Runtime({"db-secret": {"password": ""}, "s3": {**s3, "secret_key": ""}}))  # type: ignore[arg-type]
     assert "has no key" not in str(empty.value)
+
+
+@pytest.mark.parametrize(
+    "field,patch",
+    [
+        ("spec.from.secretName", {"from": {"host": "db", "secretName": "../../etc"}}),
+        (
+            "spec.from.tlsClientSecretName",
+            {"from": {"host": "db", "secretName": "s", "tlsClientSecretName": "/etc"}},
+        ),
+        (
+            "spec.s3.secretName",
+            {"s3": {"provider": "ceph", "endpoint": "http://x:1", "bucket": "b", "secretName": "A/B"}},
+        ),
+    ],
+)
+def test_secret_names_in_a_spec_are_dns_names(cli: Cli, field: str, patch: dict[str, Any]) -> None:
+    _one_line_error(
+        cli("apply", "-f", "-", stdin=yaml.safe_dump(backup_doc(**patch))), 2, f"error: {field}: "
+    )
+    assert cli.stored() == []

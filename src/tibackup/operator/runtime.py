@@ -25,7 +25,7 @@ from tibackup.errors import NotFoundError
 from tibackup.operator import jobs
 from tibackup.operator.kube import BACKUPS, SECRETS, KubeApi, KubeError
 from tibackup.resources import Backup, to_dict
-from tibackup.resources.validation import object_dir
+from tibackup.resources.validation import object_dir, validate_name
 
 COMPONENT = "tibackup-backup-manager"
 
@@ -77,6 +77,7 @@ class KubernetesRuntime:
             if secret == name and env_name in backup_env:
                 keys[key] = backup_env[env_name]
         tls_dir = backup_env.get(jobs.ENV_TLS_DIR)
+        validate_name(name, "secret name")  # a folder name below: never a path of its own
         if tls_dir and (Path(tls_dir) / name).is_dir():
             for path in sorted((Path(tls_dir) / name).iterdir()):
                 if path.is_file() and not path.name.startswith("."):

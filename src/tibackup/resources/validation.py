@@ -106,6 +106,12 @@ def validate_backup_spec(spec: BackupSpec, prefix: str = "spec") -> None:
             f"{prefix}.from.secretName",
             "required; name a Secret holding the password under the key 'password'",
         )
+    # Secret names become folder names (the TLS volume) and Job references: Kubernetes names only.
+    validate_name(source.secret_name, f"{prefix}.from.secretName")
+    if source.tls_client_secret_name:
+        validate_name(source.tls_client_secret_name, f"{prefix}.from.tlsClientSecretName")
+    if spec.s3 is not None and spec.s3.secret_name:
+        validate_name(spec.s3.secret_name, f"{prefix}.s3.secretName")
     _validate_s3(spec, prefix)
     parse_positive_duration(spec.tikv_gc_life_time, f"{prefix}.tikvGCLifeTime")
     if spec.storage_size is not None and not _QUANTITY.fullmatch(spec.storage_size):
