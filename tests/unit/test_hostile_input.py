@@ -338,3 +338,25 @@ def test_secret_names_in_a_spec_are_dns_names(cli: Cli, field: str, patch: dict[
         cli("apply", "-f", "-", stdin=yaml.safe_dump(backup_doc(**patch))), 2, f"error: {field}: "
     )
     assert cli.stored() == []
+
+
+def test_a_huge_row_stored_by_an_older_version_never_makes_the_state_unusable(cli: Cli) -> None:
+    assert cli("apply", "-f", "-", stdin=yaml.safe_dump(backup_doc("small"))).code == 0
+    store = Store(cli.state)
+    try:  # what an older tibackup stored for an alias bomb: a row far above the object limit
+        huge = backup_doc("huge")
+        huge["spec"]["resources"] = {"limits": ["lol"] * 4_000_000}
+        with store.tx() as db:
+            db.execute(
+                "INSERT INTO resources VALUES ('Backup', 'test1', 'huge', 'u', 1, '2020-01-01T00:00:00Z', '{}', ?)",
+                (json.dumps(huge),),
+            )
+    finally:
+        store.close()
+    listed = cli("get", "bk", "-n", "test1", "-o", "name")
+    assert listed.code == 0 and listed.out == "backup.pingcap.com/small\n", listed
+    assert "huge" in listed.err and "too large to read" in listed.err
+    _one_line_error(cli("get", "bk", "huge", "-n", "test1"), 1, "MiB", "tibackup delete bk huge")
+    deleted = cli("delete", "bk", "huge", "-n", "test1")
+    assert deleted.code == 0 and "deleted" in deleted.out, deleted
+    assert cli.stored() == ["Backup/test1/small"]

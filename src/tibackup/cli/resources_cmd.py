@@ -25,7 +25,7 @@ from tibackup.cli.embedded_opts import (
 from tibackup.embedded import lifecycle
 from tibackup.embedded.procs import start_ticks
 from tibackup.embedded.selector import parse_selector
-from tibackup.embedded.store import KIND_BACKUP, Store
+from tibackup.embedded.store import KIND_BACKUP, Store, UnreadableError
 from tibackup.errors import InvalidSpecError, NotFoundError, UsageError
 from tibackup.resources import Backup, BackupSchedule, Phase, Resource, load_resources, to_dict
 
@@ -160,6 +160,19 @@ def _wait_for(store: Store, applied: Backup, claimed: bool) -> Backup:
         time.sleep(0.5)  # another process runs it: wait for its end
 
 
+def _removed_unreadable(store: Store, kind: str, namespace: str, name: str) -> bool:
+    """Remove a row too large to read (see Store.get): its spec cannot be read, so nothing is cleaned."""
+    try:
+        store.get(kind, namespace, name)
+    except UnreadableError:
+        store.remove_named(kind, namespace, name)
+        click.echo(
+            f'{RESOURCE_NAME[kind]} "{name}" deleted (it was too large to read: nothing of it was cleaned)'
+        )
+        return True
+    return False
+
+
 def _hint_controller(store: Store, resources: list[Resource]) -> None:
     from tibackup.embedded.controller import controller_running
 
@@ -226,6 +239,12 @@ def get(
         print_secrets(store, ns, names, output)
         return
     found = _selected(store, kind, names, ns, selector)
+    for _, where, name in sorted(store.unreadable):
+        click.echo(
+            f'warning: {PLURAL_NAME[kind]} "{name}" in namespace "{where}" is too large to read and left out '
+            f"(an older tibackup stored it); remove it with `tibackup delete {type_} {name} -n {where}`",
+            err=True,
+        )
     if output in ("json", "yaml"):
         documents = [to_dict(r) for r in found]
         echo_documents(documents, single=len(names) == 1, output=output)
@@ -290,6 +309,9 @@ def delete(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state
             if not store.delete_secret(namespace, name):
                 raise NotFoundError(f'secrets "{name}" not found in namespace "{namespace}"')
             click.echo(f'secret "{name}" deleted')
+        return
+    names = tuple(n for n in names if not _removed_unreadable(store, kind, namespace, n))
+    if not names:
         return
     found = _selected(store, kind, names, namespace, None)
     if not wait:

@@ -12,6 +12,7 @@ from tibackup.resources.backup import (
 from tibackup.resources.backup_schedule import BackupSchedule, BackupScheduleSpec, BackupScheduleStatus
 from tibackup.resources.duration import format_duration, parse_duration, parse_positive_duration
 from tibackup.resources.loader import (
+    MAX_OBJECT_BYTES,
     Resource,
     check_object_size,
     dump_yaml,
@@ -44,6 +45,7 @@ __all__ = [
     "CLEAN_POLICIES",
     "DELETING_PHASES",
     "FINISHED_PHASES",
+    "MAX_OBJECT_BYTES",
     "S3_PROVIDERS",
     "SUPPORTED_S3_OPTIONS",
     "Backup",
