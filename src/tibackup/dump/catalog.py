@@ -75,6 +75,7 @@ class Table:
     key: tuple[Column, ...]  # primary key, else a unique NOT NULL key; () when there is none
     est_rows: int
     avg_row_length: int
+    chunk_field: Column | None = None  # the integer column -r splits on, picked as Dumpling picks it
 
     @property
     def selected_columns(self) -> tuple[Column, ...]:
@@ -105,21 +106,41 @@ def _in_list(names: list[str]) -> str:
 
 
 def _pick_key(
-    indexes: dict[str, list[tuple[str, bool, bool]]], columns: dict[str, Column]
+    indexes: dict[str, list[tuple[str, bool, bool, int]]], columns: dict[str, Column]
 ) -> tuple[Column, ...]:
     """The primary key, else the unique index with all columns NOT NULL and the fewest columns."""
     if "PRIMARY" in indexes:
-        return tuple(columns[name] for name, _, _ in indexes["PRIMARY"] if name in columns)
+        return tuple(columns[name] for name, *_ in indexes["PRIMARY"] if name in columns)
     candidates = [
         cols
         for cols in indexes.values()
-        if all(unique and not nullable for _, unique, nullable in cols)
-        and all(n in columns for n, _, _ in cols)
+        if all(unique and not nullable for _, unique, nullable, _ in cols)
+        and all(n in columns for n, *_ in cols)
     ]
     if not candidates:
         return ()
     best = min(candidates, key=len)
-    return tuple(columns[name] for name, _, _ in best)
+    return tuple(columns[name] for name, *_ in best)
+
+
+def _pick_chunk_field(
+    indexes: dict[str, list[tuple[str, bool, bool, int]]], columns: dict[str, Column]
+) -> Column | None:
+    """Dumpling's ``getNumericIndex``: the first column of the primary key if it is an integer, else of
+    the unique key with the fewest columns, else of the index with the highest cardinality (each only
+    when that column is an integer)."""
+
+    def first_integer(cols: list[tuple[str, bool, bool, int]]) -> Column | None:
+        column = columns.get(cols[0][0]) if cols else None
+        return column if column is not None and column.is_integer else None
+
+    if first_integer(indexes.get("PRIMARY", [])):
+        return first_integer(indexes["PRIMARY"])
+    unique = [cols for cols in indexes.values() if cols and cols[0][1] and first_integer(cols)]
+    if unique:
+        return first_integer(min(unique, key=len))
+    others = [cols for cols in indexes.values() if first_integer(cols)]
+    return first_integer(max(others, key=lambda cols: cols[0][3])) if others else None
 
 
 def _check_named_objects_exist(table_filter: TableFilter, existing: list[str]) -> None:
@@ -150,7 +171,7 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
         "listing columns",
     )
     index_raw = db.query_text(
-        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, NULLABLE "
+        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, NULLABLE, CARDINALITY "
         f"FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({in_schemas}) "
         "ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
         "listing keys",
@@ -167,12 +188,14 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
             charset=charset,
             nullable=(is_nullable or "YES") == "YES",
         )
-    indexes: dict[tuple[str, str], dict[str, list[tuple[str, bool, bool]]]] = defaultdict(
+    indexes: dict[tuple[str, str], dict[str, list[tuple[str, bool, bool, int]]]] = defaultdict(
         lambda: defaultdict(list)
     )
-    for schema, table, index, non_unique, column, nullable in index_raw:
+    for schema, table, index, non_unique, column, nullable, cardinality in index_raw:
         assert schema is not None and table is not None and index is not None and column is not None
-        indexes[(schema, table)][index].append((column, non_unique == "0", (nullable or "") == "YES"))
+        indexes[(schema, table)][index].append(
+            (column, non_unique == "0", (nullable or "") == "YES", int(cardinality or 0))
+        )
 
     wanted = set(table_filter.tables or ())
     selected: list[Table] = []
@@ -196,6 +219,7 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
                 key=() if is_view else _pick_key(indexes.get((schema, name), {}), cols),
                 est_rows=int(rows or 0),
                 avg_row_length=int(avg or 0),
+                chunk_field=None if is_view else _pick_chunk_field(indexes.get((schema, name), {}), cols),
             )
         )
     if wanted:
