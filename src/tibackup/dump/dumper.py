@@ -35,7 +35,15 @@ from tibackup.dump.progress import Progress
 from tibackup.dump.render import RowFormat
 from tibackup.dump.schema import table_schema_files, write_database_schemas
 from tibackup.dump.tablefilter import default_filter
-from tibackup.dump.writer import ChunkWriter, FileRecord, Finisher, write_whole_file
+from tibackup.dump.writer import (
+    MARIADB_DATA_HEADER,
+    SCHEMA_HEADER,
+    SQL_HEADER,
+    ChunkWriter,
+    FileRecord,
+    Finisher,
+    write_whole_file,
+)
 from tibackup.errors import Interrupted
 from tibackup.storage import open_storage
 from tibackup.storage.base import Storage
@@ -131,8 +139,9 @@ def run_dump(
         if not config.no_data:
             progress.total_rows = sum(t.est_rows for t in catalog.base_tables)
         files += dump_tables(
-            workers, storage, catalog, config, progress, on_tidb=server.type is ServerType.TIDB
-        )
+            workers, storage, catalog, config, progress, on_tidb=server.type is ServerType.TIDB,
+            sql_header=data_file_header(server.type),
+        )  # fmt: skip
         guard.release()
 
         finished = datetime.now()
@@ -153,6 +162,11 @@ def run_dump(
             guard.release()
         for db in (*workers, main):
             db.close()
+
+
+def data_file_header(server_type: ServerType) -> bytes:
+    """The first lines of an SQL data file, as Dumpling writes them for this kind of server."""
+    return MARIADB_DATA_HEADER if server_type is ServerType.MARIADB else SCHEMA_HEADER
 
 
 def prepare_session(db: DB, server: ServerInfo, config: DumpConfig) -> None:
@@ -226,6 +240,7 @@ def dump_tables(
     progress: Progress,
     *,
     on_tidb: bool = False,
+    sql_header: bytes = SQL_HEADER,
 ) -> list[FileRecord]:
     """Every table's data (biggest first) and then every table's and view's schema file: the small
     schema tasks fill the gaps at the end instead of delaying the first rows."""
@@ -254,7 +269,7 @@ def dump_tables(
     def read(chunk: Chunk, db: DB) -> None:
         dump_chunk(
             db, chunk, storage, config, fmt, on_file, progress.add, pool.stop, client=mode == "client",
-            finisher=finisher,
+            finisher=finisher, sql_header=sql_header,
         )  # fmt: skip
 
     def schema(table: Table, db: DB) -> None:
@@ -291,6 +306,7 @@ def dump_chunk(
     *,
     client: bool = False,
     finisher: Finisher | None = None,
+    sql_header: bytes = SQL_HEADER,
 ) -> None:
     table = chunk.table
     columns = table.selected_columns
@@ -309,7 +325,7 @@ def dump_chunk(
         ),
         filetype=config.filetype, compression=config.compression, statement_prefix=prefix,
         csv_header=header, statement_size=config.statement_size, file_size=config.file_size,
-        on_file=on_file, on_progress=on_progress, finisher=finisher,
+        on_file=on_file, on_progress=on_progress, finisher=finisher, sql_header=sql_header,
     )  # fmt: skip
     separator = fmt.separator
     doing = f"reading {table.schema}.{table.name}"

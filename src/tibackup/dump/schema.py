@@ -1,4 +1,5 @@
-"""Schema files, exactly as Dumpling writes them.
+"""Schema files, exactly as Dumpling writes them: each starts with ``SCHEMA_HEADER`` (foreign key checks
+off, so a child table's schema loads before its parent's).
 
 ``{db}-schema-create.sql``   header + SHOW CREATE DATABASE + ';'
 ``{db}.{t}-schema.sql``      header + SHOW CREATE TABLE + ';'
@@ -13,7 +14,7 @@ from tibackup.dump.catalog import Table
 from tibackup.dump.config import Compression
 from tibackup.dump.conn import DB, quote_ident
 from tibackup.dump.naming import schema_create_name, table_schema_name, view_schema_name
-from tibackup.dump.writer import SQL_HEADER, FileRecord, write_whole_file
+from tibackup.dump.writer import SCHEMA_HEADER, FileRecord, write_whole_file
 from tibackup.storage.base import Storage
 
 
@@ -23,7 +24,7 @@ def _text(value: bytes | None) -> bytes:
 
 def database_schema(db: DB, schema: str) -> bytes:
     rows = db.query(f"SHOW CREATE DATABASE {quote_ident(schema)}", f"reading the schema of database {schema}")
-    return SQL_HEADER + _text(rows[0][1]) + b";\n"
+    return SCHEMA_HEADER + _text(rows[0][1]) + b";\n"
 
 
 def table_schema(db: DB, table: Table) -> bytes:
@@ -31,7 +32,7 @@ def table_schema(db: DB, table: Table) -> bytes:
         f"SHOW CREATE TABLE {quote_ident(table.schema)}.{quote_ident(table.name)}",
         f"reading the schema of {table.schema}.{table.name}",
     )
-    return SQL_HEADER + _text(rows[0][1]) + b";\n"
+    return SCHEMA_HEADER + _text(rows[0][1]) + b";\n"
 
 
 def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
@@ -42,7 +43,7 @@ def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
         f"reading the columns of view {view.schema}.{view.name}",
     )
     columns = b",\n".join(quote_ident(_text(f[0]).decode("utf-8")).encode("utf-8") + b" int" for f in fields)
-    fake_table = SQL_HEADER + b"CREATE TABLE " + name + b"(\n" + columns + b"\n)ENGINE=MyISAM;\n"
+    fake_table = SCHEMA_HEADER + b"CREATE TABLE " + name + b"(\n" + columns + b"\n)ENGINE=MyISAM;\n"
     rows = db.query(
         f"SHOW CREATE VIEW {quote_ident(view.schema)}.{quote_ident(view.name)}",
         f"reading the definition of view {view.schema}.{view.name}",
@@ -50,7 +51,7 @@ def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
     create, charset, collation = _text(rows[0][1]), _text(rows[0][2]), _text(rows[0][3])
     view_sql = b"".join(
         [
-            SQL_HEADER,
+            SCHEMA_HEADER,
             b"DROP TABLE IF EXISTS " + name + b";\n",
             b"DROP VIEW IF EXISTS " + name + b";\n",
             b"SET @PREV_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT;\n",
