@@ -46,6 +46,8 @@ class TiDBStandIn:
             return [("tidb-binlog", self.tso, "", "", "")]
         if sql.startswith("SELECT VARIABLE_VALUE FROM mysql.tidb"):
             return [(self.gc,)]
+        if sql.startswith("SHOW TABLE ") and sql.endswith(" NEXT_ROW_ID"):  # columns as TiDB's docs give
+            return [("db", "s", "_tidb_rowid", "1", "_TIDB_ROWID"), ("db", "s", "", "2001", "SEQUENCE")]
         raise AssertionError(f"the stand-in does not know {sql!r}")
 
 
@@ -124,3 +126,9 @@ def test_gc_life_time_read_and_written_in_mysql_tidb() -> None:
     assert tidb.parse_go_duration("1h30m15.5s") == 5415.5
     with pytest.raises(ValueError):
         tidb.parse_go_duration("ten minutes")
+
+
+def test_sequence_next_value_reads_the_sequence_row_of_next_row_id() -> None:
+    session = TiDBStandIn()
+    assert tidb.sequence_next_value(session, "db", "s") == 2001
+    assert session.statements[-1] == "SHOW TABLE `db`.`s` NEXT_ROW_ID"

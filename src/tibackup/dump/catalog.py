@@ -76,6 +76,7 @@ class Table:
     est_rows: int
     avg_row_length: int
     chunk_field: Column | None = None  # the integer column -r splits on, picked as Dumpling picks it
+    is_sequence: bool = False  # MariaDB/TiDB sequences: a schema file, no data (--no-sequences=false)
 
     @property
     def selected_columns(self) -> tuple[Column, ...]:
@@ -94,7 +95,7 @@ class Catalog:
 
     @property
     def base_tables(self) -> tuple[Table, ...]:
-        return tuple(t for t in self.tables if not t.is_view)
+        return tuple(t for t in self.tables if not t.is_view and not t.is_sequence)
 
     @property
     def views(self) -> tuple[Table, ...]:
@@ -150,7 +151,11 @@ def _check_named_objects_exist(table_filter: TableFilter, existing: list[str]) -
         raise UsageError(f"database {', '.join(missing)} does not exist (-B); check the name and its case")
 
 
-def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> Catalog:
+def load_catalog(
+    db: DB, table_filter: TableFilter, *, include_views: bool, include_sequences: bool = False
+) -> Catalog:
+    """Views are listed with ``include_views`` or when named in -T (Dumpling writes their schema files
+    then); sequences with ``include_sequences`` (Dumpling's --no-sequences=false)."""
     schema_rows = db.query_text("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA", "listing databases")
     existing = [name for (name,) in schema_rows if name is not None]
     _check_named_objects_exist(table_filter, existing)
@@ -201,10 +206,13 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
     selected: list[Table] = []
     for schema, name, table_type, rows, avg in tables_raw:
         assert schema is not None and name is not None
-        is_view = (table_type or "").upper() == "VIEW"
-        if (table_type or "").upper() not in ("BASE TABLE", "VIEW", "SYSTEM VERSIONED"):
-            continue  # sequences, temporary tables: not part of a Dumpling dump
-        if is_view and not include_views:
+        kind = (table_type or "").upper()
+        is_view, is_sequence = kind == "VIEW", kind == "SEQUENCE"
+        if kind not in ("BASE TABLE", "VIEW", "SYSTEM VERSIONED", "SEQUENCE"):
+            continue  # temporary tables: not part of a Dumpling dump
+        if (is_view and not include_views and (schema, name) not in wanted) or (
+            is_sequence and not include_sequences
+        ):
             continue
         if not table_filter.match_table(schema, name):
             continue
@@ -215,11 +223,14 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
                 schema=schema,
                 name=name,
                 is_view=is_view,
+                is_sequence=is_sequence,
                 columns=tuple(cols.values()),
-                key=() if is_view else _pick_key(indexes.get((schema, name), {}), cols),
+                key=() if is_view or is_sequence else _pick_key(indexes.get((schema, name), {}), cols),
                 est_rows=int(rows or 0),
                 avg_row_length=int(avg or 0),
-                chunk_field=None if is_view else _pick_chunk_field(indexes.get((schema, name), {}), cols),
+                chunk_field=None
+                if is_view or is_sequence
+                else _pick_chunk_field(indexes.get((schema, name), {}), cols),
             )
         )
     if wanted:

@@ -89,6 +89,7 @@ class DumpConfig:
     no_data: bool = False  # -d
     no_schemas: bool = False  # -m
     no_views: bool = True  # -W (Dumpling dumps no views unless told --no-views=false)
+    no_sequences: bool = True  # --no-sequences (likewise for sequences)
     complete_insert: bool = False
     escape_backslash: bool = True
     where: str = ""

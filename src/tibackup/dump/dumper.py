@@ -111,7 +111,9 @@ def run_dump(
         mode = resolve(config.consistency, server)
         started = datetime.now()
         table_filter = config.table_filter or default_filter()
-        catalog = load_catalog(main, table_filter, include_views=not config.no_views)
+        catalog = load_catalog(
+            main, table_filter, include_views=not config.no_views, include_sequences=not config.no_sequences
+        )
         log.info(
             "dumping %d tables and %d views from %d databases on %s %s to %s",
             len(catalog.base_tables), len(catalog.views), len(catalog.schemas),
@@ -273,7 +275,7 @@ def dump_tables(
         )  # fmt: skip
 
     def schema(table: Table, db: DB) -> None:
-        for name, data in table_schema_files(db, table).items():
+        for name, data in table_schema_files(db, table, on_tidb=on_tidb).items():
             suffix = config.compression.suffix
             finisher.write_whole(
                 storage, name + suffix, data, config.compression, table.schema, table.name, on_file

@@ -170,8 +170,9 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
     _bool_flag(
         run, "--manifest", default=True, help="write manifest.json with every file's size, rows, sha256"
     )
-    run.add_argument("-L", "--logfile", default="", help="also write the log to this file")
+    run.add_argument("-L", "--logfile", default="", help="write the log to this file (default: standard output)")
     run.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
+    _add_dumpling_extras(what, run)
 
     s3 = p.add_argument_group("S3 (with -o s3://…)")
     s3.add_argument(
@@ -194,6 +195,15 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
         dest="s3_force_path_style",
     )
     return p
+
+
+def _add_dumpling_extras(what: argparse._ArgumentGroup, run: argparse._ArgumentGroup) -> None:
+    """Dumpling's flags added for issue 11 (kept in one block)."""
+    run.add_argument("-V", "--version", action="store_true", help="print the version and exit")
+    _bool_flag(
+        what, "--no-sequences", default=True,
+        help="skip sequences (default true, as Dumpling); --no-sequences=false dumps them",
+    )  # fmt: skip
 
 
 def _split_list(values: Sequence[str]) -> list[str]:
@@ -304,6 +314,7 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         no_data=ns.no_data,
         no_schemas=ns.no_schemas,
         no_views=ns.no_views,
+        no_sequences=ns.no_sequences,
         complete_insert=ns.complete_insert,
         escape_backslash=ns.escape_backslash,
         where=ns.where,

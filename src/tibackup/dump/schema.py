@@ -10,10 +10,16 @@ session charset the view was defined under.
 
 from __future__ import annotations
 
+from tibackup.dump import tidb
 from tibackup.dump.catalog import Table
 from tibackup.dump.config import Compression
 from tibackup.dump.conn import DB, quote_ident
-from tibackup.dump.naming import schema_create_name, table_schema_name, view_schema_name
+from tibackup.dump.naming import (
+    schema_create_name,
+    sequence_schema_name,
+    table_schema_name,
+    view_schema_name,
+)
 from tibackup.dump.writer import SCHEMA_HEADER, FileRecord, write_whole_file
 from tibackup.storage.base import Storage
 
@@ -69,6 +75,21 @@ def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
     return fake_table, view_sql
 
 
+def sequence_schema(db: DB, sequence: Table, *, on_tidb: bool) -> bytes:
+    """Dumpling's ``ShowCreateSequence``: the CREATE SEQUENCE and a SETVAL to the next value not cached."""
+    source = f"{quote_ident(sequence.schema)}.{quote_ident(sequence.name)}"
+    rows = db.query(
+        f"SHOW CREATE SEQUENCE {source}", f"reading the schema of sequence {sequence.schema}.{sequence.name}"
+    )
+    if on_tidb:
+        next_value = tidb.sequence_next_value(db, sequence.schema, sequence.name)
+    else:  # MariaDB
+        value = db.scalar(f"SELECT NEXT_NOT_CACHED_VALUE FROM {source}", f"reading sequence {sequence.name}")
+        next_value = int(value or b"0")
+    setval = f"SELECT SETVAL({quote_ident(sequence.name)},{next_value});\n".encode()
+    return SCHEMA_HEADER + _text(rows[0][1]) + b";\n" + setval
+
+
 def write_database_schemas(
     db: DB,
     storage: Storage,
@@ -89,9 +110,11 @@ def write_database_schemas(
     return records
 
 
-def table_schema_files(db: DB, table: Table) -> dict[str, bytes]:
-    """A table's ``-schema.sql``; a view's stand-in table and ``-schema-view.sql`` (names without the
-    compression suffix)."""
+def table_schema_files(db: DB, table: Table, *, on_tidb: bool = False) -> dict[str, bytes]:
+    """A table's ``-schema.sql``; a view's stand-in table and ``-schema-view.sql``; a sequence's
+    ``-schema-sequence.sql`` (names without the compression suffix)."""
+    if table.is_sequence:
+        return {sequence_schema_name(table.schema, table.name): sequence_schema(db, table, on_tidb=on_tidb)}
     if table.is_view:
         fake, view = view_schemas(db, table)
         return {

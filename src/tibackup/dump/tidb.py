@@ -54,6 +54,18 @@ def region_start_keys(
     return [row for row in rows if all(v is not None for v in row)]
 
 
+def sequence_next_value(db: Queryable, schema: str, sequence: str) -> int:
+    """The next value a sequence hands out cluster-wide (``SHOW TABLE … NEXT_ROW_ID``, ID_TYPE SEQUENCE)."""
+    rows = db.query_text(
+        f"SHOW TABLE {quote_ident(schema)}.{quote_ident(sequence)} NEXT_ROW_ID",
+        "reading a sequence's next value",
+    )
+    for row in rows:
+        if len(row) >= 5 and row[4] == "SEQUENCE" and (row[3] or "").lstrip("-").isdigit():
+            return int(row[3] or 0)
+    return 0
+
+
 # -- the GC life time, raised while a backup runs (SPEC §3) ----------------------------------------
 GC_VARIABLE = "tikv_gc_life_time"
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
