@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tibackup.dump.conn import ServerType
-from tibackup.dump.dumper import data_file_header
+from tibackup.dump.writer import data_file_header
 
 
 def test_data_file_head_per_server_type_is_dumplings() -> None:

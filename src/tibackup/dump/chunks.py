@@ -40,6 +40,7 @@ class Chunk:
     index: int
     where: str  # the chunk's whole range ('' = every row)
     batches: tuple[str, ...]  # conditions of the bulk queries; () = read the chunk as one stream
+    query: str = ""  # --sql: the query whose result this chunk is (its table has no name)
 
 
 def batch_rows_for(table: Table) -> int:

@@ -32,16 +32,16 @@ from tibackup.dump.metadata import (
 )
 from tibackup.dump.naming import DataFileNamer
 from tibackup.dump.progress import Progress
+from tibackup.dump.query import query_chunk
 from tibackup.dump.render import RowFormat
 from tibackup.dump.schema import table_schema_files, write_database_schemas
 from tibackup.dump.tablefilter import default_filter
 from tibackup.dump.writer import (
-    MARIADB_DATA_HEADER,
-    SCHEMA_HEADER,
     SQL_HEADER,
     ChunkWriter,
     FileRecord,
     Finisher,
+    data_file_header,
     write_whole_file,
 )
 from tibackup.errors import Interrupted
@@ -114,11 +114,10 @@ def run_dump(
         catalog = load_catalog(
             main, table_filter, include_views=not config.no_views, include_sequences=not config.no_sequences
         )
-        log.info(
-            "dumping %d tables and %d views from %d databases on %s %s to %s",
-            len(catalog.base_tables), len(catalog.views), len(catalog.schemas),
-            server.type.value, server.version, storage.url,
+        what = "the result of --sql" if config.sql else (
+            f"{len(catalog.base_tables)} tables and {len(catalog.views)} views from {len(catalog.schemas)} databases"
         )  # fmt: skip
+        log.info("dumping %s on %s %s to %s", what, server.type.value, server.version, storage.url)
 
         # Lock, open every worker at the same point in time, note the position, unlock.
         guard = ConsistencyGuard(main, mode, server, config.snapshot)
@@ -133,17 +132,23 @@ def run_dump(
         log.info("consistency %s; position %s", guard.mode.value, position or "not recorded")
 
         files: list[FileRecord] = []
-        if not config.no_schemas:
-            files += write_database_schemas(
-                workers[0], storage, catalog.schemas, catalog.tables, config.compression,
-                dump_empty_database=config.dump_empty_database,
-            )  # fmt: skip
-        if not config.no_data:
-            progress.total_rows = sum(t.est_rows for t in catalog.base_tables)
-        files += dump_tables(
-            workers, storage, catalog, config, progress, on_tidb=server.type is ServerType.TIDB,
-            sql_header=data_file_header(server.type),
-        )  # fmt: skip
+        header, on_tidb = data_file_header(server.type), server.type is ServerType.TIDB
+        if config.sql:  # Dumpling's dumpSQL: the query's result, no schema files
+            chunks = [query_chunk(workers[0], config.sql)]
+            files += dump_tables(
+                workers, storage, catalog, config, progress, sql_header=header, chunks=chunks
+            )
+        else:
+            if not config.no_schemas:
+                files += write_database_schemas(
+                    workers[0], storage, catalog.schemas, catalog.tables, config.compression,
+                    dump_empty_database=config.dump_empty_database,
+                )  # fmt: skip
+            if not config.no_data:
+                progress.total_rows = sum(t.est_rows for t in catalog.base_tables)
+            files += dump_tables(
+                workers, storage, catalog, config, progress, on_tidb=on_tidb, sql_header=header
+            )
         guard.release()
 
         finished = datetime.now()
@@ -164,11 +169,6 @@ def run_dump(
             guard.release()
         for db in (*workers, main):
             db.close()
-
-
-def data_file_header(server_type: ServerType) -> bytes:
-    """The first lines of an SQL data file, as Dumpling writes them for this kind of server."""
-    return MARIADB_DATA_HEADER if server_type is ServerType.MARIADB else SCHEMA_HEADER
 
 
 def prepare_session(db: DB, server: ServerInfo, config: DumpConfig) -> None:
@@ -243,9 +243,10 @@ def dump_tables(
     *,
     on_tidb: bool = False,
     sql_header: bytes = SQL_HEADER,
+    chunks: list[Chunk] | None = None,
 ) -> list[FileRecord]:
     """Every table's data (biggest first) and then every table's and view's schema file: the small
-    schema tasks fill the gaps at the end instead of delaying the first rows."""
+    schema tasks fill the gaps at the end instead of delaying the first rows. ``chunks``: just these."""
     fmt = RowFormat(config.filetype, config.escape_backslash, config.csv)
     mode = read_mode_for(config, fmt, on_tidb)
     log.debug("read mode %s", mode)
@@ -281,10 +282,13 @@ def dump_tables(
                 storage, name + suffix, data, config.compression, table.schema, table.name, on_file
             )
 
-    if not config.no_data:
+    if chunks is not None:
+        for chunk in chunks:
+            pool.add(functools.partial(read, chunk))
+    elif not config.no_data:
         for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):
             pool.add(functools.partial(plan, table))
-    if not config.no_schemas:
+    if not config.no_schemas and chunks is None:
         for table in catalog.tables:
             pool.add(functools.partial(schema, table))
     try:
@@ -314,6 +318,8 @@ def dump_chunk(
     columns = table.selected_columns
     row_expr = fmt.row_expr(columns)
     source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    if chunk.query:
+        source = f"({chunk.query}) AS tibackup_sql"
     column_list = ""
     if config.complete_insert or table.has_generated:
         column_list = " (" + ",".join(quote_ident(c.name) for c in columns) + ")"
@@ -337,7 +343,7 @@ def dump_chunk(
             where = f" WHERE {chunk.where}" if chunk.where else ""
             names = ",".join(quote_ident(c.name) for c in columns) or "''"
             kinds = "".join(_KIND_CODES[c.kind] for c in columns).encode() if columns else b"s"
-            sql = f"SELECT {names} FROM {source}{where}{order}"
+            sql = chunk.query or f"SELECT {names} FROM {source}{where}{order}"
             csv = None
             if config.filetype is FileType.CSV:
                 csv = (config.csv.separator, config.csv.delimiter, config.csv.null_value, separator)

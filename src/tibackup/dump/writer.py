@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from tibackup.dump.compress import make_compressor
 from tibackup.dump.config import Compression, FileType
+from tibackup.dump.conn import ServerType
 from tibackup.dump.naming import DataFileNamer
 from tibackup.storage.base import ObjectWriter, Storage
 
@@ -24,6 +25,11 @@ SQL_HEADER = b"/*!40101 SET NAMES binary*/;\n"
 # (writeMetaToFile) and, per server, every SQL data file (serverSpecialComments in export/ir_impl.go).
 SCHEMA_HEADER = b"/*!40014 SET FOREIGN_KEY_CHECKS=0*/;\n" + SQL_HEADER
 MARIADB_DATA_HEADER = SQL_HEADER + b"SET FOREIGN_KEY_CHECKS=0;\n"
+
+
+def data_file_header(server_type: ServerType) -> bytes:
+    """The first lines of an SQL data file, as Dumpling writes them for this kind of server."""
+    return MARIADB_DATA_HEADER if server_type is ServerType.MARIADB else SCHEMA_HEADER
 
 
 @dataclass(frozen=True)
