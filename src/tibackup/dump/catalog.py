@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tibackup.dump.conn import DB, quote_string
+from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import UsageError
 
@@ -77,6 +77,13 @@ class Table:
     avg_row_length: int
     chunk_field: Column | None = None  # the integer column -r splits on, picked as Dumpling picks it
     is_sequence: bool = False  # MariaDB/TiDB sequences: a schema file, no data (--no-sequences=false)
+    partition: str = ""  # --partitions: read only this partition of the table
+
+    @property
+    def source(self) -> str:
+        """What its rows are selected from: ``db``.``t`` [PARTITION (``p``)]."""
+        name = f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+        return f"{name} PARTITION ({quote_ident(self.partition)})" if self.partition else name
 
     @property
     def selected_columns(self) -> tuple[Column, ...]:
@@ -144,6 +151,25 @@ def _pick_chunk_field(
     return first_integer(max(others, key=lambda cols: cols[0][3])) if others else None
 
 
+def check_partitions(db: DB, tables: tuple[Table, ...], wanted: tuple[str, ...]) -> None:
+    """--partitions names partitions every dumped table must have: a typo fails, it does not dump nothing."""
+    for table in tables:
+        rows = db.query_text(
+            "SELECT PARTITION_NAME FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = "
+            f"{quote_string(table.schema)} AND TABLE_NAME = {quote_string(table.name)} AND PARTITION_NAME IS NOT NULL "
+            "ORDER BY PARTITION_ORDINAL_POSITION",
+            "listing partitions",
+        )
+        have = [name for (name,) in rows if name]
+        missing = [p for p in wanted if p.lower() not in {h.lower() for h in have}]
+        if missing:
+            which = f"its partitions are {', '.join(have)}" if have else "it is not partitioned"
+            raise UsageError(
+                f"--partitions: table {table.schema}.{table.name} has no partition {', '.join(missing)} ({which}); "
+                "name existing partitions or narrow the tables with -T/-f"
+            )
+
+
 def _check_named_objects_exist(table_filter: TableFilter, existing: list[str]) -> None:
     """-B and -T name objects explicitly: a typo must fail, not dump nothing (as Dumpling)."""
     missing = [d for d in table_filter.databases or () if d not in existing]
@@ -152,7 +178,12 @@ def _check_named_objects_exist(table_filter: TableFilter, existing: list[str]) -
 
 
 def load_catalog(
-    db: DB, table_filter: TableFilter, *, include_views: bool, include_sequences: bool = False
+    db: DB,
+    table_filter: TableFilter,
+    *,
+    include_views: bool,
+    include_sequences: bool = False,
+    partitions: tuple[str, ...] = (),
 ) -> Catalog:
     """Views are listed with ``include_views`` or when named in -T (Dumpling writes their schema files
     then); sequences with ``include_sequences`` (Dumpling's --no-sequences=false)."""
@@ -237,4 +268,7 @@ def load_catalog(
         names = ", ".join(f"{s}.{t}" for s, t in sorted(wanted))
         raise UsageError(f"table {names} does not exist (-T); check the name and its case")
     selected.sort(key=lambda t: (t.schema, t.name))
-    return Catalog(tuple(schemas), tuple(selected))
+    catalog = Catalog(tuple(schemas), tuple(selected))
+    if partitions:
+        check_partitions(db, catalog.base_tables, partitions)
+    return catalog

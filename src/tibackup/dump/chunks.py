@@ -68,7 +68,7 @@ def int_range(col: str, lo: int | None, hi: int | None) -> str:
 def estimate_rows(db: DB, table: Table, column: Column | None, where: str) -> int:
     """Dumpling's ``estimateCount``: the optimizer's row estimate for the dump's query (0 if none)."""
     col = quote_ident(column.name) if column else "*"
-    source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    source = table.source
     try:
         rows = db.query(
             f"EXPLAIN SELECT {col} FROM {source}{' WHERE ' + where if where else ''}",
@@ -110,7 +110,7 @@ def _plan_integer(
     db: DB, table: Table, field: Column, where: str, chunk_rows: int, count: int, bulk: bool
 ) -> list[Chunk]:
     col = quote_ident(field.name)
-    source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    source = table.source
     row = db.query(f"SELECT MIN({col}), MAX({col}) FROM {source}{' WHERE ' + where if where else ''}")[0]
     if row[0] is None or row[1] is None:
         return [Chunk(table, 0, where, (where,) if bulk else ())]
@@ -177,7 +177,7 @@ def walk_boundaries(db: DB, table: Table, where: str, steps: Iterator[int]) -> l
     """Keys in key order, each the next step's number of rows after the one before (the first that many
     rows from the start): one ordered pass over the key index."""
     cols = ", ".join(quote_ident(c.name) for c in table.key)
-    source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    source = table.source
     bounds: list[Row] = []
     for step in steps:
         after = tuple_compare(table.key, bounds[-1], ">=") if bounds else ""
@@ -216,7 +216,7 @@ def _plan_walked(db: DB, table: Table, where: str, chunk_rows: int, bulk: bool) 
 def _plan_regions(db: DB, table: Table, where: str) -> list[Chunk]:
     """TiDB: one chunk per region, read as a stream; a table without a primary key splits on _tidb_rowid."""
     key = table.key or (Column(tidb.ROW_ID, "bigint", "bigint", False),)
-    starts = tidb.region_start_keys(db, table.schema, table.name, [c.name for c in key])
+    starts = tidb.region_start_keys(db, table.schema, table.name, [c.name for c in key], table.partition)
     edges: list[Row | None] = [None, *starts[1:], None]  # the first region starts the table: open below
     return [
         Chunk(table, i, _and(_range_between(key, lo, hi), where), ())

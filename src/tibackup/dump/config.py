@@ -91,6 +91,7 @@ class DumpConfig:
     no_views: bool = True  # -W (Dumpling dumps no views unless told --no-views=false)
     no_sequences: bool = True  # --no-sequences (likewise for sequences)
     sql: str = ""  # --sql: dump this query's result (result.*.csv) instead of tables and schemas
+    partitions: tuple[str, ...] = ()  # --partitions: dump only these partitions of each table
     complete_insert: bool = False
     escape_backslash: bool = True
     where: str = ""

@@ -8,6 +8,7 @@ written, and it is written last, only after every file was committed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import queue
@@ -112,8 +113,9 @@ def run_dump(
         started = datetime.now()
         table_filter = config.table_filter or default_filter()
         catalog = load_catalog(
-            main, table_filter, include_views=not config.no_views, include_sequences=not config.no_sequences
-        )
+            main, table_filter, include_views=not config.no_views, include_sequences=not config.no_sequences,
+            partitions=config.partitions,
+        )  # fmt: skip
         what = "the result of --sql" if config.sql else (
             f"{len(catalog.base_tables)} tables and {len(catalog.views)} views from {len(catalog.schemas)} databases"
         )  # fmt: skip
@@ -263,11 +265,15 @@ def dump_tables(
         progress.file_done()
 
     def plan(table: Table, db: DB) -> None:
-        planned = plan_chunks(
-            db, table, where=config.where, chunk_rows=config.rows, bulk=mode == "bulk", on_tidb=on_tidb
-        )
-        for chunk in planned:
-            pool.add(functools.partial(read, chunk))
+        offset = 0  # --partitions: each partition planned alone, numbered on from the one before
+        for part in config.partitions or ("",):
+            planned = plan_chunks(
+                db, dataclasses.replace(table, partition=part), where=config.where, chunk_rows=config.rows,
+                bulk=mode == "bulk", on_tidb=on_tidb,
+            )  # fmt: skip
+            for chunk in planned:
+                pool.add(functools.partial(read, dataclasses.replace(chunk, index=chunk.index + offset)))
+            offset += len(planned)
 
     def read(chunk: Chunk, db: DB) -> None:
         dump_chunk(
@@ -317,7 +323,7 @@ def dump_chunk(
     table = chunk.table
     columns = table.selected_columns
     row_expr = fmt.row_expr(columns)
-    source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    source = table.source
     if chunk.query:
         source = f"({chunk.query}) AS tibackup_sql"
     column_list = ""

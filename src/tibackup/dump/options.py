@@ -205,6 +205,7 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
 def _add_dumpling_extras(what: argparse._ArgumentGroup, run: argparse._ArgumentGroup) -> None:
     """Dumpling's flags added for issue 11 (kept in one block)."""
     run.add_argument("-V", "--version", action="store_true", help="print the version and exit")
+    what.add_argument("--partitions", default="", help="dump only these partitions (comma list), e.g. p0,p2")
     what.add_argument(
         "-S",
         "--sql",
@@ -222,6 +223,8 @@ QUERY_FILE_TEMPLATE = "result.{{.Index}}"  # Dumpling's DefaultAnonymousOutputFi
 
 def _filetype(ns: Any) -> FileType:
     """Dumpling's adjustFileFormat and validateSpecifiedSQL, with its messages."""
+    if ns.sql and ns.partitions:
+        raise UsageError("can't specify both --sql and --partitions at the same time")
     if ns.sql and ns.where:
         raise UsageError(
             "can't specify both --sql and --where at the same time. Please try to combine them into --sql"
@@ -348,6 +351,7 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         case_sensitive=ns.case_sensitive,
         filename_template=ns.output_filename_template or (QUERY_FILE_TEMPLATE if ns.sql else ""),
         sql=ns.sql,
+        partitions=tuple(_split_list([ns.partitions])),
         tidb_mem_quota_query=parse_size(ns.tidb_mem_quota_query, "--tidb-mem-quota-query"),
         dump_empty_database=ns.dump_empty_database,
         read_mode=ns.read_mode,
