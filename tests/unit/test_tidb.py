@@ -109,6 +109,19 @@ def test_regions_become_chunks_with_open_ends() -> None:
     assert "SELECT `id` FROM `shop`.`orders` TABLESAMPLE REGIONS() ORDER BY `id`" in db.statements
 
 
+def test_a_partition_samples_only_its_own_regions() -> None:
+    """--partitions on TiDB: TABLESAMPLE REGIONS() of that partition only (Dumpling #67618)."""
+    import dataclasses
+
+    db = TiDBStandIn(regions=[(b"1",), (b"50",)])
+    key = (Column("id", "bigint", "bigint", False),)
+    table = dataclasses.replace(_table(key), partition="p1")
+    chunks = plan_chunks(db, table, where="", chunk_rows=10, bulk=False, on_tidb=True)  # type: ignore[arg-type]
+    assert len(chunks) == 2
+    assert "SELECT `id` FROM `shop`.`orders` PARTITION (`p1`) TABLESAMPLE REGIONS() ORDER BY `id`" in db.statements
+    assert table.source == "`shop`.`orders` PARTITION (`p1`)"
+
+
 def test_table_without_primary_key_splits_on_tidb_rowid() -> None:
     db = TiDBStandIn(regions=[(b"1",), (b"700",)])
     chunks = plan_chunks(db, _table(()), where="v > 1", chunk_rows=10, bulk=False, on_tidb=True)  # type: ignore[arg-type]
