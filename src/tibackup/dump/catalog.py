@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
+from tibackup.dump.columnfilter import ColumnFilter
 from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import UsageError
@@ -78,6 +79,7 @@ class Table:
     chunk_field: Column | None = None  # the integer column -r splits on, picked as Dumpling picks it
     is_sequence: bool = False  # MariaDB/TiDB sequences: a schema file, no data (--no-sequences=false)
     partition: str = ""  # --partitions: read only this partition of the table
+    kept: tuple[str, ...] | None = None  # --column-filter: the columns dumped (None: every one)
 
     @property
     def source(self) -> str:
@@ -87,8 +89,11 @@ class Table:
 
     @property
     def selected_columns(self) -> tuple[Column, ...]:
-        """Generated columns are computed on load, so they are never dumped (as Dumpling)."""
-        return tuple(c for c in self.columns if not c.generated)
+        """Generated columns are computed on load, so they are never dumped (as Dumpling); with
+        --column-filter, only the columns it keeps."""
+        return tuple(
+            c for c in self.columns if not c.generated and (self.kept is None or c.name in self.kept)
+        )
 
     @property
     def has_generated(self) -> bool:
@@ -184,6 +189,7 @@ def load_catalog(
     include_views: bool,
     include_sequences: bool = False,
     partitions: tuple[str, ...] = (),
+    column_filter: ColumnFilter | None = None,
 ) -> Catalog:
     """Views are listed with ``include_views`` or when named in -T (Dumpling writes their schema files
     then); sequences with ``include_sequences`` (Dumpling's --no-sequences=false)."""
@@ -262,6 +268,9 @@ def load_catalog(
                 chunk_field=None
                 if is_view or is_sequence
                 else _pick_chunk_field(indexes.get((schema, name), {}), cols),
+                kept=None
+                if column_filter is None or is_view or is_sequence
+                else column_filter.kept(schema, name, [c.name for c in cols.values() if not c.generated]),
             )
         )
     if wanted:

@@ -114,7 +114,7 @@ def run_dump(
         table_filter = config.table_filter or default_filter()
         catalog = load_catalog(
             main, table_filter, include_views=not config.no_views, include_sequences=not config.no_sequences,
-            partitions=config.partitions,
+            partitions=config.partitions, column_filter=config.column_filter,
         )  # fmt: skip
         what = "the result of --sql" if config.sql else (
             f"{len(catalog.base_tables)} tables and {len(catalog.views)} views from {len(catalog.schemas)} databases"
@@ -327,7 +327,7 @@ def dump_chunk(
     if chunk.query:
         source = f"({chunk.query}) AS tibackup_sql"
     column_list = ""
-    if config.complete_insert or table.has_generated:
+    if config.complete_insert or table.has_generated or table.kept is not None:
         column_list = " (" + ",".join(quote_ident(c.name) for c in columns) + ")"
     prefix = f"INSERT INTO {quote_ident(table.name)}{column_list} VALUES\n".encode()
     header = b"" if config.csv.no_header or config.filetype is FileType.SQL else fmt.csv_header(columns)

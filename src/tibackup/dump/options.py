@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
+from tibackup.dump.columnfilter import parse_column_filters
 from tibackup.dump.config import (
     Compression,
     Connection,
@@ -207,6 +208,11 @@ def _add_dumpling_extras(what: argparse._ArgumentGroup, run: argparse._ArgumentG
     run.add_argument("-V", "--version", action="store_true", help="print the version and exit")
     what.add_argument("--partitions", default="", help="dump only these partitions (comma list), e.g. p0,p2")
     what.add_argument(
+        "--column-filter", action="append", default=[],
+        help="dump only chosen columns: '{ matcher = [\"db.t\"], columns = [\"*\", \"!secret\"] }' (repeatable)",
+    )  # fmt: skip
+    what.add_argument("--column-filter-file", default="", help="a TOML file of [[filters]] with matcher and columns")
+    what.add_argument(
         "-S",
         "--sql",
         default="",
@@ -352,6 +358,9 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         filename_template=ns.output_filename_template or (QUERY_FILE_TEMPLATE if ns.sql else ""),
         sql=ns.sql,
         partitions=tuple(_split_list([ns.partitions])),
+        column_filter=parse_column_filters(
+            ns.column_filter, ns.column_filter_file, case_sensitive=ns.case_sensitive, sql=ns.sql
+        ),
         tidb_mem_quota_query=parse_size(ns.tidb_mem_quota_query, "--tidb-mem-quota-query"),
         dump_empty_database=ns.dump_empty_database,
         read_mode=ns.read_mode,

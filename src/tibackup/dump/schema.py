@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tibackup.dump import tidb
 from tibackup.dump.catalog import Table
+from tibackup.dump.columnfilter import project_create_table
 from tibackup.dump.config import Compression
 from tibackup.dump.conn import DB, quote_ident
 from tibackup.dump.naming import (
@@ -38,7 +39,12 @@ def table_schema(db: DB, table: Table) -> bytes:
         f"SHOW CREATE TABLE {quote_ident(table.schema)}.{quote_ident(table.name)}",
         f"reading the schema of {table.schema}.{table.name}",
     )
-    return SCHEMA_HEADER + _text(rows[0][1]) + b";\n"
+    create = _text(rows[0][1])
+    if table.kept is not None:  # --column-filter: the table as its data files hold it
+        create = project_create_table(create.decode("utf-8", "surrogateescape"), table.kept).encode(
+            "utf-8", "surrogateescape"
+        )
+    return SCHEMA_HEADER + create + b";\n"
 
 
 def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
