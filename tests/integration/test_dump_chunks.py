@@ -212,3 +212,23 @@ def test_nullable_unique_key_keeps_null_rows_in_the_first_chunk(
         assert b"(NULL," in files["000000000"]
         assert sum(len(re.findall(rb"^\(", b, re.M)) for b in files.values()) == 100
         assert all(b"(NULL," not in b for i, b in files.items() if i != "000000000")
+
+
+def test_bulk_batches_inside_a_walked_chunk_keep_it_exactly_r_rows(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
+) -> None:
+    """Wide rows: a chunk of -r rows is read in several GROUP_CONCAT batches (64 rows each at most here),
+    and the batches still add up to exactly -r rows per chunk."""
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.w (k VARCHAR(10) PRIMARY KEY, body LONGTEXT)")
+    mariadb.execute(
+        f"INSERT INTO `{fresh_db}`.w SELECT LPAD(seq, 4, '0'), REPEAT('x', 60000) FROM `{fresh_db}`.seq_1_to_400"
+    )
+    mariadb.execute(f"ANALYZE TABLE `{fresh_db}`.w")
+    for mode in ("bulk", "client"):
+        out = tmp_path / mode
+        dump(mariadb, out, "-B", fresh_db, "-r", "150", "--read-mode", mode)
+        files = _data(out, "w")
+        assert [len(_keys(b)) for b in files.values()] == [150, 150, 100], mode
+        keys = [k for b in files.values() for k in _keys(b)]
+        assert keys == [f"{k:04d}" for k in range(1, 401)]
+    assert _data(tmp_path / "bulk", "w") == _data(tmp_path / "client", "w")
