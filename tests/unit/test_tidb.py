@@ -46,6 +46,8 @@ class TiDBStandIn:
             return [("tidb-binlog", self.tso, "", "", "")]
         if sql.startswith("SELECT VARIABLE_VALUE FROM mysql.tidb"):
             return [(self.gc,)]
+        if sql.startswith("SHOW TABLE ") and sql.endswith(" NEXT_ROW_ID"):  # columns as TiDB's docs give
+            return [("db", "s", "_tidb_rowid", "1", "_TIDB_ROWID"), ("db", "s", "", "2001", "SEQUENCE")]
         raise AssertionError(f"the stand-in does not know {sql!r}")
 
 
@@ -107,6 +109,19 @@ def test_regions_become_chunks_with_open_ends() -> None:
     assert "SELECT `id` FROM `shop`.`orders` TABLESAMPLE REGIONS() ORDER BY `id`" in db.statements
 
 
+def test_a_partition_samples_only_its_own_regions() -> None:
+    """--partitions on TiDB: TABLESAMPLE REGIONS() of that partition only (Dumpling #67618)."""
+    import dataclasses
+
+    db = TiDBStandIn(regions=[(b"1",), (b"50",)])
+    key = (Column("id", "bigint", "bigint", False),)
+    table = dataclasses.replace(_table(key), partition="p1")
+    chunks = plan_chunks(db, table, where="", chunk_rows=10, bulk=False, on_tidb=True)  # type: ignore[arg-type]
+    assert len(chunks) == 2
+    assert "SELECT `id` FROM `shop`.`orders` PARTITION (`p1`) TABLESAMPLE REGIONS() ORDER BY `id`" in db.statements
+    assert table.source == "`shop`.`orders` PARTITION (`p1`)"
+
+
 def test_table_without_primary_key_splits_on_tidb_rowid() -> None:
     db = TiDBStandIn(regions=[(b"1",), (b"700",)])
     chunks = plan_chunks(db, _table(()), where="v > 1", chunk_rows=10, bulk=False, on_tidb=True)  # type: ignore[arg-type]
@@ -124,3 +139,9 @@ def test_gc_life_time_read_and_written_in_mysql_tidb() -> None:
     assert tidb.parse_go_duration("1h30m15.5s") == 5415.5
     with pytest.raises(ValueError):
         tidb.parse_go_duration("ten minutes")
+
+
+def test_sequence_next_value_reads_the_sequence_row_of_next_row_id() -> None:
+    session = TiDBStandIn()
+    assert tidb.sequence_next_value(session, "db", "s") == 2001
+    assert session.statements[-1] == "SHOW TABLE `db`.`s` NEXT_ROW_ID"

@@ -7,10 +7,13 @@ import logging
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 
+from tibackup.dump.about import long_version, welcome_line
 from tibackup.dump.dumper import run_dump
 from tibackup.dump.options import build_parser, config_from_namespace
 from tibackup.dump.progress import Progress, ProgressPrinter
+from tibackup.errors import TibackupError, UsageError
 from tibackup.storage import open_storage
 from tibackup.units import human_duration, human_size
 
@@ -19,10 +22,39 @@ log = logging.getLogger("tibackup.dump")
 
 def run(args: list[str]) -> None:
     """``tibackup dump ARGS``: Dumpling's flags (argparse; ``--help`` prints them and exits)."""
+    ns = build_parser().parse_args(args)
+    if ns.version:
+        sys.stdout.write(long_version())
+        return
+    _start_log(ns.loglevel, ns.logfile)
+    log.info("%s", welcome_line())
+    try:
+        _dump(ns)
+    except TibackupError as exc:  # the log gets the line the console gets (Dumpling: "dump failed: …")
+        log.error("dump failed: %s", exc.message)
+        raise
+    except KeyboardInterrupt:
+        log.error("dump failed: interrupted; it is incomplete (no metadata file was written)")
+        raise
+    except Exception as exc:
+        log.error("dump failed: internal error: %s: %s", type(exc).__name__, exc)
+        raise
+
+
+def _start_log(level: str, logfile: str) -> None:
+    """As Dumpling: the log goes to standard output, or only to ``-L FILE`` (its folder made if need be)."""
     from tibackup.cli.main import setup_logging
 
-    ns = build_parser().parse_args(args)
-    setup_logging(ns.loglevel, ns.logfile)
+    if logfile:
+        try:
+            Path(logfile).parent.mkdir(parents=True, exist_ok=True)
+            Path(logfile).open("a").close()
+        except OSError as exc:
+            raise UsageError(f"-L {logfile}: cannot write the log file: {exc.strerror or exc}") from None
+    setup_logging(level, logfile, console="" if logfile else "stdout")
+
+
+def _dump(ns: object) -> None:
     default_output = "./export-" + datetime.now().strftime("%Y-%m-%dT%H%M%S")
     config = config_from_namespace(ns, os.environ, default_output=default_output)
     storage = open_storage(config.output, config.s3)  # an S3 client loads botocore's models here

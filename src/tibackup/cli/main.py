@@ -23,9 +23,12 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def setup_logging(level: str = "info", logfile: str = "") -> None:
+def setup_logging(level: str = "info", logfile: str = "", *, console: str = "stderr") -> None:
+    """Log to ``console`` ("stderr", "stdout" or "" for none) and to ``logfile`` when given."""
     levels = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = []
+    if console:
+        handlers.append(logging.StreamHandler(sys.stdout if console == "stdout" else sys.stderr))
     if logfile:
         handlers.append(logging.FileHandler(logfile))
     logging.basicConfig(

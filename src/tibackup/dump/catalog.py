@@ -6,7 +6,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tibackup.dump.conn import DB, quote_string
+from tibackup.dump.columnfilter import ColumnFilter
+from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import UsageError
 
@@ -75,11 +76,24 @@ class Table:
     key: tuple[Column, ...]  # primary key, else a unique NOT NULL key; () when there is none
     est_rows: int
     avg_row_length: int
+    chunk_field: Column | None = None  # the integer column -r splits on, picked as Dumpling picks it
+    is_sequence: bool = False  # MariaDB/TiDB sequences: a schema file, no data (--no-sequences=false)
+    partition: str = ""  # --partitions: read only this partition of the table
+    kept: tuple[str, ...] | None = None  # --column-filter: the columns dumped (None: every one)
+
+    @property
+    def source(self) -> str:
+        """What its rows are selected from: ``db``.``t`` [PARTITION (``p``)]."""
+        name = f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+        return f"{name} PARTITION ({quote_ident(self.partition)})" if self.partition else name
 
     @property
     def selected_columns(self) -> tuple[Column, ...]:
-        """Generated columns are computed on load, so they are never dumped (as Dumpling)."""
-        return tuple(c for c in self.columns if not c.generated)
+        """Generated columns are computed on load, so they are never dumped (as Dumpling); with
+        --column-filter, only the columns it keeps."""
+        return tuple(
+            c for c in self.columns if not c.generated and (self.kept is None or c.name in self.kept)
+        )
 
     @property
     def has_generated(self) -> bool:
@@ -93,7 +107,7 @@ class Catalog:
 
     @property
     def base_tables(self) -> tuple[Table, ...]:
-        return tuple(t for t in self.tables if not t.is_view)
+        return tuple(t for t in self.tables if not t.is_view and not t.is_sequence)
 
     @property
     def views(self) -> tuple[Table, ...]:
@@ -105,21 +119,60 @@ def _in_list(names: list[str]) -> str:
 
 
 def _pick_key(
-    indexes: dict[str, list[tuple[str, bool, bool]]], columns: dict[str, Column]
+    indexes: dict[str, list[tuple[str, bool, bool, int]]], columns: dict[str, Column]
 ) -> tuple[Column, ...]:
     """The primary key, else the unique index with all columns NOT NULL and the fewest columns."""
     if "PRIMARY" in indexes:
-        return tuple(columns[name] for name, _, _ in indexes["PRIMARY"] if name in columns)
+        return tuple(columns[name] for name, *_ in indexes["PRIMARY"] if name in columns)
     candidates = [
         cols
         for cols in indexes.values()
-        if all(unique and not nullable for _, unique, nullable in cols)
-        and all(n in columns for n, _, _ in cols)
+        if all(unique and not nullable for _, unique, nullable, _ in cols)
+        and all(n in columns for n, *_ in cols)
     ]
     if not candidates:
         return ()
     best = min(candidates, key=len)
-    return tuple(columns[name] for name, _, _ in best)
+    return tuple(columns[name] for name, *_ in best)
+
+
+def _pick_chunk_field(
+    indexes: dict[str, list[tuple[str, bool, bool, int]]], columns: dict[str, Column]
+) -> Column | None:
+    """Dumpling's ``getNumericIndex``: the first column of the primary key if it is an integer, else of
+    the unique key with the fewest columns, else of the index with the highest cardinality (each only
+    when that column is an integer)."""
+
+    def first_integer(cols: list[tuple[str, bool, bool, int]]) -> Column | None:
+        column = columns.get(cols[0][0]) if cols else None
+        return column if column is not None and column.is_integer else None
+
+    if first_integer(indexes.get("PRIMARY", [])):
+        return first_integer(indexes["PRIMARY"])
+    unique = [cols for cols in indexes.values() if cols and cols[0][1] and first_integer(cols)]
+    if unique:
+        return first_integer(min(unique, key=len))
+    others = [cols for cols in indexes.values() if first_integer(cols)]
+    return first_integer(max(others, key=lambda cols: cols[0][3])) if others else None
+
+
+def check_partitions(db: DB, tables: tuple[Table, ...], wanted: tuple[str, ...]) -> None:
+    """--partitions names partitions every dumped table must have: a typo fails, it does not dump nothing."""
+    for table in tables:
+        rows = db.query_text(
+            "SELECT PARTITION_NAME FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = "
+            f"{quote_string(table.schema)} AND TABLE_NAME = {quote_string(table.name)} AND PARTITION_NAME IS NOT NULL "
+            "ORDER BY PARTITION_ORDINAL_POSITION",
+            "listing partitions",
+        )
+        have = [name for (name,) in rows if name]
+        missing = [p for p in wanted if p.lower() not in {h.lower() for h in have}]
+        if missing:
+            which = f"its partitions are {', '.join(have)}" if have else "it is not partitioned"
+            raise UsageError(
+                f"--partitions: table {table.schema}.{table.name} has no partition {', '.join(missing)} ({which}); "
+                "name existing partitions or narrow the tables with -T/-f"
+            )
 
 
 def _check_named_objects_exist(table_filter: TableFilter, existing: list[str]) -> None:
@@ -129,7 +182,17 @@ def _check_named_objects_exist(table_filter: TableFilter, existing: list[str]) -
         raise UsageError(f"database {', '.join(missing)} does not exist (-B); check the name and its case")
 
 
-def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> Catalog:
+def load_catalog(
+    db: DB,
+    table_filter: TableFilter,
+    *,
+    include_views: bool,
+    include_sequences: bool = False,
+    partitions: tuple[str, ...] = (),
+    column_filter: ColumnFilter | None = None,
+) -> Catalog:
+    """Views are listed with ``include_views`` or when named in -T (Dumpling writes their schema files
+    then); sequences with ``include_sequences`` (Dumpling's --no-sequences=false)."""
     schema_rows = db.query_text("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA", "listing databases")
     existing = [name for (name,) in schema_rows if name is not None]
     _check_named_objects_exist(table_filter, existing)
@@ -150,7 +213,7 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
         "listing columns",
     )
     index_raw = db.query_text(
-        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, NULLABLE "
+        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, NULLABLE, CARDINALITY "
         f"FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({in_schemas}) "
         "ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
         "listing keys",
@@ -167,21 +230,26 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
             charset=charset,
             nullable=(is_nullable or "YES") == "YES",
         )
-    indexes: dict[tuple[str, str], dict[str, list[tuple[str, bool, bool]]]] = defaultdict(
+    indexes: dict[tuple[str, str], dict[str, list[tuple[str, bool, bool, int]]]] = defaultdict(
         lambda: defaultdict(list)
     )
-    for schema, table, index, non_unique, column, nullable in index_raw:
+    for schema, table, index, non_unique, column, nullable, cardinality in index_raw:
         assert schema is not None and table is not None and index is not None and column is not None
-        indexes[(schema, table)][index].append((column, non_unique == "0", (nullable or "") == "YES"))
+        indexes[(schema, table)][index].append(
+            (column, non_unique == "0", (nullable or "") == "YES", int(cardinality or 0))
+        )
 
     wanted = set(table_filter.tables or ())
     selected: list[Table] = []
     for schema, name, table_type, rows, avg in tables_raw:
         assert schema is not None and name is not None
-        is_view = (table_type or "").upper() == "VIEW"
-        if (table_type or "").upper() not in ("BASE TABLE", "VIEW", "SYSTEM VERSIONED"):
-            continue  # sequences, temporary tables: not part of a Dumpling dump
-        if is_view and not include_views:
+        kind = (table_type or "").upper()
+        is_view, is_sequence = kind == "VIEW", kind == "SEQUENCE"
+        if kind not in ("BASE TABLE", "VIEW", "SYSTEM VERSIONED", "SEQUENCE"):
+            continue  # temporary tables: not part of a Dumpling dump
+        if (is_view and not include_views and (schema, name) not in wanted) or (
+            is_sequence and not include_sequences
+        ):
             continue
         if not table_filter.match_table(schema, name):
             continue
@@ -192,14 +260,24 @@ def load_catalog(db: DB, table_filter: TableFilter, *, include_views: bool) -> C
                 schema=schema,
                 name=name,
                 is_view=is_view,
+                is_sequence=is_sequence,
                 columns=tuple(cols.values()),
-                key=() if is_view else _pick_key(indexes.get((schema, name), {}), cols),
+                key=() if is_view or is_sequence else _pick_key(indexes.get((schema, name), {}), cols),
                 est_rows=int(rows or 0),
                 avg_row_length=int(avg or 0),
+                chunk_field=None
+                if is_view or is_sequence
+                else _pick_chunk_field(indexes.get((schema, name), {}), cols),
+                kept=None
+                if column_filter is None or is_view or is_sequence
+                else column_filter.kept(schema, name, [c.name for c in cols.values() if not c.generated]),
             )
         )
     if wanted:
         names = ", ".join(f"{s}.{t}" for s, t in sorted(wanted))
         raise UsageError(f"table {names} does not exist (-T); check the name and its case")
     selected.sort(key=lambda t: (t.schema, t.name))
-    return Catalog(tuple(schemas), tuple(selected))
+    catalog = Catalog(tuple(schemas), tuple(selected))
+    if partitions:
+        check_partitions(db, catalog.base_tables, partitions)
+    return catalog

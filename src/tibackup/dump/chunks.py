@@ -1,26 +1,33 @@
 """Plan chunks (files, units of parallel work) and batches (one query each) for a table.
 
-A chunk is what Dumpling's ``-r`` makes: a key range written to its own file(s). Inside a chunk, rows
-are read in batches small enough for the server to render into one string (the bulk path), so memory
-stays bounded whatever the table size. The first range has no lower bound and the last none upper
-bound, so rows outside the planned MIN..MAX (a stale estimate, a row written since) are never lost.
+A chunk is what Dumpling's ``-r`` makes: a key range written to its own file(s), numbered as Dumpling
+numbers them. Inside a chunk, rows are read in batches small enough for the server to render into one
+string (the bulk path), so memory stays bounded whatever the table size. The first range has no lower
+bound and the last none upper bound, so rows outside the planned MIN..MAX (a stale estimate, a row
+written since) are never lost.
 
-Keys: a single integer key is split arithmetically from MIN/MAX and the row estimate, as Dumpling
-does; on TiDB a table splits along its regions (TABLESAMPLE REGIONS()). Beyond Dumpling, composite and string keys are split too, by walking the key index in steps
-(``LIMIT 1 OFFSET n``) — one ordered pass over the index, no table scan. Tables without a usable key
-are one chunk, read as a stream, and so is a table whose row estimate is well below ``-r``.
+Dumpling's rule, followed exactly (``concurrentDumpTable``): the column is the first column of the
+primary key if it is an integer, else of the unique key with the fewest columns, else of the index with
+the highest cardinality (``chunk_field``). ``count`` is the optimizer's estimate (``EXPLAIN SELECT col``,
+with ``--where``); below ``-r`` the table is one chunk. Otherwise ``[MIN, MAX]`` splits into steps of
+``(MAX - MIN) // (count // rows) + 1`` key values, one chunk each, the first also taking NULL keys.
+On TiDB a table splits along its regions (TABLESAMPLE REGIONS()). Without an integer column, string
+and composite keys are split too (as Dumpling's newest release does) by walking the key index
+(``LIMIT 1 OFFSET n``): every chunk exactly ``-r`` rows, the last the rest. Tables without a usable key
+are one chunk, read as a stream.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from tibackup.dump import tidb
 from tibackup.dump.catalog import Column, Kind, Table
 from tibackup.dump.conn import DB, Row, quote_ident
 from tibackup.dump.render import sql_literal
+from tibackup.errors import DatabaseError
 
 BATCH_TARGET_BYTES = 4 << 20  # rendered bytes per bulk query; far below the server's max_allowed_packet
 MIN_BATCH_ROWS, MAX_BATCH_ROWS = 64, 100_000
@@ -33,6 +40,7 @@ class Chunk:
     index: int
     where: str  # the chunk's whole range ('' = every row)
     batches: tuple[str, ...]  # conditions of the bulk queries; () = read the chunk as one stream
+    query: str = ""  # --sql: the query whose result this chunk is (its table has no name)
 
 
 def batch_rows_for(table: Table) -> int:
@@ -57,34 +65,79 @@ def int_range(col: str, lo: int | None, hi: int | None) -> str:
     return f"{col} >= {lo} AND {col} < {hi}"
 
 
-def _plan_integer(db: DB, table: Table, where: str, chunk_rows: int, bulk: bool) -> list[Chunk]:
-    key = table.key[0]
-    col = quote_ident(key.name)
-    source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+def estimate_rows(db: DB, table: Table, column: Column | None, where: str) -> int:
+    """Dumpling's ``estimateCount``: the optimizer's row estimate for the dump's query (0 if none)."""
+    col = quote_ident(column.name) if column else "*"
+    source = table.source
+    try:
+        rows = db.query(
+            f"EXPLAIN SELECT {col} FROM {source}{' WHERE ' + where if where else ''}",
+            f"estimating the rows of {table.schema}.{table.name}",
+        )
+    except DatabaseError:
+        return 0
+    # The estimate's column by the layout of each server's EXPLAIN (its names come back in the session's
+    # binary charset): MariaDB and MySQL 5.6 `rows` (10 columns), MySQL 5.7+ `rows` (12), TiDB `estRows`
+    # (5) or `count` (4). Like Dumpling, the last row's (TiDB's leaf scan).
+    field = {10: 8, 12: 9, 5: 1, 4: 1}.get(len(rows[-1])) if rows else None
+    if field is None:
+        return 0
+    try:
+        return int(float((rows[-1][field] or b"0").decode()))
+    except ValueError:
+        return 0
+
+
+def _with_nulls(col: str, condition: str) -> str:
+    return f"{col} IS NULL OR {condition}" if condition else ""
+
+
+def _int_batches(
+    col: str, bounds: tuple[int | None, int | None], start: int, end: int, step: int, nulls: bool, where: str
+) -> tuple[str, ...]:
+    """Batches [start, end) of one chunk, ``step`` key values each; the outer ones keep the chunk's bounds."""
+    starts = list(range(start, end, step)) or [start]
+    batches: list[str] = []
+    for j, b in enumerate(starts):
+        b_lo = bounds[0] if j == 0 else b
+        b_hi = bounds[1] if j == len(starts) - 1 else starts[j + 1]
+        condition = int_range(col, b_lo, b_hi)
+        batches.append(_and(_with_nulls(col, condition) if nulls and j == 0 else condition, where))
+    return tuple(batches)
+
+
+def _plan_integer(
+    db: DB, table: Table, field: Column, where: str, chunk_rows: int, count: int, bulk: bool
+) -> list[Chunk]:
+    col = quote_ident(field.name)
+    source = table.source
     row = db.query(f"SELECT MIN({col}), MAX({col}) FROM {source}{' WHERE ' + where if where else ''}")[0]
     if row[0] is None or row[1] is None:
         return [Chunk(table, 0, where, (where,) if bulk else ())]
     lo, hi = int(row[0]), int(row[1])
     span = hi - lo + 1
-    density = min(1.0, max(table.est_rows, 1) / span)  # rows per key value
-    batch_step = max(1, int(batch_rows_for(table) / density))
-    if span / batch_step > MAX_BATCHES_PER_TABLE:
-        batch_step = span // MAX_BATCHES_PER_TABLE + 1
-    chunk_step = max(batch_step, int(chunk_rows / density)) if chunk_rows else span
-    # Chunk boundaries: lo, lo+step, …; the first chunk open below, the last open above.
+    # Dumpling: count // rows chunks of (MAX - MIN) // chunks + 1 key values each.
+    chunk_step = (hi - lo) // max(1, count // chunk_rows) + 1 if chunk_rows else span
+    batch_step = 0
+    if bulk and table.key and table.key[0] == field:  # batches of key ranges keep the key's order
+        density = min(1.0, max(table.est_rows, 1) / span)  # rows per key value
+        batch_step = max(1, int(batch_rows_for(table) / density))
+        if span / batch_step > MAX_BATCHES_PER_TABLE:
+            batch_step = span // MAX_BATCHES_PER_TABLE + 1
     starts = list(range(lo, hi + 1, chunk_step))
     chunks: list[Chunk] = []
     for i, start in enumerate(starts):
         c_lo = None if i == 0 else start
         c_hi = None if i == len(starts) - 1 else starts[i + 1]
-        batches: list[str] = []
-        if bulk:
-            b_starts = list(range(start, (c_hi if c_hi is not None else hi + 1), batch_step))
-            for j, b in enumerate(b_starts):
-                b_lo = c_lo if j == 0 else b
-                b_hi = c_hi if j == len(b_starts) - 1 else b_starts[j + 1]
-                batches.append(_and(int_range(col, b_lo, b_hi), where))
-        chunks.append(Chunk(table, i, _and(int_range(col, c_lo, c_hi), where), tuple(batches)))
+        nulls = i == 0 and field.nullable
+        condition = int_range(col, c_lo, c_hi)
+        batches: tuple[str, ...] = ()
+        if batch_step:
+            end = c_hi if c_hi is not None else hi + 1
+            batches = _int_batches(col, (c_lo, c_hi), start, end, batch_step, nulls, where)
+        chunks.append(
+            Chunk(table, i, _and(_with_nulls(col, condition) if nulls else condition, where), batches)
+        )
     return chunks
 
 
@@ -120,35 +173,37 @@ def _range_between(columns: Sequence[Column], lo: Row | None, hi: Row | None) ->
     return _and(lower, upper)
 
 
-def walk_boundaries(db: DB, table: Table, where: str, step: int) -> list[Row]:
-    """Every ``step``-th key in key order: one ordered pass over the key index."""
+def walk_boundaries(db: DB, table: Table, where: str, steps: Iterator[int]) -> list[Row]:
+    """Keys in key order, each the next step's number of rows after the one before (the first that many
+    rows from the start): one ordered pass over the key index."""
     cols = ", ".join(quote_ident(c.name) for c in table.key)
-    source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    source = table.source
     bounds: list[Row] = []
-    while True:
-        after = tuple_compare(table.key, bounds[-1], ">") if bounds else ""
+    for step in steps:
+        after = tuple_compare(table.key, bounds[-1], ">=") if bounds else ""
         cond = _and(after, where)
         rows = db.query(
-            f"SELECT {cols} FROM {source}{' WHERE ' + cond if cond else ''} ORDER BY {cols} LIMIT 1 OFFSET {step - 1}",
+            f"SELECT {cols} FROM {source}{' WHERE ' + cond if cond else ''} ORDER BY {cols} LIMIT 1 OFFSET {step}",
             f"splitting {table.schema}.{table.name}",
         )
         if not rows or len(bounds) >= MAX_BATCHES_PER_TABLE:
             return bounds
         bounds.append(rows[0])
+    return bounds
 
 
 def _plan_walked(db: DB, table: Table, where: str, chunk_rows: int, bulk: bool) -> list[Chunk]:
+    """Chunks of exactly ``chunk_rows`` rows (0: one chunk), each cut into batches when ``bulk``."""
     batch_rows = batch_rows_for(table)
-    if bulk:
-        step = min(batch_rows, chunk_rows) if chunk_rows else batch_rows
+    if chunk_rows:
+        per_chunk = -(-chunk_rows // batch_rows) if bulk else 1
+        sizes = [chunk_rows // per_chunk + (1 if i < chunk_rows % per_chunk else 0) for i in range(per_chunk)]
     else:
-        step = max(chunk_rows, 1)
-    bounds = walk_boundaries(db, table, where, step)
-    per_chunk = max(1, round(chunk_rows / step)) if chunk_rows and bulk else 1
-    if not chunk_rows:
-        per_chunk = len(bounds) + 1
+        per_chunk, sizes = 0, [batch_rows]
+    bounds = walk_boundaries(db, table, where, itertools.cycle(sizes))
     edges: list[Row | None] = [None, *bounds, None]
     ranges = list(itertools.pairwise(edges))
+    per_chunk = per_chunk or len(ranges)
     chunks: list[Chunk] = []
     for i in range(0, len(ranges), per_chunk):
         group = ranges[i : i + per_chunk]
@@ -161,7 +216,7 @@ def _plan_walked(db: DB, table: Table, where: str, chunk_rows: int, bulk: bool) 
 def _plan_regions(db: DB, table: Table, where: str) -> list[Chunk]:
     """TiDB: one chunk per region, read as a stream; a table without a primary key splits on _tidb_rowid."""
     key = table.key or (Column(tidb.ROW_ID, "bigint", "bigint", False),)
-    starts = tidb.region_start_keys(db, table.schema, table.name, [c.name for c in key])
+    starts = tidb.region_start_keys(db, table.schema, table.name, [c.name for c in key], table.partition)
     edges: list[Row | None] = [None, *starts[1:], None]  # the first region starts the table: open below
     return [
         Chunk(table, i, _and(_range_between(key, lo, hi), where), ())
@@ -169,21 +224,22 @@ def _plan_regions(db: DB, table: Table, where: str) -> list[Chunk]:
     ]
 
 
-def _surely_one_chunk(table: Table, chunk_rows: int) -> bool:
-    """Like Dumpling, trust the server's row estimate when it says a table is well below ``-r``: no query
-    to split it (walking a string key reads its whole index). An estimate of 0 may be a table loaded
-    moments ago whose statistics have not caught up, so it is planned as usual."""
-    return not chunk_rows or 0 < table.est_rows < chunk_rows // 2
-
-
 def plan_chunks(
     db: DB, table: Table, *, where: str, chunk_rows: int, bulk: bool, on_tidb: bool = False
 ) -> list[Chunk]:
-    """The chunks of one table, each with its batches when the bulk path applies."""
+    """The chunks of one table (Dumpling's, for ``-r``), each with its batches when the bulk path applies."""
     if on_tidb and chunk_rows:
         return _plan_regions(db, table, where)
-    if not table.key or (not bulk and _surely_one_chunk(table, chunk_rows)):
-        return [Chunk(table, 0, where, ())]
-    if len(table.key) == 1 and table.key[0].is_integer:
-        return _plan_integer(db, table, where, chunk_rows, bulk)
-    return _plan_walked(db, table, where, chunk_rows, bulk)
+    whole = [Chunk(table, 0, where, ())]
+    if chunk_rows:
+        field = table.chunk_field
+        count = estimate_rows(db, table, field or (table.key[0] if table.key else None), where)
+        if field is not None and count >= chunk_rows:
+            return _plan_integer(db, table, field, where, chunk_rows, count, bulk)
+        if field is None and table.key and (count > chunk_rows or count == 0):
+            return _plan_walked(db, table, where, chunk_rows, bulk)
+    if not bulk or not table.key:
+        return whole  # one chunk, read as one stream
+    if table.key[0].is_integer:  # one chunk, in batches of key ranges
+        return _plan_integer(db, table, table.key[0], where, 0, 0, bulk)
+    return _plan_walked(db, table, where, 0, bulk)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from tibackup.dump.columnfilter import ColumnFilter
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.storage.options import S3Options
 
@@ -89,6 +90,10 @@ class DumpConfig:
     no_data: bool = False  # -d
     no_schemas: bool = False  # -m
     no_views: bool = True  # -W (Dumpling dumps no views unless told --no-views=false)
+    no_sequences: bool = True  # --no-sequences (likewise for sequences)
+    sql: str = ""  # --sql: dump this query's result (result.*.csv) instead of tables and schemas
+    partitions: tuple[str, ...] = ()  # --partitions: dump only these partitions of each table
+    column_filter: ColumnFilter | None = None  # --column-filter(-file): dump only the columns it keeps
     complete_insert: bool = False
     escape_backslash: bool = True
     where: str = ""

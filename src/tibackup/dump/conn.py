@@ -175,6 +175,28 @@ class DB:
         except MySQLdb.Error as exc:
             raise describe_error(exc, self.conn_info, doing or _first_words(sql)) from None
 
+    def result_columns(self, sql: str, doing: str = "") -> list[tuple[str, int]]:
+        """Names and MySQL type codes of a query's result columns. Where the server allows, without reading
+        its rows (``LIMIT 0`` over it as a derived table); otherwise (a non-SELECT, duplicate names) it
+        runs the query and discards the rows. Names are read in utf8mb4, then the session is binary again."""
+        self.execute("SET NAMES utf8mb4")
+        try:
+            try:
+                self._c.query(f"SELECT * FROM ({sql}) AS tibackup_sql LIMIT 0".encode())
+                result = self._c.store_result()
+                described = result.describe() if result is not None else ()
+            except MySQLdb.Error:
+                self._c.query(sql.encode("utf-8"))
+                result = self._c.use_result()
+                described = result.describe() if result is not None else ()
+                if result is not None:
+                    result.discard()
+            return [(str(d[0]), int(d[1])) for d in described]
+        except MySQLdb.Error as exc:
+            raise describe_error(exc, self.conn_info, doing or _first_words(sql)) from None
+        finally:
+            self.execute("SET NAMES binary")
+
     def query_text(self, sql: str, doing: str = "") -> list[tuple[str | None, ...]]:
         return [
             tuple(None if v is None else v.decode("utf-8", "replace") for v in row)

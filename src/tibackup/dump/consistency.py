@@ -66,7 +66,7 @@ class ConsistencyGuard:
                 )
                 self.mode = Consistency.LOCK
         if self.mode is Consistency.LOCK:
-            base = [t for t in tables if not t.is_view]
+            base = [t for t in tables if not t.is_view and not t.is_sequence]
             if base:
                 names = ", ".join(f"{quote_ident(t.schema)}.{quote_ident(t.name)} READ" for t in base)
                 self.main.execute(f"LOCK TABLES {names}", "LOCK TABLES … READ")

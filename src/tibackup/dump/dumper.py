@@ -8,6 +8,7 @@ written, and it is written last, only after every file was committed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import queue
@@ -32,10 +33,18 @@ from tibackup.dump.metadata import (
 )
 from tibackup.dump.naming import DataFileNamer
 from tibackup.dump.progress import Progress
+from tibackup.dump.query import query_chunk
 from tibackup.dump.render import RowFormat
 from tibackup.dump.schema import table_schema_files, write_database_schemas
 from tibackup.dump.tablefilter import default_filter
-from tibackup.dump.writer import ChunkWriter, FileRecord, Finisher, write_whole_file
+from tibackup.dump.writer import (
+    SQL_HEADER,
+    ChunkWriter,
+    FileRecord,
+    Finisher,
+    data_file_header,
+    write_whole_file,
+)
 from tibackup.errors import Interrupted
 from tibackup.storage import open_storage
 from tibackup.storage.base import Storage
@@ -103,12 +112,14 @@ def run_dump(
         mode = resolve(config.consistency, server)
         started = datetime.now()
         table_filter = config.table_filter or default_filter()
-        catalog = load_catalog(main, table_filter, include_views=not config.no_views)
-        log.info(
-            "dumping %d tables and %d views from %d databases on %s %s to %s",
-            len(catalog.base_tables), len(catalog.views), len(catalog.schemas),
-            server.type.value, server.version, storage.url,
+        catalog = load_catalog(
+            main, table_filter, include_views=not config.no_views, include_sequences=not config.no_sequences,
+            partitions=config.partitions, column_filter=config.column_filter,
         )  # fmt: skip
+        what = "the result of --sql" if config.sql else (
+            f"{len(catalog.base_tables)} tables and {len(catalog.views)} views from {len(catalog.schemas)} databases"
+        )  # fmt: skip
+        log.info("dumping %s on %s %s to %s", what, server.type.value, server.version, storage.url)
 
         # Lock, open every worker at the same point in time, note the position, unlock.
         guard = ConsistencyGuard(main, mode, server, config.snapshot)
@@ -123,16 +134,23 @@ def run_dump(
         log.info("consistency %s; position %s", guard.mode.value, position or "not recorded")
 
         files: list[FileRecord] = []
-        if not config.no_schemas:
-            files += write_database_schemas(
-                workers[0], storage, catalog.schemas, catalog.tables, config.compression,
-                dump_empty_database=config.dump_empty_database,
-            )  # fmt: skip
-        if not config.no_data:
-            progress.total_rows = sum(t.est_rows for t in catalog.base_tables)
-        files += dump_tables(
-            workers, storage, catalog, config, progress, on_tidb=server.type is ServerType.TIDB
-        )
+        header, on_tidb = data_file_header(server.type), server.type is ServerType.TIDB
+        if config.sql:  # Dumpling's dumpSQL: the query's result, no schema files
+            chunks = [query_chunk(workers[0], config.sql)]
+            files += dump_tables(
+                workers, storage, catalog, config, progress, sql_header=header, chunks=chunks
+            )
+        else:
+            if not config.no_schemas:
+                files += write_database_schemas(
+                    workers[0], storage, catalog.schemas, catalog.tables, config.compression,
+                    dump_empty_database=config.dump_empty_database,
+                )  # fmt: skip
+            if not config.no_data:
+                progress.total_rows = sum(t.est_rows for t in catalog.base_tables)
+            files += dump_tables(
+                workers, storage, catalog, config, progress, on_tidb=on_tidb, sql_header=header
+            )
         guard.release()
 
         finished = datetime.now()
@@ -226,9 +244,11 @@ def dump_tables(
     progress: Progress,
     *,
     on_tidb: bool = False,
+    sql_header: bytes = SQL_HEADER,
+    chunks: list[Chunk] | None = None,
 ) -> list[FileRecord]:
     """Every table's data (biggest first) and then every table's and view's schema file: the small
-    schema tasks fill the gaps at the end instead of delaying the first rows."""
+    schema tasks fill the gaps at the end instead of delaying the first rows. ``chunks``: just these."""
     fmt = RowFormat(config.filetype, config.escape_backslash, config.csv)
     mode = read_mode_for(config, fmt, on_tidb)
     log.debug("read mode %s", mode)
@@ -245,29 +265,36 @@ def dump_tables(
         progress.file_done()
 
     def plan(table: Table, db: DB) -> None:
-        planned = plan_chunks(
-            db, table, where=config.where, chunk_rows=config.rows, bulk=mode == "bulk", on_tidb=on_tidb
-        )
-        for chunk in planned:
-            pool.add(functools.partial(read, chunk))
+        offset = 0  # --partitions: each partition planned alone, numbered on from the one before
+        for part in config.partitions or ("",):
+            planned = plan_chunks(
+                db, dataclasses.replace(table, partition=part), where=config.where, chunk_rows=config.rows,
+                bulk=mode == "bulk", on_tidb=on_tidb,
+            )  # fmt: skip
+            for chunk in planned:
+                pool.add(functools.partial(read, dataclasses.replace(chunk, index=chunk.index + offset)))
+            offset += len(planned)
 
     def read(chunk: Chunk, db: DB) -> None:
         dump_chunk(
             db, chunk, storage, config, fmt, on_file, progress.add, pool.stop, client=mode == "client",
-            finisher=finisher,
+            finisher=finisher, sql_header=sql_header,
         )  # fmt: skip
 
     def schema(table: Table, db: DB) -> None:
-        for name, data in table_schema_files(db, table).items():
+        for name, data in table_schema_files(db, table, on_tidb=on_tidb).items():
             suffix = config.compression.suffix
             finisher.write_whole(
                 storage, name + suffix, data, config.compression, table.schema, table.name, on_file
             )
 
-    if not config.no_data:
+    if chunks is not None:
+        for chunk in chunks:
+            pool.add(functools.partial(read, chunk))
+    elif not config.no_data:
         for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):
             pool.add(functools.partial(plan, table))
-    if not config.no_schemas:
+    if not config.no_schemas and chunks is None:
         for table in catalog.tables:
             pool.add(functools.partial(schema, table))
     try:
@@ -291,13 +318,16 @@ def dump_chunk(
     *,
     client: bool = False,
     finisher: Finisher | None = None,
+    sql_header: bytes = SQL_HEADER,
 ) -> None:
     table = chunk.table
     columns = table.selected_columns
     row_expr = fmt.row_expr(columns)
-    source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    source = table.source
+    if chunk.query:
+        source = f"({chunk.query}) AS tibackup_sql"
     column_list = ""
-    if config.complete_insert or table.has_generated:
+    if config.complete_insert or table.has_generated or table.kept is not None:
         column_list = " (" + ",".join(quote_ident(c.name) for c in columns) + ")"
     prefix = f"INSERT INTO {quote_ident(table.name)}{column_list} VALUES\n".encode()
     header = b"" if config.csv.no_header or config.filetype is FileType.SQL else fmt.csv_header(columns)
@@ -309,7 +339,7 @@ def dump_chunk(
         ),
         filetype=config.filetype, compression=config.compression, statement_prefix=prefix,
         csv_header=header, statement_size=config.statement_size, file_size=config.file_size,
-        on_file=on_file, on_progress=on_progress, finisher=finisher,
+        on_file=on_file, on_progress=on_progress, finisher=finisher, sql_header=sql_header,
     )  # fmt: skip
     separator = fmt.separator
     doing = f"reading {table.schema}.{table.name}"
@@ -319,7 +349,7 @@ def dump_chunk(
             where = f" WHERE {chunk.where}" if chunk.where else ""
             names = ",".join(quote_ident(c.name) for c in columns) or "''"
             kinds = "".join(_KIND_CODES[c.kind] for c in columns).encode() if columns else b"s"
-            sql = f"SELECT {names} FROM {source}{where}{order}"
+            sql = chunk.query or f"SELECT {names} FROM {source}{where}{order}"
             csv = None
             if config.filetype is FileType.CSV:
                 csv = (config.csv.separator, config.csv.delimiter, config.csv.null_value, separator)

@@ -31,6 +31,10 @@ def view_schema_name(db: str, view: str) -> str:
     return f"{escape_name(db)}.{escape_name(view)}-schema-view.sql"
 
 
+def sequence_schema_name(db: str, sequence: str) -> str:
+    return f"{escape_name(db)}.{escape_name(sequence)}-schema-sequence.sql"
+
+
 def check_template(template: str) -> str:
     """Accept the subset of Go templates Dumpling users write; reject the rest with a clear error."""
     template = template or DEFAULT_TEMPLATE

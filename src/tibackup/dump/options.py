@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
+from tibackup.dump.columnfilter import parse_column_filters
 from tibackup.dump.config import (
     Compression,
     Connection,
@@ -124,7 +125,10 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
         "-o", "--output", default="", help="local folder or s3://bucket/prefix (default ./export-<time>)"
     )
     out.add_argument(
-        "--filetype", default="sql", choices=["sql", "csv"], help="data file format (default sql)"
+        "--filetype",
+        default="",
+        choices=["", "sql", "csv"],
+        help="data file format (default sql; csv with --sql)",
     )
     out.add_argument("-c", "--compress", default="", choices=["", "gzip", "gz", "zstd", "zst", "snappy"])
     out.add_argument("-F", "--filesize", default="", help="split data files past this size, e.g. 256MiB")
@@ -170,8 +174,11 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
     _bool_flag(
         run, "--manifest", default=True, help="write manifest.json with every file's size, rows, sha256"
     )
-    run.add_argument("-L", "--logfile", default="", help="also write the log to this file")
+    run.add_argument(
+        "-L", "--logfile", default="", help="write the log to this file (default: standard output)"
+    )
     run.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
+    _add_dumpling_extras(what, run)
 
     s3 = p.add_argument_group("S3 (with -o s3://…)")
     s3.add_argument(
@@ -194,6 +201,45 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
         dest="s3_force_path_style",
     )
     return p
+
+
+def _add_dumpling_extras(what: argparse._ArgumentGroup, run: argparse._ArgumentGroup) -> None:
+    """Dumpling's flags added for issue 11 (kept in one block)."""
+    run.add_argument("-V", "--version", action="store_true", help="print the version and exit")
+    what.add_argument("--partitions", default="", help="dump only these partitions (comma list), e.g. p0,p2")
+    what.add_argument(
+        "--column-filter", action="append", default=[],
+        help="dump only chosen columns: '{ matcher = [\"db.t\"], columns = [\"*\", \"!secret\"] }' (repeatable)",
+    )  # fmt: skip
+    what.add_argument("--column-filter-file", default="", help="a TOML file of [[filters]] with matcher and columns")
+    what.add_argument(
+        "-S",
+        "--sql",
+        default="",
+        help="dump the result of this query (CSV) instead of tables, into result.*.csv",
+    )
+    _bool_flag(
+        what, "--no-sequences", default=True,
+        help="skip sequences (default true, as Dumpling); --no-sequences=false dumps them",
+    )  # fmt: skip
+
+
+QUERY_FILE_TEMPLATE = "result.{{.Index}}"  # Dumpling's DefaultAnonymousOutputFileTemplateText
+
+
+def _filetype(ns: Any) -> FileType:
+    """Dumpling's adjustFileFormat and validateSpecifiedSQL, with its messages."""
+    if ns.sql and ns.partitions:
+        raise UsageError("can't specify both --sql and --partitions at the same time")
+    if ns.sql and ns.where:
+        raise UsageError(
+            "can't specify both --sql and --where at the same time. Please try to combine them into --sql"
+        )
+    if ns.sql and ns.filetype == "sql":
+        raise UsageError(
+            "unsupported config.FileType 'sql' when we specify --sql, please unset --filetype or set it to 'csv'"
+        )
+    return FileType(ns.filetype or ("csv" if ns.sql else "sql"))
 
 
 def _split_list(values: Sequence[str]) -> list[str]:
@@ -289,7 +335,7 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         rows=ns.rows,
         file_size=file_size,
         statement_size=statement_size,
-        filetype=FileType(ns.filetype),
+        filetype=_filetype(ns),
         csv=CSVOptions(
             separator=_unescape(ns.csv_separator),
             delimiter=_unescape(ns.csv_delimiter),
@@ -304,11 +350,17 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         no_data=ns.no_data,
         no_schemas=ns.no_schemas,
         no_views=ns.no_views,
+        no_sequences=ns.no_sequences,
         complete_insert=ns.complete_insert,
         escape_backslash=ns.escape_backslash,
         where=ns.where,
         case_sensitive=ns.case_sensitive,
-        filename_template=ns.output_filename_template,
+        filename_template=ns.output_filename_template or (QUERY_FILE_TEMPLATE if ns.sql else ""),
+        sql=ns.sql,
+        partitions=tuple(_split_list([ns.partitions])),
+        column_filter=parse_column_filters(
+            ns.column_filter, ns.column_filter_file, case_sensitive=ns.case_sensitive, sql=ns.sql
+        ),
         tidb_mem_quota_query=parse_size(ns.tidb_mem_quota_query, "--tidb-mem-quota-query"),
         dump_empty_database=ns.dump_empty_database,
         read_mode=ns.read_mode,

@@ -1,4 +1,5 @@
-"""Schema files, exactly as Dumpling writes them.
+"""Schema files, exactly as Dumpling writes them: each starts with ``SCHEMA_HEADER`` (foreign key checks
+off, so a child table's schema loads before its parent's).
 
 ``{db}-schema-create.sql``   header + SHOW CREATE DATABASE + ';'
 ``{db}.{t}-schema.sql``      header + SHOW CREATE TABLE + ';'
@@ -9,11 +10,18 @@ session charset the view was defined under.
 
 from __future__ import annotations
 
+from tibackup.dump import tidb
 from tibackup.dump.catalog import Table
+from tibackup.dump.columnfilter import project_create_table
 from tibackup.dump.config import Compression
 from tibackup.dump.conn import DB, quote_ident
-from tibackup.dump.naming import schema_create_name, table_schema_name, view_schema_name
-from tibackup.dump.writer import SQL_HEADER, FileRecord, write_whole_file
+from tibackup.dump.naming import (
+    schema_create_name,
+    sequence_schema_name,
+    table_schema_name,
+    view_schema_name,
+)
+from tibackup.dump.writer import SCHEMA_HEADER, FileRecord, write_whole_file
 from tibackup.storage.base import Storage
 
 
@@ -23,7 +31,7 @@ def _text(value: bytes | None) -> bytes:
 
 def database_schema(db: DB, schema: str) -> bytes:
     rows = db.query(f"SHOW CREATE DATABASE {quote_ident(schema)}", f"reading the schema of database {schema}")
-    return SQL_HEADER + _text(rows[0][1]) + b";\n"
+    return SCHEMA_HEADER + _text(rows[0][1]) + b";\n"
 
 
 def table_schema(db: DB, table: Table) -> bytes:
@@ -31,7 +39,12 @@ def table_schema(db: DB, table: Table) -> bytes:
         f"SHOW CREATE TABLE {quote_ident(table.schema)}.{quote_ident(table.name)}",
         f"reading the schema of {table.schema}.{table.name}",
     )
-    return SQL_HEADER + _text(rows[0][1]) + b";\n"
+    create = _text(rows[0][1])
+    if table.kept is not None:  # --column-filter: the table as its data files hold it
+        create = project_create_table(create.decode("utf-8", "surrogateescape"), table.kept).encode(
+            "utf-8", "surrogateescape"
+        )
+    return SCHEMA_HEADER + create + b";\n"
 
 
 def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
@@ -42,7 +55,7 @@ def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
         f"reading the columns of view {view.schema}.{view.name}",
     )
     columns = b",\n".join(quote_ident(_text(f[0]).decode("utf-8")).encode("utf-8") + b" int" for f in fields)
-    fake_table = SQL_HEADER + b"CREATE TABLE " + name + b"(\n" + columns + b"\n)ENGINE=MyISAM;\n"
+    fake_table = SCHEMA_HEADER + b"CREATE TABLE " + name + b"(\n" + columns + b"\n)ENGINE=MyISAM;\n"
     rows = db.query(
         f"SHOW CREATE VIEW {quote_ident(view.schema)}.{quote_ident(view.name)}",
         f"reading the definition of view {view.schema}.{view.name}",
@@ -50,7 +63,7 @@ def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
     create, charset, collation = _text(rows[0][1]), _text(rows[0][2]), _text(rows[0][3])
     view_sql = b"".join(
         [
-            SQL_HEADER,
+            SCHEMA_HEADER,
             b"DROP TABLE IF EXISTS " + name + b";\n",
             b"DROP VIEW IF EXISTS " + name + b";\n",
             b"SET @PREV_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT;\n",
@@ -66,6 +79,21 @@ def view_schemas(db: DB, view: Table) -> tuple[bytes, bytes]:
         ]
     )
     return fake_table, view_sql
+
+
+def sequence_schema(db: DB, sequence: Table, *, on_tidb: bool) -> bytes:
+    """Dumpling's ``ShowCreateSequence``: the CREATE SEQUENCE and a SETVAL to the next value not cached."""
+    source = f"{quote_ident(sequence.schema)}.{quote_ident(sequence.name)}"
+    rows = db.query(
+        f"SHOW CREATE SEQUENCE {source}", f"reading the schema of sequence {sequence.schema}.{sequence.name}"
+    )
+    if on_tidb:
+        next_value = tidb.sequence_next_value(db, sequence.schema, sequence.name)
+    else:  # MariaDB
+        value = db.scalar(f"SELECT NEXT_NOT_CACHED_VALUE FROM {source}", f"reading sequence {sequence.name}")
+        next_value = int(value or b"0")
+    setval = f"SELECT SETVAL({quote_ident(sequence.name)},{next_value});\n".encode()
+    return SCHEMA_HEADER + _text(rows[0][1]) + b";\n" + setval
 
 
 def write_database_schemas(
@@ -88,9 +116,11 @@ def write_database_schemas(
     return records
 
 
-def table_schema_files(db: DB, table: Table) -> dict[str, bytes]:
-    """A table's ``-schema.sql``; a view's stand-in table and ``-schema-view.sql`` (names without the
-    compression suffix)."""
+def table_schema_files(db: DB, table: Table, *, on_tidb: bool = False) -> dict[str, bytes]:
+    """A table's ``-schema.sql``; a view's stand-in table and ``-schema-view.sql``; a sequence's
+    ``-schema-sequence.sql`` (names without the compression suffix)."""
+    if table.is_sequence:
+        return {sequence_schema_name(table.schema, table.name): sequence_schema(db, table, on_tidb=on_tidb)}
     if table.is_view:
         fake, view = view_schemas(db, table)
         return {

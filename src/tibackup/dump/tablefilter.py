@@ -400,3 +400,12 @@ def filter_from_dumpling_flags(
         case_sensitive=case_sensitive,
         databases=tuple(databases),
     )
+
+
+def name_matcher(pattern: str) -> _Matcher:
+    """One pattern of the language (wildcard, quoted name or /regex/), case-insensitive: a column rule of
+    TiDB's ``ParseColumnFilterRules``. Match lower-cased names. Raises RuleError."""
+    matcher, rest = _parse_pattern(pattern, case_sensitive=False)
+    if rest:
+        raise RuleError(f"unexpected {_show(rest)} after the pattern", "quote or escape the name")
+    return matcher

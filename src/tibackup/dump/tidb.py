@@ -43,15 +43,30 @@ ROW_ID = "_tidb_rowid"  # the hidden handle of a table without a clustered prima
 
 
 def region_start_keys(
-    db: Queryable, schema: str, table: str, key_columns: list[str]
+    db: Queryable, schema: str, table: str, key_columns: list[str], partition: str = ""
 ) -> list[tuple[bytes | None, ...]]:
-    """The first key of each of the table's regions (TABLESAMPLE REGIONS()), in key order."""
+    """The first key of each of the table's (or its partition's) regions (TABLESAMPLE REGIONS()), in key order."""
     cols = ", ".join(quote_ident(c) for c in key_columns)
+    source = f"{quote_ident(schema)}.{quote_ident(table)}"
+    if partition:
+        source += f" PARTITION ({quote_ident(partition)})"
     rows = db.query(
-        f"SELECT {cols} FROM {quote_ident(schema)}.{quote_ident(table)} TABLESAMPLE REGIONS() ORDER BY {cols}",
+        f"SELECT {cols} FROM {source} TABLESAMPLE REGIONS() ORDER BY {cols}",
         "listing TiDB regions",
     )
     return [row for row in rows if all(v is not None for v in row)]
+
+
+def sequence_next_value(db: Queryable, schema: str, sequence: str) -> int:
+    """The next value a sequence hands out cluster-wide (``SHOW TABLE … NEXT_ROW_ID``, ID_TYPE SEQUENCE)."""
+    rows = db.query_text(
+        f"SHOW TABLE {quote_ident(schema)}.{quote_ident(sequence)} NEXT_ROW_ID",
+        "reading a sequence's next value",
+    )
+    for row in rows:
+        if len(row) >= 5 and row[4] == "SEQUENCE" and (row[3] or "").lstrip("-").isdigit():
+            return int(row[3] or 0)
+    return 0
 
 
 # -- the GC life time, raised while a backup runs (SPEC §3) ----------------------------------------

@@ -16,10 +16,20 @@ from dataclasses import dataclass
 
 from tibackup.dump.compress import make_compressor
 from tibackup.dump.config import Compression, FileType
+from tibackup.dump.conn import ServerType
 from tibackup.dump.naming import DataFileNamer
 from tibackup.storage.base import ObjectWriter, Storage
 
 SQL_HEADER = b"/*!40101 SET NAMES binary*/;\n"
+# Dumpling's first lines, so a file loads whatever order its tables come in: every schema file
+# (writeMetaToFile) and, per server, every SQL data file (serverSpecialComments in export/ir_impl.go).
+SCHEMA_HEADER = b"/*!40014 SET FOREIGN_KEY_CHECKS=0*/;\n" + SQL_HEADER
+MARIADB_DATA_HEADER = SQL_HEADER + b"SET FOREIGN_KEY_CHECKS=0;\n"
+
+
+def data_file_header(server_type: ServerType) -> bytes:
+    """The first lines of an SQL data file, as Dumpling writes them for this kind of server."""
+    return MARIADB_DATA_HEADER if server_type is ServerType.MARIADB else SCHEMA_HEADER
 
 
 @dataclass(frozen=True)
@@ -147,8 +157,10 @@ class ChunkWriter:
         on_file: Callable[[FileRecord], None],
         on_progress: Callable[[int, int], None] = lambda rows, size: None,
         finisher: Finisher | None = None,
+        sql_header: bytes = SQL_HEADER,
     ) -> None:
         self._storage, self._namer = storage, namer
+        self._sql_header = sql_header
         self._sql = filetype is FileType.SQL
         self._extension = filetype.value + compression.suffix
         self._compression = compression
@@ -169,7 +181,7 @@ class ChunkWriter:
         if self._file is None:
             name = self._namer.name(self._file_index, self._extension)
             self._file = OutputFile(self._storage, name, self._compression)
-            self._file.write(SQL_HEADER if self._sql else self._csv_header)
+            self._file.write(self._sql_header if self._sql else self._csv_header)
             self._file_rows = 0
         return self._file
 
@@ -177,7 +189,7 @@ class ChunkWriter:
         """What ``room()`` will be once the next rows' file and statement are open. A read that adds rows
         while its text is shorter than ``next_room() - len(separator) + 1`` bytes ends exactly where
         ``add_blob`` would end the statement (or file), so ``add_blob`` takes it whole."""
-        raw = self._file.raw_size if self._file else len(SQL_HEADER if self._sql else self._csv_header)
+        raw = self._file.raw_size if self._file else len(self._sql_header if self._sql else self._csv_header)
         opening = 0
         room = 1 << 62
         if self._sql:
