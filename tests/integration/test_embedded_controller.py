@@ -229,3 +229,22 @@ def test_controller_killed_mid_backup_then_restarted_recovers(
     assert failed is not None and failed.reason == "Interrupted"
     assert _gc(env) == "10m0s"
     assert store.runs() == []
+
+
+def test_failing_schedule_keeps_only_max_backups_failed_backups(env: Env) -> None:
+    """maxBackups counts Failed Backups too: a schedule that keeps failing keeps maxBackups of them."""
+    doc = schedule_doc(env, schedule="@every 1s", maxBackups=2, pause=True)
+    assert env.tib("apply", "-f", "-", stdin=doc).code == 0
+    store = Store(env.state)
+    schedule = store.get(KIND_SCHEDULE, "test1", "sched")
+    assert isinstance(schedule, BackupSchedule) and schedule.metadata.creation_timestamp is not None
+    now = schedule.metadata.creation_timestamp
+    made = []
+    for hours in (5, 4, 3, 2, 1):
+        backup = store.create(backup_from_schedule(schedule, now - timedelta(hours=hours)), now)
+        assert isinstance(backup, Backup)
+        backup.status = set_condition(backup.status, "Failed", "ConnectionFailed", "down", now)
+        store.update_status(backup)
+        made.append(backup.metadata.name)
+    Controller(env.state).tick(now=now + timedelta(seconds=3))
+    assert sorted(b.metadata.name for b in backups(store)) == sorted(made[-2:])
