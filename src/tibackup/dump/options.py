@@ -112,7 +112,11 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
     conn.add_argument("--ca", default=None, help="CA file for TLS")
     conn.add_argument("--cert", default=None, help="client certificate file for TLS")
     conn.add_argument("--key", default=None, help="client key file for TLS")
-    conn.add_argument("--read-timeout", default="0", help="I/O read timeout of a query, e.g. 15m (0 = none)")
+    conn.add_argument(
+        "--read-timeout",
+        default="15m",
+        help="give up on a server that sends nothing for this long, e.g. 30s (default 15m, as Dumpling; 0 = never)",
+    )
     conn.add_argument(
         "--params",
         default="",

@@ -19,9 +19,12 @@ from tibackup.resources.status import (
     FINISHED_PHASES,
     BackupCondition,
     BackupStatus,
+    ConditionType,
     Phase,
+    drop_condition,
     human_size_si,
     set_condition,
+    set_side_condition,
 )
 from tibackup.resources.validation import validate_backup, validate_backup_spec, validate_name
 
@@ -40,6 +43,7 @@ __all__ = [
     "BackupScheduleStatus",
     "BackupSpec",
     "BackupStatus",
+    "ConditionType",
     "DumplingConfig",
     "ObjectMeta",
     "OwnerReference",
@@ -48,6 +52,7 @@ __all__ = [
     "Resource",
     "S3StorageProvider",
     "TiDBAccessConfig",
+    "drop_condition",
     "dump_yaml",
     "format_duration",
     "human_size_si",
@@ -58,6 +63,7 @@ __all__ = [
     "parse_s3_options",
     "rfc3339",
     "set_condition",
+    "set_side_condition",
     "to_dict",
     "utc",
     "validate_backup",
