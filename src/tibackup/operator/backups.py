@@ -30,6 +30,7 @@ class OperatorConfig:
     schedule_interval: float = 15.0  # seconds between two looks at every BackupSchedule
     poll_delay: float = 5.0  # seconds between two looks at a clean Job being waited for
     clean_retry_delay: float = 60.0  # after a failed clean Job, before the next attempt
+    gc_retry_interval: float = 60.0  # between two recover Jobs for a GC life time still to restore
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,31 @@ class BackupController:
             self.api.create(JOBS, _ns(backup), jobs.job_manifest(backup, self.config.image, "recover"))
             self.event(to_dict(backup), "Normal", "RecoveryStarted",
                        f"created Job {jobs.job_name(backup.metadata.name, 'recover')} to restore the GC life time")  # fmt: skip
+
+    # --- a GC life time restore still pending (the database was down or frozen when the backup ended)
+    def retry_gc_restore(self, body: dict[str, Any]) -> None:
+        """A finished Backup still carrying its GC record: run a recover Job (again) to restore the value.
+
+        Called on a timer while the annotation is there; the Job removes it once the value is back."""
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        try:
+            backup = jobs.backup_of(body)
+        except InvalidSpecError:
+            return
+        annotations = backup.metadata.annotations or {}
+        if not annotations.get(jobs.ANNOTATION_GC_RECORD) or backup.status.phase not in FINISHED_PHASES:
+            return  # nothing to restore, or the backup's own Job (or fail()) still takes care of it
+        ns, name = _ns(backup), jobs.job_name(backup.metadata.name, "recover")
+        job = self.api.get(JOBS, ns, name)
+        if job is not None:
+            if job_outcome(job) is None:
+                return  # a recovery runs now
+            self.api.delete(JOBS, ns, name)
+        if self.api.create(JOBS, ns, jobs.job_manifest(backup, self.config.image, "recover")) is None:
+            return  # the finished Job is still going away: the next tick creates it
+        self.event(body, "Normal", "GCRestoreRetried",
+                   f"created Job {name} to restore tikv_gc_life_time (still raised by this backup)")  # fmt: skip
 
     # --- deletion
     def cleanup(self, body: dict[str, Any]) -> CleanProgress:
