@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "get": ("tibackup.cli.resources_cmd", "get"),
     "describe": ("tibackup.cli.resources_cmd", "describe"),
     "delete": ("tibackup.cli.resources_cmd", "delete"),
+    "rerun": ("tibackup.cli.rerun_cmd", "rerun"),
     "create": ("tibackup.cli.secret_cmd", "create"),
     "controller": ("tibackup.cli.controller_cmd", "controller"),
     "run-backup": ("tibackup.cli.controller_cmd", "run_backup_cmd"),

@@ -137,6 +137,9 @@ class Controller:
         self.reap_children()
         self.recover_dead()
         self.retry_gc_restores()
+        for backup in self.store.list_resources(KIND_BACKUP):
+            if (lifecycle.namespace_of(backup), backup.metadata.name) not in self.children:
+                lifecycle.accept_rerun(self.store, backup)
         self.finish_deletions()
         schedules: list[BackupSchedule] = self.store.list_resources(KIND_SCHEDULE)
         for schedule in schedules:
