@@ -1,4 +1,5 @@
-"""The operator on the API emulator: a GC life time restore left pending is retried until it succeeds.
+"""The operator on the API emulator: a GC life time restore left pending is retried until it succeeds;
+a re-run annotation runs a Failed Backup again in a new Job.
 
 A Backup ended Failed while its database could not be reached, so its GC record (the annotation
 ``tibackup.pingcap.com/gc-record``) is still there. The operator's timer runs recover Jobs until the
@@ -9,6 +10,7 @@ removes the record and the condition, and the Backup stays Failed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -17,9 +19,11 @@ import pytest
 
 from tests.operator.conftest import Cluster
 from tests.operator.harness import wait_for
-from tests.operator.test_operator_e2e import backup_body, fill, secrets
+from tests.operator.test_operator_e2e import backup_body, fill, phase_of, secrets
+from tibackup.control.rerun import RERUN_ANNOTATION
+from tibackup.operator.backups import job_outcome
 from tibackup.operator.jobs import ANNOTATION_GC_RECORD
-from tibackup.operator.kube import BACKUPS, JOBS
+from tibackup.operator.kube import BACKUPS, EVENTS, JOBS
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
 PENDING = "GCLifeTimeRestorePending"
@@ -88,3 +92,55 @@ async def test_pending_gc_restore_is_retried_until_it_succeeds(
     await wait_for(lambda: cluster.kubelet.exit_codes.get("recover-gc-left") == 0, 30, "the Job to succeed")
     await cluster.kube.delete(BACKUPS, "test1", "gc-left")
     await wait_for(lambda: cluster.api.get(BACKUPS, "test1", "gc-left") is None, 20, "deletion")
+
+
+def _finished_job(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    job = cluster.api.get(JOBS, "test1", name)
+    return job if job is not None and job_outcome(job) is not None else None
+
+
+def _reasons(cluster: Cluster, name: str) -> list[str]:
+    found = cluster.api.list(EVENTS, "test1")
+    return [e.get("reason", "") for e in found if (e.get("involvedObject") or {}).get("name") == name]
+
+
+async def test_rerun_annotation_starts_a_new_job(
+    cluster: Cluster, mariadb: Any, s3_server: Any, bucket: str, fresh_db: str
+) -> None:
+    fill(mariadb, fresh_db, 20)
+    await secrets(cluster, mariadb, s3_server)
+    body = backup_body("again", mariadb, s3_server, bucket, fresh_db)
+    body["spec"]["from"]["user"] = "nobody-here"
+    await cluster.kube.create(BACKUPS, "test1", body)
+    failed = await wait_for(lambda: phase_of(cluster, "again", "Failed", "Complete"), 90, "the first run")
+    assert _condition(failed, "Failed")["reason"] == "AccessDenied"  # type: ignore[index]
+    # The kubelet stand-in records the Job's end by name: wait for it, or it would land on the new Job.
+    first = await wait_for(
+        lambda: _finished_job(cluster, "backup-again"), 30, "the first Job to be marked failed"
+    )
+
+    # Fix the spec and ask for a re-run, as `kubectl annotate --overwrite … tibackup.pingcap.com/rerun=1`.
+    patch = {"metadata": {"annotations": {RERUN_ANNOTATION: "1"}}, "spec": {"from": {"user": "root"}}}
+    await cluster.kube.patch(BACKUPS, "test1", "again", patch)
+
+    def new_job() -> dict[str, Any] | None:
+        job = cluster.api.get(JOBS, "test1", "backup-again")
+        return job if job and job["metadata"]["uid"] != first["metadata"]["uid"] else None
+
+    second = await wait_for(new_job, 30, "a new Job")
+    done = await wait_for(lambda: phase_of(cluster, "again", "Complete", "Failed"), 90, "the re-run")
+    assert done["status"]["phase"] == "Complete", cluster.kubelet.logs.get("backup-again")
+    assert done["status"]["rerunToken"] == "1"
+    assert _condition(done, "Failed") is None  # the reset started a clean history
+    assert "RerunRequested" in await asyncio.to_thread(_reasons, cluster, "again")
+
+    # A Complete Backup is not run again: the request is refused and recorded.
+    await cluster.kube.patch(
+        BACKUPS, "test1", "again", {"metadata": {"annotations": {RERUN_ANNOTATION: "2"}}}
+    )
+    await wait_for(lambda: "RerunRefused" in _reasons(cluster, "again"), 30, "the refusal")
+    current = await cluster.kube.get(BACKUPS, "test1", "again")
+    assert current is not None and current["status"]["phase"] == "Complete"
+    assert current["status"]["rerunToken"] == "2"
+    job = await cluster.kube.get(JOBS, "test1", "backup-again")
+    assert job is not None and job["metadata"]["uid"] == second["metadata"]["uid"]

@@ -52,8 +52,10 @@ def build_registry(
 
     @kopf.on.create(GROUP, VERSION, "backups", registry=registry, id="start")
     @kopf.on.resume(GROUP, VERSION, "backups", registry=registry, id="resume")
+    @kopf.on.update(GROUP, VERSION, "backups", registry=registry, id="update")  # e.g. a re-run annotation
     def start_backup(body: kopf.Body, **_: Any) -> None:
-        backups.ensure_job(_plain(body))
+        if not backups.ensure_job(_plain(body)):
+            raise kopf.TemporaryError("the previous run's Job is still being deleted", delay=config.poll_delay)
 
     @kopf.on.delete(GROUP, VERSION, "backups", registry=registry, id="clean")
     def clean_backup(body: kopf.Body, **_: Any) -> None:
