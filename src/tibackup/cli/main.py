@@ -72,8 +72,12 @@ def main(argv: list[str] | None = None) -> None:
             gc.disable()
             try:
                 from tibackup.cli.dump_cmd import run
+                from tibackup.storage.wording import reword_for_command_line
 
-                run(args[1:])
+                try:
+                    run(args[1:])
+                except TibackupError as exc:  # its storage advice names flags and variables, not a Secret
+                    raise reword_for_command_line(exc) from None
             finally:
                 gc.enable()
         else:

@@ -22,7 +22,7 @@ from tibackup.dump.config import (
     TLSFiles,
 )
 from tibackup.dump.tablefilter import filter_from_dumpling_flags
-from tibackup.errors import UsageError
+from tibackup.errors import StorageError, UsageError
 from tibackup.storage.options import S3Options
 
 PASSWORD_ENV_VARS = ("TIBACKUP_DB_PASSWORD", "MYSQL_PWD")
@@ -273,7 +273,11 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         raise UsageError("no output given: pass -o DIR or -o s3://bucket/prefix")
     s3 = None
     if output.startswith("s3://"):
-        s3 = s3_options_from_flags(ns, output, env)
+        try:  # a bad -o s3://… or --s3.* flag is a usage error (exit 2), not a storage failure
+            s3 = s3_options_from_flags(ns, output, env)
+            s3.resolved().validate()
+        except StorageError as exc:
+            raise UsageError(exc.message) from None
     elif any(getattr(ns, name) for name in ("s3_endpoint", "s3_region", "s3_provider")):
         raise UsageError("--s3.* flags need an s3:// output (-o s3://bucket/prefix)")
 
