@@ -150,12 +150,18 @@ def _owned_backup(store: Store, schedule: BackupSchedule, age: timedelta) -> Bac
     return backup
 
 
-def test_pause_takes_no_backups_but_retention_runs(env: Env) -> None:
-    doc = schedule_doc(env, schedule="@every 1s", maxBackups=1, pause=True)
+def _paused_schedule(env: Env, max_backups: int) -> tuple[Store, BackupSchedule]:
+    doc = schedule_doc(env, schedule="@every 1s", maxBackups=max_backups, pause=True)
     assert env.tib("apply", "-f", "-", stdin=doc).code == 0
     store = Store(env.state)
     schedule = store.get(KIND_SCHEDULE, "test1", "sched")
     assert isinstance(schedule, BackupSchedule) and schedule.metadata.creation_timestamp is not None
+    return store, schedule
+
+
+def test_pause_takes_no_backups_but_retention_runs(env: Env) -> None:
+    store, schedule = _paused_schedule(env, 1)
+    assert schedule.metadata.creation_timestamp is not None
     old = _owned_backup(store, schedule, timedelta(hours=2))
     new = _owned_backup(store, schedule, timedelta(hours=1))
     ctl = Controller(env.state)
@@ -233,12 +239,9 @@ def test_controller_killed_mid_backup_then_restarted_recovers(
 
 def test_failing_schedule_keeps_only_max_backups_failed_backups(env: Env) -> None:
     """maxBackups counts Failed Backups too: a schedule that keeps failing keeps maxBackups of them."""
-    doc = schedule_doc(env, schedule="@every 1s", maxBackups=2, pause=True)
-    assert env.tib("apply", "-f", "-", stdin=doc).code == 0
-    store = Store(env.state)
-    schedule = store.get(KIND_SCHEDULE, "test1", "sched")
-    assert isinstance(schedule, BackupSchedule) and schedule.metadata.creation_timestamp is not None
+    store, schedule = _paused_schedule(env, 2)
     now = schedule.metadata.creation_timestamp
+    assert now is not None
     made = []
     for hours in (5, 4, 3, 2, 1):
         backup = store.create(backup_from_schedule(schedule, now - timedelta(hours=hours)), now)

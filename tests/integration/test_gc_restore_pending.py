@@ -17,17 +17,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from testenv import sampledata
-from testenv._proc import ServerStartError
 from testenv.mariadb import MariaDBServer
 
 from tests.integration.test_embedded_cli import Env, backup_doc, env_fixture
+from tests.integration.test_embedded_controller import wait_for
 from tibackup.embedded.controller import Controller
 from tibackup.embedded.store import KIND_BACKUP, Store
 from tibackup.resources import Backup
@@ -40,12 +39,7 @@ PENDING = "GCLifeTimeRestorePending"
 @pytest.fixture()
 def mariadb() -> Iterator[MariaDBServer]:
     """A MariaDB of this test alone (it gets killed or frozen), with the mysql.tidb GC stand-in."""
-    server = MariaDBServer()
-    try:
-        server.start()
-    except ServerStartError as e:
-        server.stop(remove=False)
-        pytest.fail(f"could not start MariaDB (log: {server.log_file}): {e}", pytrace=False)
+    server = MariaDBServer().start()
     server.execute(
         "CREATE TABLE mysql.tidb (VARIABLE_NAME varchar(64) PRIMARY KEY, "
         "VARIABLE_VALUE varchar(1024), COMMENT varchar(1024))"
@@ -63,14 +57,6 @@ def mariadb() -> Iterator[MariaDBServer]:
 
 def _gc(env: Env) -> str:
     return str(env.mariadb.execute("SELECT VARIABLE_VALUE FROM mysql.tidb")[0][0])
-
-
-def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _backup(store: Store) -> Backup:
@@ -102,6 +88,26 @@ def _reading_rows(env: Env) -> bool:
     return int(rows[0][0]) > 0
 
 
+def _signal_mid_dump(env: Env, tmp_path: Path, options: list[str], sig: signal.Signals) -> None:
+    """Run the backup (``apply --wait`` in a process), send ``sig`` to the database while the dump reads
+    rows (with the GC life time raised), and wait for the backup to end (SIGCONT after a SIGSTOP)."""
+    process = _start_backup(env, tmp_path, options)
+    pid = None
+    try:
+        wait_for(lambda: _reading_rows(env), 60, "the dump to read rows")
+        assert _gc(env) == "72h"
+        pid = env.mariadb.pid
+        assert pid is not None
+        os.kill(pid, sig)
+        assert process.wait(timeout=120) != 0
+    finally:
+        if pid is not None and sig == signal.SIGSTOP:
+            os.kill(pid, signal.SIGCONT)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def _assert_pending(backup: Backup) -> None:
     pending = backup.status.condition(PENDING)
     assert pending is not None, backup.status
@@ -123,18 +129,7 @@ def _one_pass_restores(env: Env, store: Store) -> None:
 
 def test_database_killed_mid_backup_gc_restored_by_next_controller_pass(env: Env, tmp_path: Path) -> None:
     store = Store(env.state)
-    process = _start_backup(env, tmp_path, ["--threads=1", "--rows=50000"])
-    try:
-        _wait_for(lambda: _reading_rows(env), 60, "the dump to read rows")
-        assert _gc(env) == "72h"
-        pid = env.mariadb.pid
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)  # the database dies mid-backup
-        assert process.wait(timeout=120) != 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    _signal_mid_dump(env, tmp_path, ["--threads=1", "--rows=50000"], signal.SIGKILL)  # the database dies
     backup = _backup(store)
     failed = backup.status.condition("Failed")
     assert failed is not None and failed.reason == "ConnectionFailed", backup.status
@@ -154,20 +149,8 @@ def test_database_killed_mid_backup_gc_restored_by_next_controller_pass(env: Env
 
 def test_database_frozen_mid_dump_fails_at_read_timeout(env: Env, tmp_path: Path) -> None:
     store = Store(env.state)
-    process = _start_backup(env, tmp_path, ["--threads=1", "--rows=50000", "--read-timeout=3s"])
-    pid = None
-    try:
-        _wait_for(lambda: _reading_rows(env), 60, "the dump to read rows")
-        pid = env.mariadb.pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)  # frozen, as by a stuck disk or a paused VM
-        assert process.wait(timeout=120) != 0
-    finally:
-        if pid is not None:
-            os.kill(pid, signal.SIGCONT)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    # Frozen, as by a stuck disk or a paused VM; thawed (SIGCONT) once the backup has ended.
+    _signal_mid_dump(env, tmp_path, ["--threads=1", "--rows=50000", "--read-timeout=3s"], signal.SIGSTOP)
     backup = _backup(store)
     failed = backup.status.condition("Failed")
     assert failed is not None and failed.reason == "ReadTimeout", backup.status
