@@ -251,3 +251,20 @@ def test_failing_schedule_keeps_only_max_backups_failed_backups(env: Env) -> Non
         made.append(backup.metadata.name)
     Controller(env.state).tick(now=now + timedelta(seconds=3))
     assert sorted(b.metadata.name for b in backups(store)) == sorted(made[-2:])
+
+
+def test_deleting_a_backup_with_a_pending_gc_restore_restores_it_first(env: Env, gc_stand_in: None) -> None:
+    """Deleting forgets the GC record, so a pending restore gets one last try before."""
+    env.mariadb.execute("UPDATE mysql.tidb SET VARIABLE_VALUE = '72h'")
+    assert env.tib("apply", "-f", "-", stdin=env.backup_yaml("left")).code == 0
+    store = Store(env.state)
+    backup = store.get(KIND_BACKUP, "test1", "left")
+    assert isinstance(backup, Backup)
+    backup.status = set_condition(
+        backup.status, "Failed", "ConnectionFailed", "down", backup.metadata.creation_timestamp
+    )  # type: ignore[arg-type]
+    store.update_status(backup)
+    store.save_gc_record("test1", "left", backup.metadata.uid or "", {"value": "10m0s", "raisedTo": "72h"})
+    assert env.tib("delete", "bk", "left", "-n", "test1").code == 0
+    assert _gc(env) == "10m0s"
+    assert store.get(KIND_BACKUP, "test1", "left") is None

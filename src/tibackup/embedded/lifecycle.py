@@ -164,9 +164,26 @@ def delete_backup(store: Store, backup: Backup) -> Backup | None:
         runtime.event(current, "Warning", "CleanFailed", exc.message)
         log.error("backup %s/%s: clean failed: %s", ns, name, exc.message)
         return current
+    _restore_gc_before_forgetting(store, current)
     store.remove(current)
     log.info("backup %s/%s: deleted", ns, name)
     return None
+
+
+def _restore_gc_before_forgetting(store: Store, backup: Backup) -> None:
+    """Deleting a Backup forgets its GC record: a pending restore gets one last try first."""
+    from tibackup.manager.gc import PENDING
+    from tibackup.manager.recover import retry_gc_restore
+
+    runtime = EmbeddedRuntime(store)
+    if runtime.load_gc_record(backup) is None:
+        return
+    left = retry_gc_restore(backup, runtime).status.condition(PENDING)
+    if left is not None:
+        log.warning(
+            "backup %s/%s: deleted with tikv_gc_life_time still raised: %s",
+            namespace_of(backup), backup.metadata.name, left.message,
+        )  # fmt: skip
 
 
 def owned_backups(store: Store, schedule: BackupSchedule) -> list[Backup]:
