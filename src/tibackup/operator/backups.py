@@ -88,6 +88,9 @@ class BackupController:
             return True
         decision = decide_rerun(backup)
         if decision is not None:
+            recovery = self.api.get(JOBS, _ns(backup), jobs.job_name(backup.metadata.name, "recover"))
+            if recovery is not None and job_outcome(recovery) is None:
+                return False  # it would mark the new run Failed: re-run once the recovery has ended
             self._accept_rerun(backup, decision)
         phase = backup.status.phase
         if phase not in UNFINISHED:
