@@ -150,12 +150,18 @@ def _owned_backup(store: Store, schedule: BackupSchedule, age: timedelta) -> Bac
     return backup
 
 
-def test_pause_takes_no_backups_but_retention_runs(env: Env) -> None:
-    doc = schedule_doc(env, schedule="@every 1s", maxBackups=1, pause=True)
+def _paused_schedule(env: Env, max_backups: int) -> tuple[Store, BackupSchedule]:
+    doc = schedule_doc(env, schedule="@every 1s", maxBackups=max_backups, pause=True)
     assert env.tib("apply", "-f", "-", stdin=doc).code == 0
     store = Store(env.state)
     schedule = store.get(KIND_SCHEDULE, "test1", "sched")
     assert isinstance(schedule, BackupSchedule) and schedule.metadata.creation_timestamp is not None
+    return store, schedule
+
+
+def test_pause_takes_no_backups_but_retention_runs(env: Env) -> None:
+    store, schedule = _paused_schedule(env, 1)
+    assert schedule.metadata.creation_timestamp is not None
     old = _owned_backup(store, schedule, timedelta(hours=2))
     new = _owned_backup(store, schedule, timedelta(hours=1))
     ctl = Controller(env.state)
@@ -229,3 +235,36 @@ def test_controller_killed_mid_backup_then_restarted_recovers(
     assert failed is not None and failed.reason == "Interrupted"
     assert _gc(env) == "10m0s"
     assert store.runs() == []
+
+
+def test_failing_schedule_keeps_only_max_backups_failed_backups(env: Env) -> None:
+    """maxBackups counts Failed Backups too: a schedule that keeps failing keeps maxBackups of them."""
+    store, schedule = _paused_schedule(env, 2)
+    now = schedule.metadata.creation_timestamp
+    assert now is not None
+    made = []
+    for hours in (5, 4, 3, 2, 1):
+        backup = store.create(backup_from_schedule(schedule, now - timedelta(hours=hours)), now)
+        assert isinstance(backup, Backup)
+        backup.status = set_condition(backup.status, "Failed", "ConnectionFailed", "down", now)
+        store.update_status(backup)
+        made.append(backup.metadata.name)
+    Controller(env.state).tick(now=now + timedelta(seconds=3))
+    assert sorted(b.metadata.name for b in backups(store)) == sorted(made[-2:])
+
+
+def test_deleting_a_backup_with_a_pending_gc_restore_restores_it_first(env: Env, gc_stand_in: None) -> None:
+    """Deleting forgets the GC record, so a pending restore gets one last try before."""
+    env.mariadb.execute("UPDATE mysql.tidb SET VARIABLE_VALUE = '72h'")
+    assert env.tib("apply", "-f", "-", stdin=env.backup_yaml("left")).code == 0
+    store = Store(env.state)
+    backup = store.get(KIND_BACKUP, "test1", "left")
+    assert isinstance(backup, Backup)
+    backup.status = set_condition(
+        backup.status, "Failed", "ConnectionFailed", "down", backup.metadata.creation_timestamp
+    )  # type: ignore[arg-type]
+    store.update_status(backup)
+    store.save_gc_record("test1", "left", backup.metadata.uid or "", {"value": "10m0s", "raisedTo": "72h"})
+    assert env.tib("delete", "bk", "left", "-n", "test1").code == 0
+    assert _gc(env) == "10m0s"
+    assert store.get(KIND_BACKUP, "test1", "left") is None

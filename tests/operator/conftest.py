@@ -58,7 +58,9 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         server.objects["v1/namespaces", None, NAMESPACE] = {
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}  # fmt: skip
         api = KubeApi.for_host(url, token="test-token")
-        config = OperatorConfig(image=IMAGE, schedule_interval=1.0, poll_delay=0.5, clean_retry_delay=2.0)
+        config = OperatorConfig(
+            image=IMAGE, schedule_interval=1.0, poll_delay=0.5, clean_retry_delay=2.0, gc_retry_interval=1.0
+        )
         metrics = ScheduleMetrics()
         stop, ready = asyncio.Event(), asyncio.Event()
         connection = kopf.ConnectionInfo(server=url, scheme="Bearer", token="test-token")

@@ -101,9 +101,9 @@ class Kubelet:
         while True:
             jobs = await asyncio.to_thread(self.api.list, JOBS, self.namespace)
             for job in jobs:
-                name = job["metadata"]["name"]
-                if name not in self.seen and not job.get("status"):
-                    self.seen.add(name)
+                key = job["metadata"].get("uid") or job["metadata"]["name"]  # a Job made again runs again
+                if key not in self.seen and not job.get("status"):
+                    self.seen.add(key)
                     task = asyncio.create_task(self._run_job(job))
                     self.running.add(task)
                     task.add_done_callback(self.running.discard)

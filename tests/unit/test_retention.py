@@ -1,4 +1,5 @@
-"""Retention: by count, by age, age winning, never the newest success, failures pruned after a success."""
+"""Retention: by count (every backup counts), by age, age winning, never the newest success nor a running
+backup, failures pruned after a success."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def test_by_count_keeps_newest_successes_oldest_first() -> None:
     assert expired_backups(backups, 3, None, NOW) == ["b5", "b4", "b3"]
 
 
-def test_count_counts_successes_only() -> None:
+def test_count_counts_every_backup_but_keeps_running_and_newest_success() -> None:
     backups = [
         rec("new-failed", 0.5, Phase.FAILED),
         rec("ok1", 1),
@@ -38,8 +39,17 @@ def test_count_counts_successes_only() -> None:
         rec("ok2", 2),
         rec("ok3", 3),
     ]
-    # Failures and running backups do not use up the quota of two.
-    assert expired_backups(backups, 2, None, NOW) == ["ok3"]
+    # Every backup counts, as in TiDB Operator: "running" and "new-failed" use up the quota of two; the
+    # running one is never deleted, nor ok1 (the newest success); the older successes go.
+    assert expired_backups(backups, 2, None, NOW) == ["ok3", "ok2"]
+
+
+def test_failing_schedule_cannot_pile_up_failed_backups() -> None:
+    failures = [rec(f"f{i}", i, Phase.FAILED) for i in range(1, 8)]
+    assert expired_backups(failures, 3, None, NOW) == ["f7", "f6", "f5", "f4"]
+    # The newest success stays even when newer failures fill the count.
+    mixed = [rec(f"f{i}", i, Phase.FAILED) for i in range(1, 5)] + [rec("ok", 10), rec("ok-old", 11)]
+    assert expired_backups(mixed, 2, None, NOW) == ["ok-old", "f4", "f3"]
 
 
 def test_by_time() -> None:
@@ -73,9 +83,10 @@ def test_failed_pruned_once_a_newer_success_exists() -> None:
         rec("failed-newest", 0.5, Phase.FAILED),
     ]
     assert expired_backups(backups, 5, None, NOW) == ["invalid-old", "failed-old"]
-    # Without any success, failures stay (they are the only record of what happened).
+    # Without any success, failures are counted like any backup: the newest maxBackups of them stay.
     failures = [rec("f1", 1, Phase.FAILED), rec("f2", 2, Phase.FAILED)]
-    assert expired_backups(failures, 1, None, NOW) == []
+    assert expired_backups(failures, 2, None, NOW) == []
+    assert expired_backups(failures, 1, None, NOW) == ["f2"]
 
 
 def test_unfinished_and_deleting_backups_are_never_listed() -> None:
@@ -91,6 +102,8 @@ def test_unfinished_and_deleting_backups_are_never_listed() -> None:
     ]
     assert expired_backups(backups, None, "3h", NOW) == ["old-ok"]
     assert expired_backups(backups, 1, None, NOW) == ["old-ok"]
+    # Deleting backups do not count: with them gone, the newest success and unfinished ones fill 6.
+    assert expired_backups(backups, 6, None, NOW) == []
 
 
 def test_phase_as_plain_string() -> None:

@@ -22,6 +22,7 @@ SUMMARIES: dict[str, str | None] = {
     "get": "List Backups (bk), BackupSchedules (bks) or Secrets, as kubectl get does.",
     "job": "Commands the operator's Jobs run inside the cluster (not meant to be typed by hand).",
     "operator": "Run the Kubernetes operator: Backups become Jobs, BackupSchedules create and prune Backups.",
+    "rerun": "Run Failed or Invalid Backups again; a staged dump kept after a failed upload is uploaded, not redone.",
     "run-backup": None,
 }
 

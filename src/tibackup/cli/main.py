@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "get": ("tibackup.cli.resources_cmd", "get"),
     "describe": ("tibackup.cli.resources_cmd", "describe"),
     "delete": ("tibackup.cli.resources_cmd", "delete"),
+    "rerun": ("tibackup.cli.rerun_cmd", "rerun"),
     "create": ("tibackup.cli.secret_cmd", "create"),
     "controller": ("tibackup.cli.controller_cmd", "controller"),
     "run-backup": ("tibackup.cli.controller_cmd", "run_backup_cmd"),
@@ -74,8 +75,12 @@ def main(argv: list[str] | None = None) -> None:
             gc.disable()
             try:
                 from tibackup.cli.dump_cmd import run
+                from tibackup.storage.wording import reword_for_command_line
 
-                run(args[1:])
+                try:
+                    run(args[1:])
+                except TibackupError as exc:  # its storage advice names flags and variables, not a Secret
+                    raise reword_for_command_line(exc) from None
             finally:
                 gc.enable()
         else:

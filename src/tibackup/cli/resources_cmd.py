@@ -111,15 +111,9 @@ def apply(files: tuple[str, ...], namespace: str | None, wait: bool, state_dir: 
         for resource in claimed:
             store.clear_run(lifecycle.namespace_of(resource), resource.metadata.name, os.getpid())
     if results:
-        from tibackup.cli.table_view import resource_table
+        from tibackup.cli.table_view import report_runs
 
-        click.echo(resource_table(results, Backup, lifecycle.now(), wide=True))
-        bad = [b for b in results if b.status.phase in (Phase.FAILED, Phase.INVALID)]
-        if bad:
-            cond = bad[0].status.condition(bad[0].status.phase or Phase.FAILED)
-            reason = f"{cond.reason}: {cond.message}" if cond else "see tibackup describe bk"
-            click.echo(f"error: backup {bad[0].metadata.name} {bad[0].status.phase}: {reason}", err=True)
-            raise SystemExit(1)
+        report_runs(results, lifecycle.now())
 
 
 def _claim_runs(store: Store, resources: list[Resource]) -> list[Resource]:
@@ -142,6 +136,7 @@ def _wait_for(store: Store, applied: Backup, claimed: bool) -> Backup:
 
     setup_logging("info")
     ns, name = lifecycle.namespace_of(applied), applied.metadata.name
+    lifecycle.accept_rerun(store, applied)  # a new tibackup.pingcap.com/rerun annotation: run it again
     while True:
         current = store.get(KIND_BACKUP, ns, name)
         if not isinstance(current, Backup):

@@ -132,3 +132,16 @@ def echo_documents(documents: list[dict[str, Any]], *, single: bool, output: str
 def echo_none_found(namespace: str | None) -> None:
     where = "any namespace" if namespace is None else f"{namespace} namespace"
     click.echo(f"No resources found in {where}.", err=True)
+
+
+def report_runs(results: list[Backup], now: datetime) -> None:
+    """After ``--wait``: the Backups' wide table, then exit 1 naming the first that Failed or is Invalid."""
+    from tibackup.resources import Phase
+
+    click.echo(resource_table(results, Backup, now, wide=True))
+    bad = [b for b in results if b.status.phase in (Phase.FAILED, Phase.INVALID)]
+    if bad:
+        cond = bad[0].status.condition(bad[0].status.phase or Phase.FAILED)
+        reason = f"{cond.reason}: {cond.message}" if cond else "see tibackup describe bk"
+        click.echo(f"error: backup {bad[0].metadata.name} {bad[0].status.phase}: {reason}", err=True)
+        raise SystemExit(1)

@@ -3,9 +3,12 @@
 Rules (TiDB Operator's, plus the safety it lacks):
 - ``maxReservedTime`` wins over ``maxBackups`` when both are set; ``maxBackups: 0`` keeps everything;
 - the newest successful (Complete) backup is never deleted, whatever its age;
-- ``maxBackups`` counts successful backups only;
+- ``maxBackups`` counts every backup (Complete, Failed, Invalid and unfinished alike, as TiDB Operator
+  does), so a schedule that keeps failing cannot pile up Failed Backups; those past the count go, oldest
+  first, except the two this protects;
 - a failed or invalid backup is deleted once a newer successful one exists;
-- an unfinished backup is never deleted, and one already being deleted is not listed again.
+- an unfinished backup is never deleted (it still counts), and one already being deleted is neither
+  counted nor listed again.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import datetime, timedelta
 
 from tibackup.resources.duration import parse_positive_duration
 from tibackup.resources.meta import utc
-from tibackup.resources.status import FINISHED_PHASES, Phase
+from tibackup.resources.status import DELETING_PHASES, FINISHED_PHASES, Phase
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ def expired_backups(
         max_reserved_time = parse_positive_duration(max_reserved_time, "spec.maxReservedTime")
     if max_reserved_time is None and not max_backups:
         return []
-    ordered = sorted(backups, key=lambda b: (utc(b.created), b.name), reverse=True)  # newest first
+    live = [b for b in backups if b.phase not in DELETING_PHASES]
+    ordered = sorted(live, key=lambda b: (utc(b.created), b.name), reverse=True)  # newest first
     successes = [b for b in ordered if b.phase == Phase.COMPLETE]
     newest_success = successes[0] if successes else None
 
@@ -49,7 +53,7 @@ def expired_backups(
         cutoff = utc(now) - max_reserved_time
         expired.update(b.name for b in ordered if _finished(b) and utc(b.created) < cutoff)
     elif max_backups:
-        expired.update(b.name for b in successes[max_backups:])
+        expired.update(b.name for b in ordered[max_backups:] if _finished(b))
     if newest_success is not None:
         newest = utc(newest_success.created)
         expired.update(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -72,19 +73,35 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def describe_error(exc: BaseException, conn: Connection, doing: str = "") -> DatabaseError:
-    """Turn a driver error into a DatabaseError that names the cause and the fix, never the password."""
+def describe_error(
+    exc: BaseException, conn: Connection, doing: str = "", started: float | None = None
+) -> DatabaseError:
+    """Turn a driver error into a DatabaseError that names the cause and the fix, never the password.
+
+    ``started``: when (``time.monotonic()``) the failed call began, to tell the read timeout firing from
+    a connection the server dropped (the client library reports both as error 2013)."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    error = _describe(code, exc, conn, doing)
+    waited = None if started is None else time.monotonic() - started
+    error = _describe(code, exc, conn, doing, waited)
     error.code = code
     return error
 
 
-def _describe(code: int | None, exc: BaseException, conn: Connection, doing: str) -> DatabaseError:
+def _describe(
+    code: int | None, exc: BaseException, conn: Connection, doing: str, waited: float | None = None
+) -> DatabaseError:
     text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
     if conn.password:
         text = text.replace(conn.password, "***")
     where = f"{conn.host}:{conn.port}"
+    timeout = conn.read_timeout
+    if code in _LOST_CONNECTION and doing and timeout and waited is not None and waited >= timeout * 0.9:
+        return DatabaseError(
+            f"the database at {where} sent nothing for {format_seconds(timeout)} (the read timeout) while "
+            f"{doing}: it is frozen, overloaded or blocked; check the server, then run again (a slower "
+            f"query needs a longer --read-timeout, in a Backup '--read-timeout=…' in spec.dumpling.options)",
+            reason="ReadTimeout",
+        )
     if code in _ACCESS_DENIED:
         return DatabaseError(
             f"access denied for user '{conn.user}' at {where}: check the user and password "
@@ -114,8 +131,21 @@ def _describe(code: int | None, exc: BaseException, conn: Connection, doing: str
     return DatabaseError(f"{prefix} at {where}: ({code}) {text}", reason="DatabaseError")
 
 
+def format_seconds(seconds: float) -> str:
+    """``900`` → ``15m``, ``90`` → ``1m30s``, ``2.5`` → ``2.5s``: Go's duration words, as the flag takes."""
+    whole = int(seconds)
+    if whole != seconds or whole < 60:
+        return f"{seconds:g}s"
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
+
+
 class DB:
-    """One database session. Not thread-safe: each worker owns one."""
+    """One database session. Not thread-safe: each worker owns one.
+
+    ``conn.read_timeout`` bounds every wait for the server (Dumpling's ``--read-timeout``, 15m by
+    default): a frozen server fails the call with reason ``ReadTimeout`` instead of hanging forever."""
 
     def __init__(self, conn: Connection, params: tuple[tuple[str, str], ...] = ()) -> None:
         self.conn_info = conn
@@ -145,15 +175,17 @@ class DB:
 
     # -- queries -----------------------------------------------------------------------------------
     def execute(self, sql: str, doing: str = "") -> None:
+        started = time.monotonic()
         try:
             self._c.query(sql.encode("utf-8"))
             result = self._c.store_result()
             if result is not None:
                 result.fetch_row(maxrows=0)
         except MySQLdb.Error as exc:
-            raise describe_error(exc, self.conn_info, doing or _first_words(sql)) from None
+            raise describe_error(exc, self.conn_info, doing or _first_words(sql), started) from None
 
     def query(self, sql: str, doing: str = "") -> list[Row]:
+        started = time.monotonic()
         try:
             self._c.query(sql.encode("utf-8"))
             result = self._c.store_result()
@@ -162,9 +194,10 @@ class DB:
             rows: tuple[Row, ...] = result.fetch_row(maxrows=0)
             return list(rows)
         except MySQLdb.Error as exc:
-            raise describe_error(exc, self.conn_info, doing or _first_words(sql)) from None
+            raise describe_error(exc, self.conn_info, doing or _first_words(sql), started) from None
 
     def query_with_names(self, sql: str, doing: str = "") -> tuple[list[str], list[Row]]:
+        started = time.monotonic()
         try:
             self._c.query(sql.encode("utf-8"))
             result = self._c.store_result()
@@ -173,7 +206,7 @@ class DB:
             names = [str(d[0]) for d in result.describe()]
             return names, list(result.fetch_row(maxrows=0))
         except MySQLdb.Error as exc:
-            raise describe_error(exc, self.conn_info, doing or _first_words(sql)) from None
+            raise describe_error(exc, self.conn_info, doing or _first_words(sql), started) from None
 
     def result_columns(self, sql: str, doing: str = "") -> list[tuple[str, int]]:
         """Names and MySQL type codes of a query's result columns. Where the server allows, without reading
@@ -213,6 +246,7 @@ class DB:
 
     def blob(self, sql: str, doing: str = "") -> tuple[bytes | None, int]:
         """One value of one row (the bulk path), and the statement's warning count."""
+        started = time.monotonic()
         try:
             self._c.query(sql.encode("utf-8"))
             result = self._c.store_result()
@@ -220,20 +254,22 @@ class DB:
             warnings = self._c.warning_count()
             return (row[0][0] if row else None), warnings
         except MySQLdb.Error as exc:
-            raise describe_error(exc, self.conn_info, doing or "reading rows") from None
+            raise describe_error(exc, self.conn_info, doing or "reading rows", started) from None
 
     def stream(self, sql: str, batch_rows: int = 2000, doing: str = "") -> Iterator[tuple[Row, ...]]:
         """Rows of a large result, a batch at a time, never all in memory (use_result)."""
+        started = time.monotonic()
         try:
             self._c.query(sql.encode("utf-8"))
             result = self._c.use_result()
             while True:
+                started = time.monotonic()
                 rows = result.fetch_row(maxrows=batch_rows)
                 if not rows:
                     return
                 yield rows
         except MySQLdb.Error as exc:
-            raise describe_error(exc, self.conn_info, doing or "reading rows") from None
+            raise describe_error(exc, self.conn_info, doing or "reading rows", started) from None
 
     def encoded_rows(
         self, sql: str, kinds: bytes, doing: str = "", csv: tuple[bytes, bytes, bytes, bytes] | None = None
@@ -274,16 +310,18 @@ class EncodedRows:
             raise RuntimeError("the C row reader is not built")
         self._info, self._doing = db.conn_info, doing
         self._finished = False
+        started = time.monotonic()
         try:
             self._reader = _rowcodec.Reader(db._c, sql.encode("utf-8"), kinds, csv)
         except _rowcodec.Error as exc:
-            raise describe_error(exc, self._info, doing) from None
+            raise describe_error(exc, self._info, doing, started) from None
 
     def read(self, max_bytes: int) -> tuple[bytes, int] | None:
+        started = time.monotonic()
         try:
             batch = self._reader.read(max_bytes)
         except _rowcodec.Error as exc:
-            raise describe_error(exc, self._info, self._doing) from None
+            raise describe_error(exc, self._info, self._doing, started) from None
         self._finished = batch is None
         return batch
 

@@ -23,7 +23,7 @@ from tibackup.dump.config import (
     TLSFiles,
 )
 from tibackup.dump.tablefilter import filter_from_dumpling_flags
-from tibackup.errors import UsageError
+from tibackup.errors import StorageError, UsageError
 from tibackup.storage.options import S3Options
 
 PASSWORD_ENV_VARS = ("TIBACKUP_DB_PASSWORD", "MYSQL_PWD")
@@ -113,7 +113,11 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
     conn.add_argument("--ca", default=None, help="CA file for TLS")
     conn.add_argument("--cert", default=None, help="client certificate file for TLS")
     conn.add_argument("--key", default=None, help="client key file for TLS")
-    conn.add_argument("--read-timeout", default="0", help="I/O read timeout of a query, e.g. 15m (0 = none)")
+    conn.add_argument(
+        "--read-timeout",
+        default="15m",
+        help="give up on a server that sends nothing for this long, e.g. 30s (default 15m, as Dumpling; 0 = never)",
+    )
     conn.add_argument(
         "--params",
         default="",
@@ -315,7 +319,11 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         raise UsageError("no output given: pass -o DIR or -o s3://bucket/prefix")
     s3 = None
     if output.startswith("s3://"):
-        s3 = s3_options_from_flags(ns, output, env)
+        try:  # a bad -o s3://… or --s3.* flag is a usage error (exit 2), not a storage failure
+            s3 = s3_options_from_flags(ns, output, env)
+            s3.resolved().validate()
+        except StorageError as exc:
+            raise UsageError(exc.message) from None
     elif any(getattr(ns, name) for name in ("s3_endpoint", "s3_region", "s3_provider")):
         raise UsageError("--s3.* flags need an s3:// output (-o s3://bucket/prefix)")
 

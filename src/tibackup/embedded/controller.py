@@ -3,10 +3,14 @@
 Every ``interval`` seconds, in this order:
 1. recover Backups whose process died (``Prepare``/``Running`` with a dead pid → ``Failed``, reason
    Interrupted, GC life time restored by the manager's ``recover_interrupted``);
-2. finish deletions asked with ``delete --no-wait`` (and retry failed cleanups now and then);
-3. evaluate every BackupSchedule with ``control.schedule.decide`` (create, skip or wait), record its
+2. retry the GC life time restores still pending on finished Backups (condition
+   ``GCLifeTimeRestorePending``: the database was down or frozen when the backup ended), at once on the
+   first pass and then every ``GC_RETRY_SECONDS``, until the value is back;
+3. act on re-run requests (a new ``tibackup.pingcap.com/rerun`` annotation on a Failed Backup);
+4. finish deletions asked with ``delete --no-wait`` (and retry failed cleanups now and then);
+5. evaluate every BackupSchedule with ``control.schedule.decide`` (create, skip or wait), record its
    status, and apply retention with ``control.retention.expired_backups``;
-4. start pending Backups, each in a child process (``tibackup run-backup``) so a crash of one backup
+6. start pending Backups, each in a child process (``tibackup run-backup``) so a crash of one backup
    cannot take the controller down, up to ``max_concurrent`` at once.
 
 Children outlive a controller that is killed with SIGKILL; a restarted controller finds them alive by
@@ -33,7 +37,7 @@ from tibackup.embedded import lifecycle
 from tibackup.embedded.metrics import SkipCounter
 from tibackup.embedded.paths import CONTROLLER_LOCK
 from tibackup.embedded.procs import process_alive, start_ticks
-from tibackup.embedded.runtime import redact
+from tibackup.embedded.runtime import EmbeddedRuntime, redact
 from tibackup.embedded.schedules import reconcile_schedule
 from tibackup.embedded.store import KIND_BACKUP, KIND_SCHEDULE, Store
 from tibackup.errors import TibackupError
@@ -41,6 +45,7 @@ from tibackup.resources import Backup, BackupSchedule, Phase, set_condition
 
 log = logging.getLogger("tibackup.controller")
 CLEAN_RETRY_SECONDS = 60.0
+GC_RETRY_SECONDS = 30.0
 
 
 class ControllerRunning(TibackupError):
@@ -106,6 +111,7 @@ class Controller:
         self.skipped = skipped or SkipCounter()
         self.children: dict[tuple[str, str], Child] = {}
         self._clean_attempts: dict[tuple[str, str], float] = {}
+        self._gc_attempts: dict[tuple[str, str], float] = {}
 
     # ------------------------------------------------------------------------------------- loop
     def run(self, stop: threading.Event) -> None:
@@ -130,6 +136,10 @@ class Controller:
         now = now or lifecycle.now()
         self.reap_children()
         self.recover_dead()
+        self.retry_gc_restores()
+        for backup in self.store.list_resources(KIND_BACKUP):
+            if (lifecycle.namespace_of(backup), backup.metadata.name) not in self.children:
+                lifecycle.accept_rerun(self.store, backup)
         self.finish_deletions()
         schedules: list[BackupSchedule] = self.store.list_resources(KIND_SCHEDULE)
         for schedule in schedules:
@@ -185,6 +195,24 @@ class Controller:
             in_progress = backup.status.phase in (Phase.SCHEDULED, Phase.PREPARE, Phase.RUNNING)
             if in_progress and key not in recorded and key not in self.children:
                 lifecycle.recover(self.store, backup)
+
+    def retry_gc_restores(self) -> None:
+        """Finished Backups whose GC life time is still raised: try to restore it again."""
+        from tibackup.manager.recover import pending_gc_restore, retry_gc_restore
+
+        runtime = EmbeddedRuntime(self.store)
+        for backup in self.store.list_resources(KIND_BACKUP):
+            key = (lifecycle.namespace_of(backup), backup.metadata.name)
+            if backup.metadata.deletion_timestamp is not None or not pending_gc_restore(backup, runtime):
+                continue
+            last = self._gc_attempts.get(key)
+            if last is not None and time.monotonic() - last < GC_RETRY_SECONDS:
+                continue
+            self._gc_attempts[key] = time.monotonic()
+            result = retry_gc_restore(backup, runtime)
+            if not pending_gc_restore(result, runtime):
+                self._gc_attempts.pop(key, None)
+                log.info("backup %s/%s: tikv_gc_life_time restored", *key)
 
     def finish_deletions(self) -> None:
         for schedule in self.store.list_resources(KIND_SCHEDULE):

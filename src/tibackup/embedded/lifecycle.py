@@ -74,6 +74,34 @@ def run_in_process(store: Store, backup: Backup, adopt: bool = False) -> Backup:
         store.clear_run(ns, name, pid)
 
 
+def accept_rerun(store: Store, backup: Backup) -> Backup | None:
+    """Act on a new ``tibackup.pingcap.com/rerun`` annotation (``control.rerun``): reset a Failed/Invalid
+    Backup so that it runs again (the controller or ``apply --wait`` then runs it), or record a refusal.
+    Returns the Backup as stored afterwards, or None when there was nothing to do."""
+    from tibackup.control.rerun import RerunAction, decide_rerun, refused_status, rerun_status
+
+    current = store.get(KIND_BACKUP, namespace_of(backup), backup.metadata.name)
+    if not isinstance(current, Backup):
+        return None
+    running = live_run(store, current)
+    if running is not None and running.pid != os.getpid():
+        return None  # another process runs it: the request waits for that run to end
+    decision = decide_rerun(current)
+    if decision is None:
+        return None
+    ns, name = namespace_of(current), current.metadata.name
+    if decision.action is RerunAction.RUN:
+        current.status = rerun_status(current.status, decision.token)
+        store.add_event(current, "Normal", "RerunRequested", decision.message)
+        log.info("backup %s/%s: %s", ns, name, decision.message)
+    else:
+        current.status = refused_status(current.status, decision.token)
+        store.add_event(current, "Warning", "RerunRefused", decision.message)
+        log.warning("backup %s/%s: %s", ns, name, decision.message)
+    updated = store.update_status(current)
+    return updated if isinstance(updated, Backup) else None
+
+
 def recover(store: Store, backup: Backup) -> Backup | None:
     """A Backup whose process died: Failed (Interrupted), GC life time restored. None when nothing to do."""
     from tibackup.manager.recover import recover_interrupted
@@ -136,9 +164,26 @@ def delete_backup(store: Store, backup: Backup) -> Backup | None:
         runtime.event(current, "Warning", "CleanFailed", exc.message)
         log.error("backup %s/%s: clean failed: %s", ns, name, exc.message)
         return current
+    _restore_gc_before_forgetting(store, current)
     store.remove(current)
     log.info("backup %s/%s: deleted", ns, name)
     return None
+
+
+def _restore_gc_before_forgetting(store: Store, backup: Backup) -> None:
+    """Deleting a Backup forgets its GC record: a pending restore gets one last try first."""
+    from tibackup.manager.gc import PENDING
+    from tibackup.manager.recover import retry_gc_restore
+
+    runtime = EmbeddedRuntime(store)
+    if runtime.load_gc_record(backup) is None:
+        return
+    left = retry_gc_restore(backup, runtime).status.condition(PENDING)
+    if left is not None:
+        log.warning(
+            "backup %s/%s: deleted with tikv_gc_life_time still raised: %s",
+            namespace_of(backup), backup.metadata.name, left.message,
+        )  # fmt: skip
 
 
 def owned_backups(store: Store, schedule: BackupSchedule) -> list[Backup]:

@@ -5,24 +5,65 @@ that reads one snapshot for longer than that fails. So the manager raises it to 
 when it is shorter — after recording the old value durably through the runtime, so that a killed
 backup can still be undone by ``recover_interrupted`` — and sets it back when the dump ends.
 
+A restore that fails (the database is down, frozen or refusing) keeps the record: the Backup shows the
+condition ``GCLifeTimeRestorePending`` (the old value and the last error) and the embedded controller
+and the operator retry (``recover.retry_gc_restore``) until the database answers; the condition goes
+once the value is back.
+
 On a server that is not TiDB the same is done when a ``mysql.tidb`` table with a ``tikv_gc_life_time``
 row exists: a stand-in for TiDB's GC table, which is how the tests exercise this on MariaDB.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from tibackup.dump import tidb
+from tibackup.dump.config import Connection
 from tibackup.dump.conn import DB, ServerInfo, ServerType
 from tibackup.errors import DatabaseError, InvalidSpecError
 from tibackup.manager.runtime import BackupRuntime
-from tibackup.resources import Backup, parse_duration, rfc3339
+from tibackup.resources import (
+    Backup,
+    BackupStatus,
+    ConditionType,
+    drop_condition,
+    parse_duration,
+    rfc3339,
+    set_side_condition,
+)
 
 log = logging.getLogger("tibackup.manager")
+
+PENDING = ConditionType.GC_LIFE_TIME_RESTORE_PENDING
+PENDING_REASON = "GCLifeTimeNotRestored"
+# A restore must not wait the dump's read timeout (15m) on a frozen server: it is retried anyway.
+RESTORE_READ_TIMEOUT = 60.0
+
+
+def restore_connection(conn: Connection) -> Connection:
+    """The dump's connection settings with the read timeout bounded for the restore's two statements."""
+    timeout = min(conn.read_timeout or RESTORE_READ_TIMEOUT, RESTORE_READ_TIMEOUT)
+    return dataclasses.replace(conn, read_timeout=timeout)
+
+
+def mark_pending(status: BackupStatus, record: dict[str, Any], error: str, now: datetime) -> BackupStatus:
+    """``status`` with the ``GCLifeTimeRestorePending`` condition: the value to restore and the last error."""
+    value, raised = record.get("value", "its old value"), record.get("raisedTo", "a longer value")
+    message = (
+        f"tikv_gc_life_time is still raised to {raised}; restoring it to {value} failed: {error}; retried "
+        f"until the database answers (by hand: UPDATE mysql.tidb SET VARIABLE_VALUE='{value}' WHERE "
+        "VARIABLE_NAME='tikv_gc_life_time')"
+    )
+    return set_side_condition(status, PENDING, PENDING_REASON, message, now)
+
+
+def clear_pending(status: BackupStatus) -> BackupStatus:
+    return drop_condition(status, PENDING)
 
 
 def gc_applies(db: DB, server: ServerInfo) -> bool:

@@ -9,7 +9,12 @@ Nothing will finish it, so ``recover_interrupted`` undoes what the run changed a
 
 A staged dump that had finished is left on the staging volume, so running the Backup again uploads it
 instead of dumping again. Failures of steps 1-2 are reported (Warning events, the message) and never
-stop step 3; the GC record stays when the restore fails, so a later recovery can try again.
+stop step 3; the GC record stays when the restore fails, and the Backup shows the condition
+``GCLifeTimeRestorePending``.
+
+``retry_gc_restore`` is the retry of a pending restore on a Backup that has finished (Complete or
+Failed): the embedded controller calls it on its passes, the operator's recover Job on its timer, until
+the value is back and the condition gone. It never changes the phase.
 """
 
 from __future__ import annotations
@@ -20,13 +25,12 @@ from datetime import datetime
 
 from tibackup.dump.conn import DB
 from tibackup.errors import TibackupError
-from tibackup.manager import remote, settings
-from tibackup.manager.gc import restore_gc_life_time
+from tibackup.manager import gc, remote, settings
 from tibackup.manager.report import Reporter
 from tibackup.manager.run import utc_now
 from tibackup.manager.runtime import BackupRuntime
-from tibackup.manager.secrets import resolve_secrets, tls_files
-from tibackup.resources import Backup, Phase
+from tibackup.manager.secrets import Secrets, resolve_secrets, tls_files
+from tibackup.resources import FINISHED_PHASES, Backup, Phase
 
 log = logging.getLogger("tibackup.manager")
 
@@ -46,19 +50,9 @@ def recover_interrupted(
         secrets = None
         problems.append(exc.message)
 
-    record = runtime.load_gc_record(backup)
-    if record and secrets is not None:
-        try:
-            with tls_files(secrets) as tls:
-                config = settings.dump_config(backup.spec, "staging", secrets.password, tls)
-                value = restore_gc_life_time(lambda: DB(config.connection), backup, runtime)
-            if value:
-                report.info("GCLifeTimeRestored", f"tikv_gc_life_time restored to {value}")
-        except TibackupError as exc:
-            problems.append(f"tikv_gc_life_time was not restored to {record.get('value')}: {exc.message}")
-            report.warning("GCLifeTimeNotRestored", problems[-1])
-    elif record:
-        problems.append(f"tikv_gc_life_time was not restored to {record.get('value')}")
+    problem = _restore_gc(report, secrets)
+    if problem:
+        problems.append(problem)
 
     path = backup.status.backup_path
     if path and secrets is not None:
@@ -77,6 +71,55 @@ def recover_interrupted(
     if problems:
         message += "; also: " + "; ".join(problems)
     return report.failed("Interrupted", message)
+
+
+def retry_gc_restore(
+    backup: Backup, runtime: BackupRuntime, *, now: Callable[[], datetime] = utc_now
+) -> Backup:
+    """Try again to restore the GC life time a finished Backup left raised; the phase stays as it is.
+
+    Restored (or nothing recorded): the ``GCLifeTimeRestorePending`` condition goes. Not restored: the
+    condition says the last error. The status is saved either way."""
+    backup = backup.model_copy(deep=True)
+    report = Reporter(backup, runtime, now)
+    try:
+        report.secrets = secrets = resolve_secrets(backup, runtime)
+    except TibackupError as exc:
+        record = runtime.load_gc_record(backup) or {}
+        return report.update(gc.mark_pending(backup.status, record, report.clean(exc.message), now()))
+    _restore_gc(report, secrets)
+    return report.update(backup.status)
+
+
+def pending_gc_restore(backup: Backup, runtime: BackupRuntime) -> bool:
+    """Whether a finished Backup still has a GC life time to restore (its record is kept)."""
+    return backup.status.phase in FINISHED_PHASES and runtime.load_gc_record(backup) is not None
+
+
+def _restore_gc(report: Reporter, secrets: Secrets | None) -> str | None:
+    """Restore from the record, setting or clearing the pending condition (not saved); the problem, if any."""
+    backup, runtime = report.backup, report.runtime
+    record = runtime.load_gc_record(backup)
+    if not record:
+        report.update(gc.clear_pending(backup.status), save=False)
+        return None
+    try:
+        if secrets is None:
+            raise TibackupError("the Backup's Secrets could not be read")
+        with tls_files(secrets) as tls:
+            config = settings.dump_config(backup.spec, "staging", secrets.password, tls)
+            connection = gc.restore_connection(config.connection)
+            value = gc.restore_gc_life_time(lambda: DB(connection), backup, runtime)
+    except TibackupError as exc:
+        error = report.clean(exc.message)
+        problem = f"tikv_gc_life_time was not restored to {record.get('value')}: {error}"
+        report.warning("GCLifeTimeNotRestored", problem)
+        report.update(gc.mark_pending(backup.status, record, error, report.now()), save=False)
+        return problem
+    report.update(gc.clear_pending(backup.status), save=False)
+    if value:
+        report.info("GCLifeTimeRestored", f"tikv_gc_life_time restored to {value}")
+    return None
 
 
 def _abort_uploads(backup: Backup, path: str, access_key: str | None, secret_key: str | None) -> int:

@@ -44,6 +44,13 @@ class Reporter:
         self.runtime.save_status(self.backup)
         return self.backup
 
+    def update(self, status: BackupStatus, save: bool = True) -> Backup:
+        """Replace the status (e.g. a condition that is not a phase); saved at once unless ``save`` is False."""
+        if not save:
+            self.backup.status = status
+            return self.backup
+        return self._save(status)
+
     def prepare(self, message: str) -> None:
         self._save(phases.to_prepare(self.backup.status, self.clean(message), self.now()))
         self.info("Prepare", message)

@@ -39,8 +39,7 @@ from tibackup.dump.dumper import run_dump
 from tibackup.dump.metadata import METADATA_NAME
 from tibackup.dump.progress import Progress
 from tibackup.errors import DatabaseError, Interrupted, InvalidSpecError, TibackupError
-from tibackup.manager import remote, settings
-from tibackup.manager.gc import gc_applies, raise_gc_life_time, restore_gc_life_time
+from tibackup.manager import gc, remote, settings
 from tibackup.manager.preflight import check_privileges, check_storage
 from tibackup.manager.progress import ProgressLog, describe
 from tibackup.manager.report import Reporter
@@ -116,7 +115,7 @@ def _run(
     # 3. Preflight: the database account, its privileges, the bucket.
     with _login(conn, spec.from_.secret_name if spec.from_ else None) as db:
         server = db.server_info()
-        manage_gc = gc_applies(db, server)
+        manage_gc = gc.gc_applies(db, server)
         if not settings.skip_privilege_check(backup):
             check_privileges(db, server, gc_table=manage_gc)
     root = remote.open_backup_storage(s3)
@@ -138,7 +137,7 @@ def _run(
     try:
         if manage_gc:
             with connect(conn) as db:
-                changed = raise_gc_life_time(db, backup, runtime, spec.tikv_gc_life_time, now())
+                changed = gc.raise_gc_life_time(db, backup, runtime, spec.tikv_gc_life_time, now())
             if changed:
                 report.info("GCLifeTimeRaised", f"tikv_gc_life_time raised from {changed[0]} to {changed[1]}")
 
@@ -236,18 +235,22 @@ def _dump_staged(
 
 
 def _restore_gc(conn: Connection, backup: Backup, report: Reporter) -> None:
-    """Restore in a ``finally``: a failure here is reported, never hides the backup's own outcome."""
+    """Restore in a ``finally``: a failure here is reported and leaves the restore pending (a condition
+    the controller or operator clears when its retry succeeds); it never hides the backup's own outcome.
+    The status is saved with the outcome that follows."""
     try:
-        value = restore_gc_life_time(lambda: connect(conn), backup, report.runtime)
+        value = gc.restore_gc_life_time(lambda: connect(gc.restore_connection(conn)), backup, report.runtime)
     except Exception as exc:
         record = report.runtime.load_gc_record(backup) or {}
-        message = exc.message if isinstance(exc, TibackupError) else str(exc)
+        message = report.clean(exc.message if isinstance(exc, TibackupError) else str(exc))
         report.warning(
             "GCLifeTimeNotRestored",
             f"could not restore tikv_gc_life_time to {record.get('value', 'its old value')}: {message}; "
-            "set it back by hand (UPDATE mysql.tidb SET VARIABLE_VALUE=… WHERE VARIABLE_NAME='tikv_gc_life_time')",
+            "it is retried until the database answers",
         )
+        report.update(gc.mark_pending(backup.status, record, message, report.now()), save=False)
         return
+    report.update(gc.clear_pending(backup.status), save=False)
     if value:
         report.info("GCLifeTimeRestored", f"tikv_gc_life_time restored to {value}")
 

@@ -14,11 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tibackup.control.rerun import RerunAction, RerunDecision, decide_rerun, refused_status, rerun_status
 from tibackup.errors import InvalidSpecError
 from tibackup.manager.admission import admit
 from tibackup.operator import jobs
 from tibackup.operator.kube import BACKUPS, JOBS, PODS, PVCS, KubeApi
-from tibackup.resources import FINISHED_PHASES, Backup, Phase, set_condition, to_dict
+from tibackup.resources import (
+    FINISHED_PHASES,
+    Backup,
+    BackupStatus,
+    Phase,
+    set_condition,
+    to_dict,
+)
 
 log = logging.getLogger(__name__)
 COMPONENT = "tibackup-operator"
@@ -31,6 +39,7 @@ class OperatorConfig:
     schedule_interval: float = 15.0  # seconds between two looks at every BackupSchedule
     poll_delay: float = 5.0  # seconds between two looks at a clean Job being waited for
     clean_retry_delay: float = 60.0  # after a failed clean Job, before the next attempt
+    gc_retry_interval: float = 60.0  # between two recover Jobs for a GC life time still to restore
 
 
 @dataclass(frozen=True)
@@ -62,11 +71,13 @@ class BackupController:
         self.config = config
         self.clock = clock
 
-    # --- creation (and resumption after an operator restart)
-    def ensure_job(self, body: dict[str, Any]) -> None:
-        """Start the Backup's Job unless it has started, finished or cannot ever work."""
+    # --- creation (and resumption after an operator restart, and re-runs)
+    def ensure_job(self, body: dict[str, Any]) -> bool:
+        """Start the Backup's Job unless it has started, finished or cannot ever work; act on a new
+        ``tibackup.pingcap.com/rerun`` annotation first (``control.rerun``). False: try again soon
+        (the previous run's Job is still going away)."""
         if (body.get("metadata") or {}).get("deletionTimestamp"):
-            return
+            return True
         try:
             backup = jobs.backup_of(body)
             admit(backup)  # the run's own checks, so a spec that can never run gets no Job
@@ -74,24 +85,48 @@ class BackupController:
             if (body.get("status") or {}).get("phase") != Phase.INVALID:
                 self._set_phase_raw(body, Phase.INVALID, exc.reason, exc.message)
                 self.event(body, "Warning", exc.reason, exc.message)
-            return
+            return True
+        decision = decide_rerun(backup)
+        if decision is not None:
+            recovery = self.api.get(JOBS, _ns(backup), jobs.job_name(backup.metadata.name, "recover"))
+            if recovery is not None and job_outcome(recovery) is None:
+                return False  # it would mark the new run Failed: re-run once the recovery has ended
+            self._accept_rerun(backup, decision)
         phase = backup.status.phase
         if phase not in UNFINISHED:
-            return
+            return True
         ns, name = _ns(backup), backup.metadata.name
         job = self.api.get(JOBS, ns, jobs.job_name(name))
         if phase in (Phase.PREPARE, Phase.RUNNING) and job is None:
             # The Job vanished (deleted by hand, lost with its node's etcd record): nothing runs it.
             self.fail(backup, "JobLost", f"the Job {jobs.job_name(name)} of this backup no longer exists")
-            return
+            return True
         if job is not None:
-            return
+            # A finished Job of a Backup that has not started: the previous run's, still being deleted.
+            return not (phase is None and job_outcome(job) is not None)
         if phase is None:
             self.set_phase(backup, Phase.SCHEDULED, "JobCreated", f"the Job {jobs.job_name(name)} runs it")
         if jobs.is_staged(backup):
-            self.api.create(PVCS, ns, jobs.pvc_manifest(backup))
-        self.api.create(JOBS, ns, jobs.job_manifest(backup, self.config.image))
+            self.api.create(PVCS, ns, jobs.pvc_manifest(backup))  # a re-run finds its kept volume
+        if self.api.create(JOBS, ns, jobs.job_manifest(backup, self.config.image)) is None:
+            return False
         self.event(to_dict(backup), "Normal", "JobCreated", f"created Job {jobs.job_name(name)}")
+        return True
+
+    def _accept_rerun(self, backup: Backup, decision: RerunDecision) -> None:
+        """Reset the status (the previous Job goes) so the Backup runs again, or record the refusal."""
+        ns, name = _ns(backup), backup.metadata.name
+        if decision.action is RerunAction.REFUSE:
+            backup.status = refused_status(backup.status, decision.token)
+            self.event(to_dict(backup), "Warning", "RerunRefused", decision.message)
+        else:
+            self.api.delete(JOBS, ns, jobs.job_name(name))
+            backup.status = rerun_status(backup.status, decision.token)
+            self.event(to_dict(backup), "Normal", "RerunRequested", decision.message)
+        # A merge patch keeps what it does not name: every field is named, null when the reset clears it.
+        cleared = dict.fromkeys(BackupStatus().model_dump(by_alias=True), None)
+        status = {**cleared, **backup.status.model_dump(mode="json", by_alias=True, exclude_none=True)}
+        self.api.patch(BACKUPS, ns, name, {"status": status}, subresource="status")
 
     # --- Jobs finishing
     def job_changed(self, job: dict[str, Any]) -> None:
@@ -103,6 +138,9 @@ class BackupController:
         if not backup_name or outcome is None:
             return
         ns = meta.get("namespace") or "default"
+        current = self.api.get(JOBS, ns, str(meta.get("name")))
+        if current is None or (current.get("metadata") or {}).get("uid") != meta.get("uid"):
+            return  # a late event of a Job already deleted (a re-run replaced it): not this run's outcome
         body = self.api.get(BACKUPS, ns, backup_name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
@@ -151,6 +189,31 @@ class BackupController:
             self.api.create(JOBS, _ns(backup), jobs.job_manifest(backup, self.config.image, "recover"))
             self.event(to_dict(backup), "Normal", "RecoveryStarted",
                        f"created Job {jobs.job_name(backup.metadata.name, 'recover')} to restore the GC life time")  # fmt: skip
+
+    # --- a GC life time restore still pending (the database was down or frozen when the backup ended)
+    def retry_gc_restore(self, body: dict[str, Any]) -> None:
+        """A finished Backup still carrying its GC record: run a recover Job (again) to restore the value.
+
+        Called on a timer while the annotation is there; the Job removes it once the value is back."""
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        try:
+            backup = jobs.backup_of(body)
+        except InvalidSpecError:
+            return
+        annotations = backup.metadata.annotations or {}
+        if not annotations.get(jobs.ANNOTATION_GC_RECORD) or backup.status.phase not in FINISHED_PHASES:
+            return  # nothing to restore, or the backup's own Job (or fail()) still takes care of it
+        ns, name = _ns(backup), jobs.job_name(backup.metadata.name, "recover")
+        job = self.api.get(JOBS, ns, name)
+        if job is not None:
+            if job_outcome(job) is None:
+                return  # a recovery runs now
+            self.api.delete(JOBS, ns, name)
+        if self.api.create(JOBS, ns, jobs.job_manifest(backup, self.config.image, "recover")) is None:
+            return  # the finished Job is still going away: the next tick creates it
+        self.event(body, "Normal", "GCRestoreRetried",
+                   f"created Job {name} to restore tikv_gc_life_time (still raised by this backup)")  # fmt: skip
 
     # --- deletion
     def cleanup(self, body: dict[str, Any]) -> CleanProgress:

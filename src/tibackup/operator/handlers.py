@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from tibackup.operator.backups import BackupController, OperatorConfig
+from tibackup.operator.jobs import ANNOTATION_GC_RECORD
 from tibackup.operator.kube import GROUP, VERSION, KubeApi
 from tibackup.operator.metrics import ScheduleMetrics
 from tibackup.operator.schedules import ScheduleController
@@ -51,8 +52,10 @@ def build_registry(
 
     @kopf.on.create(GROUP, VERSION, "backups", registry=registry, id="start")
     @kopf.on.resume(GROUP, VERSION, "backups", registry=registry, id="resume")
+    @kopf.on.update(GROUP, VERSION, "backups", registry=registry, id="update")  # e.g. a re-run annotation
     def start_backup(body: kopf.Body, **_: Any) -> None:
-        backups.ensure_job(_plain(body))
+        if not backups.ensure_job(_plain(body)):
+            raise kopf.TemporaryError("the previous run's Job is still being deleted", delay=config.poll_delay)
 
     @kopf.on.delete(GROUP, VERSION, "backups", registry=registry, id="clean")
     def clean_backup(body: kopf.Body, **_: Any) -> None:
@@ -64,6 +67,11 @@ def build_registry(
     def job_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         if type != "DELETED":
             backups.job_changed(_plain(body))
+
+    @kopf.timer(GROUP, VERSION, "backups", interval=config.gc_retry_interval, registry=registry,
+                annotations={ANNOTATION_GC_RECORD: kopf.PRESENT}, id="gc-restore")  # fmt: skip
+    def gc_restore_retry(body: kopf.Body, **_: Any) -> None:
+        backups.retry_gc_restore(_plain(body))
 
     @kopf.timer(GROUP, VERSION, "backupschedules", interval=config.schedule_interval, registry=registry)
     def schedule_tick(body: kopf.Body, **_: Any) -> None:

@@ -14,6 +14,8 @@ from tibackup.operator.runtime import KubernetesRuntime
 from tibackup.resources import Phase, set_condition
 
 log = logging.getLogger(__name__)
+# The reasons the operator gives a Backup whose Job died: its recovery is the whole of recover_interrupted.
+OPERATOR_FAILURES = frozenset({"JobFailed", "JobLost"})
 
 
 def run_backup_job(api: KubeApi, namespace: str, name: str) -> int:
@@ -50,15 +52,22 @@ def clean_backup_job(api: KubeApi, namespace: str, name: str) -> int:
 def recover_backup_job(api: KubeApi, namespace: str, name: str) -> int:
     """Undo what a killed backup left behind: restore the GC life time (its record is an annotation on
     the Backup) and abort unfinished uploads. The operator has already said why the Job died
-    (reason JobFailed); that reason stays, with what the recovery could not do appended."""
-    from tibackup.manager.recover import recover_interrupted
+    (reason JobFailed); that reason stays, with what the recovery could not do appended.
+
+    On a Backup that finished by itself (Complete, or Failed by its manager) only the GC life time is
+    restored (the operator's retry of a pending restore) and the phase stays. 0 when nothing is left to
+    restore, 1 while the restore is still pending (the operator retries)."""
+    from tibackup.manager.recover import pending_gc_restore, recover_interrupted, retry_gc_restore
 
     runtime = KubernetesRuntime(api)
     backup, _ = runtime.load_backup(namespace, name)
     before = backup.status.condition(Phase.FAILED)
+    if backup.status.phase != Phase.FAILED or before is None or before.reason not in OPERATOR_FAILURES:
+        result = retry_gc_restore(backup, runtime)
+        return 1 if pending_gc_restore(result, runtime) else 0
     result = recover_interrupted(backup, runtime)
     after = result.status.condition(Phase.FAILED)
-    if before is not None and before.reason and after is not None and after.reason != before.reason:
+    if before.reason and after is not None and after.reason != before.reason:
         message = before.message or ""
         extra = (after.message or "").partition("; also: ")[2]
         if extra:

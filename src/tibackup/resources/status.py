@@ -23,6 +23,21 @@ class Phase(StrEnum):
     CLEAN_FAILED = "CleanFailed"
 
 
+class ConditionType(StrEnum):
+    """The type of a condition: every phase, and conditions that are not phases (they never set it)."""
+
+    SCHEDULED = Phase.SCHEDULED.value
+    PREPARE = Phase.PREPARE.value
+    RUNNING = Phase.RUNNING.value
+    COMPLETE = Phase.COMPLETE.value
+    FAILED = Phase.FAILED.value
+    INVALID = Phase.INVALID.value
+    CLEAN = Phase.CLEAN.value
+    CLEAN_FAILED = Phase.CLEAN_FAILED.value
+    # The backup raised TiKV's GC life time and could not set it back yet: retried until it is.
+    GC_LIFE_TIME_RESTORE_PENDING = "GCLifeTimeRestorePending"
+
+
 # A backup in one of these phases has ended: it will not change until it is deleted.
 FINISHED_PHASES: frozenset[Phase] = frozenset({Phase.COMPLETE, Phase.FAILED, Phase.INVALID})
 DELETING_PHASES: frozenset[Phase] = frozenset({Phase.CLEAN, Phase.CLEAN_FAILED})
@@ -31,7 +46,7 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 
 
 class BackupCondition(StatusModel):
-    type: Phase
+    type: ConditionType
     status: ConditionStatus = "True"
     last_transition_time: KubeTime | None = None
     reason: str | None = None
@@ -48,8 +63,11 @@ class BackupStatus(StatusModel):
     time_started: KubeTime | None = None
     time_completed: KubeTime | None = None
     time_taken: str | None = None
+    # Beyond the reference: the ``tibackup.pingcap.com/rerun`` annotation value last acted on (a new
+    # value asks for a new run of a Failed Backup; see tibackup.control.rerun).
+    rerun_token: str | None = None
 
-    def condition(self, type_: Phase | str) -> BackupCondition | None:
+    def condition(self, type_: ConditionType | Phase | str) -> BackupCondition | None:
         """The condition of that type, if it was ever set."""
         for cond in self.conditions or ():
             if cond.type == type_:
@@ -71,9 +89,23 @@ def set_condition(
     ``lastTransitionTime`` unless its ``status`` changes (the Kubernetes convention).
     """
     phase = Phase(type_)
+    new = set_side_condition(status, ConditionType(phase), reason, message, now, condition_status)
+    return new.model_copy(update={"phase": phase})
+
+
+def set_side_condition(
+    status: BackupStatus,
+    type_: ConditionType | str,
+    reason: str | None,
+    message: str | None,
+    now: datetime,
+    condition_status: ConditionStatus = "True",
+) -> BackupStatus:
+    """A copy of ``status`` with the condition ``type_`` set as ``set_condition`` does, phase untouched."""
+    kind = ConditionType(type_)
     conditions = [cond.model_copy() for cond in status.conditions or ()]
     for index, cond in enumerate(conditions):
-        if cond.type == phase:
+        if cond.type == kind:
             changed = cond.status != condition_status
             conditions[index] = cond.model_copy(
                 update={
@@ -87,14 +119,22 @@ def set_condition(
     else:
         conditions.append(
             BackupCondition(
-                type=phase,
+                type=kind,
                 status=condition_status,
                 last_transition_time=utc(now),
                 reason=reason,
                 message=message,
             )
         )
-    return status.model_copy(update={"phase": phase, "conditions": conditions})
+    return status.model_copy(update={"conditions": conditions})
+
+
+def drop_condition(status: BackupStatus, type_: ConditionType | str) -> BackupStatus:
+    """A copy of ``status`` without the condition ``type_`` (the same object when it has none)."""
+    if status.condition(type_) is None:
+        return status
+    kept = [cond.model_copy() for cond in status.conditions or () if cond.type != type_]
+    return status.model_copy(update={"conditions": kept or None})
 
 
 _SI_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")

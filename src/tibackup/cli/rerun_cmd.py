@@ -1,0 +1,73 @@
+"""``tibackup rerun bk NAME``: run a Failed (or Invalid) Backup again, as the annotation
+``tibackup.pingcap.com/rerun`` does on Kubernetes (``control.rerun`` has the rules)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from tibackup.cli.embedded_opts import RESOURCE_NAME, kind_of, namespace_option, open_store, state_dir_option
+from tibackup.embedded import lifecycle
+from tibackup.embedded.store import KIND_BACKUP
+from tibackup.errors import NotFoundError, UsageError
+from tibackup.resources import Backup, Phase
+
+EXAMPLES = """
+\b
+Examples:
+  tibackup rerun bk demo1-backup-s3 -n test1 --wait   # run it again here and now, show how it ended
+  tibackup rerun bk demo1-backup-s3 -n test1          # leave the run to `tibackup controller`
+"""
+
+
+@click.command("rerun", epilog=EXAMPLES)
+@click.argument("type_", metavar="TYPE")
+@click.argument("names", nargs=-1, required=True)
+@namespace_option
+@click.option("--wait", is_flag=True, help="Run the Backups to their end in the foreground.")
+@state_dir_option
+def rerun(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state_dir: Path | None) -> None:
+    """Run Failed or Invalid Backups again; a staged dump kept after a failed upload is uploaded, not redone.
+
+    It sets the annotation tibackup.pingcap.com/rerun to a new value, as `kubectl annotate --overwrite`
+    does on Kubernetes."""
+    from tibackup.cli.resources_cmd import _claim_runs, _wait_for
+    from tibackup.control.rerun import RERUN_ANNOTATION, RERUNNABLE, rerun_token
+
+    if kind_of(type_, allow_secret=False) != KIND_BACKUP:
+        raise UsageError("only Backups can be re-run: use `tibackup rerun bk NAME`")
+    store = open_store(state_dir)
+    backups: list[Backup] = []
+    for name in names:
+        backup = store.get(KIND_BACKUP, namespace, name)
+        if not isinstance(backup, Backup):
+            raise NotFoundError(f'backups.pingcap.com "{name}" not found in namespace "{namespace}"')
+        phase = backup.status.phase
+        if phase == Phase.COMPLETE:
+            raise UsageError(f"backup {name} is Complete: create a new Backup to take another one")
+        if phase not in RERUNNABLE:
+            raise UsageError(f"backup {name} has not finished (phase {phase or 'Pending'}): wait for its end")
+        backups.append(backup)
+    claimed = _claim_runs(store, list(backups)) if wait else []
+    try:
+        for backup in backups:
+            annotations = {
+                **(backup.metadata.annotations or {}),
+                RERUN_ANNOTATION: rerun_token(lifecycle.now()),
+            }
+            backup.metadata = backup.metadata.model_copy(update={"annotations": annotations})
+            store.apply(backup)
+            click.echo(f"{RESOURCE_NAME[KIND_BACKUP]}/{backup.metadata.name} rerun requested")
+        if not wait:
+            for backup in backups:
+                lifecycle.accept_rerun(store, backup)  # reset now: `get` shows it pending at once
+            return
+        results = [_wait_for(store, backup, backup in claimed) for backup in backups]
+    finally:
+        for backup in claimed:
+            store.clear_run(lifecycle.namespace_of(backup), backup.metadata.name, os.getpid())
+    from tibackup.cli.table_view import report_runs
+
+    report_runs(results, lifecycle.now())
