@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -20,16 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from testenv import sampledata
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
 
 from tests.integration.managerutil import DB_SECRET, NS, S3_SECRET, MemoryRuntime, make_backup, s3_prefix
+from tests.integration.test_embedded_cli import Env, backup_spec, env_fixture
+from tests.integration.test_embedded_controller import backups, controller, stop, wait_for
+from tibackup.control.naming import LABEL_SCHEDULE
+from tibackup.embedded.store import Store
 from tibackup.manager import remote, run_backup
 from tibackup.manager.claim import is_claim
 from tibackup.resources import Backup, Phase
 from tibackup.storage import S3Options
 from tibackup.storage.base import ObjectWriter, Storage
 
+__all__ = ["env_fixture"]  # the `env` fixture, shared with the CLI tests
 pytestmark = pytest.mark.integration
 PREFIX = "nightly/demo1"
 
@@ -216,3 +224,72 @@ def test_an_object_overwritten_at_the_same_size_fails_verification(
     assert condition is not None and condition.reason == "VerifyFailed", condition
     message = condition.message or ""
     assert victim in message and "overwritten by another writer" in message and "\n" not in message
+
+
+def test_two_schedules_on_one_prefix_never_mix(env: Env, tmp_path: Path) -> None:
+    """Two schedules of two databases on one bucket/prefix, ticking together under ``tibackup controller``
+    (two Backups at once): runs until two of their backups started in the same second (one folder got a
+    ``-2``); every folder then holds exactly its own schedule's data, and every backup is Complete."""
+    other = f"{env.database[:50]}_b"
+    env.mariadb.create_database(other)
+    try:
+        conn = env.mariadb.connect()
+        try:
+            rows = {
+                env.database: sum(sampledata.load_sample(conn, env.database, rows=200).values()),
+                other: sum(sampledata.load_sample(conn, other, rows=120).values()),
+            }
+        finally:
+            conn.close()
+
+        def schedule(name: str, db: str, **extra: object) -> dict[str, Any]:
+            s3 = {**backup_spec(env)["s3"], "prefix": "shared"}
+            return {
+                "apiVersion": "pingcap.com/v1alpha1",
+                "kind": "BackupSchedule",
+                "metadata": {"name": name, "namespace": "test1"},
+                "spec": {
+                    "schedule": "@every 1s",
+                    "maxBackups": 1000,
+                    "backupTemplate": backup_spec(env, tableFilter=[f"{db}.*"], s3=s3),
+                    **extra,
+                },
+            }
+
+        plan = {"sched-a": env.database, "sched-b": other}
+        docs = [schedule(name, db) for name, db in plan.items()]
+        assert env.tib("apply", "-f", "-", stdin=yaml.safe_dump_all(docs)).code == 0  # created together
+        store = Store(env.state)
+
+        def finished() -> list[Backup]:
+            return [b for b in backups(store) if b.status.phase in (Phase.COMPLETE, Phase.FAILED)]
+
+        def shared_a_second() -> bool:
+            done = finished()
+            suffixed = any(re.search(r"Z-\d+/$", b.status.backup_path or "") for b in done)
+            per_schedule = {(b.metadata.labels or {}).get(LABEL_SCHEDULE) for b in done}
+            return suffixed and per_schedule == {"sched-a", "sched-b"}
+
+        log = tmp_path / "controller.log"
+        with controller(env, log, "--max-concurrent", "2") as process:
+            wait_for(shared_a_second, 240, "two backups of the two schedules to start in the same second")
+            paused = [schedule(name, db, pause=True) for name, db in plan.items()]
+            assert env.tib("apply", "-f", "-", stdin=yaml.safe_dump_all(paused)).code == 0
+            wait_for(
+                lambda: all(b.status.phase in (Phase.COMPLETE, Phase.FAILED) for b in backups(store)),
+                120,
+                "the running backups to finish",
+            )
+            assert stop(process) == 0
+        done = finished()
+        failed = {
+            b.metadata.name: b.status.conditions[-1].message for b in done if b.status.phase != Phase.COMPLETE
+        }
+        assert not failed, failed
+        paths = [b.status.backup_path for b in done]
+        assert len(set(paths)) == len(paths), sorted(p or "" for p in paths)
+        for backup in done:
+            db = plan[(backup.metadata.labels or {}).get(LABEL_SCHEDULE, "")]
+            assert_folder_holds_exactly(env.s3, env.bucket, backup, db, rows[db])
+    finally:
+        env.mariadb.drop_database(other)
