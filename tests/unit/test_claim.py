@@ -84,7 +84,7 @@ def test_many_claimants_at_once_never_share_a_folder(tmp_path: Path, storage: ty
 
     def run(i: int) -> None:
         start.wait()
-        won[f"b{i}"] = claim_folder(root, candidates(), owner(f"b{i}"), pause=lambda s: None)
+        won[f"b{i}"] = claim_folder(root, candidates(), owner(f"b{i}"))
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(20)]
     for t in threads:
