@@ -14,6 +14,7 @@ from testenv.mariadb import MariaDBServer
 
 from tibackup.dump.dumper import DumpResult, run_dump
 from tibackup.dump.options import parse_dumpling_args
+from tibackup.manager.claim import is_claim
 
 
 def dump(
@@ -63,7 +64,12 @@ def restore(server: MariaDBServer, folder: Path, csv_options: str = "") -> list[
     """Load a dump folder the way a user would: schemas, then every data file, with the mariadb client."""
     loaded = []
     names = sorted(
-        (p.name for p in folder.iterdir() if p.name not in ("metadata", "tibackup-manifest.json")), key=_order
+        (
+            p.name
+            for p in folder.iterdir()
+            if p.name not in ("metadata", "tibackup-manifest.json") and not is_claim(p.name)
+        ),
+        key=_order,
     )
     for name in names:
         path = folder / name

@@ -9,7 +9,9 @@
    the bucket accepts a probe object.
 4. ``Prepare``: raise TiDB's GC life time when shorter than ``spec.tikvGCLifeTime``, recording the old
    value durably first (``gc.py``); it is restored in a ``finally`` whatever happens.
-5. ``Running`` with ``backupPath`` = ``s3://<bucket>[/<prefix>]/backup-<RFC 3339 UTC>/``, then the dump:
+5. Claim a folder of this Backup's own, before the first byte (``claim.py``): ``backup-<RFC 3339 UTC>``
+   under ``s3://<bucket>[/<prefix>]/``, or ``…-2``, ``-3``… when another backup holds that second's.
+   ``Running`` with that ``backupPath``, then the dump:
 
    * DIRECT: every file streams to the backup path with multipart upload; no staging volume.
    * STAGED: dump to ``runtime.staging_dir(backup)``, upload every file (``metadata`` last), empty the
@@ -18,7 +20,8 @@
 
    The mode: annotation ``tibackup.pingcap.com/mode: direct|staged`` wins; otherwise staged when
    ``spec.storageSize`` is set (the seed's examples all set it), direct when it is not.
-6. Verify that every file of the manifest is in S3 at its size, then ``Complete`` with ``backupSize``,
+6. Verify that the folder holds exactly what this run uploaded, each object at its size and ETag
+   (``verify.py``), then ``Complete`` with ``backupSize``,
    ``commitTs`` (``Pos:`` of ``metadata``) and times; or ``Failed`` with a CamelCase reason and a one-line
    message saying what to do. Never retried automatically.
 
@@ -39,15 +42,15 @@ from tibackup.dump.dumper import run_dump
 from tibackup.dump.metadata import METADATA_NAME
 from tibackup.dump.progress import Progress
 from tibackup.errors import DatabaseError, Interrupted, InvalidSpecError, TibackupError
-from tibackup.manager import gc, remote, settings
+from tibackup.manager import claim, gc, remote, settings
 from tibackup.manager.preflight import check_privileges, check_storage
 from tibackup.manager.progress import ProgressLog, describe
 from tibackup.manager.report import Reporter
 from tibackup.manager.runtime import BackupRuntime
 from tibackup.manager.secrets import resolve_secrets, tls_files
 from tibackup.manager.settings import DataPath
-from tibackup.manager.staged import Staging, UploadFailed, upload
-from tibackup.manager.verify import commit_ts, expected_files, verify_complete
+from tibackup.manager.staged import StagedDump, Staging, UploadFailed, upload
+from tibackup.manager.verify import Recorder, commit_ts, verify_complete
 from tibackup.resources import Backup, validate_backup
 from tibackup.storage import S3Options
 from tibackup.storage.base import Storage
@@ -144,15 +147,15 @@ def _run(
         # 5. Running: dump (and upload), then 6. verify.
         staging = Staging(runtime.staging_dir(backup)) if mode is DataPath.STAGED else None
         staged = staging.finished_dump(backup) if staging else None
-        path = staged.backup_path if staged else settings.path_for(spec, now())
+        path = _claim_folder(backup, s3, staged, now())
         report.running(path, f"backing up to {path} ({mode.value})")
-        storage = remote.open_backup_storage(settings.at_path(s3, path))
+        storage = Recorder(remote.open_backup_storage(settings.at_path(s3, path)))
         try:
             if staging is None:
-                expected = _dump_direct(config, storage, report)
+                _dump_direct(config, storage, report)
             else:
-                expected = _dump_staged(backup, config, storage, staging, staged is not None, s3, report)
-            size = verify_complete(storage, expected)
+                _dump_staged(backup, config, storage, staging, staged is not None, s3, report)
+            size = verify_complete(storage, storage.written, claim.is_claim)
             position = commit_ts(storage.read(METADATA_NAME))
         finally:
             remote.close_storage(storage)
@@ -187,12 +190,27 @@ def _login(conn: Connection, secret_name: str | None) -> DB:
         ) from None
 
 
-def _dump_direct(config: DumpConfig, storage: Storage, report: Reporter) -> dict[str, int | None]:
+def _claim_folder(backup: Backup, s3: S3Options, staged: StagedDump | None, started: datetime) -> str:
+    """The backup path of a folder no other backup writes into; a kept staged dump keeps its own."""
+    spec = backup.spec
+    document = claim.claim_document(backup, started)
+    root = remote.open_backup_storage(s3)
+    try:
+        if staged:
+            folder = settings.folder_in(spec, staged.backup_path)
+            claim.reclaim(root, folder, document)
+        else:
+            folder = claim.claim_folder(root, settings.folder_candidates(spec, started), document)
+    finally:
+        remote.close_storage(root)
+    return f"{settings.root_path(spec)}{folder}/"
+
+
+def _dump_direct(config: DumpConfig, storage: Storage, report: Reporter) -> None:
     progress = Progress()
     with ProgressLog(progress, interval=PROGRESS_INTERVAL):
-        result = run_dump(config, storage, progress)
+        run_dump(config, storage, progress)
     report.info("Dumped", describe(progress) + f" straight to {storage.url}")
-    return expected_files(storage, result.files)
 
 
 def _dump_staged(
@@ -203,7 +221,7 @@ def _dump_staged(
     reuse: bool,
     s3: S3Options,
     report: Reporter,
-) -> dict[str, int | None]:
+) -> None:
     local = staging.storage()
     if reuse:
         report.info(
@@ -224,14 +242,13 @@ def _dump_staged(
     progress = Progress()
     try:
         with ProgressLog(progress, "uploaded", interval=PROGRESS_INTERVAL):
-            files = upload(local, storage, s3.concurrency, progress)
+            upload(local, storage, s3.concurrency, progress)
     except UploadFailed as exc:
         raise UploadFailed(
             f"uploading the staged dump to {storage.url} failed: {exc.message}; the dump is kept in "
             f"{local.url}: fix the cause and run the backup again to upload it without dumping again"
         ) from exc
     report.info("Uploaded", describe(progress, "uploaded") + f" to {storage.url}")
-    return dict(files)
 
 
 def _restore_gc(conn: Connection, backup: Backup, report: Reporter) -> None:

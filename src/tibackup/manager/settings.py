@@ -7,6 +7,8 @@ can fix are ``InvalidSpecError`` naming the field, so the Backup becomes ``Inval
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 
@@ -81,10 +83,34 @@ def s3_options(spec: BackupSpec, access_key: str | None = None, secret_key: str 
     return dataclasses.replace(options, **overrides)  # type: ignore[arg-type]
 
 
-def path_for(spec: BackupSpec, started: datetime) -> str:
-    """``s3://<bucket>[/<prefix>]/backup-<RFC 3339 UTC time>/``."""
+def path_for(spec: BackupSpec, started: datetime, attempt: int = 1) -> str:
+    """``s3://<bucket>[/<prefix>]/backup-<RFC 3339 UTC time>/``; ``…-<attempt>/`` from the second on."""
     assert spec.s3 is not None and spec.s3.bucket
-    return backup_path(spec.s3.bucket, spec.s3.prefix, started)
+    path = backup_path(spec.s3.bucket, spec.s3.prefix, started)
+    return path if attempt == 1 else f"{path.rstrip('/')}-{attempt}/"
+
+
+def folder_candidates(spec: BackupSpec, started: datetime) -> Iterator[str]:
+    """The backup folders to claim in turn, relative to the bucket/prefix: ``backup-<RFC 3339 UTC>``,
+    then ``backup-<…>-2``, ``-3``, … (the seed's name unless that second's folder is taken)."""
+    for attempt in itertools.count(1):
+        yield folder_in(spec, path_for(spec, started, attempt))
+
+
+def root_path(spec: BackupSpec) -> str:
+    """``s3://<bucket>[/<prefix>]/``: where the backup folders are."""
+    assert spec.s3 is not None and spec.s3.bucket
+    parts = (spec.s3.bucket.strip("/"), (spec.s3.prefix or "").strip("/"))
+    return "s3://" + "/".join(p for p in parts if p) + "/"
+
+
+def folder_in(spec: BackupSpec, path: str) -> str:
+    """A backup path (``s3://bucket/prefix/folder/``) as the folder relative to the spec's bucket/prefix."""
+    root = root_path(spec)
+    folder = path.removeprefix(root).strip("/")
+    if not path.startswith(root) or not folder or "/" in folder:
+        raise InvalidSpecError("spec.s3", f"backup path {path} is not a folder of {root}")
+    return folder
 
 
 def at_path(options: S3Options, path: str) -> S3Options:

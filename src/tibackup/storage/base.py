@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import BinaryIO, Protocol
 
@@ -25,6 +25,14 @@ class ObjectNotFound(StorageError):
 class ObjectInfo:
     name: str  # relative to the storage root, '/'-separated
     size: int
+    # Content identity as the storage reports it (S3: the ETag without quotes; local: size and mtime),
+    # equal to what the writer's ``close`` returned as long as nobody else wrote the object since.
+    etag: str = field(default="", compare=False)
+
+
+def clean_etag(etag: str | None) -> str:
+    """S3 sends ETags in quotes (``"abc…"``, ``"abc…-3"`` for multipart); compare them without."""
+    return (etag or "").strip().strip('"')
 
 
 class ObjectWriter(Protocol):
@@ -32,8 +40,9 @@ class ObjectWriter(Protocol):
 
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
 
-    def close(self) -> None:
-        """Finish the object; after this returns it exists in full."""
+    def close(self) -> str:
+        """Finish the object; after this returns it exists in full. Return its content identity (the
+        ``etag`` that listing the object shows while nobody else has written it since)."""
 
     def abort(self) -> None:
         """Discard everything written; safe to call after a failed write or close, and twice."""
@@ -61,6 +70,11 @@ class Storage(Protocol):
     def create(self, name: str) -> ObjectWriter: ...
 
     def put(self, name: str, data: bytes) -> None: ...
+
+    def put_if_absent(self, name: str, data: bytes) -> str | None:
+        """Create ``name`` only if no object of that name exists (S3: ``If-None-Match: *``); return its
+        etag, or None when it already existed. A server that ignores the condition overwrites instead,
+        so callers must stay safe without it (see ``manager/claim.py``)."""
 
     def read(self, name: str) -> bytes: ...
 

@@ -33,6 +33,12 @@ def os_error(exc: OSError, path: Path | str, doing: str = "writing") -> StorageE
     return StorageError(f"cannot complete {doing} {path}: {reason}")
 
 
+def local_etag(stat: os.stat_result) -> str:
+    """A file's content identity without reading it: size and modification time (nanoseconds); a file
+    rewritten by someone else gets a new mtime even at the same size."""
+    return f"{stat.st_size}-{stat.st_mtime_ns}"
+
+
 class LocalWriter(ObjectWriter):
     """Writes to a temporary sibling and renames it into place on ``close`` (atomic on POSIX)."""
 
@@ -54,16 +60,36 @@ class LocalWriter(ObjectWriter):
             self.abort()
             raise os_error(exc, self.path) from exc
 
-    def close(self) -> None:
+    def close(self) -> str:
         if self._file is None:
             raise StorageError(f"close of {self.path} after it was closed or aborted")
         try:
             self._file.close()
             self._file = None
+            etag = local_etag(os.stat(self.temp))  # the rename keeps size and mtime
             os.replace(self.temp, self.path)
         except OSError as exc:
             self.abort()
             raise os_error(exc, self.path) from exc
+        return etag
+
+    def close_if_absent(self) -> str | None:
+        """Like ``close``, but only if no file of that name exists (a hard link is created atomically or
+        not at all); None when one existed."""
+        if self._file is None:
+            raise StorageError(f"close of {self.path} after it was closed or aborted")
+        try:
+            self._file.close()
+            self._file = None
+            etag = local_etag(os.stat(self.temp))
+            os.link(self.temp, self.path)
+        except FileExistsError:
+            return None
+        except OSError as exc:
+            raise os_error(exc, self.path) from exc
+        finally:
+            self.abort()  # removes the temporary name
+        return etag
 
     def abort(self) -> None:
         if self._file is not None:
@@ -93,6 +119,11 @@ class LocalStorage:
     def put(self, name: str, data: bytes) -> None:
         with self.create(name) as writer:
             writer.write(data)
+
+    def put_if_absent(self, name: str, data: bytes) -> str | None:
+        writer = LocalWriter(self.path(name))
+        writer.write(data)
+        return writer.close_if_absent()
 
     def read(self, name: str) -> bytes:
         with self.open_read(name) as file:
@@ -124,10 +155,10 @@ class LocalStorage:
                 if not name.startswith(prefix):
                     continue
                 try:
-                    size = os.stat(os.path.join(dirpath, filename)).st_size
+                    stat = os.stat(os.path.join(dirpath, filename))
                 except FileNotFoundError:
                     continue  # deleted while listing
-                found.append(ObjectInfo(name, size))
+                found.append(ObjectInfo(name, stat.st_size, local_etag(stat)))
         found.sort(key=lambda info: info.name)
         return iter(found)
 

@@ -42,7 +42,8 @@ def part_size_for(part_number: int) -> int:
 
 
 class MultipartTarget(Protocol):
-    def put_whole(self, key: str, data: Buffer) -> None: ...
+    def put_whole(self, key: str, data: Buffer) -> str:
+        """Store the object in one request; return its ETag."""
 
     def start_upload(self, key: str) -> str:
         """Begin a multipart upload; return its id."""
@@ -50,7 +51,8 @@ class MultipartTarget(Protocol):
     def upload_part(self, key: str, upload_id: str, number: int, data: Buffer) -> str:
         """Upload one part; return its ETag."""
 
-    def complete_upload(self, key: str, upload_id: str, etags: list[tuple[int, str]]) -> None: ...
+    def complete_upload(self, key: str, upload_id: str, etags: list[tuple[int, str]]) -> str:
+        """Finish the upload from its parts' ETags; return the object's ETag."""
 
     def abort_upload(self, key: str, upload_id: str) -> None: ...
 
@@ -128,22 +130,23 @@ class MultipartWriter(ObjectWriter):
             self.abort()
             raise
 
-    def close(self) -> None:
+    def close(self) -> str:
         self._check_open("close")
         try:
             if self._upload_id is None:
-                self.target.put_whole(self.key, self._buffer)
+                etag = self.target.put_whole(self.key, self._buffer)
             else:
                 if self._buffer:
                     self._send_part()
                 etags = [(number, future.result()) for number, future in self._futures]
-                self.target.complete_upload(self.key, self._upload_id, etags)
+                etag = self.target.complete_upload(self.key, self._upload_id, etags)
         except BaseException:
             self.abort()
             raise
         self._state = "closed"
         self._buffer = bytearray()
         self._futures = []
+        return etag
 
     def abort(self) -> None:
         if self._state != "open":

@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tibackup.errors import StorageError
-from tibackup.storage.base import ObjectInfo, ObjectNotFound, ObjectWriter, check_name
+from tibackup.storage.base import ObjectInfo, ObjectNotFound, ObjectWriter, check_name, clean_etag
 from tibackup.storage.multipart import Buffer, MultipartWriter, PartPool
 from tibackup.storage.options import S3Options
 from tibackup.storage.s3_errors import Where, error_code, http_status, translate
@@ -142,10 +142,30 @@ class S3Storage:
     def put(self, name: str, data: bytes) -> None:
         self.put_whole(self.key(name), data)
 
-    def put_whole(self, key: str, data: Buffer) -> None:
+    def put_whole(self, key: str, data: Buffer) -> str:
         bucket, args = self.options.bucket, self._write_args()
         body = cast(bytes, data)
-        self._call("writing", key, lambda: self.client.put_object(Bucket=bucket, Key=key, Body=body, **args))
+        response = self._call(
+            "writing", key, lambda: self.client.put_object(Bucket=bucket, Key=key, Body=body, **args)
+        )
+        return clean_etag(response.get("ETag"))
+
+    def put_if_absent(self, name: str, data: bytes) -> str | None:
+        """PutObject with ``If-None-Match: *``: None when the key exists (412, or 409 for a conflicting
+        write in flight). A server that answers NotImplemented gets a plain PUT: the claim protocol that
+        uses this is safe without the condition (``manager/claim.py``)."""
+        key, bucket, args = self.key(name), self.options.bucket, self._write_args()
+        try:
+            response = self.client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*", **args)
+        except ClientError as exc:
+            if http_status(exc) in (409, 412):
+                return None
+            if error_code(exc) != "NotImplemented":
+                raise translate(exc, self.where, "writing", key) from exc
+            return self.put_whole(key, data)
+        except Exception as exc:
+            raise translate(exc, self.where, "writing", key) from exc
+        return clean_etag(response.get("ETag"))
 
     def start_upload(self, key: str) -> str:
         bucket, args = self.options.bucket, self._write_args()
@@ -167,16 +187,17 @@ class S3Storage:
         )
         return response["ETag"]
 
-    def complete_upload(self, key: str, upload_id: str, etags: builtins.list[tuple[int, str]]) -> None:
+    def complete_upload(self, key: str, upload_id: str, etags: builtins.list[tuple[int, str]]) -> str:
         parts: builtins.list[CompletedPartTypeDef] = [{"PartNumber": n, "ETag": etag} for n, etag in etags]
         bucket = self.options.bucket
-        self._call(
+        response = self._call(
             "completing the upload of",
             key,
             lambda: self.client.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             ),
         )
+        return clean_etag(response.get("ETag")) or multipart_etag([etag for _, etag in etags])
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         bucket = self.options.bucket
@@ -227,7 +248,7 @@ class S3Storage:
             if page is None:
                 return
             for item in page.get("Contents", []):
-                yield ObjectInfo(item["Key"][len(root) :], item["Size"])
+                yield ObjectInfo(item["Key"][len(root) :], item["Size"], clean_etag(item.get("ETag")))
 
     # --- deleting ------------------------------------------------------------------------------
 
@@ -315,6 +336,16 @@ class S3Storage:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+def multipart_etag(part_etags: builtins.list[str]) -> str:
+    """The ETag S3 gives a multipart object: the MD5 of its parts' binary MD5s, then ``-<parts>``
+    (for a CompleteMultipartUpload answer without one); '' where part ETags are no MD5s (SSE-KMS)."""
+    try:
+        digests = b"".join(bytes.fromhex(clean_etag(etag)) for etag in part_etags)
+    except ValueError:
+        return ""
+    return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(part_etags)}"
 
 
 class _BodyReader(io.RawIOBase):

@@ -1,0 +1,140 @@
+"""A folder of its own for every Backup, claimed before the first byte is written (SPEC §4c).
+
+The candidates are the seed's ``backup-<RFC 3339 UTC>``, then ``backup-<…>-2``, ``-3``, … (a suffix
+only when that second's folder is taken). For each candidate folder F, under the bucket/prefix:
+
+1. List F/. Any object there → taken: a folder that already holds files is never written into.
+2. Gate: PUT ``F/tibackup-claim.json`` with ``If-None-Match: *``. 412 (or 409) → taken. Where the
+   server enforces the condition atomically (AWS S3, SeaweedFS 4.x, MinIO; measured in
+   docs/guarantees-folders.md) exactly one claimant gets past, and the others move on at once.
+3. Evidence: PUT ``F/tibackup-claim.<token>.json``, a key nobody else writes (a random token).
+4. List F/ again. Anything but the gate and my own evidence → lost: delete my evidence, move on.
+   Otherwise F is mine, and only then is the first byte of the dump written.
+
+Why this stays safe where the server ignores the condition (or checks it non-atomically, as
+SeaweedFS before 4.17 did): suppose claimants A and B both won F. Each wrote its evidence before its
+second listing, and a winner never deletes its evidence. Say A's evidence was stored first; B's
+listing came after B's evidence, hence after A's, so it showed A's evidence and B lost. The only
+assumption is that a listing shows every object whose PUT finished before it started (strong
+read-after-write consistency: AWS S3 since December 2020, Ceph RGW, SeaweedFS, MinIO). Both may
+lose the same round; they then try the next name after a short random pause.
+
+A kept staged dump goes back to the folder its earlier run claimed (``reclaim``): the folder must hold
+that Backup's own evidence (same namespace, name and uid), or be empty (then it is claimed afresh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import tibackup
+from tibackup.errors import StorageError
+from tibackup.resources import Backup
+from tibackup.resources.meta import rfc3339
+from tibackup.storage.base import Storage
+
+GATE_NAME = "tibackup-claim.json"
+_EVIDENCE = re.compile(r"^tibackup-claim\.[0-9a-f]{16}\.json$")
+MAX_CANDIDATES = 100  # folders tried for one start second before giving up
+
+
+class FolderTaken(StorageError):
+    reason = "FolderTaken"
+
+
+def is_claim(name: str) -> bool:
+    """A claim object at the top of a backup folder (the gate, or anyone's evidence)."""
+    return name == GATE_NAME or bool(_EVIDENCE.match(name))
+
+
+def claim_document(backup: Backup, started: datetime) -> dict[str, Any]:
+    """Who claims the folder: enough for a human (and for ``reclaim``) to tell; each attempt adds its token."""
+    meta = backup.metadata
+    return {
+        "tool": "tibackup",
+        "version": tibackup.__version__,
+        "namespace": meta.namespace,
+        "name": meta.name,
+        "uid": meta.uid,
+        "started": rfc3339(started),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+
+
+def claim_folder(
+    root: Storage,
+    candidates: Iterable[str],
+    document: dict[str, Any],
+    *,
+    pause: Callable[[float], None] = time.sleep,
+) -> str:
+    """The first candidate folder (relative to ``root``) this run wins; ``FolderTaken`` after
+    ``MAX_CANDIDATES`` taken ones."""
+    tried: list[str] = []
+    for folder in candidates:
+        if len(tried) == MAX_CANDIDATES:
+            break
+        tried.append(folder)
+        outcome = _try_claim(root, folder, document)
+        if outcome == "won":
+            return folder
+        if outcome == "contended":  # two claimants got past the gate: the server ignored the condition
+            pause(random.uniform(0.0, 0.2))
+    raise FolderTaken(
+        f"no free backup folder under {root.url}: {len(tried)} folder(s) from {tried[0] if tried else '?'} on "
+        "are taken by other backups; check for runaway backups writing to this bucket/prefix, then run it again"
+    )
+
+
+def reclaim(root: Storage, folder: str, document: dict[str, Any]) -> None:
+    """Make sure ``folder`` (where a kept staged dump goes) belongs to the same Backup: its evidence
+    names this Backup, or the folder is empty and is claimed now. Else ``FolderTaken``."""
+    names = [info.name[len(folder) + 1 :] for info in root.list(folder + "/")]
+    if not names and _try_claim(root, folder, document) == "won":
+        return
+    for name in names:
+        if _EVIDENCE.match(name) and _same_backup(root, f"{folder}/{name}", document):
+            return
+    raise FolderTaken(
+        f"{root.url}{folder}/, where the kept staged dump of this Backup was to be uploaded, is held by another "
+        "backup: delete this Backup (its staged dump goes with it) and create it again"
+    )
+
+
+def _try_claim(root: Storage, folder: str, document: dict[str, Any]) -> str:
+    """'won', 'taken' (the folder is someone else's) or 'contended' (lost a race past the gate)."""
+    if next(iter(root.list(folder + "/")), None) is not None:
+        return "taken"
+    token = secrets.token_hex(8)
+    body = (json.dumps({**document, "token": token}, indent=1) + "\n").encode()
+    if root.put_if_absent(f"{folder}/{GATE_NAME}", body) is None:
+        return "taken"
+    mine = f"tibackup-claim.{token}.json"
+    root.put(f"{folder}/{mine}", body)
+    others = [
+        info.name[len(folder) + 1 :]
+        for info in root.list(folder + "/")
+        if info.name not in (f"{folder}/{GATE_NAME}", f"{folder}/{mine}")
+    ]
+    if not others:
+        return "won"
+    root.delete([f"{folder}/{mine}"])  # lost: leave the folder to whoever else is in it
+    return "contended" if any(_EVIDENCE.match(name) for name in others) else "taken"
+
+
+def _same_backup(root: Storage, key: str, document: dict[str, Any]) -> bool:
+    try:
+        doc = json.loads(root.read(key))
+    except (StorageError, ValueError):
+        return False
+    return isinstance(doc, dict) and all(doc.get(k) == document.get(k) for k in ("namespace", "name", "uid"))
