@@ -1,0 +1,123 @@
+"""The loader's pure parts: file names, the statement splitter, CSV conversion, decompression."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import cramjam
+import pytest
+import zstandard
+
+from tibackup.dump.config import Compression, Connection, CSVOptions
+from tibackup.load.config import LoadConfig, OnDuplicate
+from tibackup.load.csvdata import csv_statements
+from tibackup.load.execute import rewrite
+from tibackup.load.read import CheckedReader, VerifyFailed, decompressed, split_statements
+from tibackup.load.source import BackupFile, FileKind, classify
+
+SQL = (
+    b"/*!40101 SET NAMES binary*/;\n"
+    b"INSERT INTO `t` VALUES\n(1,'a;b\\';c','x'';\\n'),\n(2,\"q;\\\"\",NULL);\n"
+    b"-- a comment; with 'a quote\n"
+    b"INSERT INTO `t` VALUES\n(3,'/* not a comment; */',-1),\n(4,x'3b',`w;`);\n"
+    b"INSERT INTO `t` VALUES (5,'no semicolon at the end')"
+)
+
+
+def _pieces(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 1 << 20])
+def test_split_statements_at_any_read_size(size: int) -> None:
+    statements = list(split_statements(_pieces(SQL, size)))
+    texts = [sql.strip() for _, sql in statements]
+    assert texts[0] == b"/*!40101 SET NAMES binary*/;"
+    assert texts[1].endswith(b'(2,"q;\\"",NULL);')
+    assert texts[2].startswith(b"-- a comment") and texts[2].endswith(b"`w;`);")
+    assert texts[3] == b"INSERT INTO `t` VALUES (5,'no semicolon at the end')"
+    assert len(texts) == 4
+    assert [o for o, _ in statements] == [o for o, _ in split_statements([SQL])], (
+        "offsets do not depend on reads"
+    )
+    assert b"".join(sql for _, sql in statements) == SQL
+
+
+def test_split_without_backslash_escapes() -> None:
+    data = b"INSERT INTO t VALUES ('a\\'),('b;''c');\nINSERT INTO t VALUES (1);"
+    texts = [sql.strip() for _, sql in split_statements([data], backslash_escapes=False)]
+    assert texts == [b"INSERT INTO t VALUES ('a\\'),('b;''c');", b"INSERT INTO t VALUES (1);"]
+
+
+def test_classify_dumpling_names() -> None:
+    assert classify("db-schema-create.sql", 1) == BackupFile(
+        "db-schema-create.sql", 1, FileKind.DATABASE, "db"
+    )
+    f = classify("d%2Eb.t%2Dschema-schema.sql.gz", 1)
+    assert (f.kind, f.db, f.table, f.compression) == (FileKind.TABLE, "d.b", "t-schema", Compression.GZIP)
+    f = classify("db.v-schema-view.sql", 1)
+    assert (f.kind, f.table) == (FileKind.VIEW, "v")
+    f = classify("db.t.0000000010002.csv.zst", 1)
+    assert (f.kind, f.db, f.table, f.csv, f.compression) == (FileKind.DATA, "db", "t", True, Compression.ZSTD)
+    assert classify("metadata", 1).kind is FileKind.OTHER
+    assert classify("notes.txt", 1).kind is FileKind.OTHER
+
+
+def test_rewrite_on_duplicate() -> None:
+    sql = b"INSERT INTO `t` VALUES (1);"
+    assert rewrite(sql, OnDuplicate.ERROR) == sql
+    assert rewrite(sql, OnDuplicate.REPLACE) == b"REPLACE INTO `t` VALUES (1);"
+    assert (
+        rewrite(b"\ninsert  into `t` VALUES (1);", OnDuplicate.IGNORE)
+        == b"INSERT IGNORE INTO `t` VALUES (1);"
+    )
+
+
+@pytest.mark.parametrize("codec", list(Compression))
+def test_decompress_and_check(codec: Compression) -> None:
+    raw = SQL * 5000
+    stored = {
+        Compression.NONE: raw,
+        Compression.GZIP: gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]),  # two gzip members
+        Compression.ZSTD: zstandard.ZstdCompressor().compress(raw),
+        Compression.SNAPPY: bytes(cramjam.snappy.compress(raw)),
+    }[codec]
+    reader = CheckedReader(io.BytesIO(stored), "f")  # type: ignore[arg-type]
+    assert b"".join(decompressed(reader, codec)) == raw
+    import hashlib
+
+    reader.check(len(stored), hashlib.sha256(stored).hexdigest())
+    with pytest.raises(VerifyFailed, match="f does not match its sha256"):
+        reader.check(len(stored), "0" * 64)
+    with pytest.raises(VerifyFailed, match="f has"):
+        reader.check(len(stored) + 1, None)
+
+
+def _csv_config(**csv: object) -> LoadConfig:
+    return LoadConfig(Connection(), "x", csv=CSVOptions(**csv))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", [1, 5, 1 << 20])
+def test_csv_to_insert(size: int) -> None:
+    data = b'"id","s","n"\r\n1,"a\\"b\'c;\\n",\\N\r\n2,"",3.5e2\r\n3,"x\\\\",-4'
+    file = BackupFile("db.t.000000000.csv", len(data), FileKind.DATA, "db", "t", csv=True)
+    out = list(csv_statements(_pieces(data, size), file, _csv_config()))
+    assert len(out) == 1
+    offset, sql = out[0]
+    assert offset == len(b'"id","s","n"\r\n'), "the offset of the first row"
+    assert sql == (
+        b"INSERT INTO `t` (`id`,`s`,`n`) VALUES\n(1,'a\\\"b\\'c;\\n',NULL),\n(2,'',3.5e2),\n(3,'x\\\\',-4);\n"
+    )
+
+
+def test_csv_other_settings_no_header() -> None:
+    data = b"1|'it''s'|NULL\n2|'a|b'|x\n"
+    file = BackupFile("db.t.000000000.csv", len(data), FileKind.DATA, "db", "t", csv=True)
+    config = LoadConfig(
+        Connection(), "x", csv=CSVOptions(separator=b"|", delimiter=b"'", null_value=b"NULL",
+                                         line_terminator=b"\n"),
+        csv_header=False, escape_backslash=False,
+    )  # fmt: skip
+    [(_, sql)] = csv_statements([data], file, config)
+    assert sql == b"INSERT INTO `t` VALUES\n(1,'it''s',NULL),\n(2,'a|b','x');\n"
