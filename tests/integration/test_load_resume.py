@@ -1,0 +1,108 @@
+"""Exactly once across a crash: kill -9 a load at several points, run it again, get the source's rows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from testenv.mariadb import MariaDBServer
+
+from tests.integration.dumputil import checksums, dump
+from tests.integration.loadutil import db_flags, load
+
+pytestmark = pytest.mark.integration
+
+TABLES = ["nk", "pk"]
+
+
+@pytest.fixture()
+def source_db(mariadb: MariaDBServer, fresh_db: str) -> str:
+    # nk has no key: a statement loaded twice would show as duplicate rows in its checksum.
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.nk (a INT, b VARCHAR(60))")
+    mariadb.execute(
+        "INSERT INTO nk SELECT seq % 1000, CONCAT('row ', seq, REPEAT('y', seq % 40)) FROM seq_1_to_30000",
+        database=fresh_db,
+    )
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.pk (id INT PRIMARY KEY, v TEXT)")
+    mariadb.execute("INSERT INTO pk SELECT seq, REPEAT('z', seq % 300) FROM seq_1_to_8000", database=fresh_db)
+    return fresh_db
+
+
+def _committed(server: MariaDBServer, database: str) -> int:
+    """Statements of ``database``'s files committed so far (other tests' loads may have rows too)."""
+    sql = "SELECT COUNT(*) FROM tibackup_load.checkpoints WHERE pos >= 0 AND file LIKE %s"
+    try:
+        return int(server.execute(sql, (database + ".%",))[0][0])
+    except Exception:
+        return 0  # the checkpoint table is not there yet
+
+
+def _start_load(server: MariaDBServer, folder: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TIBACKUP_DB_PASSWORD": server.password}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tibackup.cli.main", "load", "-d", str(folder), *db_flags(server), "-t", "2",
+         "--loglevel", "warn"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _kill_after(server: MariaDBServer, database: str, proc: subprocess.Popen[bytes], statements: int) -> bool:
+    """kill -9 the load once ``statements`` statements are committed; False if it finished first."""
+    deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if _committed(server, database) >= statements:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            return True
+        time.sleep(0.005)
+    proc.kill()
+    raise AssertionError("the load neither progressed nor finished")
+
+
+def test_kill_9_at_several_points_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    # Small statements (-s) make many transactions, so the kills land in the middle of files.
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000", "-F", "200KiB")
+    before = checksums(mariadb, source_db, TABLES)
+    data_files = [p for p in tmp_path.iterdir() if ".0" in p.name]
+    assert len(data_files) > 4
+    mariadb.drop_database(source_db)
+    kills = 0
+    for threshold in (1, 100, 250, 450):
+        proc = _start_load(mariadb, tmp_path)
+        if _kill_after(mariadb, source_db, proc, threshold):
+            kills += 1
+        else:
+            assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
+            break
+    assert kills >= 2, "the load was killed in the middle at least twice"
+    assert mariadb.execute(f"SHOW DATABASES LIKE '{source_db}'"), "the killed runs left their work behind"
+    result = load(mariadb, str(tmp_path), "-t", "2")
+    assert result.resumed
+    assert checksums(mariadb, source_db, TABLES) == before, "no duplicate, no gap"
+    assert result.rows < 38000, "the rerun loaded only what the killed runs had not committed"
+
+
+def test_kill_before_any_data_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    dump(mariadb, tmp_path, "-B", source_db)
+    before = checksums(mariadb, source_db, TABLES)
+    mariadb.drop_database(source_db)
+    proc = _start_load(mariadb, tmp_path)
+    proc.send_signal(signal.SIGKILL)  # wherever it is: start-up, schemas, the first statements
+    proc.wait(timeout=30)
+    load(mariadb, str(tmp_path))
+    assert checksums(mariadb, source_db, TABLES) == before
+
+
+def test_a_finished_load_does_not_resume(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    dump(mariadb, tmp_path, "-B", source_db)
+    mariadb.drop_database(source_db)
+    load(mariadb, str(tmp_path))
+    with pytest.raises(Exception, match="already hold rows"):
+        load(mariadb, str(tmp_path))
