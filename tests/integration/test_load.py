@@ -146,3 +146,95 @@ def test_manifest_rows_checked(mariadb: MariaDBServer, alltypes: str, tmp_path: 
         VerifyFailed, match=r"ints holds 3 rows after the load but the backup's manifest counts 4"
     ):
         load(mariadb, str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--read-mode", "client", "-r", "1000"],
+        ["--read-mode", "stream", "-F", "64KiB"],
+        ["--read-mode", "bulk", "-r", "2000", "-F", "100KiB", "-s", "5000"],
+        ["-c", "gzip", "-r", "5000"],
+        ["-c", "zstd", "-F", "64KiB"],
+        ["-c", "snappy", "-r", "3000"],
+        ["--complete-insert"],
+    ],
+    ids=["client-r", "stream-F", "bulk-r-F-s", "gzip", "zstd", "snappy", "complete-insert"],
+)
+def test_roundtrip_modes(mariadb: MariaDBServer, alltypes: str, tmp_path: Path, flags: list[str]) -> None:
+    dump(mariadb, tmp_path, "-B", alltypes, "-t", "2", *flags)
+    before = table_state(mariadb, alltypes, TABLES)
+    mariadb.drop_database(alltypes)
+    load(mariadb, str(tmp_path), "-t", "2")
+    assert table_state(mariadb, alltypes, TABLES) == before
+
+
+def test_roundtrip_no_escape_backslash(mariadb: MariaDBServer, alltypes: str, tmp_path: Path) -> None:
+    dump(mariadb, tmp_path, "-B", alltypes, "--escape-backslash=false", "-F", "100KiB")
+    before = table_state(mariadb, alltypes, TABLES)
+    mariadb.drop_database(alltypes)
+    load(mariadb, str(tmp_path), "--escape-backslash=false")
+    assert table_state(mariadb, alltypes, TABLES) == before
+
+
+@pytest.mark.parametrize(
+    "dump_flags,load_flags",
+    [
+        ([], []),
+        (["-c", "gzip", "-r", "2000"], []),
+        (
+            ["--csv-separator", "|", "--csv-delimiter", "'", "--csv-null-value", "NIL", "--no-header",
+             "--csv-line-terminator", "\\n"],
+            ["--csv-separator", "|", "--csv-delimiter", "'", "--csv-null-value", "NIL", "--csv-header=false",
+             "--csv-line-terminator", "\\n"],
+        ),
+    ],
+    ids=["default", "gzip-r", "other-settings"],
+)  # fmt: skip
+def test_csv_roundtrip(
+    mariadb: MariaDBServer, alltypes: str, tmp_path: Path, dump_flags: list[str], load_flags: list[str]
+) -> None:
+    tables = TABLES if "--no-header" not in dump_flags else [t for t in TABLES if t != "gen"]
+    filter_flags = [] if tables == TABLES else ["-f", f"{alltypes}.*", "-f", f"!{alltypes}.gen"]
+    dump(mariadb, tmp_path, "-B", alltypes, "--filetype", "csv", *dump_flags, *filter_flags)
+    assert any(p.name.endswith((".csv", ".csv.gz")) for p in tmp_path.iterdir())
+    before = table_state(mariadb, alltypes, tables)
+    mariadb.drop_database(alltypes)
+    load(mariadb, str(tmp_path), "-t", "2", *load_flags)
+    assert table_state(mariadb, alltypes, tables) == before
+
+
+def test_s3_roundtrip_compressed_split(
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, alltypes: str
+) -> None:
+    url = f"s3://{bucket}/z/"
+    with s3_env(s3_server):
+        dump(mariadb, url, "-B", alltypes, "-r", "2000", "-F", "64KiB", "-c", "zstd", *s3_flags(s3_server))
+        before = table_state(mariadb, alltypes, TABLES)
+        mariadb.drop_database(alltypes)
+        load(mariadb, url, "-t", "3", *s3_flags(s3_server))
+    assert table_state(mariadb, alltypes, TABLES) == before
+
+
+def test_one_big_file_loads_over_every_session(mariadb: MariaDBServer, fresh_db: str, tmp_path: Path) -> None:
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(100))")
+    mariadb.execute("INSERT INTO t SELECT seq, REPEAT('v', 90) FROM seq_1_to_50000", database=fresh_db)
+    dump(mariadb, tmp_path, "-B", fresh_db, "-s", "100000")  # one file, ~50 statements
+    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".000000000.sql")]) == 1
+    mariadb.drop_database(fresh_db)
+    from tibackup.load import execute
+
+    seen: set[int] = set()
+    original = execute.DataLoader._run
+
+    def spy(self: execute.DataLoader, db: object, work: object) -> int:
+        seen.add(id(db))
+        return original(self, db, work)  # type: ignore[arg-type]
+
+    execute.DataLoader._run = spy  # type: ignore[method-assign]
+    try:
+        load(mariadb, str(tmp_path), "-t", "3")
+    finally:
+        execute.DataLoader._run = original  # type: ignore[method-assign]
+    assert len(seen) > 1, "the statements of one file went to several sessions"
+    assert mariadb.execute(f"SELECT COUNT(*) FROM `{fresh_db}`.t")[0][0] == 50000

@@ -56,7 +56,8 @@ class _Converter:
 
     def quoted(self, raw: bytes) -> bytes:
         if self.backslash:
-            return b"'" + raw.replace(b"'", b"\\'") + b"'"
+            # Escapes are SQL's already; a quote is escaped by the dump when it is the delimiter.
+            return b"'" + (raw if self.delimiter == b"'" else raw.replace(b"'", b"\\'")) + b"'"
         if self.delimiter:
             raw = raw.replace(self.delimiter + self.delimiter, self.delimiter)
         return b"'" + raw.replace(b"'", b"''") + b"'"
