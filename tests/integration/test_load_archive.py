@@ -74,5 +74,5 @@ def test_tgz_member_corrupted(mariadb: MariaDBServer, alltypes: str, tmp_path: P
 def test_not_an_archive(mariadb: MariaDBServer, tmp_path: Path) -> None:
     bogus = tmp_path / "backup-x.tgz"
     bogus.write_bytes(b"not a gzip file at all")
-    with pytest.raises(StorageError, match="is not a readable .tgz archive"):
+    with pytest.raises(StorageError, match=r"is not a readable \.tgz archive"):
         load(mariadb, str(bogus))

@@ -121,3 +121,14 @@ def test_csv_other_settings_no_header() -> None:
     )  # fmt: skip
     [(_, sql)] = csv_statements([data], file, config)
     assert sql == b"INSERT INTO `t` VALUES\n(1,'it''s',NULL),\n(2,'a|b','x');\n"
+
+
+def test_progress_line_has_files_rows_bytes_rate_eta() -> None:
+    from tibackup.load.progress import LoadProgress
+
+    progress = LoadProgress(total_bytes=4_000_000, total_files=4)
+    progress.add(12_345, 1_000_000)
+    progress.file_done()
+    line = progress.line()
+    assert line.startswith("25.0%") and "1/4 files" in line and "12,345 rows" in line
+    assert "1.0 MB/4.0 MB" in line and "/s" in line and "ETA" in line

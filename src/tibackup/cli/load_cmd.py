@@ -20,7 +20,7 @@ from tibackup.dump.options import (
     connection_from_namespace,
     s3_options_from_flags,
 )
-from tibackup.dump.progress import Progress, ProgressPrinter
+from tibackup.dump.progress import ProgressPrinter
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import UsageError
 from tibackup.load.config import DEFAULT_SQL_MODE, LoadConfig, OnDuplicate
@@ -141,6 +141,7 @@ def run(args: list[str]) -> None:
     """``tibackup load ARGS`` (argparse; ``--help`` prints the flags and exits)."""
     from tibackup.cli.main import setup_logging
     from tibackup.load.loader import run_load
+    from tibackup.load.progress import LoadProgress
     from tibackup.load.source import open_source
 
     config, ns = config_from_args(args, os.environ)
@@ -148,7 +149,7 @@ def run(args: list[str]) -> None:
     source = open_source(config.source, config.s3)
     gc.freeze()  # as dump: start-up objects live for the whole run
     gc.enable()
-    progress = Progress()
+    progress = LoadProgress()
     show = config.progress if config.progress is not None else sys.stderr.isatty()
     if show:
         with ProgressPrinter(progress):

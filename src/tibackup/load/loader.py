@@ -19,6 +19,7 @@ from tibackup.load.checkpoint import CLAIMED, Checkpoint, claim_name
 from tibackup.load.config import LoadConfig, OnDuplicate
 from tibackup.load.execute import DataLoader, prepare_session
 from tibackup.load.plan import plan_load
+from tibackup.load.progress import LoadProgress
 from tibackup.load.schema import check_rows, create_schemas, create_views, existing_objects, refuse_non_empty
 from tibackup.load.source import Source, open_source
 
@@ -46,6 +47,8 @@ def run_load(
     plan = plan_load(source, config)
     progress = progress or Progress()
     progress.total_rows = sum((plan.table_rows or {}).values())
+    if isinstance(progress, LoadProgress):
+        progress.total_bytes, progress.total_files = plan.data_bytes, len(plan.data)
     main = DB(config.connection)
     sessions: list[DB] = []
     try:
