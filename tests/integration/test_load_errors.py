@@ -77,3 +77,10 @@ def test_progress_and_summary(mariadb: MariaDBServer, backup: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     summary = [line for line in proc.stderr.splitlines() if "load complete" in line]
     assert len(summary) == 1 and "1 data files, 2 rows" in summary[0], proc.stderr
+
+
+def test_params_reach_every_session(mariadb: MariaDBServer, backup: Path) -> None:
+    proc = load_cli("-d", str(backup), *db_flags(mariadb), "--params", "no_such_var=1", env=_pw(mariadb))
+    _one_error(proc, 3, "SET SESSION no_such_var")
+    proc = load_cli("-d", str(backup), *db_flags(mariadb), "--params", "sql_log_bin=OFF", env=_pw(mariadb))
+    assert proc.returncode == 0, proc.stderr

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from tibackup.dump.config import CSVOptions
 from tibackup.dump.options import (
     _bool_flag,
+    _parse_params,
     _split_list,
     _unescape,
     add_connection_flags,
@@ -119,6 +120,7 @@ def config_from_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[LoadC
         s3=s3,
         table_filter=TableFilter.parse(rules, case_sensitive=ns.case_sensitive) if rules else None,
         threads=ns.threads,
+        params=_parse_params(ns.params),
         on_duplicate=OnDuplicate(ns.on_duplicate),
         allow_incomplete=ns.allow_incomplete,
         csv=CSVOptions(

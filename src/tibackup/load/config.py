@@ -29,6 +29,7 @@ class LoadConfig:
     s3: S3Options | None = None
     table_filter: TableFilter | None = None  # None: everything in the backup
     threads: int = 4
+    params: tuple[tuple[str, str], ...] = ()  # --params: session variables for every connection
     on_duplicate: OnDuplicate = OnDuplicate.ERROR
     allow_incomplete: bool = False  # load a folder without `metadata` (not a finished backup)
     csv: CSVOptions = field(default_factory=CSVOptions)

@@ -49,7 +49,7 @@ def run_load(
     progress.total_rows = sum((plan.table_rows or {}).values())
     if isinstance(progress, LoadProgress):
         progress.total_bytes, progress.total_files = plan.data_bytes, len(plan.data)
-    main = DB(config.connection)
+    main = DB(config.connection, config.params)
     sessions: list[DB] = []
     try:
         started = datetime.now()
@@ -81,7 +81,7 @@ def run_load(
         prepare_session(main, config)
         _, tables = create_schemas(main, source, plan, existing)
         for _ in range(config.threads):
-            session = DB(config.connection)
+            session = DB(config.connection, config.params)
             sessions.append(session)
             prepare_session(session, config)
         DataLoader(sessions, source, plan, config, checkpoint, done, progress).run(plan.data)
