@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
+import pytest
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
 
@@ -24,19 +23,9 @@ def s3_flags(s3: S3Server) -> list[str]:
     return ["--s3.endpoint", s3.endpoint, "--s3.region", s3.region, "--s3.provider", "other"]
 
 
-@contextmanager
-def s3_env(s3: S3Server) -> Iterator[None]:
-    env = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
 
 
 def load(server: MariaDBServer, source: str, *flags: str) -> LoadResult:

@@ -50,13 +50,15 @@ def test_folder_roundtrip_every_type_views_last(
     assert _no_checkpoint_left(mariadb, result.load_id), "a finished load removes its checkpoint"
 
 
-def test_s3_folder_roundtrip(mariadb: MariaDBServer, s3_server: S3Server, bucket: str, alltypes: str) -> None:
+def test_s3_folder_roundtrip(
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, alltypes: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"s3://{bucket}/backups/one/"
-    with s3_env(s3_server):
-        dump(mariadb, url, "-B", alltypes, "-r", "3000", "-F", "64KiB", *s3_flags(s3_server))
-        before = table_state(mariadb, alltypes, TABLES)
-        mariadb.drop_database(alltypes)
-        load(mariadb, url, "-t", "2", *s3_flags(s3_server))
+    s3_env(s3_server, monkeypatch)
+    dump(mariadb, url, "-B", alltypes, "-r", "3000", "-F", "64KiB", *s3_flags(s3_server))
+    before = table_state(mariadb, alltypes, TABLES)
+    mariadb.drop_database(alltypes)
+    load(mariadb, url, "-t", "2", *s3_flags(s3_server))
     assert table_state(mariadb, alltypes, TABLES) == before
 
 
@@ -205,14 +207,14 @@ def test_csv_roundtrip(
 
 
 def test_s3_roundtrip_compressed_split(
-    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, alltypes: str
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, alltypes: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"s3://{bucket}/z/"
-    with s3_env(s3_server):
-        dump(mariadb, url, "-B", alltypes, "-r", "2000", "-F", "64KiB", "-c", "zstd", *s3_flags(s3_server))
-        before = table_state(mariadb, alltypes, TABLES)
-        mariadb.drop_database(alltypes)
-        load(mariadb, url, "-t", "3", *s3_flags(s3_server))
+    s3_env(s3_server, monkeypatch)
+    dump(mariadb, url, "-B", alltypes, "-r", "2000", "-F", "64KiB", "-c", "zstd", *s3_flags(s3_server))
+    before = table_state(mariadb, alltypes, TABLES)
+    mariadb.drop_database(alltypes)
+    load(mariadb, url, "-t", "3", *s3_flags(s3_server))
     assert table_state(mariadb, alltypes, TABLES) == before
 
 

@@ -37,14 +37,19 @@ def alltypes(mariadb: MariaDBServer, fresh_db: str) -> str:
 
 
 def test_tgz_from_s3_streams(
-    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, alltypes: str, tmp_path: Path
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    alltypes: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     archive = _archive(mariadb, alltypes, tmp_path, "-r", "3000")
     s3_server.client().upload_file(str(archive), bucket, f"tidb/{archive.name}")
     before = table_state(mariadb, alltypes, TABLES)
     mariadb.drop_database(alltypes)
-    with s3_env(s3_server):
-        result = load(mariadb, f"s3://{bucket}/tidb/{archive.name}", "-t", "2", *s3_flags(s3_server))
+    s3_env(s3_server, monkeypatch)
+    result = load(mariadb, f"s3://{bucket}/tidb/{archive.name}", "-t", "2", *s3_flags(s3_server))
     assert table_state(mariadb, alltypes, TABLES) == before
     assert result.source.endswith(f"tidb/{archive.name}")
     assert mariadb.execute(f"SELECT COUNT(*) FROM `{alltypes}`.v_big")[0][0] > 0

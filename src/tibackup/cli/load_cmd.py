@@ -6,7 +6,6 @@ import argparse
 import gc
 import logging
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -21,7 +20,7 @@ from tibackup.dump.options import (
     connection_from_namespace,
     s3_options_from_flags,
 )
-from tibackup.dump.progress import ProgressPrinter
+from tibackup.dump.progress import progress_shown
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import UsageError
 from tibackup.load.config import DEFAULT_SQL_MODE, LoadConfig, OnDuplicate
@@ -152,11 +151,7 @@ def run(args: list[str]) -> None:
     gc.freeze()  # as dump: start-up objects live for the whole run
     gc.enable()
     progress = LoadProgress()
-    show = config.progress if config.progress is not None else sys.stderr.isatty()
-    if show:
-        with ProgressPrinter(progress):
-            result = run_load(config, source, progress)
-    else:
+    with progress_shown(progress, config.progress):
         result = run_load(config, source, progress)
     took = (result.finished - result.started).total_seconds()
     log.info(
