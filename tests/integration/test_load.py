@@ -240,3 +240,20 @@ def test_one_big_file_loads_over_every_session(mariadb: MariaDBServer, fresh_db:
         execute.DataLoader._run = original  # type: ignore[method-assign]
     assert len(seen) > 1, "the statements of one file went to several sessions"
     assert mariadb.execute(f"SELECT COUNT(*) FROM `{fresh_db}`.t")[0][0] == 50000
+
+
+def test_data_without_schema_needs_the_target_table(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
+) -> None:
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v INT)")
+    mariadb.execute(f"INSERT INTO `{fresh_db}`.t VALUES (1, 10), (2, 20)")
+    dump(mariadb, tmp_path, "-B", fresh_db, "-m")  # data only, no schema files
+    mariadb.execute(f"DROP TABLE `{fresh_db}`.t")
+    with pytest.raises(VerifyFailed, match=rf"data for {fresh_db}\.t but no schema file"):
+        load(mariadb, str(tmp_path))
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v INT, extra INT DEFAULT 7)")
+    with pytest.raises(DatabaseError, match="Column count"):
+        load(mariadb, str(tmp_path))  # the table's definition is the target's: here it does not fit
+    mariadb.execute(f"ALTER TABLE `{fresh_db}`.t DROP COLUMN extra")
+    load(mariadb, str(tmp_path))
+    assert mariadb.execute(f"SELECT id, v FROM `{fresh_db}`.t ORDER BY id") == [(1, 10), (2, 20)]
