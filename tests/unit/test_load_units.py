@@ -116,8 +116,8 @@ def test_csv_other_settings_no_header() -> None:
     file = BackupFile("db.t.000000000.csv", len(data), FileKind.DATA, "db", "t", csv=True)
     config = LoadConfig(
         Connection(), "x", csv=CSVOptions(separator=b"|", delimiter=b"'", null_value=b"NULL",
-                                         line_terminator=b"\n"),
-        csv_header=False, escape_backslash=False,
+                                         line_terminator=b"\n", no_header=True),
+        escape_backslash=False,
     )  # fmt: skip
     [(_, sql)] = csv_statements([data], file, config)
     assert sql == b"INSERT INTO `t` VALUES\n(1,'it''s',NULL),\n(2,'a|b','x');\n"
@@ -132,3 +132,24 @@ def test_progress_line_has_files_rows_bytes_rate_eta() -> None:
     line = progress.line()
     assert line.startswith("25.0%") and "1/4 files" in line and "12,345 rows" in line
     assert "1.0 MB/4.0 MB" in line and "/s" in line and "ETA" in line
+
+
+def test_a_long_statement_is_rescanned_a_few_times_not_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tibackup.load import read
+
+    long_statement = b"INSERT INTO t VALUES ('" + b"x" * 100_000 + b"');\nINSERT INTO t VALUES (1);"
+    scans: list[int] = []
+    original = read._STATEMENT_ESCAPED
+
+    class Counting:
+        def match(self, buf: bytes, pos: int = 0) -> object:
+            scans.append(len(buf))
+            return original.match(buf, pos)
+
+    monkeypatch.setattr(read, "_STATEMENT_ESCAPED", Counting())
+    texts = [sql for _, sql in split_statements(_pieces(long_statement, 100))]
+    assert len(texts) == 2 and texts[0].endswith(b"');")
+    assert len(scans) < 40, f"{len(scans)} scans for 1000 chunks"
+    monkeypatch.setattr(read, "MAX_STATEMENT", 10_000)
+    with pytest.raises(VerifyFailed, match="f: a statement or line longer than"):
+        list(split_statements(_pieces(long_statement, 100), name="f"))

@@ -129,7 +129,6 @@ def config_from_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[LoadC
             line_terminator=_unescape(ns.csv_line_terminator),
             no_header=not ns.csv_header,
         ),
-        csv_header=ns.csv_header,
         escape_backslash=ns.escape_backslash,
         sql_mode=ns.sql_mode,
         progress=ns.progress,

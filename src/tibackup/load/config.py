@@ -32,8 +32,7 @@ class LoadConfig:
     params: tuple[tuple[str, str], ...] = ()  # --params: session variables for every connection
     on_duplicate: OnDuplicate = OnDuplicate.ERROR
     allow_incomplete: bool = False  # load a folder without `metadata` (not a finished backup)
-    csv: CSVOptions = field(default_factory=CSVOptions)
-    csv_header: bool = True  # CSV files start with a line of column names
+    csv: CSVOptions = field(default_factory=CSVOptions)  # no_header: CSV files have no line of names
     escape_backslash: bool = True  # strings in the files use backslash escapes (Dumpling's default)
     sql_mode: str = DEFAULT_SQL_MODE
     progress: bool | None = None  # None: show progress when stderr is a terminal

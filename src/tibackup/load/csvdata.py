@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from tibackup.dump.conn import quote_ident
 from tibackup.errors import UsageError
 from tibackup.load.config import LoadConfig
-from tibackup.load.read import VerifyFailed
+from tibackup.load.read import VerifyFailed, gathered
 from tibackup.load.source import BackupFile
 
 STATEMENT_BYTES = 1_000_000
@@ -75,7 +75,7 @@ def csv_statements(
 ) -> Iterator[tuple[int, bytes]]:
     """(offset of the first row, INSERT statement) for the rows of one CSV file."""
     prefix = f"INSERT INTO {quote_ident(file.table)} VALUES\n".encode()
-    header = config.csv_header
+    header = not config.csv.no_header
     rows: list[bytes] = []
     size, start = 0, 0
     for offset, fields in _rows(chunks, file, config):
@@ -102,7 +102,7 @@ def _rows(chunks: Iterable[bytes], file: BackupFile, config: LoadConfig) -> Iter
     quoted_group, plain_group = (1, 2) if config.csv.delimiter else (0, 1)
     buf, base, row_start = b"", 0, 0
     fields: list[bytes] = []
-    for chunk in itertools.chain(chunks, [None]):
+    for chunk in itertools.chain(gathered(chunks, lambda: len(buf), file.name), [None]):  # noqa: B023
         final = chunk is None
         if chunk is None:
             if not buf:

@@ -169,7 +169,7 @@ class DataLoader:
         chunks = decompressed(reader, file.compression)
         if file.csv:
             return csv_statements(chunks, file, self.config)
-        return split_statements(chunks, backslash_escapes=self.config.escape_backslash)
+        return split_statements(chunks, backslash_escapes=self.config.escape_backslash, name=file.name)
 
     def _read(self, file: BackupFile, stream: object) -> None:
         reader = CheckedReader(stream, file.name, lambda n: self.progress.add(0, n))  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from tibackup.dump.config import Compression
 from tibackup.errors import StorageError
 
 CHUNK = 1 << 20
+MAX_STATEMENT = 256 << 20  # more than any max_allowed_packet a loader should meet, far less than RAM
 
 
 class VerifyFailed(StorageError):
@@ -131,15 +132,15 @@ _STATEMENT_PLAIN = re.compile(rb"""(?:[^'";`/#-]++|'[^']*+'|"[^"]*+"|""" + _COMM
 
 
 def split_statements(
-    chunks: Iterable[bytes], *, backslash_escapes: bool = True
+    chunks: Iterable[bytes], *, backslash_escapes: bool = True, name: str = ""
 ) -> Iterator[tuple[int, bytes]]:
     """(offset, statement) of every statement in the stream, the ``;`` included; offset is where it
     starts in the uncompressed content (a stable key for the checkpoint)."""
     pattern = _STATEMENT_ESCAPED if backslash_escapes else _STATEMENT_PLAIN
     buf = b""
     base = 0  # offset of buf[0] in the stream
-    for chunk in chunks:
-        buf = buf + chunk if buf else chunk
+    for more in gathered(chunks, lambda: len(buf), name):  # noqa: B023 - the buffer as it is then
+        buf = buf + more if buf else more
         pos = 0
         while (m := pattern.match(buf, pos)) is not None:
             end = m.end()
@@ -150,3 +151,23 @@ def split_statements(
         base += pos
     if buf.strip():
         yield base, buf  # the last statement may lack its ';'
+
+
+def gathered(chunks: Iterable[bytes], pending: Callable[[], int], name: str) -> Iterator[bytes]:
+    """The chunks joined so that each piece is at least as long as what is still pending: a statement
+    that spans many chunks is then scanned a few times (the buffer doubles), not once per chunk."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= pending():
+            if pending() + size > MAX_STATEMENT:
+                raise VerifyFailed(
+                    f"{name}: a statement or line longer than {MAX_STATEMENT >> 20} MiB (an unterminated "
+                    "quote, or the wrong --escape-backslash/--csv-* settings?)"
+                )
+            yield b"".join(parts) if len(parts) > 1 else parts[0]
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
