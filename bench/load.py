@@ -48,7 +48,8 @@ def bench_load(
             tools[f"tibackup load -t {threads} --checkpoint=false"] = ([*local, "--checkpoint=false"], env)
             # myloader writes no binary log unless told -e; this is the same setting for tibackup.
             tools[f"tibackup load -t {threads} --params sql_log_bin=OFF"] = (
-                [*local, "--params", "sql_log_bin=OFF"], env
+                [*local, "--params", "sql_log_bin=OFF"],
+                env,
             )
             _run(["mydumper", *conn, "-p", server.password, "-t", threads, "-r", rows, "-B", db, "-o",
                   str(work / "my")], env)  # fmt: skip
