@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -106,3 +107,29 @@ def test_a_finished_load_does_not_resume(mariadb: MariaDBServer, source_db: str,
     load(mariadb, str(tmp_path))
     with pytest.raises(Exception, match="already hold rows"):
         load(mariadb, str(tmp_path))
+
+
+def test_lost_connection_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
+    before = checksums(mariadb, source_db, TABLES)
+    mariadb.drop_database(source_db)
+    proc = _start_load(mariadb, tmp_path)
+    deadline = time.monotonic() + 120
+    killed = False
+    while not killed and proc.poll() is None and time.monotonic() < deadline:
+        if _committed(mariadb, source_db) >= 50:
+            for (session,) in mariadb.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s", (source_db,)
+            ):
+                with contextlib.suppress(Exception):  # it may have ended on its own meanwhile
+                    mariadb.execute(f"KILL CONNECTION {int(session)}")  # as a server restart would
+                    killed = True
+        time.sleep(0.005)
+    proc.wait(timeout=120)
+    assert killed and proc.returncode == 3
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "connection" in errors[0].lower(), stderr
+    result = load(mariadb, str(tmp_path))
+    assert result.resumed
+    assert checksums(mariadb, source_db, TABLES) == before
