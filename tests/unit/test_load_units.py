@@ -153,3 +153,28 @@ def test_a_long_statement_is_rescanned_a_few_times_not_per_chunk(monkeypatch: py
     monkeypatch.setattr(read, "MAX_STATEMENT", 10_000)
     with pytest.raises(VerifyFailed, match="f: a statement or line longer than"):
         list(split_statements(_pieces(long_statement, 100), name="f"))
+
+
+def test_load_flags_share_dumps_connection_and_s3_flags() -> None:
+    from tibackup.cli.load_cmd import config_from_args
+    from tibackup.errors import UsageError
+
+    config, _ = config_from_args(
+        ["-d", "s3://b/p/", "-h", "db", "-P", "3306", "-u", "me", "--ca", "ca.pem", "--cert", "c.pem",
+         "--key", "k.pem", "--s3.endpoint", "http://127.0.0.1:9", "--s3.provider", "ceph", "-t", "3",
+         "-f", "a.*,!a.b", "--on-duplicate", "ignore"],
+        {"MYSQL_PWD": "from-env"},
+    )  # fmt: skip
+    c = config.connection
+    assert (c.host, c.port, c.user, c.password) == ("db", 3306, "me", "from-env")
+    assert (c.tls.ca, c.tls.cert, c.tls.key) == ("ca.pem", "c.pem", "k.pem")
+    assert config.s3 is not None and (config.s3.bucket, config.s3.prefix) == ("b", "p")
+    assert config.s3.endpoint == "http://127.0.0.1:9" and config.s3.provider == "ceph"
+    assert config.threads == 3 and config.on_duplicate is OnDuplicate.IGNORE
+    assert config.table_filter is not None and config.table_filter.match_table("a", "x")
+    assert not config.table_filter.match_table("a", "b")
+    assert "from-env" not in repr(config)
+    with pytest.raises(UsageError, match="no backup given"):
+        config_from_args([], {})
+    with pytest.raises(UsageError, match="--on-duplicate"):
+        config_from_args(["-d", "x", "--on-duplicate", "merge"], {})

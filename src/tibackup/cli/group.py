@@ -51,6 +51,7 @@ def cli() -> None:
 
     \b
     tibackup dump …                  run the Dumpling-compatible dumper alone
+    tibackup load -d BACKUP …        load a backup back (folder, S3, .tgz), resumable
     tibackup apply -f backup.yaml    run TiDB Operator's Backup / BackupSchedule resources here
     tibackup get bk -o wide          see them, as with kubectl
     """
