@@ -12,7 +12,7 @@ from testenv.s3 import S3Server
 from tests.integration.alltypes import TABLES, create_all_types
 from tests.integration.dumputil import dump
 from tests.integration.loadutil import db_flags, load, load_cli, s3_env, s3_flags, table_state
-from tibackup.errors import DatabaseError, StorageError
+from tibackup.errors import DatabaseError, StorageError, UsageError
 from tibackup.load.read import VerifyFailed
 
 pytestmark = pytest.mark.integration
@@ -257,3 +257,15 @@ def test_data_without_schema_needs_the_target_table(
     mariadb.execute(f"ALTER TABLE `{fresh_db}`.t DROP COLUMN extra")
     load(mariadb, str(tmp_path))
     assert mariadb.execute(f"SELECT id, v FROM `{fresh_db}`.t ORDER BY id") == [(1, 10), (2, 20)]
+
+
+def test_custom_filename_template(mariadb: MariaDBServer, alltypes: str, tmp_path: Path) -> None:
+    template = "{{fn .DB}}-{{fn .Table}}-{{.Index}}"
+    dump(mariadb, tmp_path, "-B", alltypes, "-r", "4000", "--output-filename-template", template)
+    assert any(p.name.startswith(f"{alltypes}-big-") for p in tmp_path.iterdir())
+    before = table_state(mariadb, alltypes, TABLES)
+    mariadb.drop_database(alltypes)
+    with pytest.raises(UsageError, match="pass the same template to load"):
+        load(mariadb, str(tmp_path))
+    load(mariadb, str(tmp_path), "--output-filename-template", template)
+    assert table_state(mariadb, alltypes, TABLES) == before

@@ -10,11 +10,12 @@ import pytest
 import zstandard
 
 from tibackup.dump.config import Compression, Connection, CSVOptions
+from tibackup.errors import UsageError
 from tibackup.load.config import LoadConfig, OnDuplicate
 from tibackup.load.csvdata import csv_statements
 from tibackup.load.execute import rewrite
 from tibackup.load.read import CheckedReader, VerifyFailed, decompressed, split_statements
-from tibackup.load.source import BackupFile, FileKind, classify
+from tibackup.load.source import BackupFile, FileKind, classify, template_pattern
 
 SQL = (
     b"/*!40101 SET NAMES binary*/;\n"
@@ -62,6 +63,11 @@ def test_classify_dumpling_names() -> None:
     assert (f.kind, f.db, f.table, f.csv, f.compression) == (FileKind.DATA, "db", "t", True, Compression.ZSTD)
     assert classify("metadata", 1).kind is FileKind.OTHER
     assert classify("notes.txt", 1).kind is FileKind.OTHER
+    with pytest.raises(UsageError, match=r"cannot tell which table x-y-000000001\.sql holds"):
+        classify("x-y-000000001.sql", 1)
+    custom = template_pattern("{{.DB}}-{{fn .Table}}-{{.Index}}")
+    f = classify("my.db-t%2Ex-000000001.sql.gz", 1, custom)
+    assert (f.kind, f.db, f.table) == (FileKind.DATA, "my.db", "t.x")
 
 
 def test_rewrite_on_duplicate() -> None:
@@ -157,7 +163,6 @@ def test_a_long_statement_is_rescanned_a_few_times_not_per_chunk(monkeypatch: py
 
 def test_load_flags_share_dumps_connection_and_s3_flags() -> None:
     from tibackup.cli.load_cmd import config_from_args
-    from tibackup.errors import UsageError
 
     config, _ = config_from_args(
         ["-d", "s3://b/p/", "-h", "db", "-P", "3306", "-u", "me", "--ca", "ca.pem", "--cert", "c.pem",

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_flag(
         src, "--allow-incomplete", default=False, help="load a folder without 'metadata' (an unfinished dump)"
     )
+    src.add_argument(
+        "--output-filename-template", default="", help="the template the dump named its data files with"
+    )
     csv = p.add_argument_group("CSV files (the settings the dump was made with)")
     csv.add_argument("--csv-separator", default=",", help="field separator (default ,)")
     csv.add_argument("--csv-delimiter", default='"', help='quote around strings (default ")')
@@ -130,6 +133,7 @@ def config_from_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[LoadC
             no_header=not ns.csv_header,
         ),
         escape_backslash=ns.escape_backslash,
+        filename_template=ns.output_filename_template,
         sql_mode=ns.sql_mode,
         progress=ns.progress,
         checkpoint=ns.checkpoint,

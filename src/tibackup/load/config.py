@@ -33,6 +33,7 @@ class LoadConfig:
     on_duplicate: OnDuplicate = OnDuplicate.ERROR
     allow_incomplete: bool = False  # load a folder without `metadata` (not a finished backup)
     csv: CSVOptions = field(default_factory=CSVOptions)  # no_header: CSV files have no line of names
+    filename_template: str = ""  # the dump's --output-filename-template ('' = Dumpling's default)
     escape_backslash: bool = True  # strings in the files use backslash escapes (Dumpling's default)
     sql_mode: str = DEFAULT_SQL_MODE
     progress: bool | None = None  # None: show progress when stderr is a terminal

@@ -17,7 +17,7 @@ from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import StorageError
 from tibackup.load.config import LoadConfig
 from tibackup.load.read import VerifyFailed
-from tibackup.load.source import BackupFile, FileKind, Source, classify
+from tibackup.load.source import BackupFile, FileKind, Source, classify, template_pattern
 
 log = logging.getLogger("tibackup.load")
 
@@ -79,7 +79,8 @@ def plan_load(source: Source, config: LoadConfig) -> LoadPlan:
         _check_listing(listing, expected, source.url)
 
     rule = config.table_filter
-    files = [classify(name, size) for name, size in sorted(listing.items())]
+    data_names = template_pattern(config.filename_template)
+    files = [classify(name, size, data_names) for name, size in sorted(listing.items())]
     chosen = [f for f in files if f.kind is FileKind.DATABASE and _wanted_db(f.db, rule)]
     chosen += [f for f in files if f.kind not in (FileKind.DATABASE, FileKind.OTHER) and _wanted(f, rule)]
     for f in files:

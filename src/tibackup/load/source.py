@@ -10,6 +10,7 @@ is written to disk.
 from __future__ import annotations
 
 import logging
+import re
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from typing import BinaryIO, Protocol
 
 from tibackup.dump.config import Compression
 from tibackup.dump.metadata import MANIFEST_NAME, METADATA_NAME
-from tibackup.errors import StorageError
+from tibackup.dump.naming import _FIELD, check_template
+from tibackup.errors import StorageError, UsageError
 from tibackup.storage import open_storage
 from tibackup.storage.base import ObjectInfo, Storage
 from tibackup.storage.options import S3Options
@@ -65,8 +67,24 @@ def _is_hex(pair: str) -> bool:
     return len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair)
 
 
-def classify(name: str, size: int) -> BackupFile:
-    """What a file of Dumpling's layout is, from its name alone."""
+def template_pattern(template: str) -> re.Pattern[str]:
+    """Dumpling's ``--output-filename-template`` read backwards: the regex of the names it makes."""
+    template = check_template(template)
+    out, pos = [], 0
+    for m in _FIELD.finditer(template):
+        out.append(re.escape(template[pos : m.start()]))
+        group = {"DB": "db", "Table": "table", "Index": "index"}[m.group(2)]
+        out.append(r"(?P<index>\d+)" if group == "index" else f"(?P<{group}>.+?)")
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return re.compile("".join(out))
+
+
+DEFAULT_PATTERN = template_pattern("")
+
+
+def classify(name: str, size: int, data_names: re.Pattern[str] = DEFAULT_PATTERN) -> BackupFile:
+    """What a file of Dumpling's layout is, from its name alone (data files per ``data_names``)."""
     base = name.rsplit("/", 1)[-1]
     compression = Compression.NONE
     for suffix, codec in _SUFFIXES.items():
@@ -84,13 +102,17 @@ def classify(name: str, size: int) -> BackupFile:
             db, dot, table = stem.partition(".")
             if dot:
                 return BackupFile(name, size, kind, unescape_name(db), unescape_name(table), compression)
-    if "-schema" not in base and (base.endswith(".sql") or base.endswith(".csv")):
-        parts = base[:-4].split(".")
-        if len(parts) >= 2 and parts[0] and parts[1]:
+    if base.endswith((".sql", ".csv")) and "-schema" not in base:
+        m = data_names.fullmatch(base[:-4])
+        if m and m.group("db") and m.group("table"):
             return BackupFile(
-                name, size, FileKind.DATA, unescape_name(parts[0]), unescape_name(parts[1]), compression,
-                csv=base.endswith(".csv"),
+                name, size, FileKind.DATA, unescape_name(m.group("db")), unescape_name(m.group("table")),
+                compression, csv=base.endswith(".csv"),
             )  # fmt: skip
+        raise UsageError(
+            f"cannot tell which table {name} holds: its name is not {{db}}.{{table}}.{{index}}; if the "
+            "dump used --output-filename-template, pass the same template to load"
+        )
     return BackupFile(name, size, FileKind.OTHER, compression=compression)
 
 
@@ -135,10 +157,8 @@ class FolderSource:
 
 
 def _small(name: str) -> bool:
-    return name in (METADATA_NAME, MANIFEST_NAME) or classify(name, 0).kind not in (
-        FileKind.DATA,
-        FileKind.OTHER,
-    )
+    """metadata, the manifest and schema files: read on the first pass over an archive."""
+    return name in (METADATA_NAME, MANIFEST_NAME) or "-schema" in name
 
 
 class ArchiveSource:
