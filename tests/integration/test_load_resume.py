@@ -133,3 +133,23 @@ def test_lost_connection_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_
     result = load(mariadb, str(tmp_path))
     assert result.resumed
     assert checksums(mariadb, source_db, TABLES) == before
+
+
+def test_sigterm_stops_cleanly_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
+    before = checksums(mariadb, source_db, TABLES)
+    mariadb.drop_database(source_db)
+    proc = _start_load(mariadb, tmp_path)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and _committed(mariadb, source_db) < 50 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:  # (it may have finished first on a fast machine)
+        assert proc.returncode == 130, stderr
+        errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "run the same command again to resume" in errors[0], stderr
+        assert "Traceback" not in stderr
+        load(mariadb, str(tmp_path))
+    assert checksums(mariadb, source_db, TABLES) == before
