@@ -109,11 +109,18 @@ def test_a_finished_load_does_not_resume(mariadb: MariaDBServer, source_db: str,
         load(mariadb, str(tmp_path))
 
 
-def test_lost_connection_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+def _dump_and_start(
+    mariadb: MariaDBServer, source_db: str, tmp_path: Path
+) -> tuple[object, subprocess.Popen[bytes]]:
+    """Dump in small statements, drop the source, start loading it back; (checksums, the load)."""
     dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
     before = checksums(mariadb, source_db, TABLES)
     mariadb.drop_database(source_db)
-    proc = _start_load(mariadb, tmp_path)
+    return before, _start_load(mariadb, tmp_path)
+
+
+def test_lost_connection_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    before, proc = _dump_and_start(mariadb, source_db, tmp_path)
     deadline = time.monotonic() + 120
     killed = False
     while not killed and proc.poll() is None and time.monotonic() < deadline:
@@ -136,10 +143,7 @@ def test_lost_connection_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_
 
 
 def test_sigterm_stops_cleanly_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
-    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
-    before = checksums(mariadb, source_db, TABLES)
-    mariadb.drop_database(source_db)
-    proc = _start_load(mariadb, tmp_path)
+    before, proc = _dump_and_start(mariadb, source_db, tmp_path)
     deadline = time.monotonic() + 120
     while proc.poll() is None and _committed(mariadb, source_db) < 50 and time.monotonic() < deadline:
         time.sleep(0.005)
