@@ -110,11 +110,11 @@ def test_a_finished_load_does_not_resume(mariadb: MariaDBServer, source_db: str,
 
 
 def _dump_and_start(
-    mariadb: MariaDBServer, source_db: str, tmp_path: Path
+    mariadb: MariaDBServer, source_db: str, tmp_path: Path, tables: list[str] = TABLES
 ) -> tuple[object, subprocess.Popen[bytes]]:
     """Dump in small statements, drop the source, start loading it back; (checksums, the load)."""
     dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
-    before = checksums(mariadb, source_db, TABLES)
+    before = checksums(mariadb, source_db, tables)
     mariadb.drop_database(source_db)
     return before, _start_load(mariadb, tmp_path)
 
@@ -157,3 +157,29 @@ def test_sigterm_stops_cleanly_then_rerun(mariadb: MariaDBServer, source_db: str
         assert "Traceback" not in stderr
         load(mariadb, str(tmp_path))
     assert checksums(mariadb, source_db, TABLES) == before
+
+
+def test_server_killed_and_restarted_then_rerun(tmp_path: Path) -> None:
+    """mariadbd itself is killed -9 mid-load (a dedicated server: the shared one must not die)."""
+    server = MariaDBServer(tmp_path / "mdb")
+    server.start()
+    try:
+        server.create_database("crashy")
+        server.execute("CREATE TABLE crashy.nk (a INT, b VARCHAR(60))")
+        server.execute(
+            "INSERT INTO nk SELECT seq % 977, REPEAT('q', seq % 50) FROM seq_1_to_30000", database="crashy"
+        )
+        before, proc = _dump_and_start(server, "crashy", tmp_path / "backup", tables=["nk"])
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _committed(server, "crashy") < 100 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)
+        proc.wait(timeout=120)
+        assert proc.returncode == 3, proc.stderr.read().decode() if proc.stderr else ""
+        server.start()  # InnoDB recovers: every statement's rows with their checkpoint row, or neither
+        result = load(server, str(tmp_path / "backup"))
+        assert result.resumed
+        assert checksums(server, "crashy", ["nk"]) == before
+    finally:
+        server.stop()
