@@ -108,3 +108,23 @@ def run_backup_cmd(name: str, namespace: str, adopt: bool, state_dir: Path | Non
     result = lifecycle.run_in_process(store, backup, adopt=adopt)
     if result.status.phase != Phase.COMPLETE:
         raise SystemExit(1)
+
+
+@click.command(hidden=True)
+@click.argument("name", callback=valid_names)
+@namespace_option
+@click.option("--adopt", is_flag=True, help="The controller claimed this run for this process.")
+@state_dir_option
+def run_restore_cmd(name: str, namespace: str, adopt: bool, state_dir: Path | None) -> None:
+    """Run one stored Restore to its end in this process (the controller starts one per Restore)."""
+    from tibackup.cli.main import setup_logging
+    from tibackup.embedded import restores
+
+    setup_logging("info")
+    store = open_store(state_dir)
+    restore = restores.current(store, namespace, name)
+    if restore is None:
+        raise NotFoundError(f'restores.pingcap.com "{name}" not found in namespace "{namespace}"')
+    result = restores.run_in_process(store, restore, adopt=adopt)
+    if result.status.phase != Phase.COMPLETE:
+        raise SystemExit(1)

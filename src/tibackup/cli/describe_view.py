@@ -8,7 +8,7 @@ from typing import Any
 
 from tibackup.cli.table_view import age, render_table
 from tibackup.embedded.store import Event
-from tibackup.resources import Backup, BackupSchedule, to_dict
+from tibackup.resources import Backup, BackupSchedule, Restore, to_dict
 from tibackup.resources.meta import rfc3339
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -57,7 +57,7 @@ def _mapping(values: dict[str, str] | None) -> list[str]:
     return [f"{k}={v}" for k, v in sorted(values.items())]
 
 
-def describe(resource: Backup | BackupSchedule, events: list[Event], now: datetime) -> str:
+def describe(resource: Backup | BackupSchedule | Restore, events: list[Event], now: datetime) -> str:
     meta = resource.metadata
     document = to_dict(resource)
     lines = [
@@ -91,7 +91,7 @@ def describe(resource: Backup | BackupSchedule, events: list[Event], now: dateti
     lines.append("Status:" if status else "Status:       <none>")
     if status:
         lines.extend(_block(status, 1))
-    if isinstance(resource, Backup):
+    if isinstance(resource, Backup | Restore):
         lines.append("Conditions:" if conditions else "Conditions:   <none>")
         if conditions:
             rows = [

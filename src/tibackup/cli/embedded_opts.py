@@ -27,17 +27,24 @@ KIND_ALIASES = {
     "backupschedules": KIND_SCHEDULE,
     "backupschedule.pingcap.com": KIND_SCHEDULE,
     "backupschedules.pingcap.com": KIND_SCHEDULE,
+    "rt": "Restore",
+    "restore": "Restore",
+    "restores": "Restore",
+    "restore.pingcap.com": "Restore",
+    "restores.pingcap.com": "Restore",
     "secret": "Secret",
     "secrets": "Secret",
 }
 RESOURCE_NAME = {
     KIND_BACKUP: "backup.pingcap.com",
     KIND_SCHEDULE: "backupschedule.pingcap.com",
+    "Restore": "restore.pingcap.com",
     "Secret": "secret",
 }
 PLURAL_NAME = {
     KIND_BACKUP: "backups.pingcap.com",
     KIND_SCHEDULE: "backupschedules.pingcap.com",
+    "Restore": "restores.pingcap.com",
     "Secret": "secrets",
 }
 
@@ -45,7 +52,7 @@ PLURAL_NAME = {
 def kind_of(word: str, allow_secret: bool = True) -> str:
     kind = KIND_ALIASES.get(word.lower())
     if kind is None or (kind == "Secret" and not allow_secret):
-        known = "bk, backup(s), bks, backupschedule(s)" + (", secret(s)" if allow_secret else "")
+        known = "bk, backup(s), bks, backupschedule(s), rt, restore(s)" + (", secret(s)" if allow_secret else "")
         raise UsageError(f'the server doesn\'t have a resource type "{word}"; use one of: {known}')
     return kind
 

@@ -25,6 +25,7 @@ SUMMARIES: dict[str, str | None] = {
     "operator": "Run the Kubernetes operator: Backups become Jobs, BackupSchedules create and prune Backups.",
     "rerun": "Run Failed or Invalid Backups again; a staged dump kept after a failed upload is uploaded, not redone.",
     "run-backup": None,
+    "run-restore": None,
 }
 
 

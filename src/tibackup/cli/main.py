@@ -56,6 +56,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create": ("tibackup.cli.secret_cmd", "create"),
     "controller": ("tibackup.cli.controller_cmd", "controller"),
     "run-backup": ("tibackup.cli.controller_cmd", "run_backup_cmd"),
+    "run-restore": ("tibackup.cli.controller_cmd", "run_restore_cmd"),
     "operator": ("tibackup.cli.operator_cmd", "operator_command"),
     "job": ("tibackup.cli.operator_cmd", "job_group"),
 }

@@ -22,12 +22,21 @@ from tibackup.cli.embedded_opts import (
     valid_names,
     valid_namespace,
 )
-from tibackup.embedded import lifecycle
+from tibackup.embedded import lifecycle, restores
 from tibackup.embedded.procs import start_ticks
 from tibackup.embedded.selector import parse_selector
 from tibackup.embedded.store import KIND_BACKUP, Store, UnreadableError
 from tibackup.errors import InvalidSpecError, NotFoundError, UsageError
-from tibackup.resources import Backup, BackupSchedule, Phase, Resource, load_resources, to_dict
+from tibackup.resources import (
+    FINISHED_PHASES,
+    Backup,
+    BackupSchedule,
+    Phase,
+    Resource,
+    Restore,
+    load_resources,
+    to_dict,
+)
 
 OUTPUTS = ("wide", "json", "yaml", "name")
 
@@ -70,7 +79,7 @@ def _validated(files: tuple[str, ...], namespace: str | None) -> list[Resource]:
                 ) from None
             resources.append(resource)
     if not resources:
-        raise UsageError("no objects passed to apply; the file holds no Backup or BackupSchedule")
+        raise UsageError("no objects passed to apply; the file holds no Backup, BackupSchedule or Restore")
     return resources
 
 
@@ -107,13 +116,18 @@ def apply(files: tuple[str, ...], namespace: str | None, wait: bool, state_dir: 
             for resource in resources
             if isinstance(resource, Backup)
         ]
+        restored = [_wait_for_restore(store, r, r in claimed) for r in resources if isinstance(r, Restore)]
     finally:
         for resource in claimed:
-            store.clear_run(lifecycle.namespace_of(resource), resource.metadata.name, os.getpid())
-    if results:
-        from tibackup.cli.table_view import report_runs
+            key = restores.run_key(resource) if isinstance(resource, Restore) else None
+            ns, run = key or (lifecycle.namespace_of(resource), resource.metadata.name)
+            store.clear_run(ns, run, os.getpid())
+    from tibackup.cli.table_view import report_runs
 
+    if results:
         report_runs(results, lifecycle.now())
+    if restored:
+        report_runs(restored, lifecycle.now())
 
 
 def _claim_runs(store: Store, resources: list[Resource]) -> list[Resource]:
@@ -126,7 +140,34 @@ def _claim_runs(store: Store, resources: list[Resource]) -> list[Resource]:
             existing = store.claim_run(ns, name, "", pid, start_ticks(pid))
             if existing is None:
                 claimed.append(resource)
+        elif isinstance(resource, Restore) and restores.claim(store, resource, pid) is None:
+            claimed.append(resource)
     return claimed
+
+
+def _wait_for_restore(store: Store, applied: Restore, claimed: bool) -> Restore:
+    """``apply --wait`` of a Restore: run it here (or wait for the process that runs it) to its end."""
+    import time
+
+    from tibackup.cli.main import setup_logging
+
+    setup_logging("info")
+    ns, name = lifecycle.namespace_of(applied), applied.metadata.name
+    restores.accept_rerun(store, applied)  # a new tibackup.pingcap.com/rerun annotation: run it again
+    while True:
+        current = restores.current(store, ns, name)
+        if current is None:
+            raise NotFoundError(f'restore "{name}" disappeared from namespace "{ns}" while waiting for it')
+        if current.status.phase in FINISHED_PHASES:
+            return current
+        if claimed:
+            return restores.run_in_process(store, current, adopt=True)
+        record = restores.live_run(store, current)
+        if record is None and current.status.phase in restores.IN_PROGRESS:
+            return restores.recover(store, current) or current
+        if record is None and not current.status.phase:
+            return restores.run_in_process(store, current)
+        time.sleep(0.5)  # another process runs it: wait for its end
 
 
 def _wait_for(store: Store, applied: Backup, claimed: bool) -> Backup:
@@ -251,7 +292,9 @@ def get(
     if not found:
         echo_none_found(ns)
         return
-    model = Backup if kind == KIND_BACKUP else BackupSchedule
+    model: type[Backup] | type[BackupSchedule] | type[Restore] = BackupSchedule
+    if kind in (KIND_BACKUP, restores.KIND_RESTORE):
+        model = Backup if kind == KIND_BACKUP else Restore
     click.echo(
         resource_table(found, model, lifecycle.now(), wide=output == "wide", all_namespaces=ns is None)
     )
@@ -320,7 +363,9 @@ def delete(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state
     setup_logging("warn")
     failed: list[Backup] = []
     for resource in found:
-        if isinstance(resource, BackupSchedule):
+        if isinstance(resource, Restore):
+            restores.delete_restore(store, resource)
+        elif isinstance(resource, BackupSchedule):
             result = lifecycle.delete_schedule(store, resource)
             for name in result.deleted:
                 click.echo(f'{RESOURCE_NAME[KIND_BACKUP]} "{name}" deleted')

@@ -14,7 +14,7 @@ from typing import Any
 import click
 import yaml
 
-from tibackup.resources import Backup, BackupSchedule, to_dict
+from tibackup.resources import Backup, BackupSchedule, Restore, to_dict
 from tibackup.resources.meta import utc
 
 
@@ -72,7 +72,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _columns(model: type[Backup] | type[BackupSchedule], wide: bool) -> list[dict[str, Any]]:
+def _columns(model: type[Backup] | type[BackupSchedule] | type[Restore], wide: bool) -> list[dict[str, Any]]:
     from tibackup.resources.crd import crd
 
     columns: list[dict[str, Any]] = crd(model)["spec"]["versions"][0]["additionalPrinterColumns"]
@@ -100,8 +100,8 @@ def _cell(column: dict[str, Any], document: dict[str, Any], now: datetime) -> st
 
 
 def resource_table(
-    resources: Sequence[Backup | BackupSchedule],
-    model: type[Backup] | type[BackupSchedule],
+    resources: Sequence[Backup | BackupSchedule | Restore],
+    model: type[Backup] | type[BackupSchedule] | type[Restore],
     now: datetime,
     wide: bool = False,
     all_namespaces: bool = False,
@@ -134,11 +134,11 @@ def echo_none_found(namespace: str | None) -> None:
     click.echo(f"No resources found in {where}.", err=True)
 
 
-def report_runs(results: list[Backup], now: datetime) -> None:
+def report_runs(results: list[Backup] | list[Restore], now: datetime) -> None:
     """After ``--wait``: the Backups' wide table, then exit 1 naming the first that Failed or is Invalid."""
     from tibackup.resources import Phase
 
-    click.echo(resource_table(results, Backup, now, wide=True))
+    click.echo(resource_table(results, type(results[0]) if results else Backup, now, wide=True))
     bad = [b for b in results if b.status.phase in (Phase.FAILED, Phase.INVALID)]
     if bad:
         cond = bad[0].status.condition(bad[0].status.phase or Phase.FAILED)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from tibackup.resources import Backup, BackupStatus, Phase
+from tibackup.resources import Backup, Phase, Restore
+from tibackup.resources.status import S
 
 RERUN_ANNOTATION = "tibackup.pingcap.com/rerun"
 RERUNNABLE = frozenset({Phase.FAILED, Phase.INVALID})
@@ -43,7 +44,7 @@ def rerun_token(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def decide_rerun(backup: Backup) -> RerunDecision | None:
+def decide_rerun(backup: Backup | Restore) -> RerunDecision | None:
     """What to do about the Backup's rerun annotation now; None when there is nothing to do (yet)."""
     token = ((backup.metadata.annotations or {}).get(RERUN_ANNOTATION) or "").strip()
     status = backup.status
@@ -55,13 +56,13 @@ def decide_rerun(backup: Backup) -> RerunDecision | None:
         return RerunDecision(
             RerunAction.REFUSE,
             token,
-            f"re-run refused ({RERUN_ANNOTATION}={token}): the backup is Complete; create a new Backup "
-            "to take another one",
+            f"re-run refused ({RERUN_ANNOTATION}={token}): the {backup.kind.lower()} is Complete; create a "
+            f"new {backup.kind} to run another one",
         )
     return None  # not finished yet (or being cleaned): decided once it ends
 
 
-def rerun_status(status: BackupStatus, token: str) -> BackupStatus:
+def rerun_status(status: S, token: str) -> S:
     """The status a re-run starts from: no phase, no outcome, the token recorded.
 
     Kept: ``backupPath`` (the data the failed run left there stays the Backup's, for its cleanPolicy;
@@ -69,10 +70,10 @@ def rerun_status(status: BackupStatus, token: str) -> BackupStatus:
     still pending)."""
     phases = {p.value for p in Phase}
     kept = [c.model_copy() for c in status.conditions or () if c.type not in phases]
-    return BackupStatus(backup_path=status.backup_path, conditions=kept or None, rerun_token=token)
+    return type(status)(backup_path=status.backup_path, conditions=kept or None, rerun_token=token)
 
 
-def refused_status(status: BackupStatus, token: str) -> BackupStatus:
+def refused_status(status: S, token: str) -> S:
     """The status unchanged but the token recorded as handled."""
     return status.model_copy(update={"rerun_token": token})
 

@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from tibackup.embedded import lifecycle
+from tibackup.embedded import lifecycle, restores
 from tibackup.embedded.metrics import SkipCounter
 from tibackup.embedded.paths import CONTROLLER_LOCK
 from tibackup.embedded.procs import process_alive, start_ticks
@@ -41,7 +41,7 @@ from tibackup.embedded.runtime import EmbeddedRuntime, redact
 from tibackup.embedded.schedules import reconcile_schedule
 from tibackup.embedded.store import KIND_BACKUP, KIND_SCHEDULE, Store
 from tibackup.errors import TibackupError
-from tibackup.resources import Backup, BackupSchedule, Phase, set_condition
+from tibackup.resources import Backup, BackupSchedule, Phase, Restore, set_condition
 
 log = logging.getLogger("tibackup.controller")
 CLEAN_RETRY_SECONDS = 60.0
@@ -141,6 +141,7 @@ class Controller:
             if (lifecycle.namespace_of(backup), backup.metadata.name) not in self.children:
                 lifecycle.accept_rerun(self.store, backup)
         self.finish_deletions()
+        self.reconcile_restores()
         schedules: list[BackupSchedule] = self.store.list_resources(KIND_SCHEDULE)
         for schedule in schedules:
             if schedule.metadata.deletion_timestamp is None:
@@ -174,6 +175,15 @@ class Controller:
             if code is None:
                 continue
             del self.children[key]
+            if child.name.startswith(restores.RUN_PREFIX):
+                log.info(
+                    "restore %s/%s: process %d ended (exit %d)",
+                    child.namespace,
+                    child.name,
+                    child.process.pid,
+                    code,
+                )
+                continue
             backup = self.store.get(KIND_BACKUP, child.namespace, child.name)
             phase = backup.status.phase if isinstance(backup, Backup) else "deleted"
             log.info("backup %s/%s: process %d ended (exit %d, %s)", *key, child.process.pid, code, phase)
@@ -183,7 +193,7 @@ class Controller:
         recorded = set()
         for record in self.store.runs():
             recorded.add((record.namespace, record.name))
-            if process_alive(record.pid, record.pid_started):
+            if process_alive(record.pid, record.pid_started) or restores.is_restore_run(record):
                 continue
             backup = self.store.get(KIND_BACKUP, record.namespace, record.name)
             if isinstance(backup, Backup):
@@ -250,6 +260,45 @@ class Controller:
             if len(self.children) >= self.max_concurrent:
                 return
             self.start_child(backup)
+
+    def reconcile_restores(self) -> None:
+        """Restores: recover dead runs, act on re-run requests and --no-wait deletions, start pending ones."""
+        running = {(r.namespace, r.name): r for r in self.store.runs() if restores.is_restore_run(r)}
+        for restore in self.store.list_resources(restores.KIND_RESTORE):
+            key = restores.run_key(restore)
+            if key in self.children:
+                continue
+            if restore.metadata.deletion_timestamp is not None:
+                restores.delete_restore(self.store, restore)
+                continue
+            record = running.get(key)
+            alive = record is not None and process_alive(record.pid, record.pid_started)
+            if restore.status.phase in restores.IN_PROGRESS and not alive:
+                restores.recover(self.store, restore)
+                continue
+            accepted = restores.accept_rerun(self.store, restore) or restore
+            if not accepted.status.phase and not alive and len(self.children) < self.max_concurrent:
+                self.start_restore(accepted)
+
+    def start_restore(self, restore: Restore) -> None:
+        ns, key = restores.run_key(restore)
+        if restores.claim(self.store, restore, os.getpid()) is not None:
+            return  # someone else (``apply --wait``) runs it
+        command = [
+            sys.executable, "-m", "tibackup.cli.main", "run-restore", "--adopt",
+            "--state-dir", str(self.state_dir), "-n", ns, restore.metadata.name,
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self.store.set_run_pid(ns, key, process.pid, start_ticks(process.pid))
+        restore.status = set_condition(
+            restore.status, Phase.SCHEDULED, "Scheduled", f"run by process {process.pid}", lifecycle.now()
+        )
+        self.store.update_status(restore)
+        self.children[(ns, key)] = Child(ns, key, process)
+        log.info("restore %s/%s: started (process %d)", ns, restore.metadata.name, process.pid)
+        threading.Thread(target=self._relay, args=(ns, key, process), daemon=True).start()
 
     def start_child(self, backup: Backup) -> None:
         ns, name = lifecycle.namespace_of(backup), backup.metadata.name

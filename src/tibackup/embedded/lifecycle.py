@@ -19,7 +19,7 @@ from tibackup.embedded.procs import process_alive, start_ticks
 from tibackup.embedded.runtime import EmbeddedRuntime
 from tibackup.embedded.store import KIND_BACKUP, ConflictError, RunRecord, Store
 from tibackup.errors import TibackupError
-from tibackup.resources import FINISHED_PHASES, Backup, BackupSchedule, Phase, set_condition
+from tibackup.resources import FINISHED_PHASES, Backup, BackupSchedule, Phase, Restore, set_condition
 from tibackup.resources.meta import utc
 
 log = logging.getLogger("tibackup.embedded")
@@ -30,7 +30,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def namespace_of(resource: Backup | BackupSchedule) -> str:
+def namespace_of(resource: Backup | BackupSchedule | Restore) -> str:
     return resource.metadata.namespace or "default"
 
 

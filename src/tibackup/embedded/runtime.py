@@ -12,7 +12,7 @@ from typing import Any
 from tibackup.embedded.paths import staging_dir
 from tibackup.embedded.store import Store
 from tibackup.errors import NotFoundError
-from tibackup.resources import Backup
+from tibackup.resources import Backup, Restore
 
 MASK = "******"
 _MIN_MASKED = 4  # shorter values are too likely to be ordinary words
@@ -43,7 +43,7 @@ class EmbeddedRuntime:
         self._secrets.update(data.values())
         return data
 
-    def save_status(self, backup: Backup) -> None:
+    def save_status(self, backup: Backup | Restore) -> None:
         status = backup.status
         if self._secrets and status.conditions:
             conditions = [
@@ -55,7 +55,7 @@ class EmbeddedRuntime:
             status = status.model_copy(update={"conditions": conditions})
         self.store.update_status(backup.model_copy(update={"status": status}))
 
-    def event(self, backup: Backup, type_: str, reason: str, message: str) -> None:
+    def event(self, backup: Backup | Restore, type_: str, reason: str, message: str) -> None:
         self.store.add_event(backup, type_, reason, redact(message, self._secrets))
 
     def save_gc_record(self, backup: Backup, record: dict[str, Any] | None) -> None:
@@ -65,6 +65,10 @@ class EmbeddedRuntime:
     def load_gc_record(self, backup: Backup) -> dict[str, Any] | None:
         meta = backup.metadata
         return self.store.load_gc_record(meta.namespace or "default", meta.name, meta.uid or "")
+
+    def get_backup(self, namespace: str, name: str) -> Backup | None:
+        found = self.store.get("Backup", namespace, name)
+        return found if isinstance(found, Backup) else None
 
     def staging_dir(self, backup: Backup) -> Path:
         meta = backup.metadata

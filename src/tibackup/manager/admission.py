@@ -14,16 +14,21 @@ from tibackup.control.naming import backup_from_schedule
 from tibackup.control.schedule import validate_backup_schedule
 from tibackup.errors import InvalidSpecError
 from tibackup.manager.run import validate
-from tibackup.resources import Backup, BackupSchedule
+from tibackup.resources import Backup, BackupSchedule, Restore
 
 # Any tick names the Backups alike in length; a fixed one keeps the check pure.
 _SAMPLE_TICK = datetime(2006, 1, 2, 15, 4, 5, tzinfo=UTC)
 
 
-def admit(resource: Backup | BackupSchedule) -> None:
+def admit(resource: Backup | BackupSchedule | Restore) -> None:
     """Raise InvalidSpecError naming the first field that makes ``resource`` unable to ever run."""
     if isinstance(resource, Backup):
         validate(resource)
+        return
+    if isinstance(resource, Restore):
+        from tibackup.manager.restore_run import validate as validate_restore
+
+        validate_restore(resource)
         return
     validate_backup_schedule(resource)
     try:

@@ -1,4 +1,4 @@
-"""Tells the world what a backup run is doing: status through the runtime, events, and the log.
+"""Tells the world what a backup (or restore) run is doing: status through the runtime, events, and the log.
 
 Every message passes ``Secrets.scrub`` on the way out, so no Secret value can reach status, an event
 or the log even if an underlying error echoed one.
@@ -9,21 +9,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from tibackup.manager import phases
 from tibackup.manager.runtime import BackupRuntime
 from tibackup.manager.secrets import Secrets
-from tibackup.resources import Backup, BackupStatus
+from tibackup.resources import Backup, BackupStatus, Restore
 
 log = logging.getLogger("tibackup.manager")
+R = TypeVar("R", Backup, Restore)
 
 
-class Reporter:
-    def __init__(self, backup: Backup, runtime: BackupRuntime, now: Callable[[], datetime]) -> None:
-        self.backup, self.runtime, self.now = backup, runtime, now
+class Reporter(Generic[R]):
+    def __init__(self, backup: R, runtime: BackupRuntime, now: Callable[[], datetime]) -> None:
+        self.backup: R = backup
+        self.runtime, self.now = runtime, now
         self.secrets = Secrets()
         meta = backup.metadata
         self.who = f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
+        self.noun = backup.kind.lower()
 
     def clean(self, text: str) -> str:
         return phases.one_line(self.secrets.scrub(str(text)))
@@ -31,23 +35,24 @@ class Reporter:
     def info(self, reason: str, message: str) -> None:
         """A step went well: a Normal event and an info line."""
         message = self.clean(message)
-        log.info("backup %s: %s", self.who, message)
+        log.info("%s %s: %s", self.noun, self.who, message)
         self.runtime.event(self.backup, "Normal", reason, message)
 
     def warning(self, reason: str, message: str) -> None:
         message = self.clean(message)
-        log.warning("backup %s: %s", self.who, message)
+        log.warning("%s %s: %s", self.noun, self.who, message)
         self.runtime.event(self.backup, "Warning", reason, message)
 
-    def _save(self, status: BackupStatus) -> Backup:
-        self.backup.status = status
+    def _save(self, status: BackupStatus) -> R:
+        # The phase helpers copy the status they are given, so a RestoreStatus stays one.
+        self.backup.status = status  # type: ignore[assignment,unused-ignore]
         self.runtime.save_status(self.backup)
         return self.backup
 
-    def update(self, status: BackupStatus, save: bool = True) -> Backup:
+    def update(self, status: BackupStatus, save: bool = True) -> R:
         """Replace the status (e.g. a condition that is not a phase); saved at once unless ``save`` is False."""
         if not save:
-            self.backup.status = status
+            self.backup.status = status  # type: ignore[assignment,unused-ignore]
             return self.backup
         return self._save(status)
 
@@ -59,20 +64,20 @@ class Reporter:
         self._save(phases.to_running(self.backup.status, backup_path, self.clean(message), self.now()))
         self.info("Running", message)
 
-    def complete(self, size: int, commit_ts: str, message: str) -> Backup:
+    def complete(self, size: int, commit_ts: str, message: str) -> R:
         backup = self._save(
             phases.to_complete(self.backup.status, size, commit_ts, self.clean(message), self.now())
         )
         self.info("Complete", message)
         return backup
 
-    def failed(self, reason: str, message: str) -> Backup:
+    def failed(self, reason: str, message: str) -> R:
         message = self.clean(message)
         backup = self._save(phases.to_failed(self.backup.status, reason, message, self.now()))
         self.warning(reason, message)
         return backup
 
-    def invalid(self, reason: str, message: str) -> Backup:
+    def invalid(self, reason: str, message: str) -> R:
         message = self.clean(message)
         backup = self._save(phases.to_invalid(self.backup.status, reason, message, self.now()))
         self.warning(reason, message)

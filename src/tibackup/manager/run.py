@@ -176,7 +176,7 @@ def connect(conn: Connection) -> DB:
     return DB(conn)
 
 
-def _login(conn: Connection, secret_name: str | None) -> DB:
+def _login(conn: Connection, secret_name: str | None, field: str = "spec.from") -> DB:
     """The first connection: a refused login names the Secret the password came from."""
     try:
         return connect(conn)
@@ -184,7 +184,7 @@ def _login(conn: Connection, secret_name: str | None) -> DB:
         if exc.reason != "AccessDenied":
             raise
         raise DatabaseError(
-            f"access denied for user '{conn.user}' at {conn.host}:{conn.port}: check spec.from.user and the "
+            f"access denied for user '{conn.user}' at {conn.host}:{conn.port}: check {field}.user and the "
             f"password in Secret '{secret_name}' (key 'password')",
             reason="AccessDenied",
         ) from None

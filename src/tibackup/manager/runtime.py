@@ -10,17 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from tibackup.resources import Backup
+from tibackup.resources import Backup, Restore
+
+
+class SecretSource(Protocol):
+    def get_secret(self, namespace: str, name: str) -> dict[str, str]:
+        """The Secret's data, decoded. Raise ``tibackup.errors.NotFoundError`` naming it when it is missing."""
 
 
 class BackupRuntime(Protocol):
     def get_secret(self, namespace: str, name: str) -> dict[str, str]:
         """The Secret's data, decoded. Raise ``tibackup.errors.NotFoundError`` naming it when it is missing."""
 
-    def save_status(self, backup: Backup) -> None:
+    def save_status(self, backup: Backup | Restore) -> None:
         """Persist ``backup.status`` (the whole status object) so ``get``/``describe`` show it at once."""
 
-    def event(self, backup: Backup, type_: str, reason: str, message: str) -> None:
+    def event(self, backup: Backup | Restore, type_: str, reason: str, message: str) -> None:
         """Record an event on the Backup: type_ is 'Normal' or 'Warning'; reason is CamelCase."""
 
     def save_gc_record(self, backup: Backup, record: dict[str, Any] | None) -> None:
@@ -31,3 +36,10 @@ class BackupRuntime(Protocol):
 
     def staging_dir(self, backup: Backup) -> Path:
         """Where this Backup stages its files in staged mode (kept across re-runs of the same Backup)."""
+
+
+class RestoreRuntime(BackupRuntime, Protocol):
+    """What a Restore run needs beyond a Backup run's runtime (``manager.restore_run``)."""
+
+    def get_backup(self, namespace: str, name: str) -> Backup | None:
+        """The Backup of that name (a Restore's ``spec.tibackup.fromBackup``), None when there is none."""

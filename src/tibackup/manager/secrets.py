@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tibackup.dump.config import TLSFiles
 from tibackup.errors import NotFoundError, TibackupError
-from tibackup.manager.runtime import BackupRuntime
-from tibackup.resources import Backup, BackupSpec
+from tibackup.manager.runtime import BackupRuntime, SecretSource
+from tibackup.resources import Backup, BackupSpec, TiDBAccessConfig
 
 PASSWORD_KEY = "password"
 ACCESS_KEY, SECRET_KEY = "access_key", "secret_key"
@@ -60,8 +60,7 @@ def secret_names(spec: BackupSpec) -> list[str]:
     return [name for name in names if name]
 
 
-def _fetch(runtime: BackupRuntime, backup: Backup, name: str, field_name: str, hint: str) -> dict[str, str]:
-    namespace = backup.metadata.namespace or "default"
+def _fetch(runtime: SecretSource, namespace: str, name: str, field_name: str, hint: str) -> dict[str, str]:
     try:
         return runtime.get_secret(namespace, name)
     except NotFoundError:
@@ -95,27 +94,37 @@ def resolve_secrets(backup: Backup, runtime: BackupRuntime) -> Secrets:
     """Every value the run needs; a missing Secret or key fails naming both and the fix."""
     spec = backup.spec
     assert spec.from_ is not None and spec.from_.secret_name and spec.s3 is not None
+    namespace = backup.metadata.namespace or "default"
+    return resolve_access_secrets(runtime, namespace, spec.from_, spec.s3.secret_name, "spec.from")
+
+
+def resolve_access_secrets(
+    runtime: SecretSource, namespace: str, access: TiDBAccessConfig, s3_secret: str | None, field: str
+) -> Secrets:
+    """The Secrets of a database access block (``spec.from`` of a Backup, ``spec.to`` of a Restore, named
+    by ``field`` in messages) and of ``spec.s3.secretName``."""
+    assert access.secret_name
     secrets = Secrets()
-    name = spec.from_.secret_name
-    data = _fetch(runtime, backup, name, "spec.from.secretName", "--from-literal=password=…")
+    name = access.secret_name
+    data = _fetch(runtime, namespace, name, f"{field}.secretName", "--from-literal=password=…")
     # An empty password is a password (TiDB's root account has none until one is set).
-    secrets.password = _key(data, PASSWORD_KEY, name, "spec.from.secretName", empty_ok=True)
-    if spec.s3.secret_name:
-        name = spec.s3.secret_name
+    secrets.password = _key(data, PASSWORD_KEY, name, f"{field}.secretName", empty_ok=True)
+    if s3_secret:
+        name = s3_secret
         data = _fetch(
             runtime,
-            backup,
+            namespace,
             name,
             "spec.s3.secretName",
             "--from-literal=access_key=… --from-literal=secret_key=…",
         )
         secrets.access_key = _key(data, ACCESS_KEY, name, "spec.s3.secretName")
         secrets.secret_key = _key(data, SECRET_KEY, name, "spec.s3.secretName")
-    if spec.from_.tls_client_secret_name:
-        name = spec.from_.tls_client_secret_name
-        field_name = "spec.from.tlsClientSecretName"
+    if access.tls_client_secret_name:
+        name = access.tls_client_secret_name
+        field_name = f"{field}.tlsClientSecretName"
         data = _fetch(
-            runtime, backup, name, field_name, "--from-file=ca.crt --from-file=tls.crt --from-file=tls.key"
+            runtime, namespace, name, field_name, "--from-file=ca.crt --from-file=tls.crt --from-file=tls.key"
         )
         secrets.tls["ca.crt"] = _key(data, "ca.crt", name, field_name)
         # A client certificate is optional, but it comes as a pair.

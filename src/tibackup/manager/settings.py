@@ -17,7 +17,7 @@ from tibackup.dump.config import Connection, DumpConfig, TLSFiles
 from tibackup.dump.options import parse_dumpling_args
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import InvalidSpecError, UsageError
-from tibackup.resources import Backup, BackupSpec, RcloneS3Options, parse_s3_options
+from tibackup.resources import Backup, BackupSpec, RcloneS3Options, S3StorageProvider, parse_s3_options
 from tibackup.resources.defaults import DEFAULT_TABLE_FILTER
 from tibackup.storage.options import S3Options, parse_s3_url
 
@@ -66,6 +66,14 @@ def s3_options(spec: BackupSpec, access_key: str | None = None, secret_key: str 
     s3 = spec.s3
     if s3 is None or not s3.bucket:
         raise InvalidSpecError("spec.s3.bucket", "required; name the bucket that receives the backups")
+    return storage_options(s3, access_key, secret_key)
+
+
+def storage_options(
+    s3: S3StorageProvider, access_key: str | None = None, secret_key: str | None = None
+) -> S3Options:
+    """An ``s3`` block (of a Backup or a Restore) with a bucket, plus its rclone ``options``."""
+    assert s3.bucket
     options = S3Options(
         bucket=s3.bucket,
         prefix=(s3.prefix or "").strip("/"),
@@ -79,7 +87,7 @@ def s3_options(spec: BackupSpec, access_key: str | None = None, secret_key: str 
         access_key=access_key,
         secret_key=secret_key,
     )
-    overrides = rclone_options(spec).storage_overrides()
+    overrides = parse_s3_options(s3.options, "spec.s3.options").storage_overrides()
     return dataclasses.replace(options, **overrides)  # type: ignore[arg-type]
 
 

@@ -60,6 +60,7 @@ class Kind:
 
 BACKUPS = Kind(GROUP, VERSION, "backups")
 SCHEDULES = Kind(GROUP, VERSION, "backupschedules")
+RESTORES = Kind(GROUP, VERSION, "restores")
 JOBS = Kind("batch", "v1", "jobs")
 PODS = Kind("", "v1", "pods")
 PVCS = Kind("", "v1", "persistentvolumeclaims")

@@ -23,8 +23,8 @@ from typing import Any
 
 from tibackup.errors import NotFoundError
 from tibackup.operator import jobs
-from tibackup.operator.kube import BACKUPS, SECRETS, KubeApi, KubeError
-from tibackup.resources import Backup, to_dict
+from tibackup.operator.kube import BACKUPS, RESTORES, SECRETS, KubeApi, KubeError
+from tibackup.resources import Backup, Restore, to_dict
 from tibackup.resources.validation import object_dir, validate_name
 
 COMPONENT = "tibackup-backup-manager"
@@ -87,11 +87,11 @@ class KubernetesRuntime:
             return keys
         return None
 
-    def save_status(self, backup: Backup) -> None:
+    def save_status(self, backup: Backup | Restore) -> None:
         status = to_dict(backup).get("status", {})
-        self.api.patch(BACKUPS, _ns(backup), backup.metadata.name, {"status": status}, subresource="status")
+        self.api.patch(BACKUPS if isinstance(backup, Backup) else RESTORES, _ns(backup), backup.metadata.name, {"status": status}, subresource="status")
 
-    def event(self, backup: Backup, type_: str, reason: str, message: str) -> None:
+    def event(self, backup: Backup | Restore, type_: str, reason: str, message: str) -> None:
         self.api.event(to_dict(backup), type_, reason, message, datetime.now(UTC), COMPONENT)
 
     def save_gc_record(self, backup: Backup, record: dict[str, Any] | None) -> None:
@@ -114,6 +114,13 @@ class KubernetesRuntime:
         record = json.loads(text)
         return record if isinstance(record, dict) else None
 
+    def get_backup(self, namespace: str, name: str) -> Backup | None:
+        from tibackup.resources import parse_resource
+
+        body = self.api.get(BACKUPS, namespace, name)
+        found = parse_resource(body) if body else None
+        return found if isinstance(found, Backup) else None
+
     def staging_dir(self, backup: Backup) -> Path:
         root = Path(self.env.get(jobs.ENV_STAGING_DIR) or jobs.STAGING_MOUNT)
         path = object_dir(root, _ns(backup), backup.metadata.name)  # never a path outside the volume
@@ -121,5 +128,5 @@ class KubernetesRuntime:
         return path
 
 
-def _ns(backup: Backup) -> str:
+def _ns(backup: Backup | Restore) -> str:
     return backup.metadata.namespace or "default"

@@ -1,4 +1,4 @@
-"""The Backup and BackupSchedule resources: typed models, defaults, validation, YAML in and out, CRDs."""
+"""The Backup, BackupSchedule and Restore resources: typed models, defaults, validation, YAML in and out, CRDs."""
 
 from tibackup.resources.backup import (
     CLEAN_POLICIES,
@@ -21,6 +21,7 @@ from tibackup.resources.loader import (
     to_dict,
 )
 from tibackup.resources.meta import API_GROUP, API_VERSION, ObjectMeta, OwnerReference, rfc3339, utc
+from tibackup.resources.restore import Restore, RestorePhase, RestoreSpec, RestoreStatus
 from tibackup.resources.s3options import SUPPORTED_S3_OPTIONS, RcloneS3Options, parse_s3_options
 from tibackup.resources.status import (
     DELETING_PHASES,
@@ -65,6 +66,10 @@ __all__ = [
     "Phase",
     "RcloneS3Options",
     "Resource",
+    "Restore",
+    "RestorePhase",
+    "RestoreSpec",
+    "RestoreStatus",
     "S3StorageProvider",
     "TiDBAccessConfig",
     "check_object_size",

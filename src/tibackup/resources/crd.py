@@ -20,15 +20,20 @@ from pydantic import BaseModel
 from tibackup.resources.backup import Backup
 from tibackup.resources.backup_schedule import BackupSchedule
 from tibackup.resources.meta import API_GROUP
+from tibackup.resources.restore import Restore
 
 VERSION = "v1alpha1"
-CRD_FILES: dict[str, type[BaseModel]] = {"backups.yaml": Backup, "backupschedules.yaml": BackupSchedule}
+CRD_FILES: dict[str, type[BaseModel]] = {
+    "backups.yaml": Backup, "backupschedules.yaml": BackupSchedule, "restores.yaml": Restore,
+}  # fmt: skip
 
 _NAMES: dict[type[BaseModel], dict[str, Any]] = {
     Backup: {"kind": "Backup", "listKind": "BackupList", "plural": "backups", "singular": "backup",
              "shortNames": ["bk"]},
     BackupSchedule: {"kind": "BackupSchedule", "listKind": "BackupScheduleList", "plural": "backupschedules",
                      "singular": "backupschedule", "shortNames": ["bks"]},
+    Restore: {"kind": "Restore", "listKind": "RestoreList", "plural": "restores", "singular": "restore",
+              "shortNames": ["rt"]},
 }  # fmt: skip
 
 
@@ -61,6 +66,14 @@ _COLUMNS: dict[type[BaseModel], list[dict[str, Any]]] = {
         _column(
             "LastBackupTime", "date", ".status.lastBackupTime", "The last time the backup was created", 1
         ),
+        _AGE,
+    ],
+    Restore: [
+        _column("Status", "string", ".status.phase", "The current status of the restore"),
+        _column("Started", "date", ".status.timeStarted", "The time at which the restore was started", 1),
+        _column("Completed", "date", ".status.timeCompleted", "The time at which the restore was completed", 1),
+        _column("TimeTaken", "string", ".status.timeTaken", "The time that the restore takes"),
+        _column("CommitTS", "string", ".status.commitTs", "The commit ts of tidb cluster restore"),
         _AGE,
     ],
 }

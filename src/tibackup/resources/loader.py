@@ -16,10 +16,13 @@ from tibackup.resources import defaults
 from tibackup.resources.backup import Backup
 from tibackup.resources.backup_schedule import BackupSchedule
 from tibackup.resources.meta import API_VERSION
+from tibackup.resources.restore import Restore
 
-Resource = Backup | BackupSchedule
+Resource = Backup | BackupSchedule | Restore
 M = TypeVar("M", bound=BaseModel)
-KINDS: dict[str, type[Backup] | type[BackupSchedule]] = {"Backup": Backup, "BackupSchedule": BackupSchedule}
+KINDS: dict[str, type[Backup] | type[BackupSchedule] | type[Restore]] = {
+    "Backup": Backup, "BackupSchedule": BackupSchedule, "Restore": Restore,
+}  # fmt: skip
 
 
 # Limits of the Kubernetes API, so that what is accepted here would be accepted there too, and so that
@@ -129,7 +132,7 @@ def parse_resource(data: Any) -> Resource:
     kind = data.get("kind")
     api_version = data.get("apiVersion")
     if kind not in KINDS:
-        raise InvalidSpecError("kind", f"{kind!r} is not handled by tibackup; use Backup or BackupSchedule")
+        raise InvalidSpecError("kind", f"{kind!r} is not handled by tibackup; use Backup, BackupSchedule or Restore")
     if api_version != API_VERSION:
         raise InvalidSpecError("apiVersion", f"{api_version!r} is not supported; use {API_VERSION}")
     return validate_model(KINDS[kind], data)

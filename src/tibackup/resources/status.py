@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypeVar
 
 from tibackup.resources.meta import KubeTime, StatusModel, utc
 
@@ -75,14 +75,17 @@ class BackupStatus(StatusModel):
         return None
 
 
+S = TypeVar("S", bound=BackupStatus)  # a Backup's status, or a Restore's (the same shape, plus fields)
+
+
 def set_condition(
-    status: BackupStatus,
+    status: S,
     type_: Phase | str,
     reason: str | None,
     message: str | None,
     now: datetime,
     condition_status: ConditionStatus = "True",
-) -> BackupStatus:
+) -> S:
     """A copy of ``status`` with the condition ``type_`` set and ``phase`` = ``type_``.
 
     There is one condition per type; setting it again updates its reason and message and keeps
@@ -94,13 +97,13 @@ def set_condition(
 
 
 def set_side_condition(
-    status: BackupStatus,
+    status: S,
     type_: ConditionType | str,
     reason: str | None,
     message: str | None,
     now: datetime,
     condition_status: ConditionStatus = "True",
-) -> BackupStatus:
+) -> S:
     """A copy of ``status`` with the condition ``type_`` set as ``set_condition`` does, phase untouched."""
     kind = ConditionType(type_)
     conditions = [cond.model_copy() for cond in status.conditions or ()]

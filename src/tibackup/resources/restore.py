@@ -1,0 +1,122 @@
+"""The ``Restore`` resource (``pingcap.com/v1alpha1``, short name ``rt``): one definition of its spec.
+
+Field names follow TiDB Operator's ``RestoreSpec`` (``to``, ``backupType``, ``s3`` with ``path``,
+``tikvGCLifeTime``, ``storageClassName``, ``storageSize``, ``serviceAccount``, ``tableFilter`` and the Job
+pass-through fields), so its Lightning Restore YAML is accepted as is. tibackup's own load options live
+under ``spec.tibackup`` (``threads``, ``onDuplicate``, ``fromBackup``); the filter is the reference's
+``spec.tableFilter``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from tibackup.resources import defaults
+from tibackup.resources.backup import S3StorageProvider, TiDBAccessConfig
+from tibackup.resources.meta import API_VERSION, JSONObject, ObjectMeta, SpecModel
+from tibackup.resources.status import BackupStatus
+
+OnDuplicateWord = Literal["error", "replace", "ignore"]
+DEFAULT_RESTORE_THREADS = 4
+
+
+class RestorePhase(StrEnum):
+    """TiDB Operator's ``RestoreConditionType`` values. tibackup never retries on its own, so it never
+    sets ``RetryFailed``; a Restore that is killed ends ``Failed`` (reason ``Interrupted``)."""
+
+    SCHEDULED = "Scheduled"
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+    RETRY_FAILED = "RetryFailed"
+    INVALID = "Invalid"
+
+
+class RestoreS3(S3StorageProvider):
+    """``spec.s3``: where the backup to restore is."""
+
+    path: str | None = Field(
+        default=None,
+        description="The backup: s3://bucket/prefix/backup-<time>/ (a folder) or s3://…/backup-<time>.tgz "
+        "(TiDB Operator's archive); 'bucket/…' without s3:// works too. Without it, the folder "
+        "bucket/prefix itself is the backup.",
+    )
+    bucket: str | None = Field(default=None, description="Bucket of the backup (when path is not given).")
+    prefix: str | None = Field(default=None, description="The backup folder inside the bucket.")
+
+
+class TibackupRestoreOptions(SpecModel):
+    """``spec.tibackup``: tibackup's own load options (beyond the reference's fields)."""
+
+    threads: int = Field(
+        default=DEFAULT_RESTORE_THREADS, ge=1, le=256, description="Connections loading data in parallel."
+    )
+    on_duplicate: OnDuplicateWord = Field(
+        default="error",
+        description="Target tables that hold rows: error (refuse, the default), replace (REPLACE INTO), "
+        "ignore (INSERT IGNORE).",
+    )
+    from_backup: str | None = Field(
+        default=None,
+        description="Restore this Complete Backup of the same namespace: its backupPath and its spec.s3 "
+        "(unless spec.s3 is given).",
+    )
+
+
+class RestoreSpec(SpecModel):
+    """``spec`` of a Restore."""
+
+    to: TiDBAccessConfig | None = Field(default=None, description="The database to restore into (required).")
+    backup_type: Literal["full"] = Field(
+        default=defaults.DEFAULT_BACKUP_TYPE, description="Only full is supported."
+    )
+    tikv_gc_life_time: str | None = Field(
+        default=None, description="Accepted for compatibility; a logical restore does not change GC."
+    )
+    s3: RestoreS3 | None = Field(
+        default=None, description="Where the backup is (required unless spec.tibackup.fromBackup)."
+    )
+    storage_class_name: str | None = Field(default=None, description="StorageClass of the staging volume.")
+    storage_size: str | None = Field(default=None, description="Size of the staging volume, e.g. 10Gi.")
+    table_filter: list[str] | None = Field(
+        default=None, description="Table-filter rules: only the matching tables are restored (default all)."
+    )
+    service_account: str = Field(
+        default=defaults.DEFAULT_SERVICE_ACCOUNT, description="ServiceAccount of the Job."
+    )
+    tibackup: TibackupRestoreOptions = Field(default_factory=lambda: TibackupRestoreOptions())
+    use_kms: bool | None = None
+    # Pass-through fields for the restore Job, shaped as in Kubernetes' core/v1 types.
+    br: JSONObject | None = None
+    env: list[JSONObject] | None = None
+    resources: JSONObject | None = None
+    tolerations: list[JSONObject] | None = None
+    affinity: JSONObject | None = None
+    pod_security_context: JSONObject | None = None
+    priority_class_name: str | None = None
+    image_pull_secrets: list[JSONObject] | None = None
+    tool_image: str | None = None
+
+
+class RestoreStatus(BackupStatus):
+    """The status of a Restore: ``phase`` (``RestorePhase`` values), conditions, ``timeStarted``,
+    ``timeCompleted``, ``timeTaken``, ``commitTs`` (the backup's position) as the reference has them;
+    beyond it ``backupPath`` (what was loaded), ``backupSize`` (bytes loaded) and ``restoredRows``."""
+
+    restored_rows: int | None = None
+
+
+class Restore(SpecModel):
+    """One restore of one backup into a database."""
+
+    api_version: Literal["pingcap.com/v1alpha1"] = API_VERSION
+    kind: Literal["Restore"] = "Restore"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: RestoreSpec
+    status: RestoreStatus = Field(default_factory=lambda: RestoreStatus())
+
+
+__all__ = ["Restore", "RestorePhase", "RestoreS3", "RestoreSpec", "RestoreStatus", "TibackupRestoreOptions"]
