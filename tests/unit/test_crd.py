@@ -30,7 +30,7 @@ def committed(name: str) -> dict[str, Any]:
 
 
 def committed_schema(kind: str) -> dict[str, Any]:
-    name = "backups.yaml" if kind == "Backup" else "backupschedules.yaml"
+    name = {"Backup": "backups.yaml", "Restore": "restores.yaml"}.get(kind, "backupschedules.yaml")
     schema = committed(name)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert isinstance(schema, dict)
     return schema
@@ -55,7 +55,7 @@ def seed(path: Path) -> dict[str, Any]:
 
 def test_committed_crds_are_generated_ones() -> None:
     rendered = render_crds()
-    assert set(rendered) == {"backups.yaml", "backupschedules.yaml"}
+    assert set(rendered) == {"backups.yaml", "backupschedules.yaml", "restores.yaml"}
     for name, text in rendered.items():
         assert (CRDS / name).read_text() == text, f"deploy/crds/{name} is stale: run scripts/gen_crds.py"
 
@@ -201,3 +201,30 @@ def test_dumped_resources_validate_against_crd() -> None:
     schedule.status.last_backup_time = now
     jsonschema.validate(to_dict(backup), forbid_unknown(committed_schema("Backup")))
     jsonschema.validate(to_dict(schedule), forbid_unknown(committed_schema("BackupSchedule")))
+
+
+def test_restore_crd_names_columns_and_kustomization() -> None:
+    restores = committed("restores.yaml")
+    assert restores["metadata"]["name"] == "restores.pingcap.com"
+    names = restores["spec"]["names"]
+    assert (names["kind"], names["plural"], names["shortNames"]) == ("Restore", "restores", ["rt"])
+    version = restores["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    # As TiDB Operator's Restore type prints them (`kubectl get rt -o wide` adds the priority-1 ones).
+    assert [(c["name"], c["jsonPath"], c.get("priority", 0)) for c in version["additionalPrinterColumns"]] == [
+        ("Status", ".status.phase", 0),
+        ("Started", ".status.timeStarted", 1),
+        ("Completed", ".status.timeCompleted", 1),
+        ("TimeTaken", ".status.timeTaken", 0),
+        ("CommitTS", ".status.commitTs", 0),
+        ("Age", ".metadata.creationTimestamp", 0),
+    ]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert {"to", "backupType", "s3", "storageClassName", "storageSize", "serviceAccount", "tikvGCLifeTime",
+            "tableFilter", "tibackup"} <= set(spec)  # fmt: skip
+    assert {"path", "bucket", "prefix", "secretName", "endpoint", "provider", "options"} <= set(
+        spec["s3"]["properties"]
+    )
+    assert set(spec["tibackup"]["properties"]) == {"threads", "onDuplicate", "fromBackup"}
+    kustomization = yaml.safe_load((ROOT / "deploy" / "kustomization.yaml").read_text())
+    assert "crds/restores.yaml" in kustomization["resources"]

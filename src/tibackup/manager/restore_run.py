@@ -23,7 +23,6 @@ An interruption is recorded as ``Failed``/``Interrupted`` and re-raised; a proce
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime

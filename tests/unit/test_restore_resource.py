@@ -1,0 +1,131 @@
+"""The Restore resource: TiDB Operator's YAML accepted as is, tibackup's options under spec.tibackup,
+unknown fields refused, and the pure steps of a Restore run (validate, locate the backup)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tibackup.errors import InvalidSpecError, TibackupError
+from tibackup.manager.restore_run import load_config, locate, validate
+from tibackup.resources import Backup, Phase, Restore, load_resources, parse_resource
+
+# The shape of TiDB Operator's "restore from S3 with TiDB Lightning" example.
+UPSTREAM = """
+apiVersion: pingcap.com/v1alpha1
+kind: Restore
+metadata:
+  name: demo2-restore-s3
+  namespace: test2
+  annotations:
+    iam.amazonaws.com/role: arn:aws:iam::123456789012:role/user
+spec:
+  backupType: full
+  to:
+    host: 127.0.0.1
+    port: 4000
+    user: root
+    secretName: restore-demo2-tidb-secret
+    tlsClientSecretName: demo2-tidb-client-secret
+  s3:
+    provider: ceph
+    endpoint: http://127.0.0.1:9000
+    secretName: s3-secret
+    path: s3://my-bucket/my-folder/backup-2020-12-17T10:12:51Z.tgz
+  storageClassName: local-storage
+  storageSize: 1Gi
+  serviceAccount: tidb-backup-manager
+  tikvGCLifeTime: 72h
+  tableFilter: ["app.*"]
+  tibackup: {threads: 8, onDuplicate: replace}
+"""
+
+
+def upstream() -> Restore:
+    (restore,) = load_resources(UPSTREAM)
+    assert isinstance(restore, Restore)
+    return restore
+
+
+def test_upstream_yaml_is_accepted_with_tibackup_options() -> None:
+    restore = upstream()
+    validate(restore)
+    spec = restore.spec
+    assert spec.to and spec.to.tls_client_secret_name == "demo2-tidb-client-secret"
+    assert (spec.tibackup.threads, spec.tibackup.on_duplicate) == (8, "replace")
+    config = load_config(restore, "s3://x/y/", "pw")
+    assert (config.threads, config.on_duplicate.value, config.progress) == (8, "replace", False)
+    assert config.table_filter is not None and config.table_filter.rules == ("app.*",)
+
+
+def test_unknown_field_is_refused_naming_it() -> None:
+    doc = yaml.safe_load(UPSTREAM)
+    doc["spec"]["tibackup"]["thread"] = 2
+    with pytest.raises(InvalidSpecError, match=r"spec\.tibackup\.thread"):
+        parse_resource(doc)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"to": None}, "spec.to"),
+        ({"to": {"host": "db"}}, "spec.to.secretName"),
+        ({"s3": None}, "spec.s3"),
+        ({"s3": {"provider": "ceph", "endpoint": "http://e"}}, "spec.s3.path"),
+        ({"s3": {"provider": "ceph", "path": "s3://b/p/"}}, "spec.s3.endpoint"),
+        ({"tableFilter": ["db.t["]}, "spec.tableFilter"),
+        ({"storageSize": "lots"}, "spec.storageSize"),
+    ],
+)
+def test_spec_that_can_never_work_is_invalid(change: dict[str, object], field: str) -> None:
+    doc = yaml.safe_load(UPSTREAM)
+    doc["spec"].update(change)
+    restore = parse_resource(doc)
+    assert isinstance(restore, Restore)
+    with pytest.raises(InvalidSpecError) as caught:
+        validate(restore)
+    assert caught.value.field == field, caught.value.message
+    assert "spec.from" not in caught.value.message
+
+
+def test_locate_path_archive_folder_and_bucket_prefix() -> None:
+    restore = upstream()
+    s3, source = locate(restore, None)
+    assert (s3.bucket, s3.prefix) == ("my-bucket", "my-folder")
+    assert source == "s3://my-bucket/my-folder/backup-2020-12-17T10:12:51Z.tgz"
+    assert restore.spec.s3 is not None
+    restore.spec.s3.path = "my-bucket/my-folder/backup-1/"  # TiDB Operator's form without s3://
+    assert locate(restore, None)[1] == "s3://my-bucket/my-folder/backup-1/"
+    restore.spec.s3.path, restore.spec.s3.bucket, restore.spec.s3.prefix = None, "b", "/p/q/"
+    s3, source = locate(restore, None)
+    assert (s3.bucket, s3.prefix, source) == ("b", "p/q", "s3://b/p/q/")
+
+
+def _backup(phase: Phase | None) -> Backup:
+    backup = Backup.model_validate(
+        {
+            "metadata": {"name": "nightly", "namespace": "test2"},
+            "spec": {
+                "from": {"host": "h", "secretName": "s"},
+                "s3": {"provider": "ceph", "endpoint": "http://e", "bucket": "bk", "secretName": "s3k"},
+            },
+        }
+    )
+    backup.status.phase = phase
+    backup.status.backup_path = "s3://bk/backup-2026-01-01T00:00:00Z/"
+    return backup
+
+
+def test_from_backup_takes_its_path_and_s3_settings() -> None:
+    doc = yaml.safe_load(UPSTREAM)
+    del doc["spec"]["s3"]
+    doc["spec"]["tibackup"] = {"fromBackup": "nightly"}
+    restore = parse_resource(doc)
+    assert isinstance(restore, Restore)
+    validate(restore)
+    s3, source = locate(restore, _backup(Phase.COMPLETE))
+    assert (s3.bucket, s3.prefix, s3.secret_name, s3.endpoint) == ("bk", "backup-2026-01-01T00:00:00Z", "s3k", "http://e")
+    assert source == "s3://bk/backup-2026-01-01T00:00:00Z/"
+    with pytest.raises(TibackupError, match="is Failed, not Complete") as caught:
+        locate(restore, _backup(Phase.FAILED))
+    assert caught.value.reason == "BackupNotComplete"
