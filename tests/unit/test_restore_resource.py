@@ -124,7 +124,12 @@ def test_from_backup_takes_its_path_and_s3_settings() -> None:
     assert isinstance(restore, Restore)
     validate(restore)
     s3, source = locate(restore, _backup(Phase.COMPLETE))
-    assert (s3.bucket, s3.prefix, s3.secret_name, s3.endpoint) == ("bk", "backup-2026-01-01T00:00:00Z", "s3k", "http://e")
+    assert (s3.bucket, s3.prefix, s3.secret_name, s3.endpoint) == (
+        "bk",
+        "backup-2026-01-01T00:00:00Z",
+        "s3k",
+        "http://e",
+    )
     assert source == "s3://bk/backup-2026-01-01T00:00:00Z/"
     with pytest.raises(TibackupError, match="is Failed, not Complete") as caught:
         locate(restore, _backup(Phase.FAILED))

@@ -1,4 +1,4 @@
-"""``tibackup rerun bk NAME``: run a Failed (or Invalid) Backup again, as the annotation
+"""``tibackup rerun bk|rt NAME``: run a Failed (or Invalid) Backup or Restore again, as the annotation
 ``tibackup.pingcap.com/rerun`` does on Kubernetes (``control.rerun`` has the rules)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from tibackup.cli.embedded_opts import RESOURCE_NAME, kind_of, namespace_option,
 from tibackup.embedded import lifecycle
 from tibackup.embedded.store import KIND_BACKUP
 from tibackup.errors import NotFoundError, UsageError
-from tibackup.resources import Backup, Phase
+from tibackup.resources import Backup, Phase, Restore
 
 EXAMPLES = """
 \b
@@ -36,8 +36,12 @@ def rerun(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state_
     from tibackup.cli.resources_cmd import _claim_runs, _wait_for
     from tibackup.control.rerun import RERUN_ANNOTATION, RERUNNABLE, rerun_token
 
-    if kind_of(type_, allow_secret=False) != KIND_BACKUP:
-        raise UsageError("only Backups can be re-run: use `tibackup rerun bk NAME`")
+    kind = kind_of(type_, allow_secret=False)
+    if kind == "Restore":
+        _rerun_restores(names, namespace, wait, state_dir)
+        return
+    if kind != KIND_BACKUP:
+        raise UsageError("only Backups and Restores can be re-run: use `tibackup rerun bk|rt NAME`")
     store = open_store(state_dir)
     backups: list[Backup] = []
     for name in names:
@@ -70,4 +74,44 @@ def rerun(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state_
             store.clear_run(lifecycle.namespace_of(backup), backup.metadata.name, os.getpid())
     from tibackup.cli.table_view import report_runs
 
+    report_runs(results, lifecycle.now())
+
+
+def _rerun_restores(names: tuple[str, ...], namespace: str, wait: bool, state_dir: Path | None) -> None:
+    """``rerun rt``: the same annotation on Failed/Invalid Restores; a rerun resumes from load's checkpoint."""
+    from tibackup.cli.resources_cmd import _claim_runs, _wait_for_restore
+    from tibackup.cli.table_view import report_runs
+    from tibackup.control.rerun import RERUN_ANNOTATION, RERUNNABLE, rerun_token
+    from tibackup.embedded import restores
+
+    store = open_store(state_dir)
+    found = []
+    for name in names:
+        restore = restores.current(store, namespace, name)
+        if restore is None:
+            raise NotFoundError(f'restores.pingcap.com "{name}" not found in namespace "{namespace}"')
+        if restore.status.phase not in RERUNNABLE:
+            raise UsageError(
+                f"restore {name} is {restore.status.phase or 'Pending'}: only Failed or Invalid Restores run again"
+            )
+        found.append(restore)
+    claimed = _claim_runs(store, list(found)) if wait else []
+    try:
+        for restore in found:
+            annotations = {
+                **(restore.metadata.annotations or {}),
+                RERUN_ANNOTATION: rerun_token(lifecycle.now()),
+            }
+            restore.metadata = restore.metadata.model_copy(update={"annotations": annotations})
+            store.apply(restore)
+            click.echo(f"{RESOURCE_NAME['Restore']}/{restore.metadata.name} rerun requested")
+            if not wait:
+                restores.accept_rerun(store, restore)
+        if not wait:
+            return
+        results = [_wait_for_restore(store, restore, restore in claimed) for restore in found]
+    finally:
+        for claim in claimed:
+            if isinstance(claim, Restore):
+                store.clear_run(*restores.run_key(claim), os.getpid())
     report_runs(results, lifecycle.now())
