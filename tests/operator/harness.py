@@ -38,6 +38,10 @@ RESOURCES: dict[str, kmock.ResourceInfo] = {
         kind="BackupSchedule", namespaced=True, singular="backupschedule", shortnames={"bks"},
         verbs={"list", "watch", "get", "patch", "create", "delete", "update"}, subresources={"status"},
     ),
+    "pingcap.com/v1alpha1/restores": kmock.ResourceInfo(
+        kind="Restore", namespaced=True, singular="restore", shortnames={"rt"},
+        verbs={"list", "watch", "get", "patch", "create", "delete", "update"}, subresources={"status"},
+    ),
     "batch/v1/jobs": kmock.ResourceInfo(
         kind="Job", namespaced=True, verbs={"list", "watch", "get", "patch", "create", "delete"},
         subresources={"status"},

@@ -78,6 +78,7 @@ def _run(action: str, namespace: str, name: str, kubeconfig: str | None) -> None
         "backup": jobcmds.run_backup_job,
         "clean": jobcmds.clean_backup_job,
         "recover": jobcmds.recover_backup_job,
+        "restore": jobcmds.run_restore_job,
     }
     sys.exit(commands[action](api, namespace, name))
 
@@ -101,3 +102,10 @@ def clean_backup_command(namespace: str, name: str, kubeconfig: str | None) -> N
 def recover_backup_command(namespace: str, name: str, kubeconfig: str | None) -> None:
     """Restore the GC life time a killed backup had raised."""
     _run("recover", namespace, name, kubeconfig)
+
+
+@job_group.command("run-restore")
+@_job_options
+def run_restore_command(namespace: str, name: str, kubeconfig: str | None) -> None:
+    """Run one Restore and write its status (the restore Job's command)."""
+    _run("restore", namespace, name, kubeconfig)

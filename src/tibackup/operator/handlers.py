@@ -19,6 +19,7 @@ from tibackup.operator.backups import BackupController, OperatorConfig
 from tibackup.operator.jobs import ANNOTATION_GC_RECORD
 from tibackup.operator.kube import GROUP, VERSION, KubeApi
 from tibackup.operator.metrics import ScheduleMetrics
+from tibackup.operator.restores import RestoreController
 from tibackup.operator.schedules import ScheduleController
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def build_registry(
     registry = kopf.OperatorRegistry()
     backups = BackupController(api, config)
     schedules = ScheduleController(api, metrics)
+    restores = RestoreController(api, config)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -67,6 +69,18 @@ def build_registry(
     def job_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         if type != "DELETED":
             backups.job_changed(_plain(body))
+            restores.job_changed(_plain(body))
+
+    @kopf.on.create(GROUP, VERSION, "restores", registry=registry, id="start-restore")
+    @kopf.on.resume(GROUP, VERSION, "restores", registry=registry, id="resume-restore")
+    @kopf.on.update(GROUP, VERSION, "restores", registry=registry, id="update-restore")
+    def start_restore(body: kopf.Body, **_: Any) -> None:
+        if not restores.ensure_job(_plain(body)):
+            raise kopf.TemporaryError("the previous run's Job is still being deleted", delay=config.poll_delay)
+
+    @kopf.on.delete(GROUP, VERSION, "restores", registry=registry, id="delete-restore")
+    def delete_restore(body: kopf.Body, **_: Any) -> None:
+        restores.cleanup(_plain(body))
 
     @kopf.timer(GROUP, VERSION, "backups", interval=config.gc_retry_interval, registry=registry,
                 annotations={ANNOTATION_GC_RECORD: kopf.PRESENT}, id="gc-restore")  # fmt: skip

@@ -75,3 +75,22 @@ def recover_backup_job(api: KubeApi, namespace: str, name: str) -> int:
         result.status = set_condition(result.status, Phase.FAILED, before.reason, message, datetime.now(UTC))
         runtime.save_status(result)
     return 0
+
+
+def run_restore_job(api: KubeApi, namespace: str, name: str) -> int:
+    """Run the Restore; 0 when it is Complete (or had already completed), 1 otherwise."""
+    from tibackup.manager.restore_run import run_restore
+    from tibackup.operator.kube import RESTORES
+    from tibackup.operator.restores import restore_of
+
+    runtime = KubernetesRuntime(api)
+    body = api.get(RESTORES, namespace, name)
+    if body is None:
+        log.error("Restore %s/%s not found; was it deleted while its Job ran?", namespace, name)
+        return 1
+    restore = restore_of(body)
+    if restore.status.phase in (Phase.COMPLETE, Phase.FAILED, Phase.INVALID):
+        return 0 if restore.status.phase == Phase.COMPLETE else 1
+    result = run_restore(restore, runtime)
+    log.info("Restore %s/%s: %s", namespace, name, result.status.phase)
+    return 0 if result.status.phase == Phase.COMPLETE else 1
