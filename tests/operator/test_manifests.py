@@ -59,6 +59,8 @@ def test_backup_rbac_is_minimal_and_named_as_the_reference() -> None:
     assert rules == {
         (("pingcap.com",), ("backups",)): {"get", "update", "patch"},
         (("pingcap.com",), ("backups/status",)): {"get", "update", "patch"},
+        (("pingcap.com",), ("restores",)): {"get"},
+        (("pingcap.com",), ("restores/status",)): {"get", "update", "patch"},
         (("",), ("secrets",)): {"get"},
         (("",), ("events",)): {"create", "patch"},
     }

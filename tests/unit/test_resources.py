@@ -154,7 +154,7 @@ def test_unknown_top_level_field_and_snake_case_rejected() -> None:
 
 
 def test_wrong_kind_and_api_version() -> None:
-    assert error_of(MINIMAL.replace("kind: Backup", "kind: Restore")).field == "kind"
+    assert error_of(MINIMAL.replace("kind: Backup", "kind: Rstore")).field == "kind"
     error = error_of(MINIMAL.replace("pingcap.com/v1alpha1", "pingcap.com/v1"))
     assert error.field == "apiVersion" and "pingcap.com/v1alpha1" in error.message
 
