@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The seed's ad-hoc backup to Ceph-style S3, on this machine, with `tibackup` in place of `kubectl`:
 # installs what is missing, starts MariaDB (with sample data) and an S3 server, creates the two Secrets,
-# applies examples/backup-s3-ceph.yaml, waits for the Backup and shows it and its files.
+# applies examples/backup-s3-ceph.yaml, waits for the Backup and shows it and its files, then restores it
+# into a second MariaDB (a Restore with spec.tibackup.fromBackup) and compares CHECKSUM TABLE on both.
 # Safe to run again; the servers keep running afterwards (stop them with `python3 -m testenv down`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,11 +75,72 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket="$BUCKET", Prefi
         print(f"{obj['Size']:>10}  s3://$BUCKET/{obj['Key']}")
 EOF
 
+# --- restore the Backup into a second database server, and compare (docs/restore.md) ---------------------
+TARGET_PORT=$("$PY" - <<EOF
+from pathlib import Path
+from testenv.mariadb import MariaDBServer
+
+base = Path("$RUN/target")
+port_file = base / "port"
+try:
+    server = MariaDBServer.attach("127.0.0.1", int(port_file.read_text()))
+    server.execute("SELECT 1")
+except Exception:
+    server = MariaDBServer(base).start(detach=True)
+    port_file.write_text(str(server.port))
+# A second run starts over: the previous demo's restored database goes.
+server.execute("DROP DATABASE IF EXISTS $DATABASE")
+server.execute("DROP DATABASE IF EXISTS tibackup_load")
+print(server.port)
+EOF
+)
+tibackup delete rt demo1-restore-s3 -n test1 >/dev/null 2>&1 || true
+tibackup delete secret restore-target-secret -n test1 >/dev/null 2>&1 || true
+tibackup create secret generic restore-target-secret --namespace=test1 \
+    --from-literal=password="$TIBACKUP_TEST_MYSQL_PASSWORD" >/dev/null
+cat >"$RUN/restore-s3.yaml" <<EOF
+apiVersion: pingcap.com/v1alpha1
+kind: Restore
+metadata:
+  name: demo1-restore-s3
+  namespace: test1
+spec:
+  backupType: full
+  to:
+    host: 127.0.0.1
+    port: $TARGET_PORT
+    user: root
+    secretName: restore-target-secret
+  tibackup:
+    fromBackup: demo1-backup-s3
+    threads: 4
+EOF
+say "tibackup apply -f restore-s3.yaml --wait      # into a second MariaDB on port $TARGET_PORT"
+tibackup apply -f "$RUN/restore-s3.yaml" --wait
+
+say "CHECKSUM TABLE on both servers"
+"$PY" - <<EOF
+from testenv.mariadb import MariaDBServer
+
+source = MariaDBServer.attach("127.0.0.1", $TIBACKUP_TEST_MYSQL_PORT)
+target = MariaDBServer.attach("127.0.0.1", $TARGET_PORT)
+tables = [r[0] for r in source.execute(
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = '$DATABASE'"
+    " AND table_type = 'BASE TABLE' ORDER BY 1")]
+sql = "CHECKSUM TABLE " + ", ".join(f"$DATABASE.{t}" for t in tables) + " EXTENDED"
+left, right = dict(source.execute(sql)), dict(target.execute(sql))
+for name in left:
+    same = "equal" if left[name] == right.get(name) else "DIFFERENT"
+    print(f"{name:<30} {left[name]!s:>12} {right.get(name)!s:>12}  {same}")
+if left != right:
+    raise SystemExit("the restored tables differ from the source")
+EOF
+
 cat >&2 <<EOF
 
 Done. Try next (same state directory):
   export TIBACKUP_STATE_DIR=$TIBACKUP_STATE_DIR
   tibackup describe bk demo1-backup-s3 -n test1
   tibackup controller            # runs schedules: see examples/backup-schedule-s3-ceph.yaml and docs/embedded.md
-The servers keep running; stop them with:  $PY -m testenv down
+The servers keep running; stop them with:  $PY -m testenv down; kill \$(cat $RUN/target/mysqld.pid)
 EOF

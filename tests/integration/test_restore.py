@@ -162,6 +162,7 @@ def test_corrupted_object_fails_verify(renv: Env, target: MariaDBServer) -> None
         env, restore_doc(env, "bad", target, tibackup={"fromBackup": "source"})
     )
     assert code != 0 and "Traceback" not in output
+    assert "error: restore bad Failed: VerifyFailed: " in output
     assert restore["status"]["phase"] == "Failed", restore
     cond = condition(restore)
     assert cond["reason"] == "VerifyFailed"

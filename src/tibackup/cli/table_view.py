@@ -135,13 +135,15 @@ def echo_none_found(namespace: str | None) -> None:
 
 
 def report_runs(results: list[Backup] | list[Restore], now: datetime) -> None:
-    """After ``--wait``: the Backups' wide table, then exit 1 naming the first that Failed or is Invalid."""
+    """After ``--wait``: the wide table of the Backups (or Restores), then exit 1 naming the first that
+    Failed or is Invalid."""
     from tibackup.resources import Phase
 
     click.echo(resource_table(results, type(results[0]) if results else Backup, now, wide=True))
     bad = [b for b in results if b.status.phase in (Phase.FAILED, Phase.INVALID)]
     if bad:
         cond = bad[0].status.condition(bad[0].status.phase or Phase.FAILED)
-        reason = f"{cond.reason}: {cond.message}" if cond else "see tibackup describe bk"
-        click.echo(f"error: backup {bad[0].metadata.name} {bad[0].status.phase}: {reason}", err=True)
+        noun, short = ("restore", "rt") if isinstance(bad[0], Restore) else ("backup", "bk")
+        reason = f"{cond.reason}: {cond.message}" if cond else f"see tibackup describe {short}"
+        click.echo(f"error: {noun} {bad[0].metadata.name} {bad[0].status.phase}: {reason}", err=True)
         raise SystemExit(1)
