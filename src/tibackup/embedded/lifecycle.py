@@ -124,6 +124,14 @@ def stop_run(store: Store, backup: Backup, grace: float = STOP_GRACE_SECONDS) ->
     if record is None or record.pid == os.getpid():
         return
     log.info("backup %s/%s: stopping process %d", record.namespace, record.name, record.pid)
+    terminate(record, grace)
+    current = store.get(KIND_BACKUP, record.namespace, record.name)
+    if isinstance(current, Backup) and not is_finished(current):
+        recover(store, current)
+
+
+def terminate(record: RunRecord, grace: float) -> None:
+    """SIGTERM the recorded process, SIGKILL it if it is still there after ``grace`` seconds."""
     os.kill(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while process_alive(record.pid, record.pid_started):
@@ -132,9 +140,6 @@ def stop_run(store: Store, backup: Backup, grace: float = STOP_GRACE_SECONDS) ->
             time.sleep(0.2)
             break
         time.sleep(0.1)
-    current = store.get(KIND_BACKUP, record.namespace, record.name)
-    if isinstance(current, Backup) and not is_finished(current):
-        recover(store, current)
 
 
 def delete_backup(store: Store, backup: Backup) -> Backup | None:

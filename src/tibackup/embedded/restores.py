@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import time
 
-from tibackup.embedded.lifecycle import now
+from tibackup.embedded.lifecycle import STOP_GRACE_SECONDS, now, terminate
 from tibackup.embedded.procs import process_alive, start_ticks
 from tibackup.embedded.runtime import EmbeddedRuntime
 from tibackup.embedded.store import ConflictError, RunRecord, Store
@@ -125,19 +123,13 @@ def accept_rerun(store: Store, restore: Restore) -> Restore | None:
     return updated if isinstance(updated, Restore) else None
 
 
-def stop_run(store: Store, restore: Restore, grace: float = 30.0) -> None:
+def stop_run(store: Store, restore: Restore, grace: float = STOP_GRACE_SECONDS) -> None:
     """Interrupt the process running the Restore (SIGTERM, then SIGKILL after ``grace`` seconds)."""
     record = live_run(store, restore)
     if record is None or record.pid == os.getpid():
         return
-    os.kill(record.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while process_alive(record.pid, record.pid_started):
-        if time.monotonic() > deadline:
-            os.kill(record.pid, signal.SIGKILL)
-            time.sleep(0.2)
-            break
-        time.sleep(0.1)
+    log.info("restore %s/%s: stopping process %d", record.namespace, restore.metadata.name, record.pid)
+    terminate(record, grace)
     recover(store, restore)
 
 
