@@ -18,7 +18,7 @@ import pytest
 import yaml
 from testenv.mariadb import MariaDBServer
 
-from tests.integration.dumputil import checksums
+from tests.integration.dumputil import checksums, dump
 from tests.integration.test_embedded_cli import S3_SECRET, Env, env_fixture, get_json  # noqa: F401
 from tibackup.embedded.controller import Controller
 
@@ -298,3 +298,25 @@ def test_killed_restore_is_recovered_and_a_rerun_resumes(renv: Env, target: Mari
     assert "resumed from its checkpoint" in env.tib("describe", "rt", "killed", "-n", "test1").out
     # Exactly the backup's rows: no statement twice, none missing.
     assert checksums(target, env.database, names) == checksums(env.mariadb, env.database, names)
+
+
+def test_tidb_operator_tgz_by_path(
+    renv: Env, target: MariaDBServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A TiDB Operator Dumpling backup (`tar czf backup-<time>.tgz backup-<time>/`) named by `spec.s3.path`."""
+    env = renv
+    work = tmp_path_factory.mktemp("tgz")
+    name = "backup-2026-12-01T08:00:00Z"
+    dump(env.mariadb, work / name, "-B", env.database, "--no-views=false", "-r", "100")
+    subprocess.run(["tar", "--force-local", "-czf", f"{name}.tgz", f"{name}/"], cwd=work, check=True)
+    env.s3.client().upload_file(str(work / f"{name}.tgz"), env.bucket, f"tidb/{name}.tgz")
+    names = tables(env.mariadb, env.database)
+    path = f"s3://{env.bucket}/tidb/{name}.tgz"
+    code, restore, output = apply_restore(
+        env, restore_doc(env, "from-tgz", target, s3=s3_block(env, path=path))
+    )
+    assert code == 0 and restore["status"]["phase"] == "Complete", output
+    assert restore["status"]["backupPath"] == path
+    assert checksums(target, env.database, names) == checksums(env.mariadb, env.database, names)
+    views = "SELECT table_name FROM information_schema.views WHERE table_schema = %s ORDER BY 1"
+    assert target.execute(views, (env.database,)) == env.mariadb.execute(views, (env.database,))
