@@ -13,17 +13,17 @@ from tibackup.cli.main import COMMANDS
 # What `tibackup --help` lists, without importing every command (kopf, the Kubernetes client: ~0.15 s).
 # Each line is the first sentence of the command's own help; a test keeps them equal. None: hidden.
 SUMMARIES: dict[str, str | None] = {
-    "apply": "Create or update Backups and BackupSchedules from YAML (several documents per file allowed).",
+    "apply": "Create or update Backups, BackupSchedules and Restores from YAML (several documents per file allowed).",
     "controller": "Run pending Backups and every BackupSchedule (with retention) until SIGTERM or Ctrl-C.",
     "create": "Create objects from the command line (Secrets).",
-    "delete": "Delete Backups (their data per spec.cleanPolicy), BackupSchedules (with their Backups) or Secrets.",
-    "describe": "Show a Backup or BackupSchedule in detail: spec, status, conditions and events.",
+    "delete": "Delete Backups (their data per spec.cleanPolicy), BackupSchedules (with their Backups), Restores or Secrets.",
+    "describe": "Show a Backup, BackupSchedule or Restore in detail: spec, status, conditions and events.",
     "dump": "Export databases in Dumpling's layout to a folder or S3 (see 'tibackup dump --help').",
-    "get": "List Backups (bk), BackupSchedules (bks) or Secrets, as kubectl get does.",
+    "get": "List Backups (bk), BackupSchedules (bks), Restores (rt) or Secrets, as kubectl get does.",
     "load": "Load a backup (folder, S3 or .tgz) into TiDB/MySQL, resumable (see 'tibackup load --help').",
     "job": "Commands the operator's Jobs run inside the cluster (not meant to be typed by hand).",
     "operator": "Run the Kubernetes operator: Backups become Jobs, BackupSchedules create and prune Backups.",
-    "rerun": "Run Failed or Invalid Backups again; a staged dump kept after a failed upload is uploaded, not redone.",
+    "rerun": "Run Failed or Invalid Backups or Restores again (a Restore resumes from its checkpoint).",
     "run-backup": None,
     "run-restore": None,
 }

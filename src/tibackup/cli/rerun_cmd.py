@@ -29,7 +29,7 @@ Examples:
 @click.option("--wait", is_flag=True, help="Run the Backups to their end in the foreground.")
 @state_dir_option
 def rerun(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state_dir: Path | None) -> None:
-    """Run Failed or Invalid Backups again; a staged dump kept after a failed upload is uploaded, not redone.
+    """Run Failed or Invalid Backups or Restores again (a Restore resumes from its checkpoint).
 
     It sets the annotation tibackup.pingcap.com/rerun to a new value, as `kubectl annotate --overwrite`
     does on Kubernetes."""

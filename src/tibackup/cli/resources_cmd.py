@@ -88,6 +88,7 @@ def _validated(files: tuple[str, ...], namespace: str | None) -> list[Resource]:
 Examples:
   tibackup apply -f examples/backup-s3-ceph.yaml -n test1
   tibackup apply -f backup-s3.yaml --wait      # run the Backup here, now, and show how it ended
+  tibackup apply -f restore-s3.yaml --wait     # the same for a Restore (docs/restore.md)
   cat schedule.yaml | tibackup apply -f -
 """
 )
@@ -98,7 +99,7 @@ Examples:
 @click.option("--wait", is_flag=True, help="Run the applied Backups to their end in the foreground.")
 @state_dir_option
 def apply(files: tuple[str, ...], namespace: str | None, wait: bool, state_dir: Path | None) -> None:
-    """Create or update Backups and BackupSchedules from YAML (several documents per file allowed).
+    """Create or update Backups, BackupSchedules and Restores from YAML (several documents per file allowed).
 
     A Backup applied without --wait is run by `tibackup controller`."""
     resources = _validated(files, namespace)  # all or nothing: a bad document stores none
@@ -245,6 +246,7 @@ Examples:
   tibackup get bk -l tidb.pingcap.com/backup-schedule=demo1-backup-schedule-s3 -n test1
   tibackup get bk demo1-backup-s3 -n test1 -o yaml
   tibackup get bk -A
+  tibackup get rt -n test2 -o wide
   tibackup get secret -n test1
 """
 )
@@ -264,7 +266,7 @@ def get(
     selector: str | None,
     state_dir: Path | None,
 ) -> None:
-    """List Backups (bk), BackupSchedules (bks) or Secrets, as kubectl get does."""
+    """List Backups (bk), BackupSchedules (bks), Restores (rt) or Secrets, as kubectl get does."""
     from tibackup.cli.secret_cmd import print_secrets
     from tibackup.cli.table_view import echo_documents, echo_none_found, resource_table
 
@@ -305,6 +307,7 @@ def get(
 Examples:
   tibackup describe bk demo1-backup-s3 -n test1
   tibackup describe bks demo1-backup-schedule-s3 -n test1
+  tibackup describe rt demo2-restore-s3 -n test2
 """
 )
 @click.argument("type_", metavar="TYPE")
@@ -312,7 +315,7 @@ Examples:
 @namespace_option
 @state_dir_option
 def describe(type_: str, names: tuple[str, ...], namespace: str, state_dir: Path | None) -> None:
-    """Show a Backup or BackupSchedule in detail: spec, status, conditions and events."""
+    """Show a Backup, BackupSchedule or Restore in detail: spec, status, conditions and events."""
     from tibackup.cli.describe_view import describe as render
 
     kind = kind_of(type_, allow_secret=False)
@@ -339,7 +342,7 @@ Examples:
 )
 @state_dir_option
 def delete(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state_dir: Path | None) -> None:
-    """Delete Backups (their data per spec.cleanPolicy), BackupSchedules (with their Backups) or Secrets."""
+    """Delete Backups (their data per spec.cleanPolicy), BackupSchedules (with their Backups), Restores or Secrets."""
     kind = kind_of(type_)
     store = open_store(state_dir)
     if kind == "Secret":
