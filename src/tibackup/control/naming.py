@@ -6,7 +6,7 @@ from datetime import datetime
 
 from tibackup.resources.backup import Backup
 from tibackup.resources.backup_schedule import BackupSchedule
-from tibackup.resources.meta import API_VERSION, ObjectMeta, OwnerReference, rfc3339, utc
+from tibackup.resources.meta import ObjectMeta, OwnerReference, rfc3339, utc
 
 LABEL_SCHEDULE = "tidb.pingcap.com/backup-schedule"
 LABEL_NAME = "app.kubernetes.io/name"
@@ -34,7 +34,7 @@ def schedule_labels(schedule_name: str) -> dict[str, str]:
 def owner_reference(schedule: BackupSchedule) -> OwnerReference:
     """Makes the schedule own its Backups (and lets Kubernetes find them by owner)."""
     return OwnerReference(
-        api_version=API_VERSION,
+        api_version=schedule.api_version,
         kind="BackupSchedule",
         name=schedule.metadata.name,
         uid=schedule.metadata.uid or "",
@@ -48,6 +48,7 @@ def backup_from_schedule(schedule: BackupSchedule, tick: datetime) -> Backup:
     meta = schedule.metadata
     annotations = {k: v for k, v in (meta.annotations or {}).items() if k not in _NOT_COPIED}
     return Backup(
+        api_version=schedule.api_version,  # a schedule's Backups live in its API group
         metadata=ObjectMeta(
             name=backup_name(meta.name, tick),
             namespace=meta.namespace,

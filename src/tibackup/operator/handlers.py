@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from tibackup.operator.backups import BackupController, OperatorConfig
-from tibackup.operator.kube import GROUP, VERSION, KubeApi
+from tibackup.operator.kube import VERSION, KubeApi, api_group
 from tibackup.operator.metrics import ScheduleMetrics
 from tibackup.operator.schedules import ScheduleController
 
@@ -41,6 +41,7 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     """A fresh registry with the operator's handlers (one per operator instance, so tests can run several)."""
     registry = kopf.OperatorRegistry()
+    group = api_group()  # pingcap.com, or tibackup's own group beside TiDB Operator (--api-group)
     backups = BackupController(api, config)
     schedules = ScheduleController(api, metrics)
 
@@ -49,12 +50,12 @@ def build_registry(
         # In a Pod: the service account; outside: the kubeconfig ($KUBECONFIG, set by --kubeconfig).
         return connection if connection is not None else kopf.login_via_client(**kwargs)
 
-    @kopf.on.create(GROUP, VERSION, "backups", registry=registry, id="start")
-    @kopf.on.resume(GROUP, VERSION, "backups", registry=registry, id="resume")
+    @kopf.on.create(group, VERSION, "backups", registry=registry, id="start")
+    @kopf.on.resume(group, VERSION, "backups", registry=registry, id="resume")
     def start_backup(body: kopf.Body, **_: Any) -> None:
         backups.ensure_job(_plain(body))
 
-    @kopf.on.delete(GROUP, VERSION, "backups", registry=registry, id="clean")
+    @kopf.on.delete(group, VERSION, "backups", registry=registry, id="clean")
     def clean_backup(body: kopf.Body, **_: Any) -> None:
         progress = backups.cleanup(_plain(body))
         if not progress.done:
@@ -65,7 +66,7 @@ def build_registry(
         if type != "DELETED":
             backups.job_changed(_plain(body))
 
-    @kopf.timer(GROUP, VERSION, "backupschedules", interval=config.schedule_interval, registry=registry)
+    @kopf.timer(group, VERSION, "backupschedules", interval=config.schedule_interval, registry=registry)
     def schedule_tick(body: kopf.Body, **_: Any) -> None:
         schedules.tick(_plain(body), datetime.now(UTC))
 
@@ -93,6 +94,7 @@ async def run_operator(
     connection: kopf.ConnectionInfo | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    liveness_endpoint: str | None = None,
 ) -> None:
     """Run until ``stop_flag`` is set (or forever): all namespaces unless ``namespaces`` are given."""
     await kopf.operator(
@@ -103,4 +105,5 @@ async def run_operator(
         standalone=True,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
+        liveness_endpoint=liveness_endpoint,  # kopf's /healthz for the Deployment's probes
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from tibackup.resources import Backup, Phase
 
@@ -78,9 +78,6 @@ class ScheduleMetrics:
 
     def skipped_tick(self, namespace: str, schedule: str) -> None:
         self.skipped.labels(namespace, schedule).inc()
-
-    def serve(self, port: int) -> None:
-        start_http_server(port, registry=self.registry)
 
 
 def _started(backup: Backup) -> float:
