@@ -8,6 +8,10 @@ from typing import Any
 
 from tibackup.errors import UsageError
 
+# The default metrics port of the controller and the operator. Not 9090: that is Prometheus' own port,
+# and a Prometheus on the same machine (or Pod network namespace) would collide with it.
+METRICS_PORT = 9840
+
 
 def _busy(address: str, port: int, flag: str, exc: OSError) -> UsageError:
     cause = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))

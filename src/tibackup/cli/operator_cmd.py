@@ -8,11 +8,9 @@ import sys
 
 import click
 
+from tibackup.cli.listen import METRICS_PORT
 from tibackup.errors import UsageError
 from tibackup.resources.apigroups import GROUPS, PINGCAP_GROUP, TIBACKUP_GROUP
-
-# Not 9090, Prometheus' own port: a Prometheus beside the operator would collide with it.
-METRICS_PORT = 9840
 
 
 @click.command("operator")
