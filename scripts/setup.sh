@@ -65,8 +65,8 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$PY" -c 'import tibacku
     && command -v weed >/dev/null; then
     log "Python packages already installed (pyproject.toml unchanged)"
 else
-    log "pip install -e '.[dev]'"
-    "$PY" -m pip install -q "${pip_args[@]}" -e '.[dev]'
+    log "pip install -e '.[dev,operator]'"
+    "$PY" -m pip install -q "${pip_args[@]}" -e '.[dev,operator]'
     # kmock's pytest plugin imports pytest_asyncio; without it pytest cannot even start.
     if ! "$PY" -c 'import pytest_asyncio' 2>/dev/null; then
         "$PY" -m pip install -q "${pip_args[@]}" pytest-asyncio

@@ -13,6 +13,18 @@ from tibackup.errors import UsageError
 from tibackup.resources.apigroups import GROUPS, PINGCAP_GROUP, TIBACKUP_GROUP
 
 
+def _require_operator_extra() -> None:
+    """One line instead of a traceback where the operator's dependencies were not installed."""
+    try:
+        import kopf  # noqa: F401
+        import kubernetes  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"the Kubernetes operator and its Jobs need kopf and the Kubernetes client ({exc.name} is not "
+            "installed): pip install 'tibackup[operator]'"
+        ) from None
+
+
 @click.command("operator")
 @click.option(
     "--namespace", "-n", "namespaces", multiple=True, help="Watch only this namespace (repeatable)."
@@ -58,6 +70,7 @@ def operator_command(
     log_level: str,
 ) -> None:
     """Run the Kubernetes operator: Backups become Jobs, BackupSchedules create and prune Backups."""
+    _require_operator_extra()
     from tibackup.cli.listen import check_free, serve_metrics
     from tibackup.cli.main import setup_logging
     from tibackup.operator.backups import OperatorConfig
@@ -101,6 +114,7 @@ def _job_options(fn: click.decorators.FC) -> click.decorators.FC:
 
 
 def _run(action: str, namespace: str, name: str, kubeconfig: str | None) -> None:
+    _require_operator_extra()
     from tibackup.cli.main import setup_logging
     from tibackup.operator import jobcmds
     from tibackup.operator.kube import KubeApi, load_configuration
