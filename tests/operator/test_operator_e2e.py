@@ -250,3 +250,22 @@ async def test_beside_tidb_operator_serves_its_own_group_only(cluster: Cluster, 
     assert ignored and "spec.toolImage" in ignored[0]["message"] and ignored[0]["type"] == "Warning"
     assert await cluster.kube.get(JOBS, "test1", "backup-tidb-operators") is None
     assert "status" not in cluster.server.objects[theirs, "test1", "tidb-operators"]
+
+
+async def test_deleted_schedule_leaves_no_series(cluster: Cluster) -> None:
+    """A deleted schedule must not keep exporting its last success (it would alert 25 h later)."""
+    schedule = {
+        "apiVersion": "pingcap.com/v1alpha1", "kind": "BackupSchedule",
+        "metadata": {"name": "gone", "namespace": "test1"},
+        "spec": {"schedule": "@daily", "pause": True, "backupTemplate": {
+            "from": {"host": "db", "secretName": DB_SECRET}, "s3": {"provider": "ceph", "bucket": "backups", "endpoint": "http://127.0.0.1:9"}}},
+    }  # fmt: skip
+    await cluster.kube.create(SCHEDULES, "test1", schedule)
+    series = 'tibackup_schedule_last_success_timestamp_seconds{namespace="test1",schedule="gone"} 0.0'
+    await wait_for(lambda: series in generate_latest(cluster.metrics.registry).decode(), 20, "the series")
+    await cluster.kube.delete(SCHEDULES, "test1", "gone")
+
+    def gone() -> bool:
+        return 'schedule="gone"' not in generate_latest(cluster.metrics.registry).decode()
+
+    await wait_for(gone, 20, "the series to go")

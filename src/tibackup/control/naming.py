@@ -12,8 +12,10 @@ LABEL_SCHEDULE = "tidb.pingcap.com/backup-schedule"
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
-# kubectl's own bookkeeping of the schedule's last apply; it must not travel to the Backups.
+# kubectl's and the operator's (kopf's) bookkeeping of the schedule; it must not travel to the Backups
+# (a copied kopf diffbase would make a new Backup look handled already).
 _NOT_COPIED = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+_NOT_COPIED_PREFIXES = ("operator.tibackup.pingcap.com/", "kopf.zalando.org/")
 
 
 def backup_name(schedule_name: str, tick: datetime) -> str:
@@ -46,7 +48,11 @@ def owner_reference(schedule: BackupSchedule) -> OwnerReference:
 def backup_from_schedule(schedule: BackupSchedule, tick: datetime) -> Backup:
     """The Backup a schedule creates for the scheduled time ``tick``: its template, named, labelled, owned."""
     meta = schedule.metadata
-    annotations = {k: v for k, v in (meta.annotations or {}).items() if k not in _NOT_COPIED}
+    annotations = {
+        k: v
+        for k, v in (meta.annotations or {}).items()
+        if k not in _NOT_COPIED and not k.startswith(_NOT_COPIED_PREFIXES)
+    }
     return Backup(
         api_version=schedule.api_version,  # a schedule's Backups live in its API group
         metadata=ObjectMeta(

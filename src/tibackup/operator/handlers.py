@@ -70,6 +70,12 @@ def build_registry(
     def schedule_tick(body: kopf.Body, **_: Any) -> None:
         schedules.tick(_plain(body), datetime.now(UTC))
 
+    # A raw event: unlike on.delete, kopf then keeps no state on schedules (no finalizer, no diffbase).
+    @kopf.on.event(group, VERSION, "backupschedules", registry=registry)
+    def schedule_event(type: str | None, namespace: str | None, name: str | None, **_: Any) -> None:
+        if type == "DELETED":
+            metrics.forget(namespace or "default", name or "")
+
     return registry
 
 

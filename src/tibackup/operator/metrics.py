@@ -7,6 +7,7 @@ after a restart too; the alert rules of deploy/prometheus/ read them.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 
@@ -24,7 +25,9 @@ class ScheduleMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.up = Gauge("tibackup_controller_up", "1 while the controller runs (absent: it is gone).", registry=r)
+        self.up = Gauge(
+            "tibackup_controller_up", "1 while the controller runs (absent: it is gone).", registry=r
+        )
         self.up.set(1)
         self.last_pass = Gauge(
             "tibackup_controller_last_pass_timestamp_seconds",
@@ -92,6 +95,16 @@ class ScheduleMetrics:
                 counts[str(backup.status.phase)] += 1
         for phase, count in counts.items():
             self.backups.labels(namespace, schedule, phase).set(count)
+
+    def forget(self, namespace: str, schedule: str) -> None:
+        """Drop a deleted schedule's series (else its old last success would alert forever)."""
+        for metric in (self.created, self.paused, self.last_success, self.last_status, self.duration,
+                       self.size, self.skipped):  # fmt: skip
+            with contextlib.suppress(KeyError):
+                metric.remove(namespace, schedule)
+        for phase in Phase:
+            with contextlib.suppress(KeyError):
+                self.backups.remove(namespace, schedule, str(phase))
 
     def skipped_tick(self, namespace: str, schedule: str) -> None:
         self.skipped.labels(namespace, schedule).inc()
