@@ -16,7 +16,8 @@ import yaml
 
 from tibackup.control.naming import backup_from_schedule
 from tibackup.resources import Backup, BackupSchedule, Phase, load_resources, set_condition, to_dict
-from tibackup.resources.crd import CRD_FILES, crd_schema, render_crds, strict_schema
+from tibackup.resources.apigroups import GROUPS, TIBACKUP_GROUP
+from tibackup.resources.crd import CRD_DIRS, CRD_FILES, OWNER_LABEL, crd_schema, render_crds, strict_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "deploy" / "crds"
@@ -53,11 +54,29 @@ def seed(path: Path) -> dict[str, Any]:
     return data
 
 
-def test_committed_crds_are_generated_ones() -> None:
-    rendered = render_crds()
+@pytest.mark.parametrize("group", GROUPS)
+def test_committed_crds_are_generated_ones(group: str) -> None:
+    rendered = render_crds(group)
     assert set(rendered) == {"backups.yaml", "backupschedules.yaml"}
+    folder = ROOT / "deploy" / CRD_DIRS[group]
     for name, text in rendered.items():
-        assert (CRDS / name).read_text() == text, f"deploy/crds/{name} is stale: run scripts/gen_crds.py"
+        assert (folder / name).read_text() == text, f"{folder}/{name} is stale: run scripts/gen_crds.py"
+
+
+def test_both_groups_serve_the_same_schema_and_carry_the_owner_label() -> None:
+    """One model, two groups: only the group (and the names that contain it) differ."""
+    for name in CRD_FILES:
+        ours = yaml.safe_load((ROOT / "deploy" / CRD_DIRS[TIBACKUP_GROUP] / name).read_text())
+        theirs = committed(name)
+        assert ours["spec"]["group"] == TIBACKUP_GROUP and theirs["spec"]["group"] == "pingcap.com"
+        assert ours["metadata"]["name"] == theirs["metadata"]["name"].replace("pingcap.com", TIBACKUP_GROUP)
+        for crd in (ours, theirs):
+            assert crd["metadata"]["labels"][OWNER_LABEL[0]] == OWNER_LABEL[1]
+        [a], [b] = ours["spec"]["versions"], theirs["spec"]["versions"]
+        a["schema"]["openAPIV3Schema"]["properties"].pop("apiVersion")
+        b["schema"]["openAPIV3Schema"]["properties"].pop("apiVersion")
+        assert a == b
+        assert ours["spec"]["names"] == theirs["spec"]["names"]
 
 
 def test_gen_script_check_mode() -> None:
@@ -73,6 +92,8 @@ def test_kubernetes_validate_strict_accepts_crd(name: str) -> None:
 
 
 def test_names_short_names_scope_and_status_subresource() -> None:
+    """Backups have no status subresource, as upstream's CRD: under upstream's backup-rbac.yaml the
+    Job may only ``update`` backups, which writes status only without the subresource."""
     backups, schedules = committed("backups.yaml"), committed("backupschedules.yaml")
     assert backups["metadata"]["name"] == "backups.pingcap.com"
     assert schedules["metadata"]["name"] == "backupschedules.pingcap.com"
@@ -83,7 +104,7 @@ def test_names_short_names_scope_and_status_subresource() -> None:
         assert crd["spec"]["scope"] == "Namespaced"
         [version] = crd["spec"]["versions"]
         assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
-        assert version["subresources"] == {"status": {}}
+        assert version["subresources"] == ({} if crd is backups else {"status": {}})
 
 
 def columns(name: str) -> list[tuple[str, str, int]]:

@@ -55,9 +55,11 @@ class ScheduleController:
         state = ScheduleState.of(schedule, last_backup_running=running, created=now)
         decision = decide(schedule, state, now)
         status = schedule.status
+        made: list[Backup] = []  # this tick's new Backup, for the metrics (status.lastBackup names it)
         if decision.action == Action.CREATE and decision.tick is not None:
             backup = backup_from_schedule(schedule, decision.tick)
             created = self.api.create(BACKUPS, ns, to_dict(backup))
+            made.append(backup)
             status.last_backup = backup.metadata.name
             status.last_backup_time = decision.tick
             if created is not None:
@@ -81,7 +83,7 @@ class ScheduleController:
         if decision.next_backup_time is None:
             patch["status"]["nextBackupTime"] = None  # paused: no next time (null removes it)
         self.api.patch(SCHEDULES, ns, name, patch, subresource="status")
-        self.metrics.observe(ns, name, backups)
+        self.metrics.observe(schedule, [*backups, *made])
 
     def _backups(self, ns: str, schedule: str) -> list[Backup]:
         found: list[Backup] = []

@@ -11,6 +11,7 @@ from typing import Literal, get_args
 from pydantic import Field, model_validator
 
 from tibackup.resources import defaults
+from tibackup.resources.apigroups import ApiVersion
 from tibackup.resources.meta import API_VERSION, JSONObject, ObjectMeta, SpecModel
 from tibackup.resources.status import BackupStatus
 
@@ -154,7 +155,7 @@ class BackupSpec(SpecModel):
 class Backup(SpecModel):
     """One backup of one database into S3-compatible storage."""
 
-    api_version: Literal["pingcap.com/v1alpha1"] = API_VERSION
+    api_version: ApiVersion = API_VERSION
     kind: Literal["Backup"] = "Backup"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: BackupSpec

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from tibackup.resources.apigroups import ApiVersion
 from tibackup.resources.backup import BackupSpec
 from tibackup.resources.meta import API_VERSION, JSONObject, KubeTime, ObjectMeta, SpecModel, StatusModel
 
@@ -67,7 +68,7 @@ class BackupScheduleStatus(StatusModel):
 class BackupSchedule(SpecModel):
     """Backups on a schedule, with retention."""
 
-    api_version: Literal["pingcap.com/v1alpha1"] = API_VERSION
+    api_version: ApiVersion = API_VERSION
     kind: Literal["BackupSchedule"] = "BackupSchedule"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: BackupScheduleSpec

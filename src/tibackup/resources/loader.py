@@ -13,9 +13,9 @@ from pydantic_core import ErrorDetails
 
 from tibackup.errors import InvalidSpecError
 from tibackup.resources import defaults
+from tibackup.resources.apigroups import API_VERSIONS
 from tibackup.resources.backup import Backup
 from tibackup.resources.backup_schedule import BackupSchedule
-from tibackup.resources.meta import API_VERSION
 
 Resource = Backup | BackupSchedule
 M = TypeVar("M", bound=BaseModel)
@@ -130,8 +130,10 @@ def parse_resource(data: Any) -> Resource:
     api_version = data.get("apiVersion")
     if kind not in KINDS:
         raise InvalidSpecError("kind", f"{kind!r} is not handled by tibackup; use Backup or BackupSchedule")
-    if api_version != API_VERSION:
-        raise InvalidSpecError("apiVersion", f"{api_version!r} is not supported; use {API_VERSION}")
+    if api_version not in API_VERSIONS:
+        raise InvalidSpecError(
+            "apiVersion", f"{api_version!r} is not supported; use {' or '.join(API_VERSIONS)}"
+        )
     return validate_model(KINDS[kind], data)
 
 
