@@ -28,6 +28,7 @@ from tibackup.embedded.selector import parse_selector
 from tibackup.embedded.store import KIND_BACKUP, Store, UnreadableError
 from tibackup.errors import InvalidSpecError, NotFoundError, UsageError
 from tibackup.resources import Backup, BackupSchedule, Phase, Resource, load_resources, to_dict
+from tibackup.resources.upstream import ignored_fields
 
 OUTPUTS = ("wide", "json", "yaml", "name")
 
@@ -97,7 +98,10 @@ def apply(files: tuple[str, ...], namespace: str | None, wait: bool, state_dir: 
     claimed = _claim_runs(store, resources) if wait else []
     try:
         for resource in resources:
-            _, action = store.apply(resource)
+            stored, action = store.apply(resource)
+            for warning in ignored_fields(resource):  # as kubectl prints an API server's warnings
+                click.echo(f"Warning: {warning}", err=True)
+                store.add_event(stored, "Warning", "IgnoredField", warning)
             click.echo(f"{RESOURCE_NAME[resource.kind]}/{resource.metadata.name} {action}")
         if not wait:
             _hint_controller(store, resources)

@@ -19,6 +19,7 @@ from tibackup.manager.admission import admit
 from tibackup.operator import jobs
 from tibackup.operator.kube import BACKUPS, JOBS, PODS, PVCS, KubeApi
 from tibackup.resources import FINISHED_PHASES, Backup, Phase, set_condition, to_dict
+from tibackup.resources.upstream import ignored_fields
 
 log = logging.getLogger(__name__)
 COMPONENT = "tibackup-operator"
@@ -88,6 +89,8 @@ class BackupController:
             return
         if phase is None:
             self.set_phase(backup, Phase.SCHEDULED, "JobCreated", f"the Job {jobs.job_name(name)} runs it")
+            for warning in ignored_fields(backup):
+                self.event(to_dict(backup), "Warning", "IgnoredField", warning)
         if jobs.is_staged(backup):
             self.api.create(PVCS, ns, jobs.pvc_manifest(backup))
         self.api.create(JOBS, ns, jobs.job_manifest(backup, self.config.image))
