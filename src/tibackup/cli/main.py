@@ -45,8 +45,8 @@ def setup_logging(level: str = "info", logfile: str = "") -> None:
 COMMANDS: dict[str, tuple[str, str]] = {
     "dump": ("tibackup.cli.group", "dump"),
     "apply": ("tibackup.cli.resources_cmd", "apply"),
-    "get": ("tibackup.cli.resources_cmd", "get"),
-    "describe": ("tibackup.cli.resources_cmd", "describe"),
+    "get": ("tibackup.cli.get_cmd", "get"),
+    "describe": ("tibackup.cli.get_cmd", "describe"),
     "delete": ("tibackup.cli.resources_cmd", "delete"),
     "create": ("tibackup.cli.secret_cmd", "create"),
     "controller": ("tibackup.cli.controller_cmd", "controller"),
