@@ -98,7 +98,10 @@ def test_custom_columns_and_none(state: State) -> None:
     bad = state.tib("get", "bk", "-n", "test1", "-o", "custom-columns=NAME")
     assert bad.code == 2 and "expected <header>:<json-path-expr>" in bad.err
     unknown = state.tib("get", "bk", "-n", "test1", "-o", "go-template={{.x}}")
-    assert unknown.code == 2 and 'unable to match a printer suitable for the output format "go-template' in unknown.err
+    assert (
+        unknown.code == 2
+        and 'unable to match a printer suitable for the output format "go-template' in unknown.err
+    )
 
 
 def test_show_labels_no_headers_sort_by(state: State) -> None:
@@ -108,11 +111,22 @@ def test_show_labels_no_headers_sort_by(state: State) -> None:
                                 "AGE", "LABELS"]  # fmt: skip
     assert [line.split()[0] for line in lines[1:]] == ["b-two", "a-one"]
     assert lines[1].endswith("   app=shop,tier=db") and lines[2].endswith("   <none>")
-    bare = state.tib("get", "bk", "-n", "test1", "--no-headers", "--sort-by={.metadata.name}", "-o", "custom-columns=N:.metadata.name")
+    bare = state.tib(
+        "get",
+        "bk",
+        "-n",
+        "test1",
+        "--no-headers",
+        "--sort-by={.metadata.name}",
+        "-o",
+        "custom-columns=N:.metadata.name",
+    )
     assert bare.out == "a-one\nb-two\n"  # tabwriter: no header, so the rows alone set the widths
     by_name = state.tib("get", "bk", "-n", "test1", "--sort-by=.metadata.name", "-o", "name")
     assert by_name.out == "backup.pingcap.com/a-one\nbackup.pingcap.com/b-two\n"
-    as_json = json.loads(state.tib("get", "bk", "-n", "test1", "--sort-by=.status.backupSize", "-o", "json").out)
+    as_json = json.loads(
+        state.tib("get", "bk", "-n", "test1", "--sort-by=.status.backupSize", "-o", "json").out
+    )
     assert [i["metadata"]["name"] for i in as_json["items"]] == ["b-two", "a-one"]
 
 
@@ -133,7 +147,12 @@ def test_several_types_and_type_slash_name(state: State) -> None:
 
 
 def test_not_found_exits_1_as_kubectl(state: State) -> None:
-    for args in (("get", "bk", "nope"), ("get", "bk/nope"), ("describe", "bk", "nope"), ("delete", "bk", "nope")):
+    for args in (
+        ("get", "bk", "nope"),
+        ("get", "bk/nope"),
+        ("describe", "bk", "nope"),
+        ("delete", "bk", "nope"),
+    ):
         result = state.tib(*args, "-n", "test1")
         assert result.code == 1, (args, result)
         assert result.err == 'error: backups.pingcap.com "nope" not found in namespace "test1"\n'
@@ -170,3 +189,92 @@ def test_apply_a_folder(tmp_path: Path) -> None:
     empty.mkdir()
     none = state.tib("apply", "-f", str(empty))
     assert none.code == 2 and "recognized file extensions are .json .yaml .yml" in none.err
+
+
+def test_watch_prints_each_change_until_interrupted(state: State) -> None:
+    import os
+    import queue
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    command = [sys.executable, "-m", "tibackup.cli.main", "get", "bk", "-n", "test1", "-w",
+               "--state-dir", str(state.path)]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
+
+    def next_line() -> str:
+        return lines.get(timeout=30).rstrip("\n")  # bounded: a hang fails the test instead of blocking it
+
+    try:
+        assert next_line().startswith("NAME   ")
+        assert next_line().startswith("a-one   full   Complete")
+        assert next_line().startswith("b-two   full   Complete")
+        store = Store(state.path)
+        backup = store.get(KIND_BACKUP, "test1", "a-one")
+        assert isinstance(backup, Backup)
+        backup.status.phase = Phase.FAILED
+        store.update_status(backup)
+        store.close()
+        assert next_line().startswith("a-one   full   Failed")  # the changed row alone, no header
+        assert state.tib("apply", "-f", "-", stdin=yaml.safe_dump(_doc("Backup", "c-new"))).code == 0
+        assert next_line().startswith("c-new   full")
+        assert state.tib("delete", "bk", "c-new", "-n", "test1").code == 0
+        assert next_line().startswith("c-new   full")  # a deleted object is printed once more, as kubectl
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    assert code == 130 and proc.stderr is not None and proc.stderr.read() == ""
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (10, "10 B"),
+        (1_049, "1.0 kB"),
+        (1_050, "1.1 kB"),  # floor(x*10 + 0.5) / 10, as go-humanize rounds
+        (9_949, "9.9 kB"),
+        (9_950, "10 kB"),  # from 10 on: no decimal ("%.0f")
+        (10_450, "10 kB"),  # 10.5 printed by %.0f: half to even, as Go's fmt
+        (11_500, "12 kB"),
+        (999_950, "1000 kB"),  # the unit is chosen before rounding, as go-humanize does
+        (3_100_000, "3.1 MB"),
+        (2**64 - 1, "18 EB"),
+    ],
+)
+def test_backup_size_readable_is_go_humanize_bytes(size: int, text: str) -> None:
+    from tibackup.resources import human_size_si
+
+    assert human_size_si(size) == text
+
+
+_DATA = {"items": [{"metadata": {"name": "a", "labels": {"x": "1"}}, "status": {"size": 5, "ok": True}},
+                   {"metadata": {"name": "b"}, "status": {"size": 7, "ok": False}}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        ("{.items[*].metadata.name}", "a b"),
+        ("{.items[-1].metadata.name}", "b"),
+        ("{.items[0:1].metadata.name}", "a"),
+        ("{..name}", "a b"),
+        ("{.items[*].status.ok}", "true false"),
+        ("{.items[0].metadata.labels.*}", "1"),
+        ("{.items[*]['metadata'].name}", "a b"),
+        ("{.items[?(@.status.ok==true)].metadata.name}", "a"),
+        ("{.items[?(@.metadata.labels)].metadata.name}", "a"),
+        ("{.items[?(@.metadata.name!='a')].status.size}", "7"),
+        ("size: {.items[0].status.size} of {.items[0].metadata.name}", "size: 5 of a"),
+        ("{range .items[*]}[{.metadata.name}]{end}", "[a][b]"),
+        ("{.items[5].metadata.name}{.nothing.here}", ""),
+    ],
+)
+def test_jsonpath_subset(template: str, text: str) -> None:
+    from tibackup.cli.jsonpath import Template
+
+    assert Template(template).render(_DATA) == text
