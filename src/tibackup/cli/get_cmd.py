@@ -11,7 +11,6 @@ from tibackup.cli.embedded_opts import (
     namespace_option,
     open_store,
     state_dir_option,
-    valid_names,
 )
 from tibackup.embedded import lifecycle
 from tibackup.embedded.selector import parse_selector
@@ -86,12 +85,9 @@ def get(
     from tibackup.cli.table_view import TableOptions
 
     targets = get_view.parse_targets(type_, names)
-    named = any(target_names for _, target_names in targets)
-    for _, target_names in targets:
-        valid_names(None, None, target_names)  # type: ignore[arg-type]
     form = get_view.parse_output(output)
     store = open_store(state_dir, read_only=True)
-    ns = None if all_namespaces and not named else namespace
+    ns = get_view.namespace_for(targets, namespace, all_namespaces)
     if targets[0][0] == "Secret" and len(targets) == 1:
         print_secrets(store, ns, tuple(targets[0][1]), output)
         return
@@ -173,13 +169,11 @@ def describe(
     from tibackup.cli.table_view import echo_none_found
 
     targets = get_view.parse_targets(type_, names, allow_secret=False)
-    named = any(target_names for _, target_names in targets)
     store = open_store(state_dir, read_only=True)
     now = lifecycle.now()
-    ns = None if all_namespaces and not named else namespace
+    ns = get_view.namespace_for(targets, namespace, all_namespaces)
     found: list[Resource] = []
     for kind, target_names in targets:
-        valid_names(None, None, target_names)  # type: ignore[arg-type]
         found += selected(store, kind, tuple(target_names), ns, selector)
     if not found:
         echo_none_found(ns)

@@ -25,6 +25,7 @@ from tibackup.cli.table_view import (
 from tibackup.embedded.store import KIND_BACKUP
 from tibackup.errors import UsageError
 from tibackup.resources import Backup, BackupSchedule, Resource, to_dict
+from tibackup.resources.validation import validate_name
 
 FORMATS = ("wide", "json", "yaml", "name", "jsonpath=…", "custom-columns=…")
 WATCH_INTERVAL = 1.0  # seconds between two looks at the state while watching
@@ -55,7 +56,22 @@ def parse_output(value: str | None) -> Output:
 
 
 def parse_targets(type_: str, names: Sequence[str], allow_secret: bool = True) -> list[tuple[str, list[str]]]:
-    """``bk``, ``bk,bks`` (names looked up in each) or ``bk/a bks/b``: (kind, names) in order."""
+    """``bk``, ``bk,bks`` (names looked up in each) or ``bk/a bks/b``: (kind, names) in order, every
+    name a valid DNS-1123 subdomain."""
+    targets = _targets(type_, names, allow_secret)
+    for _, target_names in targets:
+        for name in target_names:
+            validate_name(name, "NAME")
+    return targets
+
+
+def namespace_for(targets: list[tuple[str, list[str]]], namespace: str, all_namespaces: bool) -> str | None:
+    """The namespace to read (None: all); ``-A`` counts only when no name is given, as kubectl."""
+    named = any(target_names for _, target_names in targets)
+    return None if all_namespaces and not named else namespace
+
+
+def _targets(type_: str, names: Sequence[str], allow_secret: bool) -> list[tuple[str, list[str]]]:
     if "/" in type_:
         targets: dict[str, list[str]] = {}
         for word in (type_, *names):

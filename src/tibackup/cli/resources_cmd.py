@@ -17,7 +17,6 @@ from tibackup.cli.embedded_opts import (
     namespace_option,
     open_store,
     state_dir_option,
-    valid_names,
     valid_namespace,
 )
 from tibackup.cli.get_cmd import KubectlNotFound, selected
@@ -239,7 +238,6 @@ def delete(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state
         raise UsageError("resource(s) were provided, but no name was specified; name what to delete")
     store = open_store(state_dir)
     for kind, target_names in targets:
-        valid_names(None, None, target_names)  # type: ignore[arg-type]
         _delete_kind(store, kind, tuple(target_names), namespace, wait)
 
 
