@@ -156,6 +156,11 @@ def test_not_found_exits_1_as_kubectl(state: State) -> None:
         result = state.tib(*args, "-n", "test1")
         assert result.code == 1, (args, result)
         assert result.err == 'error: backups.pingcap.com "nope" not found in namespace "test1"\n'
+    for args in (("get", "secret", "nope"), ("delete", "secret", "nope")):
+        result = state.tib(*args, "-n", "test1")
+        assert (result.code, result.err) == (1, 'error: secrets "nope" not found in namespace "test1"\n')
+    unsupported = state.tib("get", "secret", "-n", "test1", "-o", "jsonpath={.items}")
+    assert unsupported.code == 2 and "Secrets are listed with -o wide|json|yaml|name only" in unsupported.err
 
 
 def test_describe_without_a_name_describes_all(state: State) -> None:

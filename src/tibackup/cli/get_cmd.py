@@ -89,6 +89,9 @@ def get(
     store = open_store(state_dir, read_only=True)
     ns = get_view.namespace_for(targets, namespace, all_namespaces)
     if targets[0][0] == "Secret" and len(targets) == 1:
+        if form.form not in ("table", "wide", "json", "yaml", "name") or sort_by or show_labels or watch:
+            raise UsageError("Secrets are listed with -o wide|json|yaml|name only (no jsonpath, custom-columns, "
+                             "--sort-by, --show-labels or -w)")  # fmt: skip
         print_secrets(store, ns, tuple(targets[0][1]), output)
         return
     if "Secret" in (kind for kind, _ in targets):
