@@ -13,6 +13,8 @@ IGNORED_IN_BACKUP = (
     "resumeGcSchedule", "volumeAttributesClassName", "volumeBackupInitJobMaxActiveSeconds",
 )  # fmt: skip
 IGNORED_IN_SCHEDULE = ("compactBackupTemplate", "compactSpan", "logBackupTemplate")
+# Applied by the operator to the Job's Pod and the staging PVC; ignored (warned about) by embedded.
+APPLIED_BY_OPERATOR = ("additionalVolumeMounts", "additionalVolumes", "volumeAttributesClassName")
 
 
 def upstream_backup_spec(

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.upstream_examples import (
+    APPLIED_BY_OPERATOR,
     IGNORED_IN_BACKUP,
     IGNORED_IN_SCHEDULE,
     upstream_backup,
@@ -136,3 +137,16 @@ def test_schedule_level_storage_of_other_engines_is_refused() -> None:
         InvalidSpecError, match=r"spec\.gcs: this storage is not supported by tibackup: use s3"
     ):
         parse_resource(body)
+
+
+def test_operator_applies_pod_and_volume_fields_and_warns_only_about_the_rest() -> None:
+    from tibackup.operator import jobs
+
+    backup = _backup()
+    operator = {w.split(" ", 1)[0] for w in ignored_fields(backup, operator=True)}
+    assert operator == {f"spec.{f}" for f in IGNORED_IN_BACKUP if f not in APPLIED_BY_OPERATOR}
+    pod = jobs.job_manifest(backup, "img")["spec"]["template"]["spec"]
+    assert {"name": "extra", "emptyDir": {}} in pod["volumes"]
+    assert {"name": "extra", "mountPath": "/extra"} in pod["containers"][0]["volumeMounts"]
+    assert "automountServiceAccountToken" not in pod  # the Job needs its token to record the status
+    assert jobs.pvc_manifest(backup)["spec"]["volumeAttributesClassName"] == "fast"

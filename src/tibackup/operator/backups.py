@@ -89,7 +89,7 @@ class BackupController:
             return
         if phase is None:
             self.set_phase(backup, Phase.SCHEDULED, "JobCreated", f"the Job {jobs.job_name(name)} runs it")
-            for warning in ignored_fields(backup):
+            for warning in ignored_fields(backup, operator=True):
                 self.event(to_dict(backup), "Warning", "IgnoredField", warning)
         if jobs.is_staged(backup):
             self.api.create(PVCS, ns, jobs.pvc_manifest(backup))

@@ -99,6 +99,8 @@ def pvc_manifest(backup: Backup) -> dict[str, Any]:
     }
     if backup.spec.storage_class_name:
         spec["storageClassName"] = backup.spec.storage_class_name
+    if backup.spec.volume_attributes_class_name:
+        spec["volumeAttributesClassName"] = backup.spec.volume_attributes_class_name
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -149,6 +151,8 @@ def job_manifest(backup: Backup, image: str, action: Action = "backup") -> dict[
         env.append({"name": ENV_TLS_DIR, "value": TLS_MOUNT})
         mounts.append({"name": "tls", "mountPath": f"{TLS_MOUNT}/{tls_secret}", "readOnly": True})
         volumes.append({"name": "tls", "secret": {"secretName": tls_secret, "optional": True}})
+    mounts += [dict(item) for item in spec.additional_volume_mounts or ()]  # upstream's extra volumes
+    volumes += [dict(item) for item in spec.additional_volumes or ()]
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.tool_image or image,

@@ -51,7 +51,7 @@ class ScheduleController:
         self._last_error.pop((ns, name), None)
         if (ns, name) not in self._warned:  # once per schedule and operator start, not per tick
             self._warned.add((ns, name))
-            for warning in ignored_fields(schedule):
+            for warning in ignored_fields(schedule, operator=True):
                 self.event(body, "Warning", "IgnoredField", warning, now)
 
         backups = self._backups(ns, name)

@@ -16,14 +16,12 @@ from tibackup.resources.backup_schedule import BackupSchedule
 
 _LOG = "log backups are BR's; tibackup makes logical snapshot backups"
 _VOLUME = "only for EBS volume-snapshot backups (BR's)"
-_POD = "the Job's Pod spec is built by tibackup's operator, which does not set it"
+_NO_POD = "the embedded runtime runs no Pod (the operator gives them to the backup Job's Pod)"
 
 # Kubernetes spelling of a BackupSpec field -> why tibackup ignores it.
 IGNORED_BACKUP_FIELDS: Final[dict[str, str]] = {
-    "automountServiceAccountToken": _POD,
-    "volumeAttributesClassName": "the staging volume is created without a VolumeAttributesClass",
-    "additionalVolumes": _POD,
-    "additionalVolumeMounts": _POD,
+    "automountServiceAccountToken": "the backup Job records its status through the API with its "
+    "ServiceAccount's token, so the token is always mounted",
     "backoffRetryPolicy": "a failed backup is not retried; the next scheduled Backup runs anew",
     "commitTs": "the snapshot is taken when the backup starts",
     "logSubcommand": _LOG,
@@ -33,6 +31,12 @@ IGNORED_BACKUP_FIELDS: Final[dict[str, str]] = {
     "federalVolumeBackupPhase": _VOLUME,
     "resumeGcSchedule": _VOLUME,
     "volumeBackupInitJobMaxActiveSeconds": _VOLUME,
+}
+# Fields the operator applies to the Job's Pod or the staging volume, and the embedded runtime cannot.
+IGNORED_EMBEDDED_FIELDS: Final[dict[str, str]] = {
+    "additionalVolumes": _NO_POD,
+    "additionalVolumeMounts": _NO_POD,
+    "volumeAttributesClassName": "the embedded runtime stages in a local folder, not in a volume",
 }
 IGNORED_SCHEDULE_FIELDS: Final[dict[str, str]] = {
     "logBackupTemplate": _LOG,
@@ -50,8 +54,9 @@ def _set_fields(spec: BaseModel, names: dict[str, str], where: str) -> list[str]
     return warnings
 
 
-def _spec_warnings(spec: BackupSpec, where: str) -> list[str]:
-    warnings = _set_fields(spec, IGNORED_BACKUP_FIELDS, where)
+def _spec_warnings(spec: BackupSpec, where: str, operator: bool) -> list[str]:
+    ignored = IGNORED_BACKUP_FIELDS if operator else {**IGNORED_BACKUP_FIELDS, **IGNORED_EMBEDDED_FIELDS}
+    warnings = _set_fields(spec, ignored, where)
     if spec.s3 is not None and spec.s3.provider not in S3_PROVIDERS:
         warnings.append(
             f"{where}.s3.provider {spec.s3.provider!r} is not a provider tibackup knows: it is treated as "
@@ -60,9 +65,9 @@ def _spec_warnings(spec: BackupSpec, where: str) -> list[str]:
     return warnings
 
 
-def ignored_fields(resource: Backup | BackupSchedule) -> list[str]:
-    """One line per upstream field ``resource`` sets that has no effect in tibackup, saying why."""
+def ignored_fields(resource: Backup | BackupSchedule, operator: bool = False) -> list[str]:
+    """One line per upstream field ``resource`` sets that has no effect in this runtime, saying why."""
     if isinstance(resource, Backup):
-        return _spec_warnings(resource.spec, "spec")
+        return _spec_warnings(resource.spec, "spec", operator)
     warnings = _set_fields(resource.spec, IGNORED_SCHEDULE_FIELDS, "spec")
-    return warnings + _spec_warnings(resource.spec.backup_template, "spec.backupTemplate")
+    return warnings + _spec_warnings(resource.spec.backup_template, "spec.backupTemplate", operator)
