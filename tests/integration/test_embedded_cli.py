@@ -183,7 +183,7 @@ def test_get_outputs_parse(env: Env) -> None:
     ]
     missing = env.tib("get", "bk", "nope", "-n", "test1")
     assert (
-        missing.code == 5
+        missing.code == 1  # kubectl exits 1 for NotFound
         and missing.err.strip() == 'error: backups.pingcap.com "nope" not found in namespace "test1"'
     )
     empty = env.tib("get", "bk", "-n", "elsewhere")
@@ -243,7 +243,7 @@ def test_delete_per_clean_policy(env: Env, policy: str, failed: bool, kept: bool
     deleted = env.tib("delete", "bk", "victim", "-n", "test1")
     assert deleted.code == 0, deleted
     assert deleted.out == 'backup.pingcap.com "victim" deleted\n'
-    assert env.tib("get", "bk", "victim", "-n", "test1").code == 5
+    assert env.tib("get", "bk", "victim", "-n", "test1").code == 1
     remaining = keys_under(env, path)
     if kept:
         assert remaining

@@ -20,6 +20,7 @@ from tibackup.control.naming import backup_from_schedule
 from tibackup.manager.settings import MODE_ANNOTATION
 from tibackup.operator import jobs
 from tibackup.resources import Backup, BackupSchedule, load_resources
+from tibackup.resources.upstream import ignored_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -188,11 +189,11 @@ def test_tool_image_is_ignored_with_a_warning_and_the_annotation_chooses_the_ima
     tibackup's Job could not run: it is ignored and said so; tibackup.pingcap.com/image chooses."""
     [backup] = load_resources((SEEDS[0]).read_text())
     assert isinstance(backup, Backup)
-    assert jobs.ignored_fields(backup) == []
+    assert ignored_fields(backup, operator=True) == []
     backup.spec.tool_image = "pingcap/dumpling:v8.1.0"
     [container] = jobs.job_manifest(backup, "tibackup:1.0")["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "tibackup:1.0"
-    [warning] = jobs.ignored_fields(backup)
+    [warning] = ignored_fields(backup, operator=True)
     assert "spec.toolImage" in warning and jobs.ANNOTATION_IMAGE in warning
     backup.metadata.annotations = {jobs.ANNOTATION_IMAGE: "registry.example.com/tibackup:1.1"}
     job = jobs.job_manifest(backup, "tibackup:1.0")

@@ -246,7 +246,7 @@ async def test_beside_tidb_operator_serves_its_own_group_only(cluster: Cluster, 
     )
     assert done["status"]["phase"] == "Complete", (done["status"], cluster.kubelet.logs.get("backup-ours"))
     events = await cluster.kube.list(EVENTS, "test1")
-    ignored = [e for e in events if e["reason"] == "FieldIgnored" and e["involvedObject"]["name"] == "ours"]
+    ignored = [e for e in events if e["reason"] == "IgnoredField" and e["involvedObject"]["name"] == "ours"]
     assert ignored and "spec.toolImage" in ignored[0]["message"] and ignored[0]["type"] == "Warning"
     assert await cluster.kube.get(JOBS, "test1", "backup-tidb-operators") is None
     assert "status" not in cluster.server.objects[theirs, "test1", "tidb-operators"]

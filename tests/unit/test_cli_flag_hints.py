@@ -20,6 +20,7 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9.-]*[a-z0-9]")
 NOT_OURS = {
     "--s3": "the prefix of dump's --s3.* flags, in the parser's own help",
     "--flag": "a placeholder in the s3.options error message",
+    "--allow-missing-template-keys": "kubectl's flag, named where cli/jsonpath.py says which default it follows",
     "--overwrite": "kubectl annotate's flag, named where `tibackup rerun` says what it does",
 }
 

@@ -48,8 +48,8 @@ def setup_logging(level: str = "info", logfile: str = "", *, console: str = "std
 COMMANDS: dict[str, tuple[str, str]] = {
     "dump": ("tibackup.cli.group", "dump"),
     "apply": ("tibackup.cli.resources_cmd", "apply"),
-    "get": ("tibackup.cli.resources_cmd", "get"),
-    "describe": ("tibackup.cli.resources_cmd", "describe"),
+    "get": ("tibackup.cli.get_cmd", "get"),
+    "describe": ("tibackup.cli.get_cmd", "describe"),
     "delete": ("tibackup.cli.resources_cmd", "delete"),
     "rerun": ("tibackup.cli.rerun_cmd", "rerun"),
     "create": ("tibackup.cli.secret_cmd", "create"),

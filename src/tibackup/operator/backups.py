@@ -27,6 +27,7 @@ from tibackup.resources import (
     set_condition,
     to_dict,
 )
+from tibackup.resources.upstream import ignored_fields
 
 log = logging.getLogger(__name__)
 COMPONENT = "tibackup-operator"
@@ -106,13 +107,13 @@ class BackupController:
             return not (phase is None and job_outcome(job) is not None)
         if phase is None:
             self.set_phase(backup, Phase.SCHEDULED, "JobCreated", f"the Job {jobs.job_name(name)} runs it")
+            for warning in ignored_fields(backup, operator=True):
+                self.event(to_dict(backup), "Warning", "IgnoredField", warning)
         if jobs.is_staged(backup):
             self.api.create(PVCS, ns, jobs.pvc_manifest(backup))  # a re-run finds its kept volume
         if self.api.create(JOBS, ns, jobs.job_manifest(backup, self.config.image)) is None:
             return False
         self.event(to_dict(backup), "Normal", "JobCreated", f"created Job {jobs.job_name(name)}")
-        for warning in jobs.ignored_fields(backup):
-            self.event(to_dict(backup), "Warning", "FieldIgnored", warning)
         return True
 
     def _accept_rerun(self, backup: Backup, decision: RerunDecision) -> None:

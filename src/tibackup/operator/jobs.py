@@ -113,6 +113,8 @@ def pvc_manifest(backup: Backup) -> dict[str, Any]:
     }
     if backup.spec.storage_class_name:
         spec["storageClassName"] = backup.spec.storage_class_name
+    if backup.spec.volume_attributes_class_name:
+        spec["volumeAttributesClassName"] = backup.spec.volume_attributes_class_name
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -154,16 +156,6 @@ def job_image(backup: Backup, default: str) -> str:
     return (backup.metadata.annotations or {}).get(ANNOTATION_IMAGE) or default
 
 
-def ignored_fields(backup: Backup) -> list[str]:
-    """Warnings for fields of upstream's Backup that mean nothing to tibackup's Jobs (a Warning event)."""
-    if backup.spec.tool_image:
-        return [
-            f"spec.toolImage {backup.spec.tool_image!r} is ignored: it names TiDB Operator's Dumpling image, "
-            f"tibackup has its own dumper; set the annotation {ANNOTATION_IMAGE} to choose tibackup's image"
-        ]
-    return []
-
-
 def job_manifest(backup: Backup, image: str, action: Action = "backup") -> dict[str, Any]:
     """The Job that runs ``tibackup job <action>-backup`` for this Backup."""
     meta = backup.metadata
@@ -185,6 +177,8 @@ def job_manifest(backup: Backup, image: str, action: Action = "backup") -> dict[
         env.append({"name": ENV_TLS_DIR, "value": TLS_MOUNT})
         mounts.append({"name": "tls", "mountPath": f"{TLS_MOUNT}/{tls_secret}", "readOnly": True})
         volumes.append({"name": "tls", "secret": {"secretName": tls_secret, "optional": True}})
+    mounts += [dict(item) for item in spec.additional_volume_mounts or ()]  # upstream's extra volumes
+    volumes += [dict(item) for item in spec.additional_volumes or ()]
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": job_image(backup, image),

@@ -20,6 +20,7 @@ from tibackup.operator import jobs
 from tibackup.operator.kube import BACKUPS, SCHEDULES, KubeApi
 from tibackup.operator.metrics import ScheduleMetrics
 from tibackup.resources import FINISHED_PHASES, Backup, BackupSchedule, Phase, parse_resource, to_dict
+from tibackup.resources.upstream import ignored_fields
 
 log = logging.getLogger(__name__)
 COMPONENT = "tibackup-operator"
@@ -30,6 +31,7 @@ class ScheduleController:
         self.api = api
         self.metrics = metrics
         self._last_error: dict[tuple[str, str], str] = {}  # one event per new problem, not per tick
+        self._warned: set[tuple[str, str]] = set()
 
     def tick(self, body: dict[str, Any], now: datetime) -> None:
         meta = body.get("metadata") or {}
@@ -47,6 +49,10 @@ class ScheduleController:
                 self.event(body, "Warning", exc.reason, exc.message, now)
             return
         self._last_error.pop((ns, name), None)
+        if (ns, name) not in self._warned:  # once per schedule and operator start, not per tick
+            self._warned.add((ns, name))
+            for warning in ignored_fields(schedule, operator=True):
+                self.event(body, "Warning", "IgnoredField", warning, now)
 
         backups = self._backups(ns, name)
         running = any(

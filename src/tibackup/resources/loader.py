@@ -185,6 +185,11 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> tuple[str, str]:
         return field, "required field is missing; add it"
     if kind in ("literal_error", "enum"):
         expected = str(error.get("ctx", {}).get("expected", ""))
+        if loc and loc[-1] == "backupMode":
+            return field, (
+                f"{value!r} is not supported: tibackup makes logical snapshot backups only (log and "
+                "volume-snapshot backups need TiDB Operator's BR)"
+            )
         if loc and loc[-1] == "backupType":
             return field, (
                 f"{value!r} is not supported: tibackup makes full backups only "
@@ -193,6 +198,8 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> tuple[str, str]:
         case_hint = " (values are case-sensitive)" if str(value).lower() in expected.lower() else ""
         return field, f"{value!r} is not allowed{case_hint}; use one of {expected}"
     msg = error["msg"]
+    if kind == "value_error":  # raised by a model's own check, already worded for the user
+        return field, str(error.get("ctx", {}).get("error", msg.removeprefix("Value error, ")))
     return field, f"{msg[:1].lower()}{msg[1:]} (got {value!r}); fix the value"
 
 
