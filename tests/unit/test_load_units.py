@@ -183,3 +183,26 @@ def test_load_flags_share_dumps_connection_and_s3_flags() -> None:
         config_from_args([], {})
     with pytest.raises(UsageError, match="--on-duplicate"):
         config_from_args(["-d", "x", "--on-duplicate", "merge"], {})
+
+
+def test_plan_never_loads_system_schemas_or_the_checkpoint() -> None:
+    from tibackup.load.plan import plan_load
+
+    class Fake:
+        url = "mem://"
+        parallel = True
+
+        def listing(self) -> list[object]:
+            from tibackup.storage.base import ObjectInfo
+
+            names = ["metadata", "mysql-schema-create.sql", "mysql.user-schema.sql", "mysql.user.000000000.sql",
+                     "tibackup_load.checkpoints-schema.sql", "tibackup_load.checkpoints.000000000.sql",
+                     "shop-schema-create.sql", "shop.t-schema.sql", "shop.t.000000000.sql"]  # fmt: skip
+            return [ObjectInfo(n, 1) for n in names]
+
+        def read(self, name: str) -> bytes:
+            return b"Started dump at: x\n"
+
+    plan = plan_load(Fake(), LoadConfig(Connection(), "mem://"))  # type: ignore[arg-type]
+    assert plan.table_names == [("shop", "t")]
+    assert [f.db for f in plan.databases] == ["shop"]
