@@ -206,3 +206,37 @@ def test_plan_never_loads_system_schemas_or_the_checkpoint() -> None:
     plan = plan_load(Fake(), LoadConfig(Connection(), "mem://"))  # type: ignore[arg-type]
     assert plan.table_names == [("shop", "t")]
     assert [f.db for f in plan.databases] == ["shop"]
+
+
+def test_a_deadlocked_transaction_runs_again() -> None:
+    from tibackup.dump.progress import Progress
+    from tibackup.errors import DatabaseError
+    from tibackup.load.checkpoint import Checkpoint
+    from tibackup.load.execute import DataLoader, _Work
+
+    class FakeDB:
+        def __init__(self, failures: int, code: int) -> None:
+            self.failures, self.code, self.log = failures, code, []  # type: list[str]
+
+        def execute(self, sql: str, doing: str = "") -> None:
+            self.log.append(sql)
+
+        def execute_bytes(self, sql: bytes, doing: str = "") -> int:
+            self.log.append(sql.decode()[:11])
+            if sql.startswith(b"INSERT INTO `t`") and self.failures:
+                self.failures -= 1
+                error = DatabaseError("Deadlock found when trying to get lock")
+                error.code = self.code
+                raise error
+            return 2
+
+    file = BackupFile("db.t.000000000.sql", 1, FileKind.DATA, "db", "t")
+    work = _Work(file, 0, b"INSERT INTO `t` VALUES (1),(2);", ())
+    db = FakeDB(failures=2, code=1213)
+    loader = DataLoader([db], None, None, LoadConfig(Connection(), "x"), Checkpoint("0" * 32), {}, Progress())  # type: ignore[arg-type, list-item]
+    assert loader._run(db, work) == 2  # type: ignore[arg-type]
+    assert db.log.count("ROLLBACK") == 2 and db.log.count("COMMIT") == 1
+    other = FakeDB(failures=1, code=1062)  # a duplicate key is no reason to retry
+    with pytest.raises(DatabaseError):
+        loader._run(other, work)  # type: ignore[arg-type]
+    assert "ROLLBACK" not in other.log
