@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -184,6 +185,31 @@ def report(cases: list[Case], meta: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_load_bench(server: MariaDBServer, conn: Any, s3: S3Server | None, args: argparse.Namespace) -> None:
+    """``--load``: bench/load.py on the wide table (and the huge one with --huge); load-latest.md."""
+    from bench.load import bench_load, load_report
+
+    clean_aws_env()
+    env = {**os.environ, "MYSQL_PWD": server.password, "TIBACKUP_DB_PASSWORD": server.password}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    cases = bench_load(f"{args.rows // 1000}k rows", "bench_wide", server, s3, args, env)
+    if args.huge:
+        conn.cursor().execute("CREATE DATABASE IF NOT EXISTS bench_huge")
+        conn.select_db("bench_huge")
+        load_wide_table(conn, "bench_huge", "sbtest1", 7_000_000)  # ~650 MB of rows
+        cases += bench_load("7M rows (memory)", "bench_huge", server, None, args, env, peers=False)
+    version = subprocess.run(["myloader", "--version"], capture_output=True, text=True).stdout.strip()
+    meta = (
+        f"Load benchmark of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores; "
+        f"MariaDB {server.execute('SELECT VERSION()')[0][0]} on the same machine; {version}; "
+        f"S3: {'SeaweedFS local' if s3 else 'skipped'}; median of {args.repeat} runs."
+    )
+    text = load_report(cases, meta)
+    (ROOT / "bench" / "results" / "load-latest.md").write_text(text)
+    print()
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -197,6 +223,7 @@ def main() -> None:
     parser.add_argument("--huge", action="store_true", help="also dump a table 10x the buffer pool (memory)")
     parser.add_argument("--no-s3", action="store_true")
     parser.add_argument("--bucket", default="bench")
+    parser.add_argument("--load", action="store_true", help="the load benchmark instead (bench/load.py)")
     args = parser.parse_args()
 
     reuse = os.environ.get("TIBACKUP_TEST_REUSE") == "1" and os.environ.get("TIBACKUP_TEST_MYSQL_PORT")
@@ -228,6 +255,9 @@ def main() -> None:
         t0 = time.perf_counter()
         load_wide_table(conn, "bench_wide", "sbtest1", args.rows)
         print(f"  (loaded {args.rows:,} rows in {time.perf_counter() - t0:.1f} s)")
+        if args.load:
+            run_load_bench(server, conn, s3, args)
+            return
         cases += bench_dataset(f"{args.rows // 1000}k rows", "bench_wide", ["sbtest1"], server, s3, args)
         conn.cursor().execute("CREATE DATABASE IF NOT EXISTS bench_mixed")
         conn.select_db("bench_mixed")

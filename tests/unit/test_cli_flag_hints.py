@@ -10,6 +10,7 @@ import click
 import pytest
 
 from tibackup.cli.group import cli
+from tibackup.cli.load_cmd import build_parser as build_load_parser
 from tibackup.cli.main import main
 from tibackup.dump.options import build_parser
 from tibackup.resources import SUPPORTED_S3_OPTIONS
@@ -18,6 +19,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "tibackup"
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9.-]*[a-z0-9]")
 # Not flags of a tibackup command, each for a reason.
 NOT_OURS = {
+    "--csv": "the prefix of the --csv-* flags (as in 'check the --csv-* flags')",
     "--s3": "the prefix of dump's --s3.* flags, in the parser's own help",
     "--flag": "a placeholder in the s3.options error message",
     "--allow-missing-template-keys": "kubectl's flag, named where cli/jsonpath.py says which default it follows",
@@ -30,7 +32,7 @@ def commands(group: click.Group = cli, prefix: tuple[str, ...] = ()) -> dict[tup
     ctx = click.Context(group)
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
-        if command is None or name == "dump":  # dump is argparse (Dumpling's flags), below
+        if command is None or name in ("dump", "load"):  # argparse commands, below
             continue
         found[(*prefix, name)] = command
         if isinstance(command, click.Group):
@@ -48,8 +50,13 @@ def click_flags(command: click.Command) -> set[str]:
 
 
 def dump_flags() -> set[str]:
+    """The flags of the argparse commands: dump (Dumpling's) and load."""
     return {
-        opt for action in build_parser()._actions for opt in action.option_strings if opt.startswith("--")
+        opt
+        for parser in (build_parser(), build_load_parser())
+        for action in parser._actions
+        for opt in action.option_strings
+        if opt.startswith("--")
     }
 
 

@@ -20,6 +20,7 @@ SUMMARIES: dict[str, str | None] = {
     "describe": "Show a Backup or BackupSchedule in detail: spec, status, conditions and events.",
     "dump": "Export databases in Dumpling's layout to a folder or S3 (see 'tibackup dump --help').",
     "get": "List Backups (bk), BackupSchedules (bks) or Secrets, as kubectl get does.",
+    "load": "Load a backup (folder, S3 or .tgz) into TiDB/MySQL, resumable (see 'tibackup load --help').",
     "job": "Commands the operator's Jobs run inside the cluster (not meant to be typed by hand).",
     "operator": "Run the Kubernetes operator: Backups become Jobs, BackupSchedules create and prune Backups.",
     "rerun": "Run Failed or Invalid Backups again; a staged dump kept after a failed upload is uploaded, not redone.",
@@ -51,6 +52,7 @@ def cli() -> None:
 
     \b
     tibackup dump …                  run the Dumpling-compatible dumper alone
+    tibackup load -d BACKUP …        load a backup back (folder, S3, .tgz), resumable
     tibackup apply -f backup.yaml    run TiDB Operator's Backup / BackupSchedule resources here
     tibackup get bk -o wide          see them, as with kubectl
     """
@@ -67,6 +69,19 @@ def dump(args: tuple[str, ...]) -> None:
     from tibackup.cli.dump_cmd import run
 
     run(list(args))  # only reached as `tibackup <group options> dump …`; main() runs `dump` directly
+
+
+@click.command(
+    "load",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def load(args: tuple[str, ...]) -> None:
+    """Load a backup (folder, S3 or .tgz) into TiDB/MySQL, resumable (see 'tibackup load --help')."""
+    from tibackup.cli.load_cmd import run
+
+    run(list(args))  # only reached as `tibackup <group options> load …`; main() runs `load` directly
 
 
 def run_click(args: list[str]) -> None:

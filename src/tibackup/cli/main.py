@@ -4,7 +4,7 @@ Every command's failure a user can cause is a TibackupError; it is printed as on
 (``error: …``) with the command's exit code, never as a traceback. SIGTERM is handled like Ctrl-C so a
 killed run still cleans up (aborts uploads, unlocks tables, restores the GC life time).
 
-``tibackup dump`` is dispatched before click is imported (its flags are Dumpling's, parsed by argparse):
+``tibackup dump`` (and ``load``) is dispatched before click is imported (its flags are Dumpling's, parsed by argparse):
 a short dump should not pay ~20 ms of start-up for a command-line library it does not use.
 """
 
@@ -47,6 +47,7 @@ def setup_logging(level: str = "info", logfile: str = "", *, console: str = "std
 # pay for kopf, the Kubernetes client or the resource models (~0.2 s of start-up).
 COMMANDS: dict[str, tuple[str, str]] = {
     "dump": ("tibackup.cli.group", "dump"),
+    "load": ("tibackup.cli.group", "load"),
     "apply": ("tibackup.cli.resources_cmd", "apply"),
     "get": ("tibackup.cli.get_cmd", "get"),
     "describe": ("tibackup.cli.get_cmd", "describe"),
@@ -69,12 +70,15 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _sigterm)
     args = sys.argv[1:] if argv is None else argv
     try:
-        if args[:1] == ["dump"]:
+        if args[:1] in (["dump"], ["load"]):
             # Start-up allocates much and frees little: collecting during it is wasted (~5 ms). The
-            # dump freezes what start-up made and collects again from there.
+            # dump (and load) freezes what start-up made and collects again from there.
             gc.disable()
             try:
-                from tibackup.cli.dump_cmd import run
+                if args[0] == "load":
+                    from tibackup.cli.load_cmd import run
+                else:
+                    from tibackup.cli.dump_cmd import run
                 from tibackup.storage.wording import reword_for_command_line
 
                 try:

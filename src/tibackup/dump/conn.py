@@ -184,6 +184,18 @@ class DB:
         except MySQLdb.Error as exc:
             raise describe_error(exc, self.conn_info, doing or _first_words(sql), started) from None
 
+    def execute_bytes(self, sql: bytes, doing: str = "") -> int:
+        """Run one statement as the bytes of a dump file hold it; return the rows it affected."""
+        try:
+            self._c.query(sql)
+            result = self._c.store_result()
+            if result is not None:
+                result.fetch_row(maxrows=0)
+            affected: int = self._c.affected_rows()
+            return affected
+        except MySQLdb.Error as exc:
+            raise describe_error(exc, self.conn_info, doing or "running a statement") from None
+
     def query(self, sql: str, doing: str = "") -> list[Row]:
         started = time.monotonic()
         try:

@@ -99,30 +99,7 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
         add_help=False,
         allow_abbrev=False,
     )
-    conn = p.add_argument_group("connection")
-    conn.add_argument("--help", action="help", help="show this help and exit")
-    conn.add_argument("-h", "--host", default="127.0.0.1", help="database host (default 127.0.0.1)")
-    conn.add_argument("-P", "--port", type=int, default=4000, help="database port (default 4000)")
-    conn.add_argument("-u", "--user", default="root", help="database user (default root)")
-    conn.add_argument(
-        "-p",
-        "--password",
-        default=None,
-        help="password (prefer the TIBACKUP_DB_PASSWORD environment variable)",
-    )
-    conn.add_argument("--ca", default=None, help="CA file for TLS")
-    conn.add_argument("--cert", default=None, help="client certificate file for TLS")
-    conn.add_argument("--key", default=None, help="client key file for TLS")
-    conn.add_argument(
-        "--read-timeout",
-        default="15m",
-        help="give up on a server that sends nothing for this long, e.g. 30s (default 15m, as Dumpling; 0 = never)",
-    )
-    conn.add_argument(
-        "--params",
-        default="",
-        help="session variables for every connection, e.g. 'sql_mode=,time_zone=+00:00'",
-    )
+    add_connection_flags(p)
 
     out = p.add_argument_group("output")
     out.add_argument(
@@ -184,7 +161,41 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
     run.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
     _add_dumpling_extras(what, run)
 
-    s3 = p.add_argument_group("S3 (with -o s3://…)")
+    add_s3_flags(p, "S3 (with -o s3://…)")
+    return p
+
+
+def add_connection_flags(p: argparse.ArgumentParser) -> None:
+    """The database connection flags (-h -P -u -p, TLS, timeouts, --params), shared with ``load``."""
+    conn = p.add_argument_group("connection")
+    conn.add_argument("--help", action="help", help="show this help and exit")
+    conn.add_argument("-h", "--host", default="127.0.0.1", help="database host (default 127.0.0.1)")
+    conn.add_argument("-P", "--port", type=int, default=4000, help="database port (default 4000)")
+    conn.add_argument("-u", "--user", default="root", help="database user (default root)")
+    conn.add_argument(
+        "-p",
+        "--password",
+        default=None,
+        help="password (prefer the TIBACKUP_DB_PASSWORD environment variable)",
+    )
+    conn.add_argument("--ca", default=None, help="CA file for TLS")
+    conn.add_argument("--cert", default=None, help="client certificate file for TLS")
+    conn.add_argument("--key", default=None, help="client key file for TLS")
+    conn.add_argument(
+        "--read-timeout",
+        default="15m",
+        help="give up on a server that sends nothing for this long, e.g. 30s (default 15m, as Dumpling; 0 = never)",
+    )
+    conn.add_argument(
+        "--params",
+        default="",
+        help="session variables for every connection, e.g. 'sql_mode=,time_zone=+00:00'",
+    )
+
+
+def add_s3_flags(p: argparse.ArgumentParser, title: str) -> None:
+    """The ``--s3.*`` flags, shared with ``load``."""
+    s3 = p.add_argument_group(title)
     s3.add_argument(
         "--s3.endpoint", dest="s3_endpoint", default="", help="endpoint URL of an S3-compatible store"
     )
@@ -204,7 +215,6 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
         help="path-style addressing (default: auto)",
         dest="s3_force_path_style",
     )
-    return p
 
 
 def _add_dumpling_extras(what: argparse._ArgumentGroup, run: argparse._ArgumentGroup) -> None:
@@ -294,9 +304,6 @@ def parse_dumpling_args(
 
 
 def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: str = "") -> DumpConfig:
-    password = ns.password
-    if password is None:
-        password = next((env[name] for name in PASSWORD_ENV_VARS if env.get(name)), "")
     if ns.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {ns.threads}")
     if ns.rows < 0:
@@ -328,14 +335,7 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         raise UsageError("--s3.* flags need an s3:// output (-o s3://bucket/prefix)")
 
     return DumpConfig(
-        connection=Connection(
-            host=ns.host,
-            port=ns.port,
-            user=ns.user,
-            password=password,
-            tls=TLSFiles(ca=ns.ca, cert=ns.cert, key=ns.key),
-            read_timeout=_parse_duration_seconds(ns.read_timeout, "--read-timeout"),
-        ),
+        connection=connection_from_namespace(ns, env),
         output=output,
         s3=s3,
         table_filter=table_filter,
@@ -374,6 +374,21 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         read_mode=ns.read_mode,
         progress=ns.progress,
         manifest=ns.manifest,
+    )
+
+
+def connection_from_namespace(ns: Any, env: Mapping[str, str]) -> Connection:
+    """The connection of add_connection_flags' flags; the password from -p or the environment."""
+    password = ns.password
+    if password is None:
+        password = next((env[name] for name in PASSWORD_ENV_VARS if env.get(name)), "")
+    return Connection(
+        host=ns.host,
+        port=ns.port,
+        user=ns.user,
+        password=password,
+        tls=TLSFiles(ca=ns.ca, cert=ns.cert, key=ns.key),
+        read_timeout=_parse_duration_seconds(ns.read_timeout, "--read-timeout"),
     )
 
 

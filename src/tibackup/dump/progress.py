@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -61,3 +62,10 @@ class ProgressPrinter:
         self._thread.join()
         self.stream.write("\r\x1b[K")
         self.stream.flush()
+
+
+def progress_shown(progress: Progress, show: bool | None) -> contextlib.AbstractContextManager[object]:
+    """A ProgressPrinter when ``show`` (None: when stderr is a terminal), else nothing."""
+    if show if show is not None else sys.stderr.isatty():
+        return ProgressPrinter(progress)
+    return contextlib.nullcontext()

@@ -1,0 +1,76 @@
+"""Checkpoint: how far a load got, kept in the target database itself, in the same transaction as the
+rows it covers — so a load killed at any moment and run again loads every statement exactly once.
+
+Table ``tibackup_load.checkpoints`` (InnoDB), one row per:
+  - committed data statement: (load id, file, offset of the statement in the file, rows), written by
+    the same transaction as the statement's rows;
+  - finished file: offset ``FILE_DONE`` (a rerun skips the file without reading it);
+  - table this load took over: file ``table:<db>.<table>``, offset ``CLAIMED`` (a rerun does not take
+    the rows it loaded itself for someone else's).
+The load id is a hash of the source, its ``metadata`` and the options that change what is loaded, so
+only a rerun of the same load resumes. A finished load deletes its rows, and the schema when no other
+load's rows are left.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from tibackup.dump.conn import DB, quote_ident
+
+SCHEMA = "tibackup_load"
+TABLE = f"{quote_ident(SCHEMA)}.`checkpoints`"
+FILE_DONE = -1
+CLAIMED = -2
+
+
+def _hex(data: bytes) -> str:
+    return "X'" + data.hex() + "'"
+
+
+class Checkpoint:
+    def __init__(self, load_id: str) -> None:
+        self.load_id = load_id
+        self._id = "'" + load_id + "'"  # hex digits only: safe as a literal
+
+    def prepare(self, db: DB) -> dict[str, set[int]]:
+        """Create the table if needed; return what this load already did: file → offsets."""
+        db.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(SCHEMA)}", "creating the checkpoint schema")
+        db.execute(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (load_id CHAR(32) CHARACTER SET ascii NOT NULL, "
+            "file VARBINARY(1024) NOT NULL, pos BIGINT NOT NULL, `rows` BIGINT NOT NULL DEFAULT 0, "
+            "PRIMARY KEY (load_id, file, pos)) ENGINE=InnoDB",
+            "creating the checkpoint table",
+        )
+        done: dict[str, set[int]] = defaultdict(set)
+        for file, offset in db.query(
+            f"SELECT file, pos FROM {TABLE} WHERE load_id = {self._id}", "reading the checkpoint"
+        ):
+            done[(file or b"").decode("utf-8", "surrogateescape")].add(int(offset or 0))
+        return dict(done)
+
+    def statement_sql(self, file: str, offset: int, rows: int) -> bytes:
+        """The row that marks one statement done; run it in the statement's transaction."""
+        return (
+            f"INSERT INTO {TABLE} VALUES ({self._id}, {_hex(file.encode('utf-8', 'surrogateescape'))}, "
+            f"{int(offset)}, {int(rows)})"
+        ).encode()
+
+    def mark(self, db: DB, file: str, offset: int) -> None:
+        db.execute(self.statement_sql(file, offset, 0).decode().replace("INSERT", "INSERT IGNORE", 1))
+
+    def claim_sql(self, tables: list[tuple[str, str]]) -> str:
+        values = ", ".join(
+            f"({self._id}, {_hex(claim_name(db, t).encode('utf-8', 'surrogateescape'))}, {CLAIMED}, 0)"
+            for db, t in tables
+        )
+        return f"INSERT IGNORE INTO {TABLE} VALUES {values}"
+
+    def finish(self, db: DB) -> None:
+        db.execute(f"DELETE FROM {TABLE} WHERE load_id = {self._id}", "removing the checkpoint")
+        if db.scalar(f"SELECT COUNT(*) FROM {TABLE}") == b"0":
+            db.execute(f"DROP DATABASE IF EXISTS {quote_ident(SCHEMA)}", "removing the checkpoint schema")
+
+
+def claim_name(db: str, table: str) -> str:
+    return f"table:{db}.{table}"

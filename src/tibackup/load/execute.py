@@ -1,0 +1,279 @@
+"""Execute: statements into the target over ``-t`` sessions, each with its checkpoint row.
+
+Readers stream files (several at once from a folder, one from an archive) and cut them into
+statements; a bounded queue hands the statements to the sessions, so one big file loads over every
+session and memory holds a few statements at a time. Each data statement runs in its own transaction
+together with the checkpoint row that says it is done (see checkpoint.py). A file's session statements
+(``SET NAMES …``) run on whichever session takes the file's next statement.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from tibackup.dump.conn import DB, quote_ident, quote_string
+from tibackup.dump.progress import Progress
+from tibackup.errors import DatabaseError
+from tibackup.load.checkpoint import FILE_DONE, Checkpoint
+from tibackup.load.config import LoadConfig, OnDuplicate
+from tibackup.load.csvdata import csv_statements
+from tibackup.load.plan import LoadPlan
+from tibackup.load.read import CheckedReader, decompressed, split_statements
+from tibackup.load.source import BackupFile, Source
+
+log = logging.getLogger("tibackup.load")
+
+_INSERT = re.compile(rb"\s*INSERT\s+INTO\s", re.IGNORECASE)
+_DATA = re.compile(rb"\s*(?:INSERT|REPLACE)\s", re.IGNORECASE)
+RETRIES = 5
+RETRYABLE = {1213, 1205}  # deadlock (the transaction was rolled back), lock wait timeout
+_REWRITE = {OnDuplicate.REPLACE: b"REPLACE INTO ", OnDuplicate.IGNORE: b"INSERT IGNORE INTO "}
+
+
+def prepare_session(db: DB, config: LoadConfig) -> None:
+    """Loading settings: no foreign key checks (tables load in any order), the dump's own string
+    handling, and unique checks off where no row can collide (an empty target, ``--on-duplicate
+    error``)."""
+    sql_mode = config.sql_mode
+    if not config.escape_backslash:
+        sql_mode = ",".join(filter(None, [sql_mode, "NO_BACKSLASH_ESCAPES"]))
+    db.execute(f"SET SESSION sql_mode = {quote_string(sql_mode)}", "setting sql_mode")
+    db.execute("SET SESSION foreign_key_checks = 0", "setting foreign_key_checks")
+    if config.on_duplicate is OnDuplicate.ERROR:
+        db.execute("SET SESSION unique_checks = 0", "setting unique_checks")
+
+
+def rewrite(sql: bytes, on_duplicate: OnDuplicate) -> bytes:
+    """``INSERT INTO`` → ``REPLACE INTO`` / ``INSERT IGNORE INTO`` per --on-duplicate."""
+    if on_duplicate is OnDuplicate.ERROR:
+        return sql
+    m = _INSERT.match(sql)
+    return _REWRITE[on_duplicate] + sql[m.end() :] if m else sql
+
+
+def one_line(error: DatabaseError, file: str) -> DatabaseError:
+    """A statement's error text may quote the statement, newlines and all: keep the first 300 chars
+    of it on one line, and name the file."""
+    text = " ".join(error.message.split())
+    if len(text) > 300:
+        text = text[:300] + "…"
+    out = DatabaseError(f"{text} (in {file})", reason=error.reason)
+    out.code = error.code
+    return out
+
+
+@dataclass
+class _Work:
+    file: BackupFile
+    offset: int
+    sql: bytes
+    session: tuple[bytes, ...]
+
+
+class _FileState:
+    """Counts a file's statements in flight, to mark the file done once the last one is committed."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.read_all = False
+        self.lock = threading.Lock()
+
+
+class DataLoader:
+    def __init__(
+        self,
+        sessions: list[DB],
+        source: Source,
+        plan: LoadPlan,
+        config: LoadConfig,
+        checkpoint: Checkpoint | None,
+        done: dict[str, set[int]],
+        progress: Progress,
+    ) -> None:
+        self.sessions, self.source, self.plan, self.config = sessions, source, plan, config
+        self.checkpoint, self.done, self.progress = checkpoint, done, progress
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self._queue: queue.Queue[_Work | None] = queue.Queue(maxsize=2 * len(sessions))
+        self._states: dict[str, _FileState] = {}
+
+    # -- the whole stage -------------------------------------------------------------------------
+    def run(self, files: list[BackupFile]) -> None:
+        todo = [f for f in files if FILE_DONE not in self.done.get(f.name, set())]
+        by_name = {f.name: f for f in todo}
+        names: queue.Queue[str] = queue.Queue()
+        for f in todo:
+            names.put(f.name)
+            self._states[f.name] = _FileState()
+        readers = len(self.sessions) if self.source.parallel else 1
+
+        def read_loop() -> None:
+            try:
+                if self.source.parallel:
+                    while not self.stop.is_set():
+                        try:
+                            name = names.get_nowait()
+                        except queue.Empty:
+                            return
+                        for _, stream in self.source.streams([name]):
+                            self._read(by_name[name], stream)
+                else:
+                    for name, stream in self.source.streams([f.name for f in todo]):
+                        if self.stop.is_set():
+                            return
+                        self._read(by_name[name], stream)
+            except BaseException as exc:
+                self._fail(exc)
+
+        threads = [
+            threading.Thread(target=self._execute_loop, args=(db,), daemon=True) for db in self.sessions
+        ]
+        reader_threads = [threading.Thread(target=read_loop, daemon=True) for _ in range(readers)]
+        for t in (*threads, *reader_threads):
+            t.start()
+        interrupted = False
+        try:
+            for t in reader_threads:
+                t.join()
+        except KeyboardInterrupt:
+            self.stop.set()
+            interrupted = True
+            raise
+        finally:
+            for _ in threads:
+                self._put(None, force=True)
+            for t in threads:
+                # Normally every queued statement must be done before the load goes on to views and
+                # checks; when interrupted, the sessions drop the queue and finish their statement.
+                t.join(timeout=30 if interrupted else None)
+        if self.errors:
+            raise self.errors[0]
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.stop.is_set():
+            self.errors.append(exc)
+        self.stop.set()
+
+    def _put(self, work: _Work | None, *, force: bool = False) -> None:
+        while True:
+            if self.stop.is_set() and not force:
+                raise _Stopped
+            try:
+                self._queue.put(work, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _statements(self, file: BackupFile, reader: CheckedReader) -> Iterator[tuple[int, bytes]]:
+        chunks = decompressed(reader, file.compression)
+        if file.csv:
+            return csv_statements(chunks, file, self.config)
+        return split_statements(chunks, backslash_escapes=self.config.escape_backslash, name=file.name)
+
+    def _read(self, file: BackupFile, stream: BinaryIO) -> None:
+        reader = CheckedReader(stream, file.name, lambda n: self.progress.add(0, n))
+        done = self.done.get(file.name, set())
+        state = self._states[file.name]
+        session: tuple[bytes, ...] = ()
+        held: _Work | None = None  # the last statement waits until the whole file is verified
+        try:
+            for offset, sql in self._statements(file, reader):
+                if self.stop.is_set():
+                    return
+                if not _DATA.match(sql):
+                    session += (sql,)  # SET NAMES and other session settings of this file
+                    continue
+                if offset in done:
+                    continue
+                if held is not None:
+                    self._submit(held, state)
+                held = _Work(file, offset, sql, session)
+            want = self.plan.expected.get(file.name)
+            if want is not None:
+                reader.check(want.size, want.sha256)
+            if held is not None:
+                self._submit(held, state)
+        except _Stopped:
+            return
+        self.progress.file_done()
+        self._finish_reading(file, state)
+
+    def _submit(self, work: _Work, state: _FileState) -> None:
+        with state.lock:
+            state.in_flight += 1
+        self._put(work)
+
+    def _finish_reading(self, file: BackupFile, state: _FileState) -> None:
+        with state.lock:
+            state.read_all = True
+            last = state.in_flight == 0
+        if last and self.checkpoint is not None:  # every statement is in: a session marks the file
+            self._put(_Work(file, FILE_DONE, b"", ()))
+
+    # -- executing -------------------------------------------------------------------------------
+    def _execute_loop(self, db: DB) -> None:
+        current_db = ""
+        session: tuple[bytes, ...] = ()
+        while (work := self._queue.get()) is not None:
+            if self.stop.is_set():
+                continue
+            try:
+                file = work.file
+                if not work.sql:
+                    if self.checkpoint is not None:
+                        self.checkpoint.mark(db, file.name, FILE_DONE)
+                    continue
+                if file.db != current_db:
+                    db.execute(f"USE {quote_ident(file.db)}", f"selecting database {file.db}")
+                    current_db = file.db
+                if work.session is not session:
+                    for statement in work.session:
+                        db.execute_bytes(statement, f"loading {file.name}")
+                    session = work.session
+                rows = self._run(db, work)
+                self.progress.add(rows, 0)
+                state = self._states[file.name]
+                with state.lock:
+                    state.in_flight -= 1
+                    last = state.read_all and state.in_flight == 0
+                if last and self.checkpoint is not None:
+                    self.checkpoint.mark(db, file.name, FILE_DONE)
+            except DatabaseError as exc:
+                self._fail(one_line(exc, work.file.name))
+            except BaseException as exc:
+                self._fail(exc)
+
+    def _run(self, db: DB, work: _Work) -> int:
+        """One statement (and its checkpoint row) in one transaction; a transaction the server
+        rolled back for a deadlock or a lock wait is run again, a few times."""
+        sql = rewrite(work.sql, self.config.on_duplicate)
+        doing = f"loading {work.file.name}"
+        for attempt in range(RETRIES + 1):
+            try:
+                if self.checkpoint is None:
+                    return db.execute_bytes(sql, doing)
+                db.execute("BEGIN", doing)
+                rows = db.execute_bytes(sql, doing)
+                record = self.checkpoint.statement_sql(work.file.name, work.offset, rows)
+                db.execute_bytes(record, "recording progress")
+                db.execute("COMMIT", doing)
+                return rows
+            except DatabaseError as exc:
+                if exc.code not in RETRYABLE or attempt == RETRIES or self.stop.is_set():
+                    raise
+                log.debug("%s: %s; running the transaction again", work.file.name, exc.message)
+                db.execute("ROLLBACK", doing)  # a lock wait timeout leaves the transaction open
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+class _Stopped(Exception):
+    """Another thread failed: this one stops quietly."""

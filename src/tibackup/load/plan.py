@@ -1,0 +1,156 @@
+"""Plan: from the backup's files to what the load does, in order — databases, tables, data, views.
+
+The plan also holds what the files must be (the manifest's size and sha256 of each, and the rows of
+each table), and the load's identity: the key of its checkpoint, the same for a rerun with the same
+source, backup and options, different for anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+from tibackup.dump.metadata import MANIFEST_NAME, METADATA_NAME
+from tibackup.dump.tablefilter import TableFilter
+from tibackup.errors import StorageError
+from tibackup.load.checkpoint import SCHEMA as CHECKPOINT_SCHEMA
+from tibackup.load.config import LoadConfig
+from tibackup.load.read import VerifyFailed
+from tibackup.load.source import BackupFile, FileKind, Source, classify, template_pattern
+
+log = logging.getLogger("tibackup.load")
+
+# Never loaded: the server's own schemas, and the loader's checkpoint (a dump of a server that was
+# being loaded into must not overwrite the checkpoint of the load running now).
+SYSTEM_SCHEMAS = frozenset(
+    {"mysql", "sys", "information_schema", "performance_schema", "metrics_schema", "inspection_schema"}
+    | {CHECKPOINT_SCHEMA}
+)
+
+
+@dataclass(frozen=True)
+class Expected:
+    size: int
+    sha256: str
+
+
+@dataclass
+class LoadPlan:
+    load_id: str
+    databases: list[BackupFile]
+    tables: list[BackupFile]  # incl. the stand-in tables of views
+    data: list[BackupFile]  # biggest first, so the long ones start early
+    views: list[BackupFile]
+    expected: dict[str, Expected] = field(default_factory=dict)  # name → what the manifest says
+    table_rows: dict[tuple[str, str], int] | None = None  # (db, table) → rows, from the manifest
+
+    @property
+    def table_names(self) -> list[tuple[str, str]]:
+        names = {(f.db, f.table) for f in (*self.tables, *self.data)}
+        return sorted(names - {(v.db, v.table) for v in self.views})
+
+    @property
+    def view_names(self) -> set[tuple[str, str]]:
+        return {(v.db, v.table) for v in self.views}
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(f.size for f in self.data)
+
+
+def plan_load(source: Source, config: LoadConfig) -> LoadPlan:
+    listing = {info.name: info.size for info in source.listing()}
+    if not listing:
+        raise StorageError(
+            f"no backup at {source.url}: the folder is empty or does not exist; check -d (a backup folder, "
+            "s3://bucket/prefix/ or a .tgz archive)"
+        )
+    metadata = b""
+    if METADATA_NAME in listing:
+        metadata = source.read(METADATA_NAME)
+    elif not config.allow_incomplete:
+        raise StorageError(
+            f"{source.url} has no 'metadata' file, so it is not a finished backup (the dump stopped "
+            "or is still running): use a complete backup, or --allow-incomplete to load it anyway",
+            reason="IncompleteBackup",
+        )
+    expected: dict[str, Expected] = {}
+    table_rows: dict[tuple[str, str], int] | None = None
+    if MANIFEST_NAME in listing:
+        expected, table_rows = _read_manifest(source.read(MANIFEST_NAME))
+        _check_listing(listing, expected, source.url)
+
+    rule = config.table_filter
+    data_names = template_pattern(config.filename_template)
+    files = [classify(name, size, data_names) for name, size in sorted(listing.items())]
+    chosen = [f for f in files if f.kind is FileKind.DATABASE and _wanted_db(f.db, rule)]
+    chosen += [f for f in files if f.kind not in (FileKind.DATABASE, FileKind.OTHER) and _wanted(f, rule)]
+    for f in files:
+        if f.kind is FileKind.OTHER and f.name not in (METADATA_NAME, MANIFEST_NAME):
+            log.warning("skipping %s: not a file of Dumpling's layout", f.name)
+    if table_rows is not None:
+        table_rows = {key: rows for key, rows in table_rows.items() if _wanted_key(key, rule)}
+    identity = json.dumps(
+        [source.url, hashlib.sha256(metadata).hexdigest(), list(rule.rules) if rule else None,
+         config.on_duplicate.value],
+    )  # fmt: skip
+    return LoadPlan(
+        load_id=hashlib.sha256(identity.encode()).hexdigest()[:32],
+        databases=[f for f in chosen if f.kind is FileKind.DATABASE],
+        tables=[f for f in chosen if f.kind is FileKind.TABLE],
+        data=sorted((f for f in chosen if f.kind is FileKind.DATA), key=lambda f: (-f.size, f.name)),
+        views=[f for f in chosen if f.kind is FileKind.VIEW],
+        expected=expected,
+        table_rows=table_rows,
+    )
+
+
+def _wanted_db(db: str, rule: TableFilter | None) -> bool:
+    if db.lower() in SYSTEM_SCHEMAS:
+        return False
+    return rule is None or rule.match_schema(db)
+
+
+def _wanted(f: BackupFile, rule: TableFilter | None) -> bool:
+    return _wanted_key((f.db, f.table), rule)
+
+
+def _wanted_key(key: tuple[str, str], rule: TableFilter | None) -> bool:
+    return key[0].lower() not in SYSTEM_SCHEMAS and (rule is None or rule.match_table(*key))
+
+
+def _read_manifest(raw: bytes) -> tuple[dict[str, Expected], dict[tuple[str, str], int]]:
+    try:
+        doc = json.loads(raw)
+        expected = {
+            str(f["name"]): Expected(int(f["size"]), str(f.get("sha256") or "")) for f in doc["files"]
+        }
+        rows: dict[tuple[str, str], int] = {}
+        for f in doc["files"]:
+            if f.get("table"):
+                key = (str(f["schema"]), str(f["table"]))
+                rows[key] = rows.get(key, 0) + int(f.get("rows") or 0)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerifyFailed(
+            f"the backup's {MANIFEST_NAME} cannot be read ({exc}): the backup is damaged; restore from "
+            "another backup"
+        ) from None
+    return expected, rows
+
+
+def _check_listing(listing: dict[str, int], expected: dict[str, Expected], url: str) -> None:
+    """Before anything is written: every file the manifest lists is there, at its size."""
+    missing = sorted(name for name in expected if name not in listing)
+    if missing:
+        raise VerifyFailed(
+            f"{url} lacks {len(missing)} file(s) its manifest lists, e.g. {', '.join(missing[:3])}: the "
+            "backup is incomplete; restore from another backup"
+        )
+    for name, want in sorted(expected.items()):
+        if listing[name] != want.size:
+            raise VerifyFailed(
+                f"{name} has {listing[name]} bytes but the manifest says {want.size}: the backup is "
+                "damaged; restore from another backup"
+            )

@@ -1,0 +1,173 @@
+"""Read: stored bytes → checked against the manifest → decompressed → split into SQL statements.
+
+Everything streams: a file is read in pieces of ``CHUNK`` bytes and handed on one statement at a time,
+so memory stays at a few statements whatever the file's size. The statement splitter is one regular
+expression run by ``re`` in C (possessive, so it never backtracks): it knows quoted strings (with or
+without backslash escapes), quoted identifiers and comments, so a ``;`` inside a value never ends a
+statement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
+
+from tibackup.dump.config import Compression
+from tibackup.errors import StorageError
+
+CHUNK = 1 << 20
+MAX_STATEMENT = 256 << 20  # more than any max_allowed_packet a loader should meet, far less than RAM
+
+
+class VerifyFailed(StorageError):
+    """A file of the backup is not what the manifest says it is (changed, cut short, missing)."""
+
+    reason = "VerifyFailed"
+
+
+class CheckedReader:
+    """The stored bytes of one file, hashed and counted on the way; ``check`` compares at the end."""
+
+    def __init__(self, raw: BinaryIO, name: str, on_bytes: Callable[[int], None] = lambda n: None) -> None:
+        self.raw, self.name, self.on_bytes = raw, name, on_bytes
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = CHUNK) -> bytes:
+        data = self.raw.read(n)
+        if data:
+            self.hash.update(data)
+            self.size += len(data)
+            self.on_bytes(len(data))
+        return data
+
+    def check(self, size: int | None, sha256: str | None) -> None:
+        """Raise VerifyFailed naming the file unless it had ``size`` bytes with hash ``sha256``."""
+        if size is not None and self.size != size:
+            raise VerifyFailed(
+                f"{self.name} has {self.size} bytes but the manifest says {size}: the backup is damaged; "
+                "restore from another backup"
+            )
+        if sha256 and self.hash.hexdigest() != sha256:
+            raise VerifyFailed(
+                f"{self.name} does not match its sha256 in the manifest: the file was changed or damaged; "
+                "restore from another backup"
+            )
+
+
+def decompressed(reader: CheckedReader, compression: Compression) -> Iterator[bytes]:
+    """The file's content in pieces, whatever its compression (the file is read to its end)."""
+    if compression is Compression.GZIP:
+        yield from _gunzip(reader)
+    elif compression is Compression.ZSTD:
+        yield from _unzstd(reader)
+    elif compression is Compression.SNAPPY:
+        yield from _unsnappy(reader)
+    else:
+        while data := reader.read(CHUNK):
+            yield data
+
+
+def _gunzip(reader: CheckedReader) -> Iterator[bytes]:
+    z = zlib.decompressobj(31)
+    while data := reader.read(CHUNK):
+        while data:
+            out = z.decompress(data)
+            if out:
+                yield out
+            data = z.unused_data
+            if z.eof:  # a file of several gzip members (concatenated), as gzip itself reads it
+                z = zlib.decompressobj(31)
+    tail = z.flush()
+    if tail:
+        yield tail
+
+
+def _unzstd(reader: CheckedReader) -> Iterator[bytes]:
+    import zstandard
+
+    stream = zstandard.ZstdDecompressor().stream_reader(reader, read_across_frames=True)  # type: ignore[arg-type]
+    while data := stream.read(CHUNK):
+        yield data
+
+
+def _unsnappy(reader: CheckedReader) -> Iterator[bytes]:
+    """Snappy's framing format (what Dumpling writes): chunks of type, 3-byte length, payload."""
+    import cramjam
+
+    buf = b""
+    eof = False
+    while True:
+        while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[1:4], "little"):
+            data = reader.read(CHUNK)
+            if not data:
+                eof = True
+                break
+            buf += data
+        if eof and len(buf) < 4 + (int.from_bytes(buf[1:4], "little") if len(buf) >= 4 else 0):
+            if buf:
+                raise VerifyFailed(f"{reader.name} ends inside a snappy frame: the file is cut short")
+            return
+        kind, length = buf[0], int.from_bytes(buf[1:4], "little")
+        body, buf = buf[4 : 4 + length], buf[4 + length :]
+        if kind == 0x00:
+            yield bytes(cramjam.snappy.decompress_raw(body[4:]))  # first 4 bytes: masked CRC-32C
+        elif kind == 0x01:
+            yield body[4:]
+        elif kind in (0xFF, 0xFE) or 0x80 <= kind <= 0xFD:
+            continue  # stream identifier, padding, skippable chunks
+        else:
+            raise VerifyFailed(f"{reader.name} is not a framed snappy file (chunk type {kind:#x})")
+
+
+_COMMON = rb"`[^`]*+`|/\*(?:[^*]++|\*(?!/))*+\*/|--[ \t][^\n]*+|\#[^\n]*+|[/#-]"
+_STATEMENT_ESCAPED = re.compile(
+    rb"""(?:[^'";`/#-]++|'[^'\\]*+(?:\\.[^'\\]*+)*+'|"[^"\\]*+(?:\\.[^"\\]*+)*+"|""" + _COMMON + rb")*+;",
+    re.S,
+)
+_STATEMENT_PLAIN = re.compile(rb"""(?:[^'";`/#-]++|'[^']*+'|"[^"]*+"|""" + _COMMON + rb")*+;", re.S)
+
+
+def split_statements(
+    chunks: Iterable[bytes], *, backslash_escapes: bool = True, name: str = ""
+) -> Iterator[tuple[int, bytes]]:
+    """(offset, statement) of every statement in the stream, the ``;`` included; offset is where it
+    starts in the uncompressed content (a stable key for the checkpoint)."""
+    pattern = _STATEMENT_ESCAPED if backslash_escapes else _STATEMENT_PLAIN
+    buf = b""
+    base = 0  # offset of buf[0] in the stream
+    for more in gathered(chunks, lambda: len(buf), name):  # noqa: B023 - the buffer as it is then
+        buf = buf + more if buf else more
+        pos = 0
+        while (m := pattern.match(buf, pos)) is not None:
+            end = m.end()
+            if buf[pos:end].strip() != b";":
+                yield base + pos, buf[pos:end]
+            pos = end
+        buf = buf[pos:]
+        base += pos
+    if buf.strip():
+        yield base, buf  # the last statement may lack its ';'
+
+
+def gathered(chunks: Iterable[bytes], pending: Callable[[], int], name: str) -> Iterator[bytes]:
+    """The chunks joined so that each piece is at least as long as what is still pending: a statement
+    that spans many chunks is then scanned a few times (the buffer doubles), not once per chunk."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= pending():
+            if pending() + size > MAX_STATEMENT:
+                raise VerifyFailed(
+                    f"{name}: a statement or line longer than {MAX_STATEMENT >> 20} MiB (an unterminated "
+                    "quote, or the wrong --escape-backslash/--csv-* settings?)"
+                )
+            yield b"".join(parts) if len(parts) > 1 else parts[0]
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)

@@ -1,0 +1,83 @@
+"""A TiDB Operator backup archive (`tar czf backup-<time>.tgz backup-<time>/`), streamed from S3 or disk."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from testenv.mariadb import MariaDBServer
+from testenv.s3 import S3Server
+
+from tests.integration.alltypes import TABLES, create_all_types
+from tests.integration.dumputil import dump
+from tests.integration.loadutil import load, s3_env, s3_flags, table_state
+from tibackup.errors import StorageError
+from tibackup.load.read import VerifyFailed
+
+pytestmark = pytest.mark.integration
+
+NAME = "backup-2026-12-01T08:00:00Z"
+
+
+def _archive(server: MariaDBServer, database: str, tmp_path: Path, *flags: str) -> Path:
+    folder = tmp_path / NAME
+    dump(server, folder, "-B", database, "--no-views=false", *flags)
+    archive = tmp_path / f"{NAME}.tgz"
+    subprocess.run(
+        ["tar", "--force-local", "-czf", archive.name, f"{NAME}/"], cwd=tmp_path, check=True
+    )  # as TiDB Operator
+    return archive
+
+
+@pytest.fixture()
+def alltypes(mariadb: MariaDBServer, fresh_db: str) -> str:
+    create_all_types(mariadb, fresh_db)
+    return fresh_db
+
+
+def test_tgz_from_s3_streams(
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    alltypes: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    archive = _archive(mariadb, alltypes, tmp_path, "-r", "3000")
+    s3_server.client().upload_file(str(archive), bucket, f"tidb/{archive.name}")
+    before = table_state(mariadb, alltypes, TABLES)
+    mariadb.drop_database(alltypes)
+    s3_env(s3_server, monkeypatch)
+    result = load(mariadb, f"s3://{bucket}/tidb/{archive.name}", "-t", "2", *s3_flags(s3_server))
+    assert table_state(mariadb, alltypes, TABLES) == before
+    assert result.source.endswith(f"tidb/{archive.name}")
+    assert mariadb.execute(f"SELECT COUNT(*) FROM `{alltypes}`.v_big")[0][0] > 0
+
+
+def test_local_tgz_compressed_files(mariadb: MariaDBServer, alltypes: str, tmp_path: Path) -> None:
+    archive = _archive(mariadb, alltypes, tmp_path, "-c", "gzip", "-F", "64KiB")
+    before = table_state(mariadb, alltypes, TABLES)
+    mariadb.drop_database(alltypes)
+    load(mariadb, str(archive))
+    assert table_state(mariadb, alltypes, TABLES) == before
+
+
+def test_tgz_member_corrupted(mariadb: MariaDBServer, alltypes: str, tmp_path: Path) -> None:
+    folder = tmp_path / NAME
+    dump(mariadb, folder, "-B", alltypes, "-T", f"{alltypes}.big", "-s", "100MiB")
+    data = folder / f"{alltypes}.big.000000000.sql"
+    raw = bytearray(data.read_bytes())
+    raw[100] ^= 0x02
+    data.write_bytes(bytes(raw))
+    subprocess.run(["tar", "--force-local", "-czf", f"{NAME}.tgz", f"{NAME}/"], cwd=tmp_path, check=True)
+    mariadb.drop_database(alltypes)
+    with pytest.raises(VerifyFailed, match=r"big\.000000000\.sql does not match its sha256"):
+        load(mariadb, str(tmp_path / f"{NAME}.tgz"))
+
+
+def test_not_an_archive(mariadb: MariaDBServer, tmp_path: Path) -> None:
+    bogus = tmp_path / "backup-x.tgz"
+    bogus.write_bytes(b"not a gzip file at all")
+    with pytest.raises(StorageError, match=r"is not a readable \.tgz archive"):
+        load(mariadb, str(bogus))

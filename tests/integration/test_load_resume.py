@@ -1,0 +1,185 @@
+"""Exactly once across a crash: kill -9 a load at several points, run it again, get the source's rows."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from testenv.mariadb import MariaDBServer
+
+from tests.integration.dumputil import checksums, dump
+from tests.integration.loadutil import db_flags, load
+
+pytestmark = pytest.mark.integration
+
+TABLES = ["nk", "pk"]
+
+
+@pytest.fixture()
+def source_db(mariadb: MariaDBServer, fresh_db: str) -> str:
+    # nk has no key: a statement loaded twice would show as duplicate rows in its checksum.
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.nk (a INT, b VARCHAR(60))")
+    mariadb.execute(
+        "INSERT INTO nk SELECT seq % 1000, CONCAT('row ', seq, REPEAT('y', seq % 40)) FROM seq_1_to_30000",
+        database=fresh_db,
+    )
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.pk (id INT PRIMARY KEY, v TEXT)")
+    mariadb.execute("INSERT INTO pk SELECT seq, REPEAT('z', seq % 300) FROM seq_1_to_8000", database=fresh_db)
+    return fresh_db
+
+
+def _committed(server: MariaDBServer, database: str) -> int:
+    """Statements of ``database``'s files committed so far (other tests' loads may have rows too)."""
+    sql = "SELECT COUNT(*) FROM tibackup_load.checkpoints WHERE pos >= 0 AND file LIKE %s"
+    try:
+        return int(server.execute(sql, (database + ".%",))[0][0])
+    except Exception:
+        return 0  # the checkpoint table is not there yet
+
+
+def _start_load(server: MariaDBServer, folder: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TIBACKUP_DB_PASSWORD": server.password}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tibackup.cli.main", "load", "-d", str(folder), *db_flags(server), "-t", "2",
+         "--loglevel", "warn"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _kill_after(server: MariaDBServer, database: str, proc: subprocess.Popen[bytes], statements: int) -> bool:
+    """kill -9 the load once ``statements`` statements are committed; False if it finished first."""
+    deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if _committed(server, database) >= statements:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            return True
+        time.sleep(0.005)
+    proc.kill()
+    raise AssertionError("the load neither progressed nor finished")
+
+
+def test_kill_9_at_several_points_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    # Small statements (-s) make many transactions, so the kills land in the middle of files.
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000", "-F", "200KiB")
+    before = checksums(mariadb, source_db, TABLES)
+    data_files = [p for p in tmp_path.iterdir() if ".0" in p.name]
+    assert len(data_files) > 4
+    mariadb.drop_database(source_db)
+    kills = 0
+    for threshold in (1, 100, 250, 450):
+        proc = _start_load(mariadb, tmp_path)
+        if _kill_after(mariadb, source_db, proc, threshold):
+            kills += 1
+        else:
+            assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
+            break
+    assert kills >= 2, "the load was killed in the middle at least twice"
+    assert mariadb.execute(f"SHOW DATABASES LIKE '{source_db}'"), "the killed runs left their work behind"
+    result = load(mariadb, str(tmp_path), "-t", "2")
+    assert result.resumed
+    assert checksums(mariadb, source_db, TABLES) == before, "no duplicate, no gap"
+    assert result.rows < 38000, "the rerun loaded only what the killed runs had not committed"
+
+
+def test_kill_before_any_data_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    dump(mariadb, tmp_path, "-B", source_db)
+    before = checksums(mariadb, source_db, TABLES)
+    mariadb.drop_database(source_db)
+    proc = _start_load(mariadb, tmp_path)
+    proc.send_signal(signal.SIGKILL)  # wherever it is: start-up, schemas, the first statements
+    proc.wait(timeout=30)
+    load(mariadb, str(tmp_path))
+    assert checksums(mariadb, source_db, TABLES) == before
+
+
+def test_a_finished_load_does_not_resume(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    dump(mariadb, tmp_path, "-B", source_db)
+    mariadb.drop_database(source_db)
+    load(mariadb, str(tmp_path))
+    with pytest.raises(Exception, match="already hold rows"):
+        load(mariadb, str(tmp_path))
+
+
+def _dump_and_start(
+    mariadb: MariaDBServer, source_db: str, tmp_path: Path, tables: list[str] = TABLES
+) -> tuple[object, subprocess.Popen[bytes]]:
+    """Dump in small statements, drop the source, start loading it back; (checksums, the load)."""
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
+    before = checksums(mariadb, source_db, tables)
+    mariadb.drop_database(source_db)
+    return before, _start_load(mariadb, tmp_path)
+
+
+def test_lost_connection_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    before, proc = _dump_and_start(mariadb, source_db, tmp_path)
+    deadline = time.monotonic() + 120
+    killed = False
+    while not killed and proc.poll() is None and time.monotonic() < deadline:
+        if _committed(mariadb, source_db) >= 50:
+            for (session,) in mariadb.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s", (source_db,)
+            ):
+                with contextlib.suppress(Exception):  # it may have ended on its own meanwhile
+                    mariadb.execute(f"KILL CONNECTION {int(session)}")  # as a server restart would
+                    killed = True
+        time.sleep(0.005)
+    proc.wait(timeout=120)
+    assert killed and proc.returncode == 3
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "connection" in errors[0].lower(), stderr
+    result = load(mariadb, str(tmp_path))
+    assert result.resumed
+    assert checksums(mariadb, source_db, TABLES) == before
+
+
+def test_sigterm_stops_cleanly_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
+    before, proc = _dump_and_start(mariadb, source_db, tmp_path)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and _committed(mariadb, source_db) < 50 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:  # (it may have finished first on a fast machine)
+        assert proc.returncode == 130, stderr
+        errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "run the same command again to resume" in errors[0], stderr
+        assert "Traceback" not in stderr
+        load(mariadb, str(tmp_path))
+    assert checksums(mariadb, source_db, TABLES) == before
+
+
+def test_server_killed_and_restarted_then_rerun(tmp_path: Path) -> None:
+    """mariadbd itself is killed -9 mid-load (a dedicated server: the shared one must not die)."""
+    server = MariaDBServer(tmp_path / "mdb")
+    server.start()
+    try:
+        server.create_database("crashy")
+        server.execute("CREATE TABLE crashy.nk (a INT, b VARCHAR(60))")
+        server.execute(
+            "INSERT INTO nk SELECT seq % 977, REPEAT('q', seq % 50) FROM seq_1_to_30000", database="crashy"
+        )
+        before, proc = _dump_and_start(server, "crashy", tmp_path / "backup", tables=["nk"])
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _committed(server, "crashy") < 100 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)
+        proc.wait(timeout=120)
+        assert proc.returncode == 3, proc.stderr.read().decode() if proc.stderr else ""
+        server.start()  # InnoDB recovers: every statement's rows with their checkpoint row, or neither
+        result = load(server, str(tmp_path / "backup"))
+        assert result.resumed
+        assert checksums(server, "crashy", ["nk"]) == before
+    finally:
+        server.stop()
