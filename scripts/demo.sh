@@ -36,9 +36,10 @@ EOF
 
 # --- tibackup, with a state directory of its own so the demo never touches your real state ----------------
 export TIBACKUP_STATE_DIR=$RUN/demo-state
-if ! command -v tibackup >/dev/null 2>&1; then
-    tibackup() { "$PY" -m tibackup.cli.main "$@"; }
-fi
+# This clone's tibackup, whatever `tibackup` is first on PATH (an older install, another checkout).
+# demo-tibackup-begin
+tibackup() { PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m tibackup.cli.main "$@"; }
+# demo-tibackup-end
 
 # A second run starts over: the previous demo Backup goes (cleanPolicy Retain: its files stay in S3).
 tibackup delete bk demo1-backup-s3 -n test1 >/dev/null 2>&1 || true

@@ -10,7 +10,8 @@ PY=${PYTHON:-python3}
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages ---------------------------------------------------------------------------------
-packages=(mariadb-server mariadb-client mydumper libmariadb-dev pkg-config ca-certificates time)
+# prometheus: its promtool tests the shipped alert rules (the service is never started: see policy-rc.d).
+packages=(mariadb-server mariadb-client mydumper libmariadb-dev pkg-config ca-certificates time prometheus)
 # mysqlclient ships no Linux wheels: building it needs a compiler and the Python headers.
 if ! "$PY" -c 'import MySQLdb' >/dev/null 2>&1; then
     packages+=(build-essential python3-dev)
@@ -33,8 +34,8 @@ if ((${#missing[@]})); then
     fi
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # Without systemd, package scripts must not try to start mariadb/ceph services: the tests start their
-    # own throwaway servers. policy-rc.d exit 101 = "action forbidden".
+    # Without systemd, package scripts must not try to start mariadb/ceph/prometheus services: the tests
+    # start their own throwaway servers. policy-rc.d exit 101 = "action forbidden".
     created_policy=0
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
@@ -64,8 +65,8 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$PY" -c 'import tibacku
     && command -v weed >/dev/null; then
     log "Python packages already installed (pyproject.toml unchanged)"
 else
-    log "pip install -e '.[dev]'"
-    "$PY" -m pip install -q "${pip_args[@]}" -e '.[dev]'
+    log "pip install -e '.[dev,operator]'"
+    "$PY" -m pip install -q "${pip_args[@]}" -e '.[dev,operator]'
     # kmock's pytest plugin imports pytest_asyncio; without it pytest cannot even start.
     if ! "$PY" -c 'import pytest_asyncio' 2>/dev/null; then
         "$PY" -m pip install -q "${pip_args[@]}" pytest-asyncio

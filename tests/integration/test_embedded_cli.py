@@ -183,7 +183,7 @@ def test_get_outputs_parse(env: Env) -> None:
     ]
     missing = env.tib("get", "bk", "nope", "-n", "test1")
     assert (
-        missing.code == 5
+        missing.code == 1  # kubectl exits 1 for NotFound
         and missing.err.strip() == 'error: backups.pingcap.com "nope" not found in namespace "test1"'
     )
     empty = env.tib("get", "bk", "-n", "elsewhere")
@@ -243,7 +243,7 @@ def test_delete_per_clean_policy(env: Env, policy: str, failed: bool, kept: bool
     deleted = env.tib("delete", "bk", "victim", "-n", "test1")
     assert deleted.code == 0, deleted
     assert deleted.out == 'backup.pingcap.com "victim" deleted\n'
-    assert env.tib("get", "bk", "victim", "-n", "test1").code == 5
+    assert env.tib("get", "bk", "victim", "-n", "test1").code == 1
     remaining = keys_under(env, path)
     if kept:
         assert remaining
@@ -289,3 +289,18 @@ def test_secret_values_never_shown_and_state_private(env: Env) -> None:
     for file in env.state.glob("state.db*"):
         assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
     assert env.tib("delete", "secret", "wrong-pw", "-n", "test1").out == 'secret "wrong-pw" deleted\n'
+
+
+def test_embedded_accepts_tibackups_own_api_group(env: Env) -> None:
+    """YAML written for the beside-TiDB-Operator install (backup.tibackup.io) runs embedded as well."""
+    doc = backup_doc(env, "own-group")
+    doc["apiVersion"] = "backup.tibackup.io/v1alpha1"
+    result = env.tib("apply", "-f", "-", "--wait", stdin=yaml.safe_dump(doc))
+    assert result.code == 0, result
+    backup = get_json(env, "bk", "own-group")
+    assert backup["apiVersion"] == "backup.tibackup.io/v1alpha1"
+    assert backup["status"]["phase"] == "Complete"
+    doc["apiVersion"] = "tibackup.io/v1"
+    refused = env.tib("apply", "-f", "-", stdin=yaml.safe_dump(doc))
+    assert refused.code == 2
+    assert "pingcap.com/v1alpha1 or backup.tibackup.io/v1alpha1" in refused.err

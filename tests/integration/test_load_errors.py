@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from testenv.mariadb import MariaDBServer
+from testenv.s3 import S3Server
 
 from tests.integration.dumputil import dump
-from tests.integration.loadutil import db_flags, load_cli
+from tests.integration.loadutil import db_flags, load_cli, s3_flags
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +85,24 @@ def test_params_reach_every_session(mariadb: MariaDBServer, backup: Path) -> Non
     _one_error(proc, 3, "SET SESSION no_such_var")
     proc = load_cli("-d", str(backup), *db_flags(mariadb), "--params", "sql_log_bin=OFF", env=_pw(mariadb))
     assert proc.returncode == 0, proc.stderr
+
+
+def test_corrupted_object_in_s3(
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, fresh_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(50))")
+    mariadb.execute("INSERT INTO t SELECT seq, REPEAT('w', 40) FROM seq_1_to_2000", database=fresh_db)
+    creds = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
+    url = f"s3://{bucket}/b1"
+    for name, value in creds.items():
+        monkeypatch.setenv(name, value)
+    dump(mariadb, url, "-B", fresh_db, *s3_flags(s3_server))
+    key = f"b1/{fresh_db}.t.000000000.sql"
+    client = s3_server.client()
+    body = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    body[len(body) // 3] ^= 0x04  # one byte changed, same size
+    client.put_object(Bucket=bucket, Key=key, Body=bytes(body))
+    mariadb.drop_database(fresh_db)
+    proc = load_cli("-d", url + "/", *db_flags(mariadb), *s3_flags(s3_server), env={**_pw(mariadb), **creds})
+    _one_error(proc, 4, f"{fresh_db}.t.000000000.sql does not match its sha256")
+    assert "complete" not in proc.stderr

@@ -18,47 +18,112 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import aiohttp.web
 import kmock
 import yaml
 
 from tibackup.operator.kube import JOBS, PODS, SECRETS, KubeApi
 
-RESOURCES: dict[str, kmock.ResourceInfo] = {
-    "apiextensions.k8s.io/v1/customresourcedefinitions": kmock.ResourceInfo(
-        kind="CustomResourceDefinition", namespaced=False, verbs={"list", "watch", "get"}
-    ),
-    "v1/namespaces": kmock.ResourceInfo(kind="Namespace", namespaced=False, verbs={"list", "watch", "get"}),
-    "pingcap.com/v1alpha1/backups": kmock.ResourceInfo(
-        kind="Backup", namespaced=True, singular="backup", shortnames={"bk"},
-        verbs={"list", "watch", "get", "patch", "create", "delete", "update"}, subresources={"status"},
-    ),
-    "pingcap.com/v1alpha1/backupschedules": kmock.ResourceInfo(
-        kind="BackupSchedule", namespaced=True, singular="backupschedule", shortnames={"bks"},
-        verbs={"list", "watch", "get", "patch", "create", "delete", "update"}, subresources={"status"},
-    ),
-    "pingcap.com/v1alpha1/restores": kmock.ResourceInfo(
-        kind="Restore", namespaced=True, singular="restore", shortnames={"rt"},
-        verbs={"list", "watch", "get", "patch", "create", "delete", "update"}, subresources={"status"},
-    ),
-    "batch/v1/jobs": kmock.ResourceInfo(
-        kind="Job", namespaced=True, verbs={"list", "watch", "get", "patch", "create", "delete"},
-        subresources={"status"},
-    ),
-    "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True, verbs={"list", "watch", "get", "create"}),
-    "v1/persistentvolumeclaims": kmock.ResourceInfo(
-        kind="PersistentVolumeClaim", namespaced=True, verbs={"list", "get", "create", "delete"}
-    ),
-    "v1/secrets": kmock.ResourceInfo(kind="Secret", namespaced=True, verbs={"get", "list", "create"}),
-    "v1/events": kmock.ResourceInfo(kind="Event", namespaced=True, verbs={"create", "list", "patch"}),
-}  # fmt: skip
+ROOT = Path(__file__).resolve().parents[2]
+# Who is calling: the test itself and the kubelet stand-in (no RBAC), the operator, a Job's Pod.
+ADMIN_TOKEN, OPERATOR_TOKEN, JOB_TOKEN = "test-token", "operator-token", "job-token"
+# TiDB Operator's manifests/backup/backup-rbac.yaml Role, the one the seed tells users to apply.
+UPSTREAM_BACKUP_RBAC = ROOT / "tests" / "data" / "upstream" / "backup-rbac.yaml"
+
+
+def resources(group: str = "pingcap.com") -> dict[str, kmock.ResourceInfo]:
+    """The API the operator needs, with tibackup's kinds in ``group``; Backups and Restores have no status
+    subresource (as the shipped CRDs), BackupSchedules have one."""
+    return {
+        "apiextensions.k8s.io/v1/customresourcedefinitions": kmock.ResourceInfo(
+            kind="CustomResourceDefinition", namespaced=False, verbs={"list", "watch", "get"}
+        ),
+        "v1/namespaces": kmock.ResourceInfo(kind="Namespace", namespaced=False, verbs={"list", "watch", "get"}),
+        f"{group}/v1alpha1/backups": kmock.ResourceInfo(
+            kind="Backup", namespaced=True, singular="backup", shortnames={"bk"},
+            verbs={"list", "watch", "get", "patch", "create", "delete", "update"},
+        ),
+        f"{group}/v1alpha1/backupschedules": kmock.ResourceInfo(
+            kind="BackupSchedule", namespaced=True, singular="backupschedule", shortnames={"bks"},
+            verbs={"list", "watch", "get", "patch", "create", "delete", "update"}, subresources={"status"},
+        ),
+        f"{group}/v1alpha1/restores": kmock.ResourceInfo(
+            kind="Restore", namespaced=True, singular="restore", shortnames={"rt"},
+            verbs={"list", "watch", "get", "patch", "create", "delete", "update"},
+        ),
+        "batch/v1/jobs": kmock.ResourceInfo(
+            kind="Job", namespaced=True, verbs={"list", "watch", "get", "patch", "create", "delete"},
+            subresources={"status"},
+        ),
+        "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True, verbs={"list", "watch", "get", "create"}),
+        "v1/persistentvolumeclaims": kmock.ResourceInfo(
+            kind="PersistentVolumeClaim", namespaced=True, verbs={"list", "get", "create", "delete"}
+        ),
+        "v1/secrets": kmock.ResourceInfo(kind="Secret", namespaced=True, verbs={"get", "list", "create"}),
+        "v1/events": kmock.ResourceInfo(kind="Event", namespaced=True, verbs={"create", "list", "patch"}),
+    }  # fmt: skip
+
+
+RESOURCES = resources()
+Rule = tuple[frozenset[str], frozenset[str], frozenset[str]]  # apiGroups, resources, verbs
+
+
+def role_rules(path: Path, kind: str = "Role", group: str | None = None) -> list[Rule]:
+    """The rules of the Role (or ClusterRole) in a manifest; ``group`` replaces pingcap.com (an overlay)."""
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc and doc.get("kind") == kind:
+            return [
+                (frozenset(group if group and g == "pingcap.com" else g for g in r["apiGroups"]),
+                 frozenset(r["resources"]), frozenset(r["verbs"]))
+                for r in doc["rules"]
+            ]  # fmt: skip
+    raise AssertionError(f"no {kind} in {path}")
+
+
+def allowed(rules: list[Rule], group: str, resource: str, verb: str) -> bool:
+    return any(
+        (group in groups or "*" in groups)
+        and (resource in names or "*" in names)
+        and (verb in verbs or "*" in verbs)
+        for groups, names, verbs in rules
+    )
 
 
 class ApiServer(kmock.KubernetesEmulator):
-    """The emulator plus what an API server stamps on every new object."""
+    """The emulator plus what an API server does that the operator and its Jobs rely on.
+
+    - stamps uid, creationTimestamp, generateName and a resourceVersion on every new object;
+    - serves PUT (the verb ``update``) as a replacement of the object;
+    - status subresources: a write to ``…/status`` of a resource without one is 404; where there is
+      one, a PUT of the object leaves status alone;
+    - RBAC: the operator's requests are checked against deploy/operator/rbac.yaml's ClusterRole, a
+      Job's against ``job_rules`` (by default TiDB Operator's backup-rbac.yaml Role); a request the
+      rules do not allow is 403 and recorded in ``forbidden``.
+    """
+
+    operator_rules: ClassVar[list[Rule]] = []  # set per instance by the fixtures
+    job_rules: ClassVar[list[Rule]] = []
+    forbidden: ClassVar[list[str]] = []
 
     async def _handle(self, request: kmock.Request) -> Any:
+        if "forbidden" not in vars(self):
+            self.forbidden = []
+        if request.resource is not None and request.resource.plural:
+            denied = self._forbidden(request)
+            if denied:
+                self.forbidden.append(denied)
+                return aiohttp.web.json_response(
+                    {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden",
+                     "code": 403, "message": denied}, status=403)  # fmt: skip
+            subresources = self._subresources(request)
+            if request.subresource == "status" and "status" not in subresources:
+                return aiohttp.web.json_response(
+                    {"kind": "Status", "code": 404, "message": "no status"}, status=404
+                )
+            if request.method == kmock.method.PUT and request.name:
+                return await self._replace(request, keep_status="status" in subresources)
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):
             meta = request.data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
@@ -73,13 +138,68 @@ class ApiServer(kmock.KubernetesEmulator):
                 meta["namespace"] = request.namespace
         return await super()._handle(request)
 
+    def _subresources(self, request: kmock.Request) -> set[str]:
+        info = self.resources.get(request.resource)
+        return set(getattr(info, "subresources", None) or ())
 
-def kubeconfig(path: Path, server: str) -> Path:
+    def _forbidden(self, request: kmock.Request) -> str | None:
+        token = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        rules = {OPERATOR_TOKEN: self.operator_rules, JOB_TOKEN: self.job_rules}.get(token)
+        if rules is None:
+            return None
+        res = request.resource
+        verb = _verb(request)
+        name = f"{res.plural}/{request.subresource}" if request.subresource else str(res.plural)
+        if allowed(rules, res.group or "", name, verb):
+            return None
+        who = "the operator" if token == OPERATOR_TOKEN else "a backup Job"
+        return f"{who} may not {verb} {name} in group {res.group or 'core'!r}"
+
+    async def _replace(self, request: kmock.Request, keep_status: bool) -> Any:
+        """PUT: the stored object becomes the request's (its status kept where a subresource owns it)."""
+        key = (request.resource, request.namespace, request.name)
+        async with self._lock:
+            if key not in self.objects or self.objects[key].deleted:
+                return aiohttp.web.json_response(
+                    {"kind": "Status", "code": 404, "message": "not found"}, status=404
+                )
+            stored = self.objects[key]
+            old = dict(stored.raw)
+            new = dict(request.data or {})
+            if keep_status:
+                new["status"] = old.get("status")
+            stored.patch(_merge_patch(old, new))
+            raw = stored.raw
+            await self._buses[request.resource].put({"type": "MODIFIED", "object": raw})
+        return aiohttp.web.json_response(raw)
+
+
+def _verb(request: kmock.Request) -> str:
+    action = request.action
+    if request.method == kmock.method.PUT:
+        return "update"
+    return {
+        kmock.action.WATCH: "watch", kmock.action.LIST: "list", kmock.action.FETCH: "get",
+        kmock.action.CREATE: "create", kmock.action.UPDATE: "patch", kmock.action.DELETE: "delete",
+    }.get(action, str(request.method).lower())  # fmt: skip
+
+
+def _merge_patch(old: Any, new: Any) -> Any:
+    """The merge patch that turns ``old`` into ``new``."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    patch = {k: None for k in old if k not in new}
+    for k, v in new.items():
+        patch[k] = _merge_patch(old.get(k), v) if isinstance(old.get(k), dict) and isinstance(v, dict) else v
+    return patch
+
+
+def kubeconfig(path: Path, server: str, token: str = JOB_TOKEN) -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "emulator", "cluster": {"server": server}}],
-        "users": [{"name": "test", "user": {"token": "test-token"}}],
+        "users": [{"name": "test", "user": {"token": token}}],
         "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "test"}}],
         "current-context": "emulator",
     }

@@ -20,6 +20,7 @@ from tibackup.control.naming import backup_from_schedule
 from tibackup.manager.settings import MODE_ANNOTATION
 from tibackup.operator import jobs
 from tibackup.resources import Backup, BackupSchedule, load_resources
+from tibackup.resources.upstream import ignored_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -31,7 +32,10 @@ def documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-MANIFESTS = [p for p in sorted(DEPLOY.rglob("*.yaml")) if p.name != "kustomization.yaml"]
+# Kubernetes manifests (deploy/prometheus/ holds alert rules: tests/unit/test_alert_rules.py).
+MANIFESTS = [
+    p for p in sorted(DEPLOY.rglob("*.yaml")) if p.name != "kustomization.yaml" and p.parent.name != "prometheus"
+]
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: str(p.relative_to(DEPLOY)))
@@ -42,28 +46,53 @@ def test_deploy_manifest_is_valid_strict(path: Path) -> None:
         kubernetes_validate.validate(doc, VERSION, strict=True)
 
 
-def test_kustomization_lists_every_operator_manifest() -> None:
-    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
-    listed = set(kustomization["resources"])
-    expected = {str(p.relative_to(DEPLOY)) for p in MANIFESTS if p.name != "backup-rbac.yaml"}
-    assert listed == expected
-    for name in listed:
-        assert (DEPLOY / name).is_file()
+def test_kustomizations_list_every_manifest() -> None:
+    """deploy/ = the pingcap.com CRDs + deploy/operator/; the overlay = its CRDs + the same operator."""
+    base = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    assert base["resources"] == ["crds/backups.yaml", "crds/backupschedules.yaml", "crds/restores.yaml", "operator"]
+    operator = yaml.safe_load((DEPLOY / "operator" / "kustomization.yaml").read_text())
+    assert set(operator["resources"]) == {p.name for p in (DEPLOY / "operator").glob("*.yaml")} - {
+        "kustomization.yaml"
+    }
+    overlay = yaml.safe_load((DEPLOY / "overlays" / "beside-tidb-operator" / "kustomization.yaml").read_text())
+    assert overlay["resources"] == [
+        "crds/backups.yaml", "crds/backupschedules.yaml", "crds/restores.yaml", "../../operator"
+    ]  # fmt: skip
 
 
-def test_backup_rbac_is_minimal_and_named_as_the_reference() -> None:
+def rules_of(path: Path) -> dict[tuple[tuple[str, ...], tuple[str, ...]], set[str]]:
+    role = next(d for d in documents(path) if d["kind"] == "Role")
+    return {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
+
+
+def test_backup_rbac_is_minimal_named_as_the_reference_and_within_upstreams() -> None:
+    """The Job's Role: read and update its Backup, record events; no Secrets. Upstream's Role grants
+    all of it (so the Jobs also run under TiDB Operator's backup-rbac.yaml, as the e2e tests do)."""
     docs = {d["kind"]: d for d in documents(DEPLOY / "backup-rbac.yaml")}
     assert set(docs) == {"Role", "ServiceAccount", "RoleBinding"}
     assert {d["metadata"]["name"] for d in docs.values()} == {"tidb-backup-manager"}
-    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in docs["Role"]["rules"]}
-    assert rules == {
-        (("pingcap.com",), ("backups",)): {"get", "update", "patch"},
-        (("pingcap.com",), ("backups/status",)): {"get", "update", "patch"},
-        (("pingcap.com",), ("restores",)): {"get"},
-        (("pingcap.com",), ("restores/status",)): {"get", "update", "patch"},
-        (("",), ("secrets",)): {"get"},
-        (("",), ("events",)): {"create", "patch"},
+    ours = rules_of(DEPLOY / "backup-rbac.yaml")
+    assert ours == {
+        (("pingcap.com",), ("backups",)): {"get", "update"},
+        (("pingcap.com",), ("restores",)): {"get", "update"},
+        (("",), ("events",)): {"create"},
     }
+    upstream = rules_of(ROOT / "tests" / "data" / "upstream" / "backup-rbac.yaml")
+    for (groups, resources), verbs in ours.items():
+        assert any(
+            set(groups) <= set(g) and set(resources) <= set(r) and (verbs <= v or "*" in v)
+            for (g, r), v in upstream.items()
+        ), (groups, resources, verbs)
+    overlay = DEPLOY / "overlays" / "beside-tidb-operator" / "backup-rbac.yaml"
+    assert rules_of(overlay) == {
+        (("backup.tibackup.io",), ("backups",)): {"get", "update"},
+        (("backup.tibackup.io",), ("restores",)): {"get", "update"},
+        (("",), ("events",)): {"create"},
+    }
+    # Beside TiDB Operator its own Role tidb-backup-manager stays untouched: ours has another name.
+    names = {d["kind"]: d["metadata"]["name"] for d in documents(overlay)}
+    assert names == {"Role": "tibackup-backup-manager", "RoleBinding": "tibackup-backup-manager",
+                     "ServiceAccount": "tidb-backup-manager"}  # fmt: skip
 
 
 def test_operator_cannot_read_secrets_and_runs_tibackup_operator() -> None:
@@ -122,7 +151,7 @@ def test_job_passes_spec_through_and_never_holds_secret_values() -> None:
     kubernetes_validate.validate(job, VERSION, strict=True)
     pod = job["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    assert container["image"] == "example.com/tibackup:1.2"
+    assert container["image"] == "fallback:image"  # spec.toolImage is upstream's Dumpling image: ignored
     assert container["resources"] == {"limits": {"memory": "2Gi"}}
     assert pod["tolerations"][0]["key"] == "dedicated" and pod["affinity"] == {"nodeAffinity": {}}
     assert job["spec"]["template"]["metadata"]["annotations"] == {"team": "db"}
@@ -161,3 +190,21 @@ def test_staged_mode_follows_the_manager_rule() -> None:
     backup.spec.storage_size = None
     backup.metadata.annotations = {MODE_ANNOTATION: "staged"}
     assert jobs.is_staged(backup)
+
+
+def test_tool_image_is_ignored_with_a_warning_and_the_annotation_chooses_the_image() -> None:
+    """Upstream's spec.toolImage names a Dumpling image (e.g. pingcap/dumpling:v8.1.0), in which
+    tibackup's Job could not run: it is ignored and said so; tibackup.pingcap.com/image chooses."""
+    [backup] = load_resources((SEEDS[0]).read_text())
+    assert isinstance(backup, Backup)
+    assert ignored_fields(backup, operator=True) == []
+    backup.spec.tool_image = "pingcap/dumpling:v8.1.0"
+    [container] = jobs.job_manifest(backup, "tibackup:1.0")["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "tibackup:1.0"
+    [warning] = ignored_fields(backup, operator=True)
+    assert "spec.toolImage" in warning and jobs.ANNOTATION_IMAGE in warning
+    backup.metadata.annotations = {jobs.ANNOTATION_IMAGE: "registry.example.com/tibackup:1.1"}
+    job = jobs.job_manifest(backup, "tibackup:1.0")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example.com/tibackup:1.1"
+    assert "annotations" not in job["spec"]["template"]["metadata"]  # tibackup's own, not the Pod's

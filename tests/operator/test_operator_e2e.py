@@ -10,12 +10,14 @@ import asyncio
 import json
 from typing import Any
 
+import kmock
 import pytest
 from prometheus_client import generate_latest
 
 from tests.operator.conftest import IMAGE, Cluster
 from tests.operator.harness import wait_for
-from tibackup.operator.kube import BACKUPS, JOBS, PVCS, SCHEDULES
+from tibackup.operator.kube import BACKUPS, EVENTS, JOBS, PVCS, SCHEDULES
+from tibackup.resources.apigroups import TIBACKUP_GROUP
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
 DB_SECRET, S3_SECRET = "backup-demo1-tidb-secret", "s3-secret"
@@ -215,3 +217,55 @@ async def test_schedule_creates_and_prunes_backups(cluster: Cluster, mariadb: An
     metrics = generate_latest(cluster.metrics.registry).decode()
     assert 'tibackup_schedule_last_backup_success{namespace="test1",schedule="nightly"} 1.0' in metrics
     await cluster.kube.patch(SCHEDULES, "test1", "nightly", {"spec": {"pause": True}})
+
+
+@pytest.mark.parametrize("cluster", [TIBACKUP_GROUP], indirect=True)
+async def test_beside_tidb_operator_serves_its_own_group_only(cluster: Cluster, mariadb: Any, s3_server: Any,
+                                                              bucket: str, fresh_db: str) -> None:  # fmt: skip
+    """The operator serving backup.tibackup.io runs those Backups (its Jobs under the overlay's Role) and
+    never touches TiDB Operator's pingcap.com Backups; an upstream spec.toolImage is ignored, with a Warning."""
+    theirs = kmock.resource("pingcap.com", "v1alpha1", "backups")
+    cluster.server.resources[theirs] = kmock.ResourceInfo(
+        kind="Backup", namespaced=True, verbs={"list", "get"}
+    )
+    upstream = backup_body("tidb-operators", mariadb, s3_server, bucket, fresh_db)
+    cluster.server.objects[theirs, "test1", "tidb-operators"] = upstream
+    fill(mariadb, fresh_db)
+    await secrets(cluster, mariadb, s3_server)
+    ours = backup_body("ours", mariadb, s3_server, bucket, fresh_db, toolImage="pingcap/dumpling:v8.1.0")
+    ours["apiVersion"] = "backup.tibackup.io/v1alpha1"
+    await cluster.kube.create(BACKUPS, "test1", ours)
+
+    job = await wait_for(lambda: cluster.api.get(JOBS, "test1", "backup-ours"), 20, "the Job")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == IMAGE
+    assert {"name": "TIBACKUP_API_GROUP", "value": TIBACKUP_GROUP} in container["env"]
+    assert job["metadata"]["ownerReferences"][0]["apiVersion"] == "backup.tibackup.io/v1alpha1"
+    done = await wait_for(
+        lambda: phase_of(cluster, "ours", "Complete", "Failed", "Invalid"), 90, "the backup"
+    )
+    assert done["status"]["phase"] == "Complete", (done["status"], cluster.kubelet.logs.get("backup-ours"))
+    events = await cluster.kube.list(EVENTS, "test1")
+    ignored = [e for e in events if e["reason"] == "IgnoredField" and e["involvedObject"]["name"] == "ours"]
+    assert ignored and "spec.toolImage" in ignored[0]["message"] and ignored[0]["type"] == "Warning"
+    assert await cluster.kube.get(JOBS, "test1", "backup-tidb-operators") is None
+    assert "status" not in cluster.server.objects[theirs, "test1", "tidb-operators"]
+
+
+async def test_deleted_schedule_leaves_no_series(cluster: Cluster) -> None:
+    """A deleted schedule must not keep exporting its last success (it would alert 25 h later)."""
+    schedule = {
+        "apiVersion": "pingcap.com/v1alpha1", "kind": "BackupSchedule",
+        "metadata": {"name": "gone", "namespace": "test1"},
+        "spec": {"schedule": "@daily", "pause": True, "backupTemplate": {
+            "from": {"host": "db", "secretName": DB_SECRET}, "s3": {"provider": "ceph", "bucket": "backups", "endpoint": "http://127.0.0.1:9"}}},
+    }  # fmt: skip
+    await cluster.kube.create(SCHEDULES, "test1", schedule)
+    series = 'tibackup_schedule_last_success_timestamp_seconds{namespace="test1",schedule="gone"} 0.0'
+    await wait_for(lambda: series in generate_latest(cluster.metrics.registry).decode(), 20, "the series")
+    await cluster.kube.delete(SCHEDULES, "test1", "gone")
+
+    def gone() -> bool:
+        return 'schedule="gone"' not in generate_latest(cluster.metrics.registry).decode()
+
+    await wait_for(gone, 20, "the series to go")

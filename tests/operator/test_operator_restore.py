@@ -13,7 +13,8 @@ from tests.integration.dumputil import checksums
 from tests.operator.conftest import IMAGE, Cluster
 from tests.operator.harness import wait_for
 from tests.operator.test_operator_e2e import DB_SECRET, S3_SECRET, backup_body, fill, phase_of, secrets
-from tibackup.operator.kube import BACKUPS, JOBS, RESTORES
+from tibackup.operator.kube import BACKUPS, EVENTS, JOBS, RESTORES
+from tibackup.resources.apigroups import TIBACKUP_GROUP
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
 
@@ -108,3 +109,35 @@ async def test_invalid_restore_gets_no_job(cluster: Cluster, mariadb: Any) -> No
     invalid = await wait_for(lambda: restore_phase(cluster, "bad", "Invalid"), 20, "Invalid")
     assert "spec.s3" in invalid["status"]["conditions"][-1]["message"]
     assert await cluster.kube.get(JOBS, "test1", "restore-bad") is None
+
+
+@pytest.mark.parametrize("cluster", [TIBACKUP_GROUP], indirect=True)
+async def test_restore_beside_tidb_operator_under_the_overlays_role(
+    cluster: Cluster, mariadb: Any, s3_server: Any, bucket: str, fresh_db: str
+) -> None:
+    """A Restore of backup.tibackup.io runs under the overlay's Role (get/update on restores, no Secrets,
+    no status subresource: the emulator refuses anything else) and its accepted-but-unused upstream
+    fields each get an IgnoredField Warning."""
+    fill(mariadb, fresh_db, 40)
+    await secrets(cluster, mariadb, s3_server)
+    backup = backup_body("ours", mariadb, s3_server, bucket, fresh_db)
+    backup["apiVersion"] = "backup.tibackup.io/v1alpha1"
+    await cluster.kube.create(BACKUPS, "test1", backup)
+    await wait_for(lambda: phase_of(cluster, "ours", "Complete"), 90, "the backup")
+    before = checksums(mariadb, fresh_db, ["t"])
+    mariadb.execute(f"DROP TABLE `{fresh_db}`.t")
+
+    body = restore_body("back", mariadb, tibackup={"fromBackup": "ours"}, storageSize="1Gi", tikvGCLifeTime="72h")
+    body["apiVersion"] = "backup.tibackup.io/v1alpha1"
+    await cluster.kube.create(RESTORES, "test1", body)
+    job = await wait_for(lambda: cluster.api.get(JOBS, "test1", "restore-back"), 20, "the Job")
+    assert job["metadata"]["ownerReferences"][0]["apiVersion"] == "backup.tibackup.io/v1alpha1"
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert {"name": "TIBACKUP_API_GROUP", "value": TIBACKUP_GROUP} in container["env"]
+    done = await wait_for(lambda: restore_phase(cluster, "back", "Complete", "Failed", "Invalid"), 90, "restore")
+    assert done["status"]["phase"] == "Complete", (done["status"], cluster.kubelet.logs.get("restore-back"))
+    assert checksums(mariadb, fresh_db, ["t"]) == before
+    events = await cluster.kube.list(EVENTS, "test1")
+    ignored = sorted(str(e["message"]).split(" ")[0] for e in events
+                     if e["reason"] == "IgnoredField" and e["involvedObject"]["name"] == "back")  # fmt: skip
+    assert ignored == ["spec.storageSize", "spec.tikvGCLifeTime"]

@@ -16,7 +16,8 @@ import yaml
 
 from tibackup.control.naming import backup_from_schedule
 from tibackup.resources import Backup, BackupSchedule, Phase, load_resources, set_condition, to_dict
-from tibackup.resources.crd import CRD_FILES, crd_schema, render_crds, strict_schema
+from tibackup.resources.apigroups import GROUPS, TIBACKUP_GROUP
+from tibackup.resources.crd import CRD_DIRS, CRD_FILES, OWNER_LABEL, crd_schema, render_crds, strict_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "deploy" / "crds"
@@ -53,11 +54,29 @@ def seed(path: Path) -> dict[str, Any]:
     return data
 
 
-def test_committed_crds_are_generated_ones() -> None:
-    rendered = render_crds()
+@pytest.mark.parametrize("group", GROUPS)
+def test_committed_crds_are_generated_ones(group: str) -> None:
+    rendered = render_crds(group)
     assert set(rendered) == {"backups.yaml", "backupschedules.yaml", "restores.yaml"}
+    folder = ROOT / "deploy" / CRD_DIRS[group]
     for name, text in rendered.items():
-        assert (CRDS / name).read_text() == text, f"deploy/crds/{name} is stale: run scripts/gen_crds.py"
+        assert (folder / name).read_text() == text, f"{folder}/{name} is stale: run scripts/gen_crds.py"
+
+
+def test_both_groups_serve_the_same_schema_and_carry_the_owner_label() -> None:
+    """One model, two groups: only the group (and the names that contain it) differ."""
+    for name in CRD_FILES:
+        ours = yaml.safe_load((ROOT / "deploy" / CRD_DIRS[TIBACKUP_GROUP] / name).read_text())
+        theirs = committed(name)
+        assert ours["spec"]["group"] == TIBACKUP_GROUP and theirs["spec"]["group"] == "pingcap.com"
+        assert ours["metadata"]["name"] == theirs["metadata"]["name"].replace("pingcap.com", TIBACKUP_GROUP)
+        for crd in (ours, theirs):
+            assert crd["metadata"]["labels"][OWNER_LABEL[0]] == OWNER_LABEL[1]
+        [a], [b] = ours["spec"]["versions"], theirs["spec"]["versions"]
+        a["schema"]["openAPIV3Schema"]["properties"].pop("apiVersion")
+        b["schema"]["openAPIV3Schema"]["properties"].pop("apiVersion")
+        assert a == b
+        assert ours["spec"]["names"] == theirs["spec"]["names"]
 
 
 def test_gen_script_check_mode() -> None:
@@ -73,6 +92,8 @@ def test_kubernetes_validate_strict_accepts_crd(name: str) -> None:
 
 
 def test_names_short_names_scope_and_status_subresource() -> None:
+    """Backups have no status subresource, as upstream's CRD: under upstream's backup-rbac.yaml the
+    Job may only ``update`` backups, which writes status only without the subresource."""
     backups, schedules = committed("backups.yaml"), committed("backupschedules.yaml")
     assert backups["metadata"]["name"] == "backups.pingcap.com"
     assert schedules["metadata"]["name"] == "backupschedules.pingcap.com"
@@ -83,7 +104,7 @@ def test_names_short_names_scope_and_status_subresource() -> None:
         assert crd["spec"]["scope"] == "Namespaced"
         [version] = crd["spec"]["versions"]
         assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
-        assert version["subresources"] == {"status": {}}
+        assert version["subresources"] == ({} if crd is backups else {"status": {}})
 
 
 def columns(name: str) -> list[tuple[str, str, int]]:
@@ -140,7 +161,8 @@ def test_pass_through_blobs_preserve_unknown_fields() -> None:
     for key in ("tolerations", "env", "imagePullSecrets"):
         assert spec[key]["items"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}, key
     assert spec["cleanPolicy"]["enum"] == ["Retain", "OnFailure", "Delete"]
-    assert "aws" in spec["s3"]["properties"]["provider"]["enum"]
+    provider = spec["s3"]["properties"]["provider"]
+    assert provider["type"] == "string" and "enum" not in provider  # any rclone name, any case, as upstream
     assert spec["s3"]["required"] == ["provider"]
     template = committed_schema("BackupSchedule")["properties"]["spec"]
     assert set(template["required"]) == {"schedule", "backupTemplate"}
@@ -172,10 +194,10 @@ def test_typo_and_bad_enum_fail_schema(schema_of: Any) -> None:
     bad_enum["spec"]["cleanPolicy"] = "delete"
     with pytest.raises(jsonschema.ValidationError, match="delete"):
         jsonschema.validate(bad_enum, schema)
-    bad_provider = copy.deepcopy(good)
-    bad_provider["spec"]["s3"]["provider"] = "azure"
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(bad_provider, schema)
+    no_provider = copy.deepcopy(good)
+    del no_provider["spec"]["s3"]["provider"]
+    with pytest.raises(jsonschema.ValidationError, match="provider"):
+        jsonschema.validate(no_provider, schema)
     schedule = seed(SEED_FILES[4])
     schedule["spec"]["backupTemplate"]["from"]["hots"] = "x"
     with pytest.raises(jsonschema.ValidationError, match="hots"):
@@ -209,7 +231,9 @@ def test_restore_crd_names_columns_and_kustomization() -> None:
     names = restores["spec"]["names"]
     assert (names["kind"], names["plural"], names["shortNames"]) == ("Restore", "restores", ["rt"])
     version = restores["spec"]["versions"][0]
-    assert version["subresources"] == {"status": {}}
+    # No status subresource, as upstream's CRD: the restore Job writes status with `update` on restores,
+    # the one write upstream's backup-rbac.yaml Role allows.
+    assert version["subresources"] == {}
     # As TiDB Operator's Restore type prints them (`kubectl get rt -o wide` adds the priority-1 ones).
     assert [(c["name"], c["jsonPath"], c.get("priority", 0)) for c in version["additionalPrinterColumns"]] == [
         ("Status", ".status.phase", 0),
@@ -228,3 +252,7 @@ def test_restore_crd_names_columns_and_kustomization() -> None:
     assert set(spec["tibackup"]["properties"]) == {"threads", "onDuplicate", "fromBackup"}
     kustomization = yaml.safe_load((ROOT / "deploy" / "kustomization.yaml").read_text())
     assert "crds/restores.yaml" in kustomization["resources"]
+    overlay = ROOT / "deploy" / "overlays" / "beside-tidb-operator"
+    assert "crds/restores.yaml" in yaml.safe_load((overlay / "kustomization.yaml").read_text())["resources"]
+    ours = yaml.safe_load((overlay / "crds" / "restores.yaml").read_text())
+    assert (ours["metadata"]["name"], ours["spec"]["group"]) == ("restores.backup.tibackup.io", "backup.tibackup.io")

@@ -183,3 +183,60 @@ def test_load_flags_share_dumps_connection_and_s3_flags() -> None:
         config_from_args([], {})
     with pytest.raises(UsageError, match="--on-duplicate"):
         config_from_args(["-d", "x", "--on-duplicate", "merge"], {})
+
+
+def test_plan_never_loads_system_schemas_or_the_checkpoint() -> None:
+    from tibackup.load.plan import plan_load
+
+    class Fake:
+        url = "mem://"
+        parallel = True
+
+        def listing(self) -> list[object]:
+            from tibackup.storage.base import ObjectInfo
+
+            names = ["metadata", "mysql-schema-create.sql", "mysql.user-schema.sql", "mysql.user.000000000.sql",
+                     "tibackup_load.checkpoints-schema.sql", "tibackup_load.checkpoints.000000000.sql",
+                     "shop-schema-create.sql", "shop.t-schema.sql", "shop.t.000000000.sql"]  # fmt: skip
+            return [ObjectInfo(n, 1) for n in names]
+
+        def read(self, name: str) -> bytes:
+            return b"Started dump at: x\n"
+
+    plan = plan_load(Fake(), LoadConfig(Connection(), "mem://"))  # type: ignore[arg-type]
+    assert plan.table_names == [("shop", "t")]
+    assert [f.db for f in plan.databases] == ["shop"]
+
+
+def test_a_deadlocked_transaction_runs_again() -> None:
+    from tibackup.dump.progress import Progress
+    from tibackup.errors import DatabaseError
+    from tibackup.load.checkpoint import Checkpoint
+    from tibackup.load.execute import DataLoader, _Work
+
+    class FakeDB:
+        def __init__(self, failures: int, code: int) -> None:
+            self.failures, self.code, self.log = failures, code, []  # type: list[str]
+
+        def execute(self, sql: str, doing: str = "") -> None:
+            self.log.append(sql)
+
+        def execute_bytes(self, sql: bytes, doing: str = "") -> int:
+            self.log.append(sql.decode()[:11])
+            if sql.startswith(b"INSERT INTO `t`") and self.failures:
+                self.failures -= 1
+                error = DatabaseError("Deadlock found when trying to get lock")
+                error.code = self.code
+                raise error
+            return 2
+
+    file = BackupFile("db.t.000000000.sql", 1, FileKind.DATA, "db", "t")
+    work = _Work(file, 0, b"INSERT INTO `t` VALUES (1),(2);", ())
+    db = FakeDB(failures=2, code=1213)
+    loader = DataLoader([db], None, None, LoadConfig(Connection(), "x"), Checkpoint("0" * 32), {}, Progress())  # type: ignore[arg-type, list-item]
+    assert loader._run(db, work) == 2  # type: ignore[arg-type]
+    assert db.log.count("ROLLBACK") == 2 and db.log.count("COMMIT") == 1
+    other = FakeDB(failures=1, code=1062)  # a duplicate key is no reason to retry
+    with pytest.raises(DatabaseError):
+        loader._run(other, work)  # type: ignore[arg-type]
+    assert "ROLLBACK" not in other.log

@@ -131,7 +131,7 @@ def test_multi_document_yaml() -> None:
         ("  cleanPolicy: delete\n", "spec.cleanPolicy", "case-sensitive"),
         ("  cleanPolicy: Sometimes\n", "spec.cleanPolicy", "'Retain', 'OnFailure' or 'Delete'"),
         ("  backupType: db\n", "spec.backupType", "full backups only"),
-        ("  s3: {provider: azure, bucket: bkt}\n", "spec.s3.provider", "'aws'"),
+        ("  s3: {provider: '', bucket: bkt}\n", "spec.s3.provider", "at least 1"),
         ("  s3: {bucket: bkt}\n", "spec.s3.provider", "required"),
         ("  gcs: {bucket: bkt}\n", "spec.gcs", "use s3"),
         ("  azblob: {container: c}\n", "spec.azblob", "use s3"),

@@ -9,6 +9,7 @@ import yaml
 from tibackup.errors import InvalidSpecError, TibackupError
 from tibackup.manager.restore_run import load_config, locate, validate
 from tibackup.resources import Backup, Phase, Restore, load_resources, parse_resource
+from tibackup.resources.upstream import ignored_fields
 
 # The shape of TiDB Operator's "restore from S3 with TiDB Lightning" example.
 UPSTREAM = """
@@ -72,7 +73,7 @@ def test_unknown_field_is_refused_naming_it() -> None:
         ({"to": {"host": "db"}}, "spec.to.secretName"),
         ({"s3": None}, "spec.s3"),
         ({"s3": {"provider": "ceph", "endpoint": "http://e"}}, "spec.s3.path"),
-        ({"s3": {"provider": "ceph", "path": "s3://b/p/"}}, "spec.s3.endpoint"),
+        ({"s3": {"provider": "ceph", "path": "s3://bkt/p/"}}, "spec.s3.endpoint"),
         ({"tableFilter": ["db.t["]}, "spec.tableFilter"),
         ({"storageSize": "lots"}, "spec.storageSize"),
     ],
@@ -134,3 +135,32 @@ def test_from_backup_takes_its_path_and_s3_settings() -> None:
     with pytest.raises(TibackupError, match="is Failed, not Complete") as caught:
         locate(restore, _backup(Phase.FAILED))
     assert caught.value.reason == "BackupNotComplete"
+
+
+def test_accepted_but_unused_upstream_fields_are_named_in_warnings() -> None:
+    """storageClassName/storageSize/tikvGCLifeTime/toolImage apply (upstream's YAML unchanged) and each
+    is named with why it has no effect, as a Backup's ignored fields are (apply and the operator)."""
+    doc = yaml.safe_load(UPSTREAM)
+    doc["spec"]["toolImage"] = "pingcap/tidb-lightning:v7.5.0"
+    restore = parse_resource(doc)
+    assert isinstance(restore, Restore)
+    warnings = ignored_fields(restore)
+    assert [w.split(" ")[0] for w in warnings] == [
+        "spec.storageClassName", "spec.storageSize", "spec.tikvGCLifeTime", "spec.toolImage",
+    ]  # fmt: skip
+    assert all(" is ignored: " in w for w in warnings)
+    assert ignored_fields(restore, operator=True) == warnings
+    for key in ("storageClassName", "storageSize", "tikvGCLifeTime", "toolImage"):
+        del doc["spec"][key]
+    plain = parse_resource(doc)
+    assert isinstance(plain, Restore) and ignored_fields(plain) == []
+
+
+def test_restore_in_tibackup_group_applies() -> None:
+    doc = yaml.safe_load(UPSTREAM)
+    doc["apiVersion"] = "backup.tibackup.io/v1alpha1"
+    restore = parse_resource(doc)
+    assert isinstance(restore, Restore) and restore.api_version == "backup.tibackup.io/v1alpha1"
+    doc["apiVersion"] = "example.com/v1alpha1"
+    with pytest.raises(InvalidSpecError, match="apiVersion"):
+        parse_resource(doc)

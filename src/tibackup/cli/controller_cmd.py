@@ -12,9 +12,10 @@ from types import FrameType
 import click
 
 from tibackup.cli.embedded_opts import namespace_option, open_store, state_dir_option, valid_names
+from tibackup.cli.listen import METRICS_PORT
 from tibackup.embedded import lifecycle
 from tibackup.embedded.store import KIND_BACKUP
-from tibackup.errors import NotFoundError
+from tibackup.errors import NotFoundError, UsageError
 from tibackup.resources import Backup, Phase
 
 log = logging.getLogger("tibackup.controller")
@@ -23,7 +24,8 @@ log = logging.getLogger("tibackup.controller")
 @click.command(
     epilog="""\b
 Examples:
-  tibackup controller                              # metrics on :9090/metrics
+  tibackup controller                              # metrics on 127.0.0.1:9840/metrics
+  tibackup controller --metrics-address 0.0.0.0    # metrics for a Prometheus on another machine
   tibackup controller --interval 5 --max-concurrent 1 --metrics-port 0
   TIBACKUP_STATE_DIR=/var/lib/tibackup tibackup controller
 """
@@ -33,10 +35,12 @@ Examples:
     "--max-concurrent", type=click.IntRange(1), default=2, show_default=True, help="Backups at once."
 )
 @click.option(
-    "--metrics-port", type=click.IntRange(0, 65535), default=9090, show_default=True, help="0: no metrics."
+    "--metrics-port", type=click.IntRange(0, 65535), default=METRICS_PORT, show_default=True,
+    help="Prometheus port (/metrics); 0: no metrics.",
 )
 @click.option(
-    "--metrics-address", default="0.0.0.0", show_default=True, help="Address the metrics listen on."
+    "--metrics-address", default="127.0.0.1", show_default=True,
+    help="Address the metrics listen on (this machine only unless told otherwise, e.g. 0.0.0.0).",
 )
 @click.option(
     "--grace-period",
@@ -79,11 +83,17 @@ def controller(
     signal.signal(signal.SIGINT, on_signal)
     skipped = SkipCounter()
     if metrics_port:
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry
+
+        from tibackup.cli.listen import serve_metrics
 
         registry = CollectorRegistry()
         registry.register(ScheduleCollector(directory, skipped))
-        start_http_server(metrics_port, addr=metrics_address, registry=registry)
+        try:
+            serve_metrics(registry, metrics_port, metrics_address)
+        except UsageError:
+            lock.close()
+            raise
         log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
     try:
         Controller(directory, interval, max_concurrent, grace_period, skipped).run(stop)

@@ -49,8 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dump": ("tibackup.cli.group", "dump"),
     "load": ("tibackup.cli.group", "load"),
     "apply": ("tibackup.cli.resources_cmd", "apply"),
-    "get": ("tibackup.cli.resources_cmd", "get"),
-    "describe": ("tibackup.cli.resources_cmd", "describe"),
+    "get": ("tibackup.cli.get_cmd", "get"),
+    "describe": ("tibackup.cli.get_cmd", "describe"),
     "delete": ("tibackup.cli.resources_cmd", "delete"),
     "rerun": ("tibackup.cli.rerun_cmd", "rerun"),
     "create": ("tibackup.cli.secret_cmd", "create"),
@@ -103,11 +103,17 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug in tibackup, or a failure nobody translated: still one line
         logging.getLogger("tibackup").debug("unexpected error", exc_info=True)
         detail = str(exc).splitlines()[0] if str(exc) else ""
-        _error(
-            f"internal error: {type(exc).__name__}: {detail} "
-            "(run again with --loglevel debug for the traceback, and please report it)"
-        )
+        _error(f"internal error: {type(exc).__name__}: {detail} ({_debug_hint(args)}please report it)")
         sys.exit(1)
+
+
+# The flag that logs at debug level (with the traceback), where the command has one.
+_DEBUG_FLAGS = {"dump": "--loglevel", "controller": "--log-level", "operator": "--log-level"}
+
+
+def _debug_hint(args: list[str]) -> str:
+    flag = _DEBUG_FLAGS.get(args[0] if args else "")
+    return f"run again with {flag} debug for the traceback, and " if flag else ""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,18 +13,15 @@ from pathlib import Path
 import click
 
 from tibackup.cli.embedded_opts import (
-    PLURAL_NAME,
     RESOURCE_NAME,
-    kind_of,
     namespace_option,
     open_store,
     state_dir_option,
-    valid_names,
     valid_namespace,
 )
+from tibackup.cli.get_cmd import KubectlNotFound, selected
 from tibackup.embedded import lifecycle, restores
 from tibackup.embedded.procs import start_ticks
-from tibackup.embedded.selector import parse_selector
 from tibackup.embedded.store import KIND_BACKUP, Store, UnreadableError
 from tibackup.errors import InvalidSpecError, NotFoundError, UsageError
 from tibackup.resources import (
@@ -35,15 +32,37 @@ from tibackup.resources import (
     Resource,
     Restore,
     load_resources,
-    to_dict,
 )
+from tibackup.resources.upstream import ignored_fields
 
 OUTPUTS = ("wide", "json", "yaml", "name")
 
 
-def _read_files(files: tuple[str, ...]) -> list[tuple[str, str]]:
-    texts = []
+_EXTENSIONS = (".json", ".yaml", ".yml")  # the files kubectl apply -f DIR reads
+
+
+def _expand(files: tuple[str, ...], recursive: bool) -> list[str]:
+    """``-f DIR``: its .json/.yaml/.yml files by name (with -R, those of its subfolders too)."""
+    expanded: list[str] = []
     for name in files:
+        folder = Path(name)
+        if name == "-" or not folder.is_dir():
+            expanded.append(name)
+            continue
+        found = folder.rglob("*") if recursive else folder.glob("*")
+        chosen = sorted(str(p) for p in found if p.is_file() and p.suffix in _EXTENSIONS)
+        if not chosen:
+            raise UsageError(
+                f"error reading {name}: recognized file extensions are {' '.join(_EXTENSIONS)}"
+                + ("" if recursive else " (add -R to read its subfolders)")
+            )
+        expanded += chosen
+    return expanded
+
+
+def _read_files(files: tuple[str, ...], recursive: bool = False) -> list[tuple[str, str]]:
+    texts = []
+    for name in _expand(files, recursive):
         if name == "-":
             texts.append(("<stdin>", sys.stdin.read()))
             continue
@@ -54,11 +73,11 @@ def _read_files(files: tuple[str, ...]) -> list[tuple[str, str]]:
     return texts
 
 
-def _validated(files: tuple[str, ...], namespace: str | None) -> list[Resource]:
+def _validated(files: tuple[str, ...], namespace: str | None, recursive: bool = False) -> list[Resource]:
     from tibackup.manager.admission import admit
 
     resources: list[Resource] = []
-    for name, text in _read_files(files):
+    for name, text in _read_files(files, recursive):
         try:
             loaded = load_resources(text)
         except InvalidSpecError as exc:
@@ -89,25 +108,34 @@ Examples:
   tibackup apply -f examples/backup-s3-ceph.yaml -n test1
   tibackup apply -f backup-s3.yaml --wait      # run the Backup here, now, and show how it ended
   tibackup apply -f restore-s3.yaml --wait     # the same for a Restore (docs/restore.md)
+  tibackup apply -f backups/                   # every .yaml/.yml/.json file of the folder
   cat schedule.yaml | tibackup apply -f -
 """
 )
-@click.option("-f", "--filename", "files", multiple=True, required=True, help="YAML file ('-' for stdin).")
+@click.option(
+    "-f", "--filename", "files", multiple=True, required=True, help="YAML file, folder, or '-' for stdin."
+)
+@click.option("-R", "--recursive", is_flag=True, help="With -f DIR, read its subfolders too.")
 @click.option(
     "-n", "--namespace", default=None, callback=valid_namespace, help="Namespace for objects that name none."
 )
 @click.option("--wait", is_flag=True, help="Run the applied Backups to their end in the foreground.")
 @state_dir_option
-def apply(files: tuple[str, ...], namespace: str | None, wait: bool, state_dir: Path | None) -> None:
+def apply(
+    files: tuple[str, ...], recursive: bool, namespace: str | None, wait: bool, state_dir: Path | None
+) -> None:
     """Create or update Backups, BackupSchedules and Restores from YAML (several documents per file allowed).
 
     A Backup applied without --wait is run by `tibackup controller`."""
-    resources = _validated(files, namespace)  # all or nothing: a bad document stores none
+    resources = _validated(files, namespace, recursive)  # all or nothing: a bad document stores none
     store = open_store(state_dir)
     claimed = _claim_runs(store, resources) if wait else []
     try:
         for resource in resources:
-            _, action = store.apply(resource)
+            stored, action = store.apply(resource)
+            for warning in ignored_fields(resource):  # as kubectl prints an API server's warnings
+                click.echo(f"Warning: {warning}", err=True)
+                store.add_event(stored, "Warning", "IgnoredField", warning)
             click.echo(f"{RESOURCE_NAME[resource.kind]}/{resource.metadata.name} {action}")
         if not wait:
             _hint_controller(store, resources)
@@ -221,110 +249,6 @@ def _hint_controller(store: Store, resources: list[Resource]) -> None:
         )
 
 
-def _selected(
-    store: Store, kind: str, names: tuple[str, ...], namespace: str | None, selector: str | None
-) -> list[Resource]:
-    if names:
-        if selector:
-            raise UsageError("name cannot be provided when a selector is specified")
-        assert namespace is not None
-        found = []
-        for name in names:
-            resource = store.get(kind, namespace, name)
-            if resource is None:
-                raise NotFoundError(f'{PLURAL_NAME[kind]} "{name}" not found in namespace "{namespace}"')
-            found.append(resource)
-        return found
-    return store.list_resources(kind, namespace, parse_selector(selector) if selector else None)
-
-
-@click.command(
-    epilog="""\b
-Examples:
-  tibackup get bk -n test1 -o wide
-  tibackup get bks -n test1 -o wide
-  tibackup get bk -l tidb.pingcap.com/backup-schedule=demo1-backup-schedule-s3 -n test1
-  tibackup get bk demo1-backup-s3 -n test1 -o yaml
-  tibackup get bk -A
-  tibackup get rt -n test2 -o wide
-  tibackup get secret -n test1
-"""
-)
-@click.argument("type_", metavar="TYPE")
-@click.argument("names", nargs=-1, callback=valid_names)
-@namespace_option
-@click.option("-A", "--all-namespaces", is_flag=True, help="List the objects of every namespace.")
-@click.option("-o", "--output", type=click.Choice(OUTPUTS), default=None, help="Output format.")
-@click.option("-l", "--selector", default=None, help="Label selector: k=v, k!=v, k, !k, 'k in (a,b)'.")
-@state_dir_option
-def get(
-    type_: str,
-    names: tuple[str, ...],
-    namespace: str,
-    all_namespaces: bool,
-    output: str | None,
-    selector: str | None,
-    state_dir: Path | None,
-) -> None:
-    """List Backups (bk), BackupSchedules (bks), Restores (rt) or Secrets, as kubectl get does."""
-    from tibackup.cli.secret_cmd import print_secrets
-    from tibackup.cli.table_view import echo_documents, echo_none_found, resource_table
-
-    kind = kind_of(type_)
-    store = open_store(state_dir, read_only=True)
-    ns = None if all_namespaces and not names else namespace
-    if kind == "Secret":
-        print_secrets(store, ns, names, output)
-        return
-    found = _selected(store, kind, names, ns, selector)
-    for _, where, name in sorted(store.unreadable):
-        click.echo(
-            f'warning: {PLURAL_NAME[kind]} "{name}" in namespace "{where}" is too large to read and left out '
-            f"(an older tibackup stored it); remove it with `tibackup delete {type_} {name} -n {where}`",
-            err=True,
-        )
-    if output in ("json", "yaml"):
-        documents = [to_dict(r) for r in found]
-        echo_documents(documents, single=len(names) == 1, output=output)
-        return
-    if output == "name":
-        for resource in found:
-            click.echo(f"{RESOURCE_NAME[kind]}/{resource.metadata.name}")
-        return
-    if not found:
-        echo_none_found(ns)
-        return
-    model: type[Backup] | type[BackupSchedule] | type[Restore] = BackupSchedule
-    if kind in (KIND_BACKUP, restores.KIND_RESTORE):
-        model = Backup if kind == KIND_BACKUP else Restore
-    click.echo(
-        resource_table(found, model, lifecycle.now(), wide=output == "wide", all_namespaces=ns is None)
-    )
-
-
-@click.command(
-    epilog="""\b
-Examples:
-  tibackup describe bk demo1-backup-s3 -n test1
-  tibackup describe bks demo1-backup-schedule-s3 -n test1
-  tibackup describe rt demo2-restore-s3 -n test2
-"""
-)
-@click.argument("type_", metavar="TYPE")
-@click.argument("names", nargs=-1, required=True, callback=valid_names)
-@namespace_option
-@state_dir_option
-def describe(type_: str, names: tuple[str, ...], namespace: str, state_dir: Path | None) -> None:
-    """Show a Backup, BackupSchedule or Restore in detail: spec, status, conditions and events."""
-    from tibackup.cli.describe_view import describe as render
-
-    kind = kind_of(type_, allow_secret=False)
-    store = open_store(state_dir, read_only=True)
-    now = lifecycle.now()
-    found = _selected(store, kind, names, namespace, None)
-    click.echo("\n\n".join(render(r, store.events(kind, namespace, r.metadata.name), now) for r in found))
-
-
 @click.command(
     epilog="""\b
 Examples:
@@ -334,8 +258,8 @@ Examples:
   tibackup delete secret s3-secret -n test1
 """
 )
-@click.argument("type_", metavar="TYPE")
-@click.argument("names", nargs=-1, required=True, callback=valid_names)
+@click.argument("type_", metavar="TYPE[,TYPE…]|TYPE/NAME")
+@click.argument("names", nargs=-1)
 @namespace_option
 @click.option(
     "--wait/--no-wait", default=True, show_default=True, help="Clean up now, or leave it to the controller."
@@ -343,18 +267,27 @@ Examples:
 @state_dir_option
 def delete(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state_dir: Path | None) -> None:
     """Delete Backups (their data per spec.cleanPolicy), BackupSchedules (with their Backups), Restores or Secrets."""
-    kind = kind_of(type_)
+    from tibackup.cli.get_view import parse_targets
+
+    targets = parse_targets(type_, names)
+    if not all(target_names for _, target_names in targets):
+        raise UsageError("resource(s) were provided, but no name was specified; name what to delete")
     store = open_store(state_dir)
+    for kind, target_names in targets:
+        _delete_kind(store, kind, tuple(target_names), namespace, wait)
+
+
+def _delete_kind(store: Store, kind: str, names: tuple[str, ...], namespace: str, wait: bool) -> None:
     if kind == "Secret":
         for name in names:
             if not store.delete_secret(namespace, name):
-                raise NotFoundError(f'secrets "{name}" not found in namespace "{namespace}"')
+                raise KubectlNotFound(f'secrets "{name}" not found in namespace "{namespace}"')
             click.echo(f'secret "{name}" deleted')
         return
     names = tuple(n for n in names if not _removed_unreadable(store, kind, namespace, n))
     if not names:
         return
-    found = _selected(store, kind, names, namespace, None)
+    found = selected(store, kind, names, namespace, None)
     if not wait:
         for resource in found:
             store.mark_deleted(resource)

@@ -10,7 +10,7 @@ import click
 from tibackup.cli.embedded_opts import namespace_option, open_store, state_dir_option, valid_names
 from tibackup.embedded import lifecycle
 from tibackup.embedded.store import Store
-from tibackup.errors import NotFoundError, UsageError
+from tibackup.errors import UsageError
 from tibackup.resources.meta import rfc3339
 
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
@@ -89,7 +89,9 @@ def print_secrets(store: Store, namespace: str | None, names: tuple[str, ...], o
     if names:
         missing = [n for n in names if n not in {i.name for i in infos}]
         if missing:
-            raise NotFoundError(f'secrets "{missing[0]}" not found in namespace "{namespace}"')
+            from tibackup.cli.get_cmd import KubectlNotFound
+
+            raise KubectlNotFound(f'secrets "{missing[0]}" not found in namespace "{namespace}"')
         infos = [i for i in infos if i.name in names]
     if output in ("json", "yaml"):
         items = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,17 +60,25 @@ def age(value: datetime | str | None, now: datetime) -> str:
     return human_age(utc(now) - utc(value))
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns, three spaces apart, no trailing spaces."""
-    widths = [len(h) for h in headers]
+def render_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], min_width: int = 0, headers_shown: bool = True
+) -> str:
+    """Left-aligned columns, three spaces apart, no trailing spaces; ``min_width`` counts the three
+    spaces, as Go's tabwriter does (kubectl get: 6). Without headers, only the rows set the widths."""
+    widths = [max(len(h) if headers_shown else 0, min_width - 3) for h in headers]
     for row in rows:
         for index, cell in enumerate(row):
             widths[index] = max(widths[index], len(cell))
     lines = []
-    for row in [list(headers), *[list(r) for r in rows]]:
+    for row in [list(headers)] * headers_shown + [list(r) for r in rows]:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
         lines.append("   ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def labels_cell(labels: dict[str, str] | None) -> str:
+    """kubectl's LABELS column (--show-labels): ``k=v`` sorted by key, comma-separated, or ``<none>``."""
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "<none>"
 
 
 def _columns(model: type[Backup] | type[BackupSchedule] | type[Restore], wide: bool) -> list[dict[str, Any]]:
@@ -99,27 +108,54 @@ def _cell(column: dict[str, Any], document: dict[str, Any], now: datetime) -> st
     return str(value)
 
 
+@dataclass(frozen=True)
+class TableOptions:
+    """kubectl get's table flags: ``-o wide``, ``-A``, ``--show-labels``, ``--no-headers``; ``kind_prefix``
+    (``backup.pingcap.com/``) is put before each name when several types are listed together."""
+
+    wide: bool = False
+    all_namespaces: bool = False
+    show_labels: bool = False
+    no_headers: bool = False
+    kind_prefix: str = ""
+
+
+def table_rows(
+    resources: Sequence[Backup | BackupSchedule | Restore],
+    model: type[Backup] | type[BackupSchedule] | type[Restore],
+    now: datetime,
+    options: TableOptions,
+) -> tuple[list[str], list[list[str]]]:
+    columns = _columns(model, options.wide)
+    headers = ["NAME", *(c["name"].upper() for c in columns)]
+    if options.all_namespaces:
+        headers.insert(0, "NAMESPACE")
+    if options.show_labels:
+        headers.append("LABELS")
+    rows = []
+    for resource in resources:
+        document = to_dict(resource)
+        row = [options.kind_prefix + resource.metadata.name, *(_cell(c, document, now) for c in columns)]
+        if options.all_namespaces:
+            row.insert(0, resource.metadata.namespace or "default")
+        if options.show_labels:
+            row.append(labels_cell(resource.metadata.labels))
+        rows.append(row)
+    return headers, rows
+
+
 def resource_table(
     resources: Sequence[Backup | BackupSchedule | Restore],
     model: type[Backup] | type[BackupSchedule] | type[Restore],
     now: datetime,
     wide: bool = False,
     all_namespaces: bool = False,
+    options: TableOptions | None = None,
 ) -> str:
     """The ``get`` table of Backups or BackupSchedules (NAMESPACE first with ``-A``)."""
-    columns = _columns(model, wide)
-    headers = [c["name"].upper() for c in columns]
-    headers.insert(0, "NAME")
-    if all_namespaces:
-        headers.insert(0, "NAMESPACE")
-    rows = []
-    for resource in resources:
-        document = to_dict(resource)
-        row = [resource.metadata.name, *(_cell(c, document, now) for c in columns)]
-        if all_namespaces:
-            row.insert(0, resource.metadata.namespace or "default")
-        rows.append(row)
-    return render_table(headers, rows)
+    options = options or TableOptions(wide=wide, all_namespaces=all_namespaces)
+    headers, rows = table_rows(resources, model, now, options)
+    return render_table(headers, rows, min_width=6, headers_shown=not options.no_headers)
 
 
 def echo_documents(documents: list[dict[str, Any]], *, single: bool, output: str) -> None:

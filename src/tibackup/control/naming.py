@@ -6,14 +6,16 @@ from datetime import datetime
 
 from tibackup.resources.backup import Backup
 from tibackup.resources.backup_schedule import BackupSchedule
-from tibackup.resources.meta import API_VERSION, ObjectMeta, OwnerReference, rfc3339, utc
+from tibackup.resources.meta import ObjectMeta, OwnerReference, rfc3339, utc
 
 LABEL_SCHEDULE = "tidb.pingcap.com/backup-schedule"
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
-# kubectl's own bookkeeping of the schedule's last apply; it must not travel to the Backups.
+# kubectl's and the operator's (kopf's) bookkeeping of the schedule; it must not travel to the Backups
+# (a copied kopf diffbase would make a new Backup look handled already).
 _NOT_COPIED = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+_NOT_COPIED_PREFIXES = ("operator.tibackup.pingcap.com/", "kopf.zalando.org/")
 
 
 def backup_name(schedule_name: str, tick: datetime) -> str:
@@ -34,7 +36,7 @@ def schedule_labels(schedule_name: str) -> dict[str, str]:
 def owner_reference(schedule: BackupSchedule) -> OwnerReference:
     """Makes the schedule own its Backups (and lets Kubernetes find them by owner)."""
     return OwnerReference(
-        api_version=API_VERSION,
+        api_version=schedule.api_version,
         kind="BackupSchedule",
         name=schedule.metadata.name,
         uid=schedule.metadata.uid or "",
@@ -46,8 +48,13 @@ def owner_reference(schedule: BackupSchedule) -> OwnerReference:
 def backup_from_schedule(schedule: BackupSchedule, tick: datetime) -> Backup:
     """The Backup a schedule creates for the scheduled time ``tick``: its template, named, labelled, owned."""
     meta = schedule.metadata
-    annotations = {k: v for k, v in (meta.annotations or {}).items() if k not in _NOT_COPIED}
+    annotations = {
+        k: v
+        for k, v in (meta.annotations or {}).items()
+        if k not in _NOT_COPIED and not k.startswith(_NOT_COPIED_PREFIXES)
+    }
     return Backup(
+        api_version=schedule.api_version,  # a schedule's Backups live in its API group
         metadata=ObjectMeta(
             name=backup_name(meta.name, tick),
             namespace=meta.namespace,

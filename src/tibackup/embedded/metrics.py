@@ -1,6 +1,9 @@
 """Prometheus metrics per BackupSchedule, read from the store at each scrape (so they are never stale).
 
-- ``tibackup_schedule_last_success_timestamp_seconds``: completion time of the newest Complete backup;
+- ``tibackup_controller_up``: 1 (the controller serves its own metrics: absent means it is gone);
+- ``tibackup_schedule_created_timestamp_seconds``: when the schedule was created;
+- ``tibackup_schedule_last_success_timestamp_seconds``: completion time of the newest Complete backup,
+  0 when none succeeded yet (control.alerting: the shipped alert rules need a series from the start);
 - ``tibackup_schedule_last_backup_status{phase}``: 1 for the phase of the newest backup, 0 for the others;
 - ``tibackup_schedule_last_backup_duration_seconds``: start to end of the newest finished backup;
 - ``tibackup_schedule_last_backup_size_bytes``: size of the newest Complete backup;
@@ -19,6 +22,7 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tibackup.control.alerting import schedule_signals
 from tibackup.embedded.lifecycle import owned_backups
 from tibackup.embedded.store import KIND_SCHEDULE, Store
 from tibackup.errors import InvalidSpecError
@@ -66,9 +70,14 @@ class ScheduleCollector(Collector):
         self.skipped = skipped
 
     def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("tibackup_controller_up", "1 while the controller runs (absent: it is gone).")
+        up.add_metric([], 1.0)
+        created = GaugeMetricFamily(
+            "tibackup_schedule_created_timestamp_seconds", "When the schedule was created.", labels=LABELS
+        )
         success = GaugeMetricFamily(
             "tibackup_schedule_last_success_timestamp_seconds",
-            "Completion time of the newest successful backup of the schedule.",
+            "Completion time of the newest successful backup of the schedule; 0: none yet.",
             labels=LABELS,
         )
         status = GaugeMetricFamily(
@@ -108,23 +117,24 @@ class ScheduleCollector(Collector):
                 ns = schedule.metadata.namespace or "default"
                 labels = [ns, schedule.metadata.name]
                 backups = sorted(owned_backups(store, schedule), key=_created)
-                self._one(labels, backups, success, status, duration, size, counts)
-                done = [b for b in backups if b.status.phase in (Phase.COMPLETE, Phase.FAILED, Phase.INVALID)]
-                if done:
-                    ok.add_metric(labels, 1.0 if done[-1].status.phase == Phase.COMPLETE else 0.0)
+                self._one(labels, backups, status, duration, size, counts)
+                signals = schedule_signals(schedule, backups)
+                created.add_metric(labels, signals.created)
+                success.add_metric(labels, signals.last_success)
+                if signals.last_ok is not None:
+                    ok.add_metric(labels, signals.last_ok)
                 skipped.add_metric(labels, self.skipped.get(ns, schedule.metadata.name))
                 paused.add_metric(labels, 1.0 if schedule.spec.pause else 0.0)
                 if schedule.status.next_backup_time is not None:
                     next_time.add_metric(labels, utc(schedule.status.next_backup_time).timestamp())
         finally:
             store.close()
-        yield from (success, status, ok, duration, size, skipped, counts, paused, next_time)
+        yield from (up, created, success, status, ok, duration, size, skipped, counts, paused, next_time)
 
     @staticmethod
     def _one(
         labels: list[str],
         backups: list[Backup],
-        success: GaugeMetricFamily,
         status: GaugeMetricFamily,
         duration: GaugeMetricFamily,
         size: GaugeMetricFamily,
@@ -132,10 +142,7 @@ class ScheduleCollector(Collector):
     ) -> None:
         complete = [b for b in backups if b.status.phase == Phase.COMPLETE]
         if complete:
-            newest = complete[-1]
-            if newest.status.time_completed is not None:
-                success.add_metric(labels, utc(newest.status.time_completed).timestamp())
-            size.add_metric(labels, float(newest.status.backup_size or 0))
+            size.add_metric(labels, float(complete[-1].status.backup_size or 0))
         if backups:
             phase = backups[-1].status.phase or ""
             for name in PHASES:

@@ -1,31 +1,23 @@
 """Is the process that runs a Backup still there? Pids are recorded with their start time, so a pid reused
-by an unrelated process after a crash is not mistaken for the backup."""
+by an unrelated process after a crash is not mistaken for the backup. psutil reads the process table."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from pathlib import Path
 
+import psutil
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses; the rest follows its last ')'.
-    _, _, rest = text.rpartition(") ")
-    return rest.split() if rest else None
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def start_ticks(pid: int) -> int:
-    """The process start time in clock ticks since boot (0 where /proc is missing)."""
-    fields = _stat_fields(pid)
-    if fields is None or len(fields) < 20:
+    """The process start time in clock ticks since boot (0 when unknown), as /proc/PID/stat's field 22:
+    the unit the store has always recorded, so records written before stay comparable."""
+    try:
+        created = psutil.Process(pid).create_time()
+    except (psutil.Error, ValueError):
         return 0
-    with contextlib.suppress(ValueError):
-        return int(fields[19])
-    return 0
+    return max(0, round((created - psutil.boot_time()) * _CLOCK_TICKS))
 
 
 def process_alive(pid: int, started: int = 0) -> bool:
@@ -33,14 +25,11 @@ def process_alive(pid: int, started: int = 0) -> bool:
     if pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        status = psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        pass
-    fields = _stat_fields(pid)
-    if fields is None:
-        return not Path("/proc/self/stat").exists()  # no /proc at all: trust kill(0)
-    if fields[0] in ("Z", "X"):
+    except psutil.AccessDenied:  # another user's process: it exists
+        return True
+    if status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
         return False
     return not started or start_ticks(pid) in (0, started)

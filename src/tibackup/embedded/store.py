@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 KIND_BACKUP = "Backup"
 KIND_SCHEDULE = "BackupSchedule"
+_SHORT = {KIND_BACKUP: "bk", KIND_SCHEDULE: "bks"}  # the short name of each kind; Restores: rt
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ class Store:
             raise UnreadableError(
                 f'{kind.lower()} "{name}" in namespace "{namespace}" is stored as {row[1] / 2**20:.0f} MiB, '
                 f"more than a resource may hold (an older tibackup accepted it): remove it with "
-                f"`tibackup delete {'bk' if kind == KIND_BACKUP else 'bks'} {name} -n {namespace}`"
+                f"`tibackup delete {_SHORT.get(kind, 'rt')} {name} -n {namespace}`"
             )
         return parse_resource(json.loads(row[0])) if row else None
 

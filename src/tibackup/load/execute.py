@@ -13,8 +13,10 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.dump.progress import Progress
@@ -30,6 +32,8 @@ log = logging.getLogger("tibackup.load")
 
 _INSERT = re.compile(rb"\s*INSERT\s+INTO\s", re.IGNORECASE)
 _DATA = re.compile(rb"\s*(?:INSERT|REPLACE)\s", re.IGNORECASE)
+RETRIES = 5
+RETRYABLE = {1213, 1205}  # deadlock (the transaction was rolled back), lock wait timeout
 _REWRITE = {OnDuplicate.REPLACE: b"REPLACE INTO ", OnDuplicate.IGNORE: b"INSERT IGNORE INTO "}
 
 
@@ -99,7 +103,6 @@ class DataLoader:
         self.errors: list[BaseException] = []
         self._queue: queue.Queue[_Work | None] = queue.Queue(maxsize=2 * len(sessions))
         self._states: dict[str, _FileState] = {}
-        self._columns: dict[tuple[str, str], list[str]] = {}
 
     # -- the whole stage -------------------------------------------------------------------------
     def run(self, files: list[BackupFile]) -> None:
@@ -135,17 +138,21 @@ class DataLoader:
         reader_threads = [threading.Thread(target=read_loop, daemon=True) for _ in range(readers)]
         for t in (*threads, *reader_threads):
             t.start()
+        interrupted = False
         try:
             for t in reader_threads:
                 t.join()
         except KeyboardInterrupt:
             self.stop.set()
+            interrupted = True
             raise
         finally:
             for _ in threads:
                 self._put(None, force=True)
             for t in threads:
-                t.join(timeout=60)
+                # Normally every queued statement must be done before the load goes on to views and
+                # checks; when interrupted, the sessions drop the queue and finish their statement.
+                t.join(timeout=30 if interrupted else None)
         if self.errors:
             raise self.errors[0]
 
@@ -171,8 +178,8 @@ class DataLoader:
             return csv_statements(chunks, file, self.config)
         return split_statements(chunks, backslash_escapes=self.config.escape_backslash, name=file.name)
 
-    def _read(self, file: BackupFile, stream: object) -> None:
-        reader = CheckedReader(stream, file.name, lambda n: self.progress.add(0, n))  # type: ignore[arg-type]
+    def _read(self, file: BackupFile, stream: BinaryIO) -> None:
+        reader = CheckedReader(stream, file.name, lambda n: self.progress.add(0, n))
         done = self.done.get(file.name, set())
         state = self._states[file.name]
         session: tuple[bytes, ...] = ()
@@ -245,17 +252,27 @@ class DataLoader:
                 self._fail(exc)
 
     def _run(self, db: DB, work: _Work) -> int:
+        """One statement (and its checkpoint row) in one transaction; a transaction the server
+        rolled back for a deadlock or a lock wait is run again, a few times."""
         sql = rewrite(work.sql, self.config.on_duplicate)
         doing = f"loading {work.file.name}"
-        if self.checkpoint is None:
-            return db.execute_bytes(sql, doing)
-        db.execute("BEGIN", doing)
-        rows = db.execute_bytes(sql, doing)
-        db.execute_bytes(
-            self.checkpoint.statement_sql(work.file.name, work.offset, rows), "recording progress"
-        )
-        db.execute("COMMIT", doing)
-        return rows
+        for attempt in range(RETRIES + 1):
+            try:
+                if self.checkpoint is None:
+                    return db.execute_bytes(sql, doing)
+                db.execute("BEGIN", doing)
+                rows = db.execute_bytes(sql, doing)
+                record = self.checkpoint.statement_sql(work.file.name, work.offset, rows)
+                db.execute_bytes(record, "recording progress")
+                db.execute("COMMIT", doing)
+                return rows
+            except DatabaseError as exc:
+                if exc.code not in RETRYABLE or attempt == RETRIES or self.stop.is_set():
+                    raise
+                log.debug("%s: %s; running the transaction again", work.file.name, exc.message)
+                db.execute("ROLLBACK", doing)  # a lock wait timeout leaves the transaction open
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
 
 class _Stopped(Exception):

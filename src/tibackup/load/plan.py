@@ -15,14 +15,18 @@ from dataclasses import dataclass, field
 from tibackup.dump.metadata import MANIFEST_NAME, METADATA_NAME
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import StorageError
+from tibackup.load.checkpoint import SCHEMA as CHECKPOINT_SCHEMA
 from tibackup.load.config import LoadConfig
 from tibackup.load.read import VerifyFailed
 from tibackup.load.source import BackupFile, FileKind, Source, classify, template_pattern
 
 log = logging.getLogger("tibackup.load")
 
+# Never loaded: the server's own schemas, and the loader's checkpoint (a dump of a server that was
+# being loaded into must not overwrite the checkpoint of the load running now).
 SYSTEM_SCHEMAS = frozenset(
     {"mysql", "sys", "information_schema", "performance_schema", "metrics_schema", "inspection_schema"}
+    | {CHECKPOINT_SCHEMA}
 )
 
 

@@ -27,6 +27,7 @@ from tibackup.resources import (
     set_condition,
     to_dict,
 )
+from tibackup.resources.upstream import ignored_fields
 
 log = logging.getLogger(__name__)
 COMPONENT = "tibackup-operator"
@@ -106,6 +107,8 @@ class BackupController:
             return not (phase is None and job_outcome(job) is not None)
         if phase is None:
             self.set_phase(backup, Phase.SCHEDULED, "JobCreated", f"the Job {jobs.job_name(name)} runs it")
+            for warning in ignored_fields(backup, operator=True):
+                self.event(to_dict(backup), "Warning", "IgnoredField", warning)
         if jobs.is_staged(backup):
             self.api.create(PVCS, ns, jobs.pvc_manifest(backup))  # a re-run finds its kept volume
         if self.api.create(JOBS, ns, jobs.job_manifest(backup, self.config.image)) is None:
@@ -126,7 +129,7 @@ class BackupController:
         # A merge patch keeps what it does not name: every field is named, null when the reset clears it.
         cleared = dict.fromkeys(BackupStatus().model_dump(by_alias=True), None)
         status = {**cleared, **backup.status.model_dump(mode="json", by_alias=True, exclude_none=True)}
-        self.api.patch(BACKUPS, ns, name, {"status": status}, subresource="status")
+        self.api.patch(BACKUPS, ns, name, {"status": status})
 
     # --- Jobs finishing
     def job_changed(self, job: dict[str, Any]) -> None:
@@ -257,7 +260,7 @@ class BackupController:
     def set_phase(self, backup: Backup, phase: Phase, reason: str, message: str) -> None:
         backup.status = set_condition(backup.status, phase, reason, message, self.clock())
         status = to_dict(backup).get("status", {})
-        self.api.patch(BACKUPS, _ns(backup), backup.metadata.name, {"status": status}, subresource="status")
+        self.api.patch(BACKUPS, _ns(backup), backup.metadata.name, {"status": status})
 
     def _set_phase_raw(self, body: dict[str, Any], phase: Phase, reason: str, message: str) -> None:
         """Set a phase on a Backup that does not even parse (written without the model)."""
@@ -267,7 +270,7 @@ class BackupController:
         conditions.append({"type": str(phase), "status": "True", "lastTransitionTime": stamp,
                            "reason": reason, "message": message})  # fmt: skip
         patch = {"status": {"phase": str(phase), "conditions": conditions}}
-        self.api.patch(BACKUPS, meta.get("namespace") or "default", meta["name"], patch, subresource="status")
+        self.api.patch(BACKUPS, meta.get("namespace") or "default", meta["name"], patch)
 
     def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         self.api.event(involved, type_, reason, message, self.clock(), COMPONENT)

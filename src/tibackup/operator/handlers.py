@@ -17,7 +17,7 @@ import kopf
 
 from tibackup.operator.backups import BackupController, OperatorConfig
 from tibackup.operator.jobs import ANNOTATION_GC_RECORD
-from tibackup.operator.kube import GROUP, VERSION, KubeApi
+from tibackup.operator.kube import VERSION, KubeApi, api_group
 from tibackup.operator.metrics import ScheduleMetrics
 from tibackup.operator.restores import RestoreController
 from tibackup.operator.schedules import ScheduleController
@@ -43,6 +43,7 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     """A fresh registry with the operator's handlers (one per operator instance, so tests can run several)."""
     registry = kopf.OperatorRegistry()
+    group = api_group()  # pingcap.com, or tibackup's own group beside TiDB Operator (--api-group)
     backups = BackupController(api, config)
     schedules = ScheduleController(api, metrics)
     restores = RestoreController(api, config)
@@ -52,14 +53,14 @@ def build_registry(
         # In a Pod: the service account; outside: the kubeconfig ($KUBECONFIG, set by --kubeconfig).
         return connection if connection is not None else kopf.login_via_client(**kwargs)
 
-    @kopf.on.create(GROUP, VERSION, "backups", registry=registry, id="start")
-    @kopf.on.resume(GROUP, VERSION, "backups", registry=registry, id="resume")
-    @kopf.on.update(GROUP, VERSION, "backups", registry=registry, id="update")  # e.g. a re-run annotation
+    @kopf.on.create(group, VERSION, "backups", registry=registry, id="start")
+    @kopf.on.resume(group, VERSION, "backups", registry=registry, id="resume")
+    @kopf.on.update(group, VERSION, "backups", registry=registry, id="update")  # e.g. a re-run annotation
     def start_backup(body: kopf.Body, **_: Any) -> None:
         if not backups.ensure_job(_plain(body)):
             raise kopf.TemporaryError("the previous run's Job is still being deleted", delay=config.poll_delay)
 
-    @kopf.on.delete(GROUP, VERSION, "backups", registry=registry, id="clean")
+    @kopf.on.delete(group, VERSION, "backups", registry=registry, id="clean")
     def clean_backup(body: kopf.Body, **_: Any) -> None:
         progress = backups.cleanup(_plain(body))
         if not progress.done:
@@ -71,25 +72,31 @@ def build_registry(
             backups.job_changed(_plain(body))
             restores.job_changed(_plain(body))
 
-    @kopf.on.create(GROUP, VERSION, "restores", registry=registry, id="start-restore")
-    @kopf.on.resume(GROUP, VERSION, "restores", registry=registry, id="resume-restore")
-    @kopf.on.update(GROUP, VERSION, "restores", registry=registry, id="update-restore")
+    @kopf.on.create(group, VERSION, "restores", registry=registry, id="start-restore")
+    @kopf.on.resume(group, VERSION, "restores", registry=registry, id="resume-restore")
+    @kopf.on.update(group, VERSION, "restores", registry=registry, id="update-restore")
     def start_restore(body: kopf.Body, **_: Any) -> None:
         if not restores.ensure_job(_plain(body)):
             raise kopf.TemporaryError("the previous run's Job is still being deleted", delay=config.poll_delay)
 
-    @kopf.on.delete(GROUP, VERSION, "restores", registry=registry, id="delete-restore")
+    @kopf.on.delete(group, VERSION, "restores", registry=registry, id="delete-restore")
     def delete_restore(body: kopf.Body, **_: Any) -> None:
         restores.cleanup(_plain(body))
 
-    @kopf.timer(GROUP, VERSION, "backups", interval=config.gc_retry_interval, registry=registry,
+    @kopf.timer(group, VERSION, "backups", interval=config.gc_retry_interval, registry=registry,
                 annotations={ANNOTATION_GC_RECORD: kopf.PRESENT}, id="gc-restore")  # fmt: skip
     def gc_restore_retry(body: kopf.Body, **_: Any) -> None:
         backups.retry_gc_restore(_plain(body))
 
-    @kopf.timer(GROUP, VERSION, "backupschedules", interval=config.schedule_interval, registry=registry)
+    @kopf.timer(group, VERSION, "backupschedules", interval=config.schedule_interval, registry=registry)
     def schedule_tick(body: kopf.Body, **_: Any) -> None:
         schedules.tick(_plain(body), datetime.now(UTC))
+
+    # A raw event: unlike on.delete, kopf then keeps no state on schedules (no finalizer, no diffbase).
+    @kopf.on.event(group, VERSION, "backupschedules", registry=registry)
+    def schedule_event(type: str | None, namespace: str | None, name: str | None, **_: Any) -> None:
+        if type == "DELETED":
+            metrics.forget(namespace or "default", name or "")
 
     return registry
 
@@ -115,6 +122,7 @@ async def run_operator(
     connection: kopf.ConnectionInfo | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    liveness_endpoint: str | None = None,
 ) -> None:
     """Run until ``stop_flag`` is set (or forever): all namespaces unless ``namespaces`` are given."""
     await kopf.operator(
@@ -125,4 +133,5 @@ async def run_operator(
         standalone=True,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
+        liveness_endpoint=liveness_endpoint,  # kopf's /healthz for the Deployment's probes
     )

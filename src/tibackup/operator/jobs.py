@@ -21,6 +21,7 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 ANNOTATION_BACKUP = "tibackup.pingcap.com/backup"  # the full Backup name (labels are cut at 63)
 ANNOTATION_GC_RECORD = "tibackup.pingcap.com/gc-record"
 ANNOTATION_SKIP_CLEAN = "tibackup.pingcap.com/skip-clean"  # "true": delete without cleaning the data
+ANNOTATION_IMAGE = "tibackup.pingcap.com/image"  # tibackup's image for this Backup's Jobs
 
 ENV_DB_PASSWORD = "TIBACKUP_DB_PASSWORD"
 ENV_S3_ACCESS_KEY = "TIBACKUP_S3_ACCESS_KEY"
@@ -28,8 +29,21 @@ ENV_S3_SECRET_KEY = "TIBACKUP_S3_SECRET_KEY"
 ENV_STAGING_DIR = "TIBACKUP_STAGING_DIR"
 ENV_SECRET_NAMES = "TIBACKUP_SECRET_NAMES"
 ENV_TLS_DIR = "TIBACKUP_TLS_DIR"
+ENV_API_GROUP = "TIBACKUP_API_GROUP"  # read by operator.kube
 STAGING_MOUNT = "/var/lib/tibackup/staging"
 TLS_MOUNT = "/var/run/tibackup/tls"
+TMP_MOUNT = "/tmp"  # the root filesystem is read-only: temporary files go to an emptyDir
+# The image's user (Dockerfile). fsGroup makes a fresh staging volume writable by it. With the container
+# settings below the Pod passes the `restricted` Pod Security Standard; spec.podSecurityContext wins.
+RUN_AS = 10001
+POD_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}  # fmt: skip
+CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+}  # fmt: skip
 DEFAULT_IMAGE = "tibackup:latest"
 CONTAINER = "tibackup"
 JOB_COMMANDS: dict[str, str] = {"backup": "run-backup", "clean": "clean-backup", "recover": "recover-backup"}
@@ -99,6 +113,8 @@ def pvc_manifest(backup: Backup) -> dict[str, Any]:
     }
     if backup.spec.storage_class_name:
         spec["storageClassName"] = backup.spec.storage_class_name
+    if backup.spec.volume_attributes_class_name:
+        spec["volumeAttributesClassName"] = backup.spec.volume_attributes_class_name
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -134,6 +150,12 @@ def _from_secret(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}}}
 
 
+def job_image(backup: Backup, default: str) -> str:
+    """tibackup's image for the Backup's Jobs: the annotation ``tibackup.pingcap.com/image``, else the
+    operator's. Never ``spec.toolImage``: upstream that is the Dumpling image (tibackup needs none)."""
+    return (backup.metadata.annotations or {}).get(ANNOTATION_IMAGE) or default
+
+
 def job_manifest(backup: Backup, image: str, action: Action = "backup") -> dict[str, Any]:
     """The Job that runs ``tibackup job <action>-backup`` for this Backup."""
     meta = backup.metadata
@@ -142,20 +164,29 @@ def job_manifest(backup: Backup, image: str, action: Action = "backup") -> dict[
     env: list[dict[str, Any]] = [dict(item) for item in spec.env or ()]
     env += secret_env(backup)
     env.append({"name": ENV_STAGING_DIR, "value": STAGING_MOUNT})
-    mounts: list[dict[str, Any]] = [{"name": "staging", "mountPath": STAGING_MOUNT}]
-    volumes: list[dict[str, Any]] = [_staging_volume(backup, action)]
+    # The Job reads and writes its Backup in the Backup's own group (pingcap.com or tibackup's).
+    env.append({"name": ENV_API_GROUP, "value": backup.api_version.partition("/")[0]})
+    env.append({"name": "TMPDIR", "value": TMP_MOUNT})
+    mounts: list[dict[str, Any]] = [
+        {"name": "staging", "mountPath": STAGING_MOUNT},
+        {"name": "tmp", "mountPath": TMP_MOUNT},
+    ]
+    volumes: list[dict[str, Any]] = [_staging_volume(backup, action), {"name": "tmp", "emptyDir": {}}]
     tls_secret = spec.from_.tls_client_secret_name if spec.from_ else None
     if tls_secret:
         env.append({"name": ENV_TLS_DIR, "value": TLS_MOUNT})
         mounts.append({"name": "tls", "mountPath": f"{TLS_MOUNT}/{tls_secret}", "readOnly": True})
         volumes.append({"name": "tls", "secret": {"secretName": tls_secret, "optional": True}})
+    mounts += [dict(item) for item in spec.additional_volume_mounts or ()]  # upstream's extra volumes
+    volumes += [dict(item) for item in spec.additional_volumes or ()]
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": spec.tool_image or image,
+        "image": job_image(backup, image),
         "imagePullPolicy": "IfNotPresent",
         "command": ["tibackup", "job", JOB_COMMANDS[action], "--namespace", namespace, "--name", meta.name],
         "env": env,
         "volumeMounts": mounts,
+        "securityContext": dict(CONTAINER_SECURITY),
     }
     if spec.resources:
         container["resources"] = dict(spec.resources)
@@ -164,11 +195,11 @@ def job_manifest(backup: Backup, image: str, action: Action = "backup") -> dict[
         "serviceAccountName": spec.service_account,
         "containers": [container],
         "volumes": volumes,
+        "securityContext": {**POD_SECURITY, **(spec.pod_security_context or {})},
     }
     for key, value in (
         ("tolerations", spec.tolerations),
         ("affinity", spec.affinity),
-        ("securityContext", spec.pod_security_context),
         ("priorityClassName", spec.priority_class_name),
         ("imagePullSecrets", spec.image_pull_secrets),
     ):

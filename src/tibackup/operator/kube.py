@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,14 +19,30 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from tibackup.errors import TibackupError
+from tibackup.errors import TibackupError, UsageError
+from tibackup.resources.apigroups import GROUPS, PINGCAP_GROUP, VERSION
 from tibackup.resources.meta import rfc3339
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
+_UPDATE_ATTEMPTS = 5
 MERGE_PATCH = "application/merge-patch+json"
-GROUP, VERSION = "pingcap.com", "v1alpha1"
+# The API group of the Backups this process serves: the operator's --api-group, passed on to its Jobs.
+ENV_API_GROUP = "TIBACKUP_API_GROUP"
+SERVED = "(served)"  # Kind.group of tibackup's own kinds: whatever group is served
+_served_group = [os.environ.get(ENV_API_GROUP) or PINGCAP_GROUP]
+
+
+def api_group() -> str:
+    """The group of tibackup's kinds in this process (pingcap.com unless --api-group/$TIBACKUP_API_GROUP)."""
+    return _served_group[0]
+
+
+def set_api_group(group: str) -> None:
+    if group not in GROUPS:
+        raise UsageError(f"--api-group {group!r} is not one of tibackup's groups; use {' or '.join(GROUPS)}")
+    _served_group[0] = group
 
 
 class KubeError(TibackupError):
@@ -42,12 +59,17 @@ class KubeError(TibackupError):
 class Kind:
     """Where a resource lives in the API: ``/api/v1`` or ``/apis/<group>/<version>``, and its plural."""
 
-    group: str
+    group: str  # "" for the core API, SERVED for tibackup's kinds
     version: str
     plural: str
 
+    @property
+    def api_group(self) -> str:
+        return api_group() if self.group == SERVED else self.group
+
     def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
-        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        group = self.api_group
+        base = f"/api/{self.version}" if not group else f"/apis/{group}/{self.version}"
         if namespace is not None:
             base += f"/namespaces/{namespace}"
         base += f"/{self.plural}"
@@ -58,9 +80,10 @@ class Kind:
         return base
 
 
-BACKUPS = Kind(GROUP, VERSION, "backups")
-SCHEDULES = Kind(GROUP, VERSION, "backupschedules")
-RESTORES = Kind(GROUP, VERSION, "restores")
+BACKUPS = Kind(SERVED, VERSION, "backups")
+SCHEDULES = Kind(SERVED, VERSION, "backupschedules")
+RESTORES = Kind(SERVED, VERSION, "restores")
+CRDS = Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 JOBS = Kind("batch", "v1", "jobs")
 PODS = Kind("", "v1", "pods")
 PVCS = Kind("", "v1", "persistentvolumeclaims")
@@ -174,6 +197,24 @@ class KubeApi:
             self.request("PATCH", kind.path(namespace, name, subresource), body, content_type=MERGE_PATCH)
             or {}
         )
+
+    def update(self, kind: Kind, namespace: str, name: str, change: Callable[[JSON], None]) -> JSON:
+        """Read the object, apply ``change`` to it and write it back (PUT, the verb ``update``), again on
+        a conflict. The one write upstream's backup-rbac.yaml Role gives a backup Job."""
+        for _ in range(_UPDATE_ATTEMPTS - 1):
+            try:
+                return self._update_once(kind, namespace, name, change)
+            except KubeError as exc:
+                if exc.status != 409:  # someone else wrote in between: read again
+                    raise
+        return self._update_once(kind, namespace, name, change)
+
+    def _update_once(self, kind: Kind, namespace: str, name: str, change: Callable[[JSON], None]) -> JSON:
+        body = self.get(kind, namespace, name)
+        if body is None:
+            raise KubeError(404, f"{kind.plural} {namespace}/{name} not found")
+        change(body)
+        return self.request("PUT", kind.path(namespace, name), body) or {}
 
     def delete(self, kind: Kind, namespace: str, name: str) -> bool:
         """True when deleted (or being deleted); False when it was not there. Dependents go in the background."""

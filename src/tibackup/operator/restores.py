@@ -27,13 +27,14 @@ from tibackup.resources import (
     set_condition,
     to_dict,
 )
+from tibackup.resources.upstream import ignored_fields
 
 log = logging.getLogger(__name__)
 ANNOTATION_RESTORE = "tibackup.pingcap.com/restore"  # the full Restore name on its Job
 UNFINISHED = (None, Phase.SCHEDULED, Phase.RUNNING)
 # The Pod fields a Restore passes to its Job as a Backup does.
 _POD_FIELDS = {"env", "resources", "tolerations", "affinity", "pod_security_context", "priority_class_name",
-               "image_pull_secrets", "tool_image"}  # fmt: skip
+               "image_pull_secrets"}  # fmt: skip
 
 
 def job_name(restore_name: str) -> str:
@@ -54,6 +55,7 @@ def job_manifest(restore: Restore, image: str, s3_secret: str | None) -> dict[st
     meta, spec = restore.metadata, restore.spec
     passed = spec.model_dump(by_alias=True, include=_POD_FIELDS, exclude_none=True)
     view = Backup(
+        api_version=restore.api_version,
         metadata=meta,
         spec=BackupSpec.model_validate(
             {
@@ -115,7 +117,7 @@ class RestoreController:
                                else "RerunRefused", decision.message)  # fmt: skip
             cleared = dict.fromkeys(RestoreStatus().model_dump(by_alias=True), None)
             status = {**cleared, **restore.status.model_dump(mode="json", by_alias=True, exclude_none=True)}
-            self.api.patch(RESTORES, ns, name, {"status": status}, subresource="status")
+            self.api.patch(RESTORES, ns, name, {"status": status})
         phase = restore.status.phase
         if phase not in UNFINISHED:
             return True
@@ -127,6 +129,8 @@ class RestoreController:
             return not (phase is None and job_outcome(job) is not None)
         if phase is None:
             self.set_phase(restore, Phase.SCHEDULED, "JobCreated", f"the Job {job_name(name)} runs it")
+            for warning in ignored_fields(restore, operator=True):
+                self.backups.event(to_dict(restore), "Warning", "IgnoredField", warning)
         if (
             self.api.create(JOBS, ns, job_manifest(restore, self.config.image, self._s3_secret(restore)))
             is None
@@ -183,9 +187,7 @@ class RestoreController:
 
     def _patch_status(self, meta: dict[str, Any], status: RestoreStatus) -> None:
         patch = {"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)}
-        self.api.patch(
-            RESTORES, meta.get("namespace") or "default", meta["name"], patch, subresource="status"
-        )
+        self.api.patch(RESTORES, meta.get("namespace") or "default", meta["name"], patch)
 
 
 __all__ = ["ANNOTATION_RESTORE", "COMPONENT", "RestoreController", "job_manifest", "job_name"]

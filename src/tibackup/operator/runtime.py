@@ -1,11 +1,12 @@
 """``KubernetesRuntime``: the BackupRuntime of the backup manager inside a backup Job.
 
 Decisions:
-- Secrets come from the environment the Job got by ``secretKeyRef`` (and the TLS Secret from its mounted
-  volume), so the Job normally needs no right to read Secrets. Only a Secret the Job was not given (or
-  one whose key is missing) is read through the API, which names the problem precisely.
-- Status is written with a merge patch of ``backups/status`` (the whole status object, as the manager
-  keeps it); events are core/v1 Events on the Backup.
+- Secrets come only from the environment the Job got by ``secretKeyRef`` (and the TLS Secret from its
+  mounted volume): the Job has no right to read Secrets. A Secret or key that is not there fails the
+  backup naming the Secret and the key.
+- Every write fits upstream's ``backup-rbac.yaml`` Role (``get``/``update`` on ``backups``, ``restores``, events):
+  status and the GC record are written by reading the Backup and writing it back (``update``); Backups
+  have no status subresource, as upstream's CRD. Events are core/v1 Events on the Backup.
 - The GC record is kept as an annotation on the Backup, so it survives the Pod: the operator (or a
   later Job) can restore the GC life time of a killed backup.
 - The staging directory is the mounted volume (``$TIBACKUP_STAGING_DIR``), one subfolder per Backup.
@@ -13,7 +14,6 @@ Decisions:
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections.abc import Mapping
@@ -23,7 +23,7 @@ from typing import Any
 
 from tibackup.errors import NotFoundError
 from tibackup.operator import jobs
-from tibackup.operator.kube import BACKUPS, RESTORES, SECRETS, KubeApi, KubeError
+from tibackup.operator.kube import BACKUPS, RESTORES, KubeApi
 from tibackup.resources import Backup, Restore, to_dict
 from tibackup.resources.validation import object_dir, validate_name
 
@@ -45,31 +45,21 @@ class KubernetesRuntime:
         return jobs.backup_of(body), body
 
     def get_secret(self, namespace: str, name: str) -> dict[str, str]:
-        given = self._from_environment(name)
-        if given is not None:
-            return given
-        try:
-            secret = self.api.get(SECRETS, namespace, name)
-        except KubeError as exc:
-            if exc.status == 403:
-                raise NotFoundError(
-                    f"Secret {namespace}/{name} was not given to the Job and the service account may not "
-                    f"read it ({exc.message}); check the Backup's secret names",
-                    reason="SecretNotFound",
-                ) from exc
-            raise
-        if secret is None:
+        """The Secret's keys as the Job received them (the kubelet resolved the secretKeyRefs).
+
+        The references are optional, so a missing Secret or key leaves its variable out; the manager then
+        names the missing key (SecretKeyMissing), or here the Secret when none of its keys came."""
+        keys = self._from_environment(name)
+        if not keys:
             raise NotFoundError(
-                f"Secret {namespace}/{name} not found; create it, e.g. kubectl create secret generic "
-                f"{name} --namespace={namespace} --from-literal=…",
+                f"Secret {namespace}/{name} not found (or it has none of the keys the Backup needs); create "
+                f"it, e.g. kubectl create secret generic {name} --namespace={namespace} --from-literal=…",
                 reason="SecretNotFound",
             )
-        data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-        data.update(secret.get("stringData") or {})
-        return data
+        return keys
 
-    def _from_environment(self, name: str) -> dict[str, str] | None:
-        """The Secret's keys as the Job received them, or None when they are not (all) there."""
+    def _from_environment(self, name: str) -> dict[str, str]:
+        """The keys of the Secret ``name`` the Job received: environment variables and the TLS volume."""
         backup_env = self.env
         names = json.loads(backup_env.get(jobs.ENV_SECRET_NAMES) or "{}")
         keys: dict[str, str] = {}
@@ -82,22 +72,32 @@ class KubernetesRuntime:
             for path in sorted((Path(tls_dir) / name).iterdir()):
                 if path.is_file() and not path.name.startswith("."):
                     keys[path.name] = path.read_text()
-        expected = {key for secret, key in names.values() if secret == name}
-        if keys and expected <= keys.keys():
-            return keys
-        return None
+        return keys
 
     def save_status(self, backup: Backup | Restore) -> None:
         status = to_dict(backup).get("status", {})
-        self.api.patch(BACKUPS if isinstance(backup, Backup) else RESTORES, _ns(backup), backup.metadata.name, {"status": status}, subresource="status")
+
+        def write(body: dict[str, Any]) -> None:
+            body["status"] = status
+
+        kind = BACKUPS if isinstance(backup, Backup) else RESTORES
+        self.api.update(kind, _ns(backup), backup.metadata.name, write)
 
     def event(self, backup: Backup | Restore, type_: str, reason: str, message: str) -> None:
         self.api.event(to_dict(backup), type_, reason, message, datetime.now(UTC), COMPONENT)
 
     def save_gc_record(self, backup: Backup, record: dict[str, Any] | None) -> None:
         value = None if record is None else json.dumps(record, sort_keys=True, default=str)
-        patch = {"metadata": {"annotations": {jobs.ANNOTATION_GC_RECORD: value}}}
-        self.api.patch(BACKUPS, _ns(backup), backup.metadata.name, patch)
+
+        def write(body: dict[str, Any]) -> None:
+            stored = body.setdefault("metadata", {}).get("annotations") or {}
+            if value is None:
+                stored.pop(jobs.ANNOTATION_GC_RECORD, None)
+            else:
+                stored[jobs.ANNOTATION_GC_RECORD] = value
+            body["metadata"]["annotations"] = stored
+
+        self.api.update(BACKUPS, _ns(backup), backup.metadata.name, write)
         annotations = dict(backup.metadata.annotations or {})
         if value is None:
             annotations.pop(jobs.ANNOTATION_GC_RECORD, None)

@@ -20,6 +20,7 @@ from tibackup.operator import jobs
 from tibackup.operator.kube import BACKUPS, SCHEDULES, KubeApi
 from tibackup.operator.metrics import ScheduleMetrics
 from tibackup.resources import FINISHED_PHASES, Backup, BackupSchedule, Phase, parse_resource, to_dict
+from tibackup.resources.upstream import ignored_fields
 
 log = logging.getLogger(__name__)
 COMPONENT = "tibackup-operator"
@@ -30,6 +31,7 @@ class ScheduleController:
         self.api = api
         self.metrics = metrics
         self._last_error: dict[tuple[str, str], str] = {}  # one event per new problem, not per tick
+        self._warned: set[tuple[str, str]] = set()
 
     def tick(self, body: dict[str, Any], now: datetime) -> None:
         meta = body.get("metadata") or {}
@@ -47,6 +49,10 @@ class ScheduleController:
                 self.event(body, "Warning", exc.reason, exc.message, now)
             return
         self._last_error.pop((ns, name), None)
+        if (ns, name) not in self._warned:  # once per schedule and operator start, not per tick
+            self._warned.add((ns, name))
+            for warning in ignored_fields(schedule, operator=True):
+                self.event(body, "Warning", "IgnoredField", warning, now)
 
         backups = self._backups(ns, name)
         running = any(
@@ -55,9 +61,11 @@ class ScheduleController:
         state = ScheduleState.of(schedule, last_backup_running=running, created=now)
         decision = decide(schedule, state, now)
         status = schedule.status
+        made: list[Backup] = []  # this tick's new Backup, for the metrics (status.lastBackup names it)
         if decision.action == Action.CREATE and decision.tick is not None:
             backup = backup_from_schedule(schedule, decision.tick)
             created = self.api.create(BACKUPS, ns, to_dict(backup))
+            made.append(backup)
             status.last_backup = backup.metadata.name
             status.last_backup_time = decision.tick
             if created is not None:
@@ -81,7 +89,7 @@ class ScheduleController:
         if decision.next_backup_time is None:
             patch["status"]["nextBackupTime"] = None  # paused: no next time (null removes it)
         self.api.patch(SCHEDULES, ns, name, patch, subresource="status")
-        self.metrics.observe(ns, name, backups)
+        self.metrics.observe(schedule, [*backups, *made])
 
     def _backups(self, ns: str, schedule: str) -> list[Backup]:
         found: list[Backup] = []

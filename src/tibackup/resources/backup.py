@@ -11,27 +11,47 @@ from typing import Literal, get_args
 from pydantic import Field, model_validator
 
 from tibackup.resources import defaults
+from tibackup.resources.apigroups import ApiVersion
 from tibackup.resources.meta import API_VERSION, JSONObject, ObjectMeta, SpecModel
 from tibackup.resources.status import BackupStatus
 
-S3Provider = Literal[
+# rclone's S3 providers, which upstream passes on as they are written (its field is a free string).
+# Any case is accepted (``AWS``, ``Ceph``); a name outside this list is kept and treated as a generic
+# S3 service, which needs an endpoint, and apply warns about it.
+S3_PROVIDERS: tuple[str, ...] = (
     "aws",
     "alibaba",
+    "arvancloud",
     "ceph",
+    "chinamobile",
     "cloudflare",
     "digitalocean",
     "dreamhost",
+    "gcs",
     "huaweiobs",
     "ibmcos",
+    "idrive",
+    "ionos",
+    "leviia",
+    "liara",
+    "linode",
+    "lyvecloud",
+    "magalu",
     "minio",
     "netease",
+    "petabox",
+    "qiniu",
+    "rackcorp",
+    "rclone",
     "scaleway",
     "seaweedfs",
+    "stackpath",
+    "storj",
+    "synology",
     "tencentcos",
     "wasabi",
     "other",
-]
-S3_PROVIDERS: tuple[str, ...] = get_args(S3Provider)
+)
 CleanPolicy = Literal["Retain", "OnFailure", "Delete"]
 CLEAN_POLICIES: tuple[str, ...] = get_args(CleanPolicy)
 
@@ -53,8 +73,15 @@ class TiDBAccessConfig(SpecModel):
 class S3StorageProvider(SpecModel):
     """``spec.s3``: where the backup goes."""
 
-    provider: S3Provider = Field(description="Implementation of the S3 API.")
+    provider: str = Field(
+        min_length=1, description="Implementation of the S3 API (rclone's provider names, any case)."
+    )
     region: str | None = None
+    path: str | None = Field(
+        default=None,
+        description="`s3://bucket/prefix` or `bucket/prefix`: bucket and prefix in one field (upstream's "
+        "format); must agree with bucket and prefix when those are given too.",
+    )
     bucket: str | None = Field(default=None, description="Bucket that receives the backup (required).")
     prefix: str | None = Field(default=None, description="Folder inside the bucket.")
     endpoint: str | None = Field(
@@ -75,6 +102,9 @@ class S3StorageProvider(SpecModel):
 
     @model_validator(mode="after")
     def _provider_defaults(self) -> S3StorageProvider:
+        self.provider = self.provider.strip().lower()
+        if self.path:
+            self._split_path()
         if self.provider == "aws":
             if not self.storage_class:
                 self.storage_class = defaults.AWS_DEFAULT_STORAGE_CLASS
@@ -85,6 +115,23 @@ class S3StorageProvider(SpecModel):
             scheme = "http" if self.provider == "ceph" else "https"
             self.endpoint = f"{scheme}://{self.endpoint}"
         return self
+
+    def _split_path(self) -> None:
+        """``path`` fills in bucket and prefix; given as well, they must name the same place."""
+        assert self.path is not None
+        bucket, _, prefix = self.path.strip().removeprefix("s3://").strip("/").partition("/")
+        if self.bucket and self.bucket != bucket:
+            raise ValueError(
+                f"s3.path names bucket {bucket!r} but s3.bucket is {self.bucket!r}: give one of them"
+            )
+        own_prefix = (self.prefix or "").strip("/")
+        if own_prefix and prefix and own_prefix != prefix.strip("/"):
+            raise ValueError(
+                f"s3.path names prefix {prefix!r} but s3.prefix is {self.prefix!r}: give one of them"
+            )
+        self.bucket = bucket or None
+        if prefix and not own_prefix:
+            self.prefix = prefix
 
 
 class DumplingConfig(SpecModel):
@@ -103,6 +150,14 @@ class DumplingConfig(SpecModel):
         return self
 
 
+class BackoffRetryPolicy(SpecModel):
+    """``spec.backoffRetryPolicy``: upstream's retries of a failed backup Job (ignored by tibackup)."""
+
+    min_retry_duration: str | None = None
+    max_retry_times: int | None = None
+    retry_timeout: str | None = None
+
+
 class BackupSpec(SpecModel):
     """``spec`` of a Backup, and ``spec.backupTemplate`` of a BackupSchedule."""
 
@@ -110,7 +165,9 @@ class BackupSpec(SpecModel):
     backup_type: Literal["full"] = Field(
         default=defaults.DEFAULT_BACKUP_TYPE, description="Only full is supported."
     )
-    backup_mode: Literal["snapshot"] | None = None
+    backup_mode: Literal["snapshot"] | None = Field(
+        default=None, description="Only snapshot: log and volume-snapshot backups are BR's."
+    )
     tikv_gc_life_time: str = Field(
         default=defaults.DEFAULT_TIKV_GC_LIFE_TIME,
         description="TiKV GC life time during the backup (Go duration).",
@@ -141,6 +198,21 @@ class BackupSpec(SpecModel):
     priority_class_name: str | None = None
     image_pull_secrets: list[JSONObject] | None = None
     tool_image: str | None = None
+    # Accepted so that upstream's YAML applies as it is; they have no effect here and apply warns about
+    # each one given (see resources.upstream, which says why per field).
+    automount_service_account_token: bool | None = None
+    volume_attributes_class_name: str | None = None
+    additional_volumes: list[JSONObject] | None = None
+    additional_volume_mounts: list[JSONObject] | None = None
+    backoff_retry_policy: BackoffRetryPolicy | None = None
+    commit_ts: str | None = None
+    log_subcommand: Literal["log-start", "log-stop", "log-pause"] | None = None
+    log_truncate_until: str | None = None
+    log_stop: bool | None = None
+    calc_size_level: str | None = None
+    federal_volume_backup_phase: Literal["initialize", "execute", "teardown"] | None = None
+    resume_gc_schedule: bool | None = None
+    volume_backup_init_job_max_active_seconds: int | None = None
 
     @model_validator(mode="after")
     def _default_table_filter(self) -> BackupSpec:
@@ -154,7 +226,7 @@ class BackupSpec(SpecModel):
 class Backup(SpecModel):
     """One backup of one database into S3-compatible storage."""
 
-    api_version: Literal["pingcap.com/v1alpha1"] = API_VERSION
+    api_version: ApiVersion = API_VERSION
     kind: Literal["Backup"] = "Backup"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: BackupSpec

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tibackup.resources.backup import BackupSpec
+from tibackup.resources.apigroups import ApiVersion
+from tibackup.resources.backup import BackupSpec, S3StorageProvider
 from tibackup.resources.meta import API_VERSION, JSONObject, KubeTime, ObjectMeta, SpecModel, StatusModel
 
 
@@ -32,12 +33,19 @@ class BackupScheduleSpec(SpecModel):
         default=None, description="ServiceAccount when the template has none."
     )
     image_pull_secrets: list[JSONObject] | None = None
+    s3: S3StorageProvider | None = Field(default=None, description="Storage when the template has none.")
+    # Upstream's log backups and their compaction (BR's): accepted, ignored, warned about at apply.
+    log_backup_template: JSONObject | None = None
+    compact_backup_template: JSONObject | None = None
+    compact_span: str | None = None
 
     @model_validator(mode="after")
     def _fill_template(self) -> BackupScheduleSpec:
         # Schedule-level settings apply to the template unless the template sets them itself.
         template = self.backup_template
         given = template.model_fields_set
+        if self.s3 is not None and template.s3 is None:
+            template.s3 = self.s3.model_copy(deep=True)
         if self.service_account and "service_account" not in given:
             template.service_account = self.service_account
         if self.storage_class_name and not template.storage_class_name:
@@ -67,7 +75,7 @@ class BackupScheduleStatus(StatusModel):
 class BackupSchedule(SpecModel):
     """Backups on a schedule, with retention."""
 
-    api_version: Literal["pingcap.com/v1alpha1"] = API_VERSION
+    api_version: ApiVersion = API_VERSION
     kind: Literal["BackupSchedule"] = "BackupSchedule"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: BackupScheduleSpec

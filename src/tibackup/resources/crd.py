@@ -7,6 +7,13 @@ Two renderings of each model's JSON schema:
   or (with kubectl's strict field validation) rejects unknown fields instead.
 - ``strict_schema``: the same plus ``additionalProperties: false`` wherever a model rejects unknown
   fields — what strict field validation means, usable with any JSON-schema validator.
+
+The same CRDs are rendered for each API group (``apigroups``): ``pingcap.com`` (deploy/crds/) and
+tibackup's own group (deploy/overlays/beside-tidb-operator/crds/). Each carries ``OWNER_LABEL``: the
+operator refuses to serve a group whose CRDs lack it (they belong to another controller, e.g. TiDB
+Operator). Backups and Restores have no status subresource, as upstream's CRDs: the backup and restore
+Jobs write status with ``update`` on ``backups``/``restores``, the one write upstream's
+``backup-rbac.yaml`` Role allows.
 """
 
 from __future__ import annotations
@@ -17,12 +24,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from tibackup.resources.apigroups import PINGCAP_GROUP, TIBACKUP_GROUP, VERSION, api_version
 from tibackup.resources.backup import Backup
 from tibackup.resources.backup_schedule import BackupSchedule
-from tibackup.resources.meta import API_GROUP
 from tibackup.resources.restore import Restore
 
-VERSION = "v1alpha1"
 CRD_FILES: dict[str, type[BaseModel]] = {
     "backups.yaml": Backup, "backupschedules.yaml": BackupSchedule, "restores.yaml": Restore,
 }  # fmt: skip
@@ -79,15 +85,27 @@ _COLUMNS: dict[type[BaseModel], list[dict[str, Any]]] = {
 }
 
 
-def crd(model: type[BaseModel]) -> dict[str, Any]:
-    """The apiextensions.k8s.io/v1 CustomResourceDefinition of Backup or BackupSchedule."""
+# Marks a CRD as tibackup's (see operator/crdcheck.py); TiDB Operator's CRDs do not carry it.
+OWNER_LABEL = ("app.kubernetes.io/part-of", "tibackup")
+# Where each group's generated CRDs are committed, relative to deploy/.
+CRD_DIRS: dict[str, str] = {PINGCAP_GROUP: "crds", TIBACKUP_GROUP: "overlays/beside-tidb-operator/crds"}
+
+
+def crd_name(model: type[BaseModel], group: str) -> str:
+    return f"{_NAMES[model]['plural']}.{group}"
+
+
+def crd(model: type[BaseModel], group: str = PINGCAP_GROUP) -> dict[str, Any]:
+    """The apiextensions.k8s.io/v1 CustomResourceDefinition of Backup or BackupSchedule in ``group``."""
     names = _NAMES[model]
+    schema = crd_schema(model)
+    schema["properties"]["apiVersion"]["description"] = api_version(group)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{names['plural']}.{API_GROUP}"},
+        "metadata": {"name": crd_name(model, group), "labels": {OWNER_LABEL[0]: OWNER_LABEL[1]}},
         "spec": {
-            "group": API_GROUP,
+            "group": group,
             "names": names,
             "scope": "Namespaced",
             "versions": [
@@ -95,8 +113,8 @@ def crd(model: type[BaseModel]) -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "schema": {"openAPIV3Schema": crd_schema(model)},
-                    "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {} if model in (Backup, Restore) else {"status": {}},
                     "additionalPrinterColumns": _COLUMNS[model],
                 }
             ],
@@ -104,11 +122,11 @@ def crd(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def render_crds() -> dict[str, str]:
-    """File name → YAML text of every CRD, as committed under deploy/crds/."""
+def render_crds(group: str = PINGCAP_GROUP) -> dict[str, str]:
+    """File name → YAML text of every CRD of ``group``, as committed under deploy/``CRD_DIRS[group]``."""
     header = "# Generated from the models in src/tibackup/resources by scripts/gen_crds.py; do not edit.\n"
     return {
-        name: header + yaml.safe_dump(crd(model), sort_keys=False, default_flow_style=False, width=100)
+        name: header + yaml.safe_dump(crd(model, group), sort_keys=False, default_flow_style=False, width=100)
         for name, model in CRD_FILES.items()
     }
 
@@ -128,7 +146,7 @@ def _convert(model: type[BaseModel], strict: bool) -> dict[str, Any]:
     definitions = raw.pop("$defs", {})
     schema = _node(raw, definitions, strict)
     properties = schema["properties"]
-    properties["apiVersion"] = {"type": "string", "description": "pingcap.com/v1alpha1"}
+    properties["apiVersion"] = {"type": "string", "description": api_version(PINGCAP_GROUP)}
     properties["kind"] = {"type": "string", "description": _kind(model)}
     # The API server owns metadata's schema; a CRD may only say it is an object.
     properties["metadata"] = {"type": "object"}

@@ -13,9 +13,9 @@ from pydantic_core import ErrorDetails
 
 from tibackup.errors import InvalidSpecError
 from tibackup.resources import defaults
+from tibackup.resources.apigroups import API_VERSIONS
 from tibackup.resources.backup import Backup
 from tibackup.resources.backup_schedule import BackupSchedule
-from tibackup.resources.meta import API_VERSION
 from tibackup.resources.restore import Restore
 
 Resource = Backup | BackupSchedule | Restore
@@ -133,8 +133,10 @@ def parse_resource(data: Any) -> Resource:
     api_version = data.get("apiVersion")
     if kind not in KINDS:
         raise InvalidSpecError("kind", f"{kind!r} is not handled by tibackup; use Backup, BackupSchedule or Restore")
-    if api_version != API_VERSION:
-        raise InvalidSpecError("apiVersion", f"{api_version!r} is not supported; use {API_VERSION}")
+    if api_version not in API_VERSIONS:
+        raise InvalidSpecError(
+            "apiVersion", f"{api_version!r} is not supported; use {' or '.join(API_VERSIONS)}"
+        )
     return validate_model(KINDS[kind], data)
 
 
@@ -186,6 +188,11 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> tuple[str, str]:
         return field, "required field is missing; add it"
     if kind in ("literal_error", "enum"):
         expected = str(error.get("ctx", {}).get("expected", ""))
+        if loc and loc[-1] == "backupMode":
+            return field, (
+                f"{value!r} is not supported: tibackup makes logical snapshot backups only (log and "
+                "volume-snapshot backups need TiDB Operator's BR)"
+            )
         if loc and loc[-1] == "backupType":
             return field, (
                 f"{value!r} is not supported: tibackup makes full backups only "
@@ -194,6 +201,8 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> tuple[str, str]:
         case_hint = " (values are case-sensitive)" if str(value).lower() in expected.lower() else ""
         return field, f"{value!r} is not allowed{case_hint}; use one of {expected}"
     msg = error["msg"]
+    if kind == "value_error":  # raised by a model's own check, already worded for the user
+        return field, str(error.get("ctx", {}).get("error", msg.removeprefix("Value error, ")))
     return field, f"{msg[:1].lower()}{msg[1:]} (got {value!r}); fix the value"
 
 

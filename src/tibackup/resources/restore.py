@@ -1,4 +1,4 @@
-"""The ``Restore`` resource (``pingcap.com/v1alpha1``, short name ``rt``): one definition of its spec.
+"""The ``Restore`` resource (``pingcap.com`` or ``backup.tibackup.io``, ``v1alpha1``; short name ``rt``): its spec.
 
 Field names follow TiDB Operator's ``RestoreSpec`` (``to``, ``backupType``, ``s3`` with ``path``,
 ``tikvGCLifeTime``, ``storageClassName``, ``storageSize``, ``serviceAccount``, ``tableFilter`` and the Job
@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from tibackup.resources import defaults
+from tibackup.resources.apigroups import ApiVersion
 from tibackup.resources.backup import S3StorageProvider, TiDBAccessConfig
 from tibackup.resources.meta import API_VERSION, JSONObject, ObjectMeta, SpecModel
 from tibackup.resources.status import BackupStatus
@@ -112,7 +113,7 @@ class RestoreStatus(BackupStatus):
 class Restore(SpecModel):
     """One restore of one backup into a database."""
 
-    api_version: Literal["pingcap.com/v1alpha1"] = API_VERSION
+    api_version: ApiVersion = API_VERSION
     kind: Literal["Restore"] = "Restore"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: RestoreSpec

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tibackup.errors import InvalidSpecError
 from tibackup.resources import defaults
-from tibackup.resources.backup import Backup, BackupSpec
+from tibackup.resources.backup import S3_PROVIDERS, Backup, BackupSpec
 from tibackup.resources.duration import parse_positive_duration
 from tibackup.resources.meta import ObjectMeta
 from tibackup.resources.s3options import parse_s3_options
@@ -148,7 +148,8 @@ def _validate_s3(spec: BackupSpec, prefix: str) -> None:
         raise InvalidSpecError(
             f"{where}.bucket", f"{s3.bucket!r} is not a valid bucket name (3-255 letters, digits, '.', '-')"
         )
-    if s3.provider in defaults.PROVIDERS_NEEDING_ENDPOINT and not s3.endpoint:
+    generic = s3.provider not in S3_PROVIDERS  # a provider rclone has and tibackup does not know
+    if (s3.provider in defaults.PROVIDERS_NEEDING_ENDPOINT or generic) and not s3.endpoint:
         raise InvalidSpecError(
             f"{where}.endpoint", f"required for provider {s3.provider}; set the URL of the S3 service"
         )
