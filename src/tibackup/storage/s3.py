@@ -6,6 +6,7 @@ import base64
 import builtins
 import hashlib
 import io
+import logging
 import os
 import secrets
 import threading
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from tibackup.errors import StorageError
 from tibackup.storage.base import ObjectInfo, ObjectNotFound, ObjectWriter, check_name
+from tibackup.storage.journal import UploadRecord
 from tibackup.storage.multipart import Buffer, MultipartWriter, PartPool
 from tibackup.storage.options import S3Options
 from tibackup.storage.s3_errors import Where, error_code, http_status, translate
@@ -29,6 +31,7 @@ else:
     S3Client = Any
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 PROBE_PREFIX = ".tibackup-write-probe-"
 
@@ -82,7 +85,15 @@ class S3Storage:
         self.options = options.resolved()
         self.options.validate()
         self.list_page_size = 1000
-        self.client = make_client(self.options, connect_timeout=5, read_timeout=120, attempts=5)
+        opts = self.options
+        self.client = make_client(
+            opts,
+            connect_timeout=opts.connect_timeout,
+            read_timeout=opts.read_timeout,
+            attempts=opts.max_attempts,
+        )
+        self.journal = opts.journal
+        self._abort_client: S3Client | None = None
         self.where = Where(
             endpoint=self.client.meta.endpoint_url,
             bucket=self.options.bucket,
@@ -96,12 +107,17 @@ class S3Storage:
                 )
                 if value
             ),
+            timeouts=f"{opts.read_timeout:g} s, {opts.max_attempts} attempt(s)",
         )
         self._pool: PartPool | None = None
         self._pool_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3Storage({self.url!r}, endpoint={self.where.endpoint!r})"
+
+    @property
+    def endpoint(self) -> str:
+        return self.where.endpoint
 
     @property
     def url(self) -> str:
@@ -154,7 +170,17 @@ class S3Storage:
             key,
             lambda: self.client.create_multipart_upload(Bucket=bucket, Key=key, **args),
         )
-        return response["UploadId"]
+        upload_id = response["UploadId"]
+        if self.journal is not None:
+            try:
+                self.journal.started(self._record(key, upload_id))
+            except BaseException:
+                self.abort_upload(key, upload_id)  # unrecorded, it could be lost: never keep it
+                raise
+        return upload_id
+
+    def _record(self, key: str, upload_id: str, bucket: str | None = None) -> UploadRecord:
+        return UploadRecord(self.where.endpoint, bucket or self.options.bucket, key, upload_id)
 
     def upload_part(self, key: str, upload_id: str, number: int, data: Buffer) -> str:
         bucket = self.options.bucket
@@ -177,14 +203,37 @@ class S3Storage:
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             ),
         )
+        if self.journal is not None:
+            self.journal.finished(self._record(key, upload_id))
 
-    def abort_upload(self, key: str, upload_id: str) -> None:
-        bucket = self.options.bucket
-        self._call(
-            "aborting the upload of",
-            key,
-            lambda: self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id),
-        )
+    def abort_upload(self, key: str, upload_id: str, bucket: str | None = None) -> None:
+        """Abort one upload (one already gone counts as aborted) and drop it from the journal."""
+        bucket = bucket or self.options.bucket
+        client = self.abort_client()
+        try:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchUpload":
+                raise translate(exc, self.where, "aborting the upload of", key) from exc
+        except Exception as exc:
+            raise translate(exc, self.where, "aborting the upload of", key) from exc
+        if self.journal is not None:
+            self.journal.finished(self._record(key, upload_id, bucket))
+
+    def abort_client(self) -> S3Client:
+        """Aborts run while something already failed, often S3 itself: short timeouts, so a frozen
+        endpoint delays the end of a run by seconds, not minutes (what is not aborted stays in the
+        journal for a later pass)."""
+        with self._pool_lock:
+            if self._abort_client is None:
+                opts = self.options
+                self._abort_client = make_client(
+                    opts,
+                    connect_timeout=min(opts.connect_timeout, 5.0),
+                    read_timeout=min(opts.read_timeout, 15.0),
+                    attempts=min(opts.max_attempts, 2),
+                )
+            return self._abort_client
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -286,14 +335,18 @@ class S3Storage:
             if page is None:
                 return aborted
             for upload in page.get("Uploads", []):
-                self.abort_upload(upload["Key"], upload["UploadId"])
+                self.abort_upload(upload["Key"], upload["UploadId"], bucket)
                 aborted += 1
 
     # --- preflight -----------------------------------------------------------------------------
 
     def check_writable(self) -> None:
         """HeadBucket, then write and delete a probe object under the prefix; fail fast and clearly."""
-        client = make_client(self.options, connect_timeout=3, read_timeout=15, attempts=2)
+        opts = self.options
+        client = make_client(
+            opts, connect_timeout=min(opts.connect_timeout, 3.0), read_timeout=min(opts.read_timeout, 15.0),
+            attempts=min(opts.max_attempts, 2),
+        )  # fmt: skip
         bucket = self.options.bucket
         try:
             client.head_bucket(Bucket=bucket)
