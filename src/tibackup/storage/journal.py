@@ -14,6 +14,7 @@ absent even after SIGKILL or a power cut, and several processes may share one fo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -137,7 +138,8 @@ class FileJournal:
             os.replace(temporary, path)
             _fsync_folder(self.folder)
         except OSError as exc:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
             raise StorageError(
                 f"cannot record the multipart upload of s3://{record.bucket}/{record.key} in the upload "
                 f"journal {self.folder} ({exc.strerror or exc}): free space there or choose another "
