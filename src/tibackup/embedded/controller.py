@@ -36,6 +36,7 @@ from tibackup.embedded.procs import process_alive, start_ticks
 from tibackup.embedded.runtime import redact
 from tibackup.embedded.schedules import reconcile_schedule
 from tibackup.embedded.store import KIND_BACKUP, KIND_SCHEDULE, Store
+from tibackup.embedded.uploads import LeftoverUploads
 from tibackup.errors import TibackupError
 from tibackup.resources import Backup, BackupSchedule, Phase, set_condition
 
@@ -106,6 +107,7 @@ class Controller:
         self.skipped = skipped or SkipCounter()
         self.children: dict[tuple[str, str], Child] = {}
         self._clean_attempts: dict[tuple[str, str], float] = {}
+        self.leftover_uploads = LeftoverUploads(self.store)
 
     # ------------------------------------------------------------------------------------- loop
     def run(self, stop: threading.Event) -> None:
@@ -130,6 +132,7 @@ class Controller:
         now = now or lifecycle.now()
         self.reap_children()
         self.recover_dead()
+        self.leftover_uploads.tick()  # what S3 was not there to abort when a run ended
         self.finish_deletions()
         schedules: list[BackupSchedule] = self.store.list_resources(KIND_SCHEDULE)
         for schedule in schedules:

@@ -31,3 +31,8 @@ def ensure_private_dir(path: Path) -> Path:
 def staging_dir(state_dir: Path, namespace: str, name: str) -> Path:
     """Where a staged Backup keeps its files until they are uploaded: ``staging/<ns>/<name>``."""
     return state_dir / "staging" / namespace / name
+
+
+def uploads_dir(state_dir: Path, namespace: str, name: str) -> Path:
+    """The upload journal of a Backup's runs (``storage.journal.FileJournal``): ``uploads/<ns>/<name>``."""
+    return state_dir / "uploads" / namespace / name

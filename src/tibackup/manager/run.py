@@ -29,6 +29,7 @@ so the process stops. A process killed outright leaves ``Prepare``/``Running``: 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ from tibackup.dump.dumper import run_dump
 from tibackup.dump.metadata import METADATA_NAME
 from tibackup.dump.progress import Progress
 from tibackup.errors import DatabaseError, Interrupted, InvalidSpecError, TibackupError
-from tibackup.manager import remote, settings
+from tibackup.manager import remote, settings, uploads
 from tibackup.manager.gc import gc_applies, raise_gc_life_time, restore_gc_life_time
 from tibackup.manager.preflight import check_privileges, check_storage
 from tibackup.manager.progress import ProgressLog, describe
@@ -74,21 +75,28 @@ def run_backup(backup: Backup, runtime: BackupRuntime, *, now: Callable[[], date
     except InvalidSpecError as exc:
         return report.invalid("InvalidSpec", exc.message)
 
+    # Every multipart upload is noted until completed or aborted: what S3 was not there to abort is
+    # aborted later (``uploads.py``).
+    journal = uploads.journal_for(runtime, backup)
     try:
         # 2. Secrets, resolved through the runtime, masked in every message from here on.
         report.secrets = secrets = resolve_secrets(backup, runtime)
         with tls_files(secrets) as tls:
             config = settings.dump_config(backup.spec, "staging", secrets.password, tls)
             s3 = settings.s3_options(backup.spec, secrets.access_key, secrets.secret_key)
+            s3 = dataclasses.replace(s3, journal=journal)
             return _run(backup, report, mode, config, s3, now)
     except (KeyboardInterrupt, SystemExit, Interrupted):
         report.failed(
             "Interrupted",
-            "the backup was interrupted before it finished; its files are incomplete: run it again",
+            "the backup was interrupted before it finished; its files are incomplete: run it again"
+            + uploads.left_note(journal, report.backup.status.backup_path or ""),
         )
         raise
     except TibackupError as exc:
-        return report.failed(exc.reason, exc.message)
+        return report.failed(
+            exc.reason, exc.message + uploads.left_note(journal, report.backup.status.backup_path or "")
+        )
     except Exception as exc:  # a bug in tibackup: still a clear status, the traceback only at debug
         log.debug("backup %s failed with an internal error", report.who, exc_info=True)
         return report.failed("InternalError", f"internal error: {type(exc).__name__}: {exc}")
@@ -147,6 +155,8 @@ def _run(
         staged = staging.finished_dump(backup) if staging else None
         path = staged.backup_path if staged else settings.path_for(spec, now())
         report.running(path, f"backing up to {path} ({mode.value})")
+        if staged is not None or (s3.journal is not None and s3.journal.pending()):
+            _abort_leftovers(backup, report, s3)
         storage = remote.open_backup_storage(settings.at_path(s3, path))
         try:
             if staging is None:
@@ -233,6 +243,17 @@ def _dump_staged(
         ) from exc
     report.info("Uploaded", describe(progress, "uploaded") + f" to {storage.url}")
     return dict(files)
+
+
+def _abort_leftovers(backup: Backup, report: Reporter, s3: S3Options) -> None:
+    """Before uploading again: what an earlier run of this Backup could not abort (S3 was down)."""
+    try:
+        aborted = uploads.abort_leftovers(report.backup, report.runtime, s3)
+    except TibackupError as exc:
+        report.warning("UploadsNotAborted", f"could not abort earlier unfinished uploads: {exc.message}")
+        return
+    if aborted:
+        report.info("UploadsAborted", f"aborted {aborted} unfinished upload(s) left by an earlier run")
 
 
 def _restore_gc(conn: Connection, backup: Backup, report: Reporter) -> None:

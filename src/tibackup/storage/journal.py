@@ -130,11 +130,19 @@ class FileJournal:
         path = self._path(record)
         temporary = path.with_suffix(f".tmp{self._pid}-{threading.get_ident()}")
         try:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with open(temporary, "w", encoding="utf-8") as file:
-                json.dump(dataclasses.asdict(record), file)
-                file.flush()
-                os.fsync(file.fileno())
+            for attempt in range(2):
+                self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                try:
+                    file = open(temporary, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+                except FileNotFoundError:
+                    if attempt:
+                        raise
+                    continue  # a cleanup pass removed the empty folder just now: make it again
+                with file:
+                    json.dump(dataclasses.asdict(record), file)
+                    file.flush()
+                    os.fsync(file.fileno())
+                break
             os.replace(temporary, path)
             _fsync_folder(self.folder)
         except OSError as exc:

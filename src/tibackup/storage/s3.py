@@ -326,7 +326,7 @@ class S3Storage:
         aborted = 0
         root = f"{self.options.prefix}/" if self.options.prefix else ""
         bucket = self.options.bucket
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+        pages = self.abort_client().get_paginator("list_multipart_uploads").paginate(
             Bucket=bucket, Prefix=root + prefix
         )
         iterator = iter(pages)
