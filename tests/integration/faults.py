@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+from testenv import sampledata
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import SeaweedFSServer
 
@@ -73,6 +75,28 @@ def dump_process(
          "-u", mariadb.user, "-B", database, "-o", output, *args],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=environment,
     )  # fmt: skip
+
+
+def load_big_table(mariadb: MariaDBServer, database: str, rows: int = BIG_TABLE_ROWS) -> str:
+    conn = mariadb.connect()
+    try:
+        sampledata.load_wide_table(conn, database, rows=rows)
+    finally:
+        conn.close()
+    return database
+
+
+def apply_wait_process(state: Path, doc: dict[str, Any], **popen: Any) -> subprocess.Popen[str]:
+    """``tibackup apply -f - --wait`` of ``doc`` as its own process (stdin already written and closed)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tibackup.cli.main", "apply", "-f", "-", "--wait", "--state-dir", str(state)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen,
+    )  # fmt: skip
+    assert process.stdin is not None
+    process.stdin.write(yaml.safe_dump(doc))
+    process.stdin.close()
+    process.stdin = None  # communicate() must not flush it
+    return process
 
 
 def s3_env(server: SeaweedFSServer, journal: Path) -> dict[str, str]:

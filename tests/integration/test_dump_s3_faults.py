@@ -9,16 +9,15 @@ import signal
 from pathlib import Path
 
 import pytest
-from testenv import sampledata
 from testenv.mariadb import MariaDBServer
 
 from tests.integration.faults import (
-    BIG_TABLE_ROWS,
     dedicated_s3,
     dump_process,
     error_lines,
     has_uploads,
     kill_s3,
+    load_big_table,
     s3_args,
     s3_env,
     uploads,
@@ -30,12 +29,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture()
 def big_db(mariadb: MariaDBServer, fresh_db: str) -> str:
-    conn = mariadb.connect()
-    try:
-        sampledata.load_wide_table(conn, fresh_db, rows=BIG_TABLE_ROWS)
-    finally:
-        conn.close()
-    return fresh_db
+    return load_big_table(mariadb, fresh_db)
 
 
 def test_s3_killed_mid_dump_then_next_dump_aborts_the_orphans(
@@ -73,12 +67,11 @@ def test_frozen_s3_is_named_not_the_database_and_its_uploads_are_aborted_later(t
     """SIGSTOP: the server accepts connections and never answers. The database session times out
     first (net_write_timeout=1 while the worker waits for the stalled parts): still an S3 error."""
     journal = tmp_path / "journal"
-    with MariaDBServer(tmp_path / "db", extra_args=["--net-write-timeout=1"]) as db, dedicated_s3(tmp_path) as s3:
-        conn = db.connect()
-        try:
-            sampledata.load_wide_table(conn, "frozen", rows=BIG_TABLE_ROWS)
-        finally:
-            conn.close()
+    with (
+        MariaDBServer(tmp_path / "db", extra_args=["--net-write-timeout=1"]) as db,
+        dedicated_s3(tmp_path) as s3,
+    ):
+        load_big_table(db, "frozen")
         env = s3_env(s3, journal)
         timeouts = ["--s3.timeout", "3s", "--s3.connect-timeout", "2s", "--s3.max-attempts", "2"]
         proc = dump_process(db, "frozen", "s3://faults/frozen", "-t", "1", *timeouts, *s3_args(s3), env=env)

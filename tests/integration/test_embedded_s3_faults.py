@@ -3,18 +3,22 @@ remain, and once S3 is back the next controller pass, a delete or a re-run abort
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from testenv import sampledata
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import SeaweedFSServer
 
-from tests.integration.faults import BIG_TABLE_ROWS, dedicated_s3, has_uploads, kill_s3, uploads, wait_for
+from tests.integration.faults import (
+    apply_wait_process,
+    dedicated_s3,
+    has_uploads,
+    kill_s3,
+    load_big_table,
+    uploads,
+    wait_for,
+)
 from tests.integration.test_embedded_cli import DB_PASSWORD_SECRET, S3_SECRET, Env, backup_doc
 from tibackup.embedded.controller import Controller
 from tibackup.embedded.runtime import EmbeddedRuntime
@@ -28,12 +32,10 @@ STAGED = {"tibackup.pingcap.com/mode": "staged"}
 
 
 @pytest.fixture()
-def faults_env(tmp_path: Path, mariadb: MariaDBServer, fresh_db: str) -> Iterator[tuple[Env, SeaweedFSServer]]:
-    conn = mariadb.connect()
-    try:
-        sampledata.load_wide_table(conn, fresh_db, rows=BIG_TABLE_ROWS)
-    finally:
-        conn.close()
+def faults_env(
+    tmp_path: Path, mariadb: MariaDBServer, fresh_db: str
+) -> Iterator[tuple[Env, SeaweedFSServer]]:
+    load_big_table(mariadb, fresh_db)
     with dedicated_s3(tmp_path) as s3:
         env = Env(tmp_path / "state", "faults", fresh_db, mariadb, s3)
         for name, literals in (
@@ -47,17 +49,11 @@ def faults_env(tmp_path: Path, mariadb: MariaDBServer, fresh_db: str) -> Iterato
 
 def run_until_s3_dies(env: Env, s3: SeaweedFSServer, doc: dict[str, object]) -> Backup:
     """``apply --wait`` in its own process; S3 is killed once a multipart upload has started."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tibackup.cli.main", "apply", "-f", "-", "--wait", "--state-dir", str(env.state)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stdin is not None
-    process.stdin.write(yaml.safe_dump(doc))
-    process.stdin.close()
+    process = apply_wait_process(env.state, doc)
     wait_for(has_uploads(s3), 120, "a multipart upload to start")
     kill_s3(s3)
-    process.wait(timeout=180)
-    assert process.stderr is not None and "Traceback" not in process.stderr.read()
+    _, stderr = process.communicate(timeout=180)
+    assert "Traceback" not in stderr, stderr
     backup = Store(env.state).get(KIND_BACKUP, "test1", str(doc["metadata"]["name"]))  # type: ignore[index]
     assert isinstance(backup, Backup)
     failed = backup.status.condition("Failed")

@@ -14,11 +14,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from testenv import sampledata
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
 
-from tests.integration.faults import dump_process, error_lines, has_uploads, wait_for
+from tests.integration.faults import (
+    apply_wait_process,
+    dump_process,
+    error_lines,
+    has_uploads,
+    load_big_table,
+    wait_for,
+)
 from tests.integration.test_embedded_cli import Env, backup_doc, env_fixture
 from tibackup.embedded.store import KIND_BACKUP, Store
 from tibackup.resources import Backup
@@ -63,13 +69,7 @@ def assert_ended_like_one_signal(code: int, stderr: str) -> None:
 
 @pytest.fixture(scope="module")
 def big_db(mariadb: MariaDBServer) -> str:
-    name = "signal_bursts"
-    conn = mariadb.connect()
-    try:
-        sampledata.load_wide_table(conn, name, rows=ROWS)
-    finally:
-        conn.close()
-    return name
+    return load_big_table(mariadb, "signal_bursts", rows=ROWS)
 
 
 def no_locks_left(mariadb: MariaDBServer) -> bool:
@@ -80,7 +80,13 @@ def no_locks_left(mariadb: MariaDBServer) -> bool:
 @pytest.mark.parametrize("moment", ["starting", "uploading", "cleanup"])
 @pytest.mark.parametrize("count", [2, 5, 10])
 def test_dump_to_s3_signal_burst(
-    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, big_db: str, tmp_path: Path, moment: str, count: int
+    mariadb: MariaDBServer,
+    s3_server: S3Server,
+    bucket: str,
+    big_db: str,
+    tmp_path: Path,
+    moment: str,
+    count: int,
 ) -> None:
     env = {
         "AWS_ACCESS_KEY_ID": s3_server.access_key,
@@ -102,23 +108,11 @@ def test_dump_to_s3_signal_burst(
     assert no_locks_left(mariadb)
 
 
-def _apply_wait(env: Env, doc: dict[str, object]) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tibackup.cli.main", "apply", "-f", "-", "--wait", "--state-dir", str(env.state)],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stdin is not None
-    process.stdin.write(yaml.safe_dump(doc))
-    process.stdin.close()
-    process.stdin = None  # communicate() must not flush it
-    return process
-
-
 @pytest.mark.parametrize("count", [2, 5, 10])
 def test_apply_wait_signal_burst(env: Env, big_db: str, count: int) -> None:
     doc = backup_doc(env, f"burst{count}", dumpling={"options": ["--threads=2", "--rows=100000"]})
     doc["spec"]["tableFilter"] = [f"{big_db}.*"]  # type: ignore[index]
-    process = _apply_wait(env, doc)
+    process = apply_wait_process(env.state, doc)
     wait_for(has_uploads(env.s3, env.bucket), 60, "a multipart upload to start")
     burst(process.pid, count)
     _, stderr = process.communicate(timeout=120)

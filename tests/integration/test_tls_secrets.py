@@ -7,17 +7,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from testenv import sampledata
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
 
-from tests.integration.faults import wait_for
+from tests.integration.faults import apply_wait_process, load_big_table, wait_for
 from tests.integration.test_embedded_cli import DB_PASSWORD_SECRET, S3_SECRET, Env, backup_doc
 from tibackup.embedded.controller import Controller
 from tibackup.embedded.store import KIND_BACKUP, Store
@@ -59,12 +57,10 @@ def tls_env(tmp_path: Path, s3_server: S3Server, bucket: str) -> Iterator[Env]:
     )  # fmt: skip
     with server:
         server.execute(f"CREATE USER '{TLS_USER}'@'%' IDENTIFIED BY '{TLS_PASSWORD}' REQUIRE X509")
-        server.execute(f"GRANT SELECT, RELOAD, LOCK TABLES, BINLOG MONITOR, SHOW VIEW ON *.* TO '{TLS_USER}'@'%'")
-        conn = server.connect()
-        try:
-            sampledata.load_wide_table(conn, "tlsdb", rows=300_000)
-        finally:
-            conn.close()
+        server.execute(
+            f"GRANT SELECT, RELOAD, LOCK TABLES, BINLOG MONITOR, SHOW VIEW ON *.* TO '{TLS_USER}'@'%'"
+        )
+        load_big_table(server, "tlsdb", rows=300_000)
         env = Env(tmp_path / "state", bucket, "tlsdb", server, s3_server)
         for name, flags in (
             (S3_SECRET, [f"--from-literal=access_key={s3_server.access_key}",
@@ -96,16 +92,9 @@ def test_backup_over_tls_with_a_client_certificate_completes(tls_env: Env) -> No
 def test_sigkill_leaves_no_tls_key_file(tls_env: Env, tmp_path: Path) -> None:
     scratch = tmp_path / "tmpdir"
     scratch.mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tibackup.cli.main", "apply", "-f", "-", "--wait", "--state-dir",
-         str(tls_env.state)],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "TMPDIR": str(scratch)},
-    )  # fmt: skip
-    assert process.stdin is not None
-    process.stdin.write(yaml.safe_dump(tls_doc(tls_env, "killed")))
-    process.stdin.close()
-    process.stdin = None
+    process = apply_wait_process(
+        tls_env.state, tls_doc(tls_env, "killed"), env={**os.environ, "TMPDIR": str(scratch)}
+    )
     store = Store(tls_env.state)
 
     def running() -> bool:
