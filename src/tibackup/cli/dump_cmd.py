@@ -12,7 +12,6 @@ from datetime import datetime
 from tibackup.dump.dumper import run_dump
 from tibackup.dump.options import build_parser, config_from_namespace
 from tibackup.dump.progress import Progress, ProgressPrinter
-from tibackup.errors import TibackupError
 from tibackup.storage import open_storage
 from tibackup.storage.journal import abort_leftovers, open_dump_journal, uploads_left_note
 from tibackup.units import human_duration, human_size
@@ -41,6 +40,8 @@ def run(args: list[str]) -> None:
     gc.enable()  # main() turned collection off for the start-up
     progress = Progress()
     show = config.progress if config.progress is not None else sys.stderr.isatty()
+    from tibackup.errors import TibackupError
+
     try:
         if show:
             with ProgressPrinter(progress):

@@ -36,7 +36,7 @@ from tibackup.dump.render import RowFormat
 from tibackup.dump.schema import table_schema_files, write_database_schemas
 from tibackup.dump.tablefilter import default_filter
 from tibackup.dump.writer import ChunkWriter, FileRecord, Finisher, write_whole_file
-from tibackup.errors import Interrupted, StorageError
+from tibackup.errors import Interrupted
 from tibackup.storage import open_storage
 from tibackup.storage.base import Storage
 
@@ -285,6 +285,8 @@ def dump_tables(
 def storage_first(errors: list[BaseException]) -> BaseException:
     """The error to report among several: a storage failure wins, because a stalled upload makes the
     workers' database sessions time out while they wait (the database is then only a victim)."""
+    from tibackup.errors import StorageError
+
     return next((e for e in errors if isinstance(e, StorageError)), errors[0])
 
 
