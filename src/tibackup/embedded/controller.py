@@ -105,9 +105,9 @@ class Controller:
         self.max_concurrent = max(1, max_concurrent)
         self.grace = grace
         self.skipped = skipped or SkipCounter()
+        self.leftover_uploads = LeftoverUploads(self.store)
         self.children: dict[tuple[str, str], Child] = {}
         self._clean_attempts: dict[tuple[str, str], float] = {}
-        self.leftover_uploads = LeftoverUploads(self.store)
 
     # ------------------------------------------------------------------------------------- loop
     def run(self, stop: threading.Event) -> None:
@@ -132,8 +132,8 @@ class Controller:
         now = now or lifecycle.now()
         self.reap_children()
         self.recover_dead()
-        self.leftover_uploads.tick()  # what S3 was not there to abort when a run ended
         self.finish_deletions()
+        self.leftover_uploads.tick()  # what S3 was not there to abort when a run ended
         schedules: list[BackupSchedule] = self.store.list_resources(KIND_SCHEDULE)
         for schedule in schedules:
             if schedule.metadata.deletion_timestamp is None:

@@ -40,7 +40,7 @@ from tibackup.dump.dumper import run_dump
 from tibackup.dump.metadata import METADATA_NAME
 from tibackup.dump.progress import Progress
 from tibackup.errors import DatabaseError, Interrupted, InvalidSpecError, TibackupError
-from tibackup.manager import remote, settings, uploads
+from tibackup.manager import remote, settings
 from tibackup.manager.gc import gc_applies, raise_gc_life_time, restore_gc_life_time
 from tibackup.manager.preflight import check_privileges, check_storage
 from tibackup.manager.progress import ProgressLog, describe
@@ -77,6 +77,8 @@ def run_backup(backup: Backup, runtime: BackupRuntime, *, now: Callable[[], date
 
     # Every multipart upload is noted until completed or aborted: what S3 was not there to abort is
     # aborted later (``uploads.py``).
+    from tibackup.manager import uploads
+
     journal = uploads.journal_for(runtime, backup)
     try:
         # 2. Secrets, resolved through the runtime, masked in every message from here on.
@@ -155,8 +157,6 @@ def _run(
         staged = staging.finished_dump(backup) if staging else None
         path = staged.backup_path if staged else settings.path_for(spec, now())
         report.running(path, f"backing up to {path} ({mode.value})")
-        if staged is not None or (s3.journal is not None and s3.journal.pending()):
-            _abort_leftovers(backup, report, s3)
         storage = remote.open_backup_storage(settings.at_path(s3, path))
         try:
             if staging is None:
@@ -221,6 +221,7 @@ def _dump_staged(
             "StagedDumpReused",
             f"a finished dump of this Backup is already staged in {local.url}: uploading it without dumping again",
         )
+        _abort_leftovers(report, s3)  # into the same folder: what the failed upload left goes first
     else:
         path = backup.status.backup_path or ""
         staging.start(backup, path)
@@ -245,8 +246,10 @@ def _dump_staged(
     return dict(files)
 
 
-def _abort_leftovers(backup: Backup, report: Reporter, s3: S3Options) -> None:
+def _abort_leftovers(report: Reporter, s3: S3Options) -> None:
     """Before uploading again: what an earlier run of this Backup could not abort (S3 was down)."""
+    from tibackup.manager import uploads
+
     try:
         aborted = uploads.abort_leftovers(report.backup, report.runtime, s3)
     except TibackupError as exc:

@@ -19,7 +19,6 @@ from botocore.exceptions import ClientError
 
 from tibackup.errors import StorageError
 from tibackup.storage.base import ObjectInfo, ObjectNotFound, ObjectWriter, check_name
-from tibackup.storage.journal import UploadRecord
 from tibackup.storage.multipart import Buffer, MultipartWriter, PartPool
 from tibackup.storage.options import S3Options
 from tibackup.storage.s3_errors import Where, error_code, http_status, translate
@@ -27,6 +26,8 @@ from tibackup.storage.s3_errors import Where, error_code, http_status, translate
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
+
+    from tibackup.storage.journal import UploadRecord
 else:
     S3Client = Any
 
@@ -180,6 +181,8 @@ class S3Storage:
         return upload_id
 
     def _record(self, key: str, upload_id: str, bucket: str | None = None) -> UploadRecord:
+        from tibackup.storage.journal import UploadRecord
+
         return UploadRecord(self.where.endpoint, bucket or self.options.bucket, key, upload_id)
 
     def upload_part(self, key: str, upload_id: str, number: int, data: Buffer) -> str:
@@ -199,12 +202,18 @@ class S3Storage:
         self._call(
             "completing the upload of",
             key,
-            lambda: self.client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            ),
+            lambda: self._noted_done(
+                key, upload_id, self.client.complete_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+            ),  # fmt: skip
         )
+
+    def _noted_done(self, key: str, upload_id: str, response: T) -> T:
+        """A completed upload leaves the journal."""
         if self.journal is not None:
             self.journal.finished(self._record(key, upload_id))
+        return response
 
     def abort_upload(self, key: str, upload_id: str, bucket: str | None = None) -> None:
         """Abort one upload (one already gone counts as aborted) and drop it from the journal."""
