@@ -206,7 +206,7 @@ class S3Storage:
                 key, upload_id, self.client.complete_multipart_upload(
                     Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
                 )
-            ),  # fmt: skip
+            ),
         )
 
     def _noted_done(self, key: str, upload_id: str, response: T) -> T:
