@@ -29,7 +29,7 @@ def run(args: list[str]) -> None:
     config = config_from_namespace(ns, os.environ, default_output=default_output)
     journal = None
     if config.s3 is not None:
-        journal = open_dump_journal(ns.s3_upload_journal)
+        journal = open_dump_journal(getattr(ns, "s3_upload_journal", ""))
         config = dataclasses.replace(config, s3=dataclasses.replace(config.s3, journal=journal))
     storage = open_storage(config.output, config.s3)  # an S3 client loads botocore's models here
     if journal is not None:
