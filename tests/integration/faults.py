@@ -73,7 +73,7 @@ def dump_process(
     return subprocess.Popen(
         [sys.executable, "-m", "tibackup.cli.main", "dump", "-h", mariadb.host, "-P", str(mariadb.port),
          "-u", mariadb.user, "-B", database, "-o", output, *args],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=environment,
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
     )  # fmt: skip
 
 

@@ -25,12 +25,20 @@ _signals_received = 0
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     """The first SIGTERM or SIGINT stops the run as Ctrl-C does (KeyboardInterrupt, so every cleanup
     runs: uploads aborted, tables unlocked, status recorded); the ones that follow — systemd, kubelet
-    and impatient users send several — are ignored, so they cannot interrupt that cleanup halfway.
+    and impatient users send several — are ignored (SIG_IGN), so they cannot interrupt that cleanup.
     The cleanup is bounded by the S3 and database timeouts; SIGKILL remains for a hung one."""
     global _signals_received
     _signals_received += 1
     if _signals_received == 1:
+        # Ignored by the kernel from now on, also while the interpreter shuts down (it resets Python
+        # handlers to the default there, so a late signal of the burst would still kill the process).
+        ignore_stop_signals()
         raise KeyboardInterrupt
+
+
+def ignore_stop_signals() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def install_signal_handlers() -> None:
