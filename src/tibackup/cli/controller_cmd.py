@@ -60,7 +60,7 @@ def controller(
 
     Each Backup runs in its own child process; a Backup left in Prepare/Running by a process that died
     becomes Failed (reason Interrupted) with the GC life time restored."""
-    from tibackup.cli.main import ignore_stop_signals, setup_logging
+    from tibackup.cli.main import leave_after_signal, setup_logging
     from tibackup.embedded.controller import Controller, acquire_lock
     from tibackup.embedded.metrics import ScheduleCollector, SkipCounter
 
@@ -72,9 +72,9 @@ def controller(
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
+        if not stop.is_set():  # a burst is logged, and ends, like one signal
+            log.info("received %s: stopping", signal.Signals(signum).name)
         stop.set()
-        ignore_stop_signals()  # a burst ends like one signal, also during the interpreter's shutdown
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -90,6 +90,8 @@ def controller(
         Controller(directory, interval, max_concurrent, grace_period, skipped).run(stop)
     finally:
         lock.close()
+    if stop.is_set():
+        leave_after_signal(0)
 
 
 @click.command(hidden=True)

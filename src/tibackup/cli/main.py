@@ -11,11 +11,14 @@ a short dump should not pay ~20 ms of start-up for a command-line library it doe
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from types import FrameType
+from typing import NoReturn
 
 from tibackup.errors import Interrupted, TibackupError
 
@@ -25,20 +28,12 @@ _signals_received = 0
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     """The first SIGTERM or SIGINT stops the run as Ctrl-C does (KeyboardInterrupt, so every cleanup
     runs: uploads aborted, tables unlocked, status recorded); the ones that follow — systemd, kubelet
-    and impatient users send several — are ignored (SIG_IGN), so they cannot interrupt that cleanup.
+    and impatient users send several — are ignored, so they cannot interrupt that cleanup halfway.
     The cleanup is bounded by the S3 and database timeouts; SIGKILL remains for a hung one."""
     global _signals_received
     _signals_received += 1
     if _signals_received == 1:
-        # Ignored by the kernel from now on, also while the interpreter shuts down (it resets Python
-        # handlers to the default there, so a late signal of the burst would still kill the process).
-        ignore_stop_signals()
         raise KeyboardInterrupt
-
-
-def ignore_stop_signals() -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def install_signal_handlers() -> None:
@@ -46,6 +41,23 @@ def install_signal_handlers() -> None:
     _signals_received = 0
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with ``code``; after a stop signal without the interpreter's own shutdown, whose first step
+    is to restore the default signal handlers: a late signal of the burst would then still kill the
+    process (exit -15). The cleanup already ran; only the output is flushed."""
+    if _signals_received:
+        leave_after_signal(code)
+    sys.exit(code)
+
+
+def leave_after_signal(code: int) -> NoReturn:
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def setup_logging(level: str = "info", logfile: str = "") -> None:
@@ -106,10 +118,10 @@ def main(argv: list[str] | None = None) -> None:
             run_click(args)
     except TibackupError as exc:
         _error(exc.message)
-        sys.exit(exc.exit_code)
+        leave(exc.exit_code)
     except KeyboardInterrupt:
         _error(Interrupted("interrupted: the run stopped before it finished").message)
-        sys.exit(130)
+        leave(130)
     except BrokenPipeError:
         sys.exit(1)
     except Exception as exc:  # a bug in tibackup, or a failure nobody translated: still one line
