@@ -23,8 +23,10 @@ def default_state_dir(environ: dict[str, str] | None = None) -> Path:
 
 
 def uploads_dir(state_dir: Path, namespace: str, name: str) -> Path:
-    """The upload journal of a Backup's runs (``storage.journal.FileJournal``): ``uploads/<ns>/<name>``."""
-    return state_dir / "uploads" / namespace / name
+    """The upload journal of a Backup's runs (``storage.journal.FileJournal``): ``uploads/<ns>/<name>``.
+
+    Refuses (InvalidSpecError) a namespace or name that is not DNS-1123, as ``staging_dir`` does."""
+    return object_dir(state_dir / "uploads", namespace, name)
 
 
 def ensure_private_dir(path: Path) -> Path:
