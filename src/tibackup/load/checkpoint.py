@@ -74,11 +74,11 @@ class Checkpoint:
             "creating the checkpoint table",
         )
         done: dict[str, Committed] = defaultdict(Committed)
-        for file, first, last in db.query(
+        for file, pos, upto in db.query(
             f"SELECT file, pos, upto FROM {TABLE} WHERE load_id = {self._id}", "reading the checkpoint"
         ):
-            first = int(first or 0)
-            done[(file or b"").decode("utf-8", "surrogateescape")].add(first, max(first, int(last or 0)))
+            first = int(pos or 0)
+            done[(file or b"").decode("utf-8", "surrogateescape")].add(first, max(first, int(upto or 0)))
         return dict(done)
 
     def group_sql(self, file: str, first: int, last: int, rows: int) -> bytes:
