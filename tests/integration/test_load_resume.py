@@ -231,3 +231,28 @@ def test_server_killed_and_restarted_then_rerun(tmp_path: Path) -> None:
         assert checksums(server, "crashy", ["nk"]) == before
     finally:
         server.stop()
+
+
+def test_checkpoint_table_of_an_earlier_version_is_upgraded(
+    mariadb: MariaDBServer, source_db: str, tmp_path: Path
+) -> None:
+    """A table written by a version with one row per statement (no ``upto``) gains the column; its
+    rows read as ranges of one statement."""
+    dump(mariadb, tmp_path, "-B", source_db)
+    before = checksums(mariadb, source_db, TABLES)
+    mariadb.drop_database(source_db)
+    mariadb.execute("DROP DATABASE IF EXISTS tibackup_load")
+    mariadb.execute("CREATE DATABASE tibackup_load")
+    mariadb.execute(
+        "CREATE TABLE tibackup_load.checkpoints (load_id CHAR(32) CHARACTER SET ascii NOT NULL, "
+        "file VARBINARY(1024) NOT NULL, pos BIGINT NOT NULL, `rows` BIGINT NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (load_id, file, pos)) ENGINE=InnoDB"
+    )
+    other = "f" * 32  # another load's row keeps the table after this load
+    mariadb.execute(f"INSERT INTO tibackup_load.checkpoints VALUES ('{other}', 'x.y.000000000.sql', 7, 1)")
+    try:
+        load(mariadb, str(tmp_path))
+        assert checksums(mariadb, source_db, TABLES) == before
+        assert mariadb.execute("SELECT pos, upto FROM tibackup_load.checkpoints")[0] == (7, -1)
+    finally:
+        mariadb.execute("DROP DATABASE IF EXISTS tibackup_load")

@@ -73,6 +73,13 @@ class Checkpoint:
             "upto BIGINT NOT NULL DEFAULT -1, PRIMARY KEY (load_id, file, pos)) ENGINE=InnoDB",
             "creating the checkpoint table",
         )
+        if not db.query(
+            "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'tibackup_load' "
+            "AND TABLE_NAME = 'checkpoints' AND COLUMN_NAME = 'upto'"
+        ):  # a table of an earlier version (one row per statement: the range of one)
+            db.execute(
+                f"ALTER TABLE {TABLE} ADD COLUMN upto BIGINT NOT NULL DEFAULT -1", "upgrading the checkpoint"
+            )
         done: dict[str, Committed] = defaultdict(Committed)
         for file, pos, upto in db.query(
             f"SELECT file, pos, upto FROM {TABLE} WHERE load_id = {self._id}", "reading the checkpoint"
