@@ -222,7 +222,7 @@ def test_a_deadlocked_transaction_runs_again() -> None:
             self.log.append(sql)
 
         def execute_bytes(self, sql: bytes, doing: str = "") -> int:
-            self.log.append(sql.decode()[:11])
+            self.log.append(sql.decode()[:15])
             if sql.startswith(b"INSERT INTO `t`") and self.failures:
                 self.failures -= 1
                 error = DatabaseError("Deadlock found when trying to get lock")
@@ -231,11 +231,13 @@ def test_a_deadlocked_transaction_runs_again() -> None:
             return 2
 
     file = BackupFile("db.t.000000000.sql", 1, FileKind.DATA, "db", "t")
-    work = _Work(file, [(0, b"INSERT INTO `t` VALUES (1),(2);")], ())
+    work = _Work(file, [(0, b"INSERT INTO `u` VALUES (0);"), (30, b"INSERT INTO `t` VALUES (1),(2);")], ())
     db = FakeDB(failures=2, code=1213)
     loader = DataLoader([db], None, None, LoadConfig(Connection(), "x"), Checkpoint("0" * 32), {}, Progress())  # type: ignore[arg-type, list-item]
-    assert loader._run(db, work) == 2  # type: ignore[arg-type]
+    assert loader._run(db, work) == 4  # type: ignore[arg-type]
     assert db.log.count("ROLLBACK") == 2 and db.log.count("COMMIT") == 1
+    assert db.log.count("INSERT INTO `u`") == 3, "the whole group ran again, its first statement too"
+    assert db.log[-4:] == ["INSERT INTO `u`", "INSERT INTO `t`", "INSERT INTO `ti", "COMMIT"]  # + checkpoint
     other = FakeDB(failures=1, code=1062)  # a duplicate key is no reason to retry
     with pytest.raises(DatabaseError):
         loader._run(other, work)  # type: ignore[arg-type]
