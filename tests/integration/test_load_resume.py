@@ -160,8 +160,9 @@ def test_a_finished_load_does_not_resume(mariadb: MariaDBServer, source_db: str,
 def _dump_and_start(
     mariadb: MariaDBServer, source_db: str, tmp_path: Path, tables: list[str] = TABLES
 ) -> tuple[object, subprocess.Popen[bytes]]:
-    """Dump in small statements, drop the source, start loading it back; (checksums, the load)."""
-    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
+    """Dump in small statements and files (several groups per table), drop the source, start loading
+    it back; (checksums, the load)."""
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000", "-F", "200KiB")
     before = checksums(mariadb, source_db, tables)
     mariadb.drop_database(source_db)
     return before, _start_load(mariadb, tmp_path)
