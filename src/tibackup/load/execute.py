@@ -5,7 +5,7 @@ statements, and gather consecutive statements of one file into groups (at most `
 statements, and a byte bound that keeps every group in memory under ``GROUP_MEMORY`` together); a
 bounded queue hands the groups to the sessions, so one big file loads over every session. Each group
 runs in one transaction together with the one checkpoint row that says it is done (see
-checkpoint.py): one commit per group, not per statement (as myloader's ``--queries-per-transaction``).
+checkpoint.py): one commit per group, not per statement (myloader too commits 1000 queries at a time).
 A group the server rolled back (deadlock, lock wait timeout) runs again whole. A file's session
 statements (``SET NAMES …``) run on whichever session takes the file's next group.
 """
