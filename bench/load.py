@@ -2,9 +2,11 @@
 
 The table is dumped once by each peer (tibackup dump, mydumper, mysqldump --databases); then, round
 after round, each loader loads its dump into an empty database (dropped before every run, untimed):
-``tibackup load -t N`` from a local folder (with and without its checkpoint) and streamed from S3,
-``myloader -t N``, and ``mariadb < one file``. The median wall time, the ratio to myloader, the tool's
-CPU and peak RSS are reported (bench/results/load-latest.md).
+``tibackup load -t N`` from a local folder (with and without its checkpoint, with the binary log off)
+and streamed from S3, ``myloader -t N`` with and without ``--enable-binlog``, and ``mariadb < one file``.
+Rounds interleave the tools (one run of each per round), so a noisy neighbour slows all of them alike.
+The median wall time, the ratio to the like-for-like peer (same binary-log setting: ``PEERS``), the
+tool's CPU and peak RSS are reported (bench/results/load-latest.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
 
 Tools = dict[str, tuple[list[str], dict[str, str]]]
+
+# tool (name prefix) → its like-for-like peer (same binary-log setting); myloader writes no binlog
+# unless --enable-binlog, tibackup and `mariadb <` write it unless sql_log_bin=OFF.
+PEERS = {
+    "tibackup load -t {t} --params sql_log_bin=OFF": "myloader -t {t}",
+    "tibackup load -t {t} (streamed from S3)": "tibackup load -t {t} (local folder)",
+    "tibackup load -t {t}": "myloader -t {t} --enable-binlog",
+    "mariadb < one file": "tibackup load -t {t} (local folder)",
+}
 
 
 def bench_load(
@@ -53,10 +64,9 @@ def bench_load(
             )
             _run(["mydumper", *conn, "-p", server.password, "-t", threads, "-r", rows, "-B", db, "-o",
                   str(work / "my")], env)  # fmt: skip
-            tools[f"myloader -t {threads}"] = (
-                ["myloader", *conn, "-p", server.password, "-t", threads, "-d", str(work / "my")],
-                env,
-            )
+            myloader = ["myloader", *conn, "-p", server.password, "-t", threads, "-d", str(work / "my")]
+            tools[f"myloader -t {threads}"] = (myloader, env)
+            tools[f"myloader -t {threads} --enable-binlog"] = ([*myloader, "--enable-binlog"], env)
             with open(work / "one.sql", "wb") as out:
                 subprocess.run(
                     ["mysqldump", *conn, "--single-transaction", "--databases", db], env=env, stdout=out,
@@ -77,8 +87,10 @@ def bench_load(
                 s3env,
             )
         cases = {tool: Case(name, "load", tool, []) for tool in tools}
-        for _ in range(args.repeat if peers else 1):
-            for tool, (cmd, tool_env) in tools.items():
+        order = list(tools)
+        for round_ in range(args.repeat if peers else 1):
+            for tool in order[round_ % len(order) :] + order[: round_ % len(order)]:  # rotated per round
+                cmd, tool_env = tools[tool]
                 _reset(server, db)
                 cases[tool].runs.append(timed(cmd, tool_env))
                 count = server.execute(f"SELECT COUNT(*) FROM `{db}`.`sbtest1`")[0][0]
@@ -99,13 +111,24 @@ def _reset(server: MariaDBServer, db: str) -> None:
     server.execute("DROP DATABASE IF EXISTS tibackup_load")
 
 
-def load_report(cases: list[Case], meta: str) -> str:
-    lines = [meta, "", "| data | tool | wall (median) | × myloader | tool CPU | peak RSS |",
-             "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+def peer_of(tool: str, threads: int) -> str | None:
+    """The like-for-like peer a tool's time is compared with (``PEERS``), or None."""
+    for prefix, peer in PEERS.items():
+        if tool.startswith(prefix.format(t=threads)):
+            return peer.format(t=threads)
+    return None
+
+
+def load_report(cases: list[Case], meta: str, threads: int) -> str:
+    lines = [meta, "", "| data | tool | wall (median) | runs | compared with | ratio | tool CPU | peak RSS |",
+             "|---|---|---:|---|---|---:|---:|---:|"]  # fmt: skip
     for case in cases:
-        peer = next((c for c in cases if c.dataset == case.dataset and c.tool.startswith("myloader")), None)
-        ratio = f"{case.wall / peer.wall:.2f}" if peer else "–"
+        name = peer_of(case.tool, threads)
+        peer = next((c for c in cases if c.dataset == case.dataset and c.tool == name), None)
+        ratio, versus = (f"{case.wall / peer.wall:.2f}", name) if peer else ("–", "–")
+        runs = " ".join(f"{r.wall:.1f}" for r in case.runs)
         lines.append(
-            f"| {case.dataset} | {case.tool} | {case.wall:.2f} s | {ratio} | {case.cpu:.2f} s | {case.rss:.0f} MB |"
+            f"| {case.dataset} | {case.tool} | {case.wall:.2f} s | {runs} | {versus} | {ratio} | {case.cpu:.2f} s "
+            f"| {case.rss:.0f} MB |"
         )
     return "\n".join(lines) + "\n"

@@ -202,9 +202,10 @@ def run_load_bench(server: MariaDBServer, conn: Any, s3: S3Server | None, args: 
     meta = (
         f"Load benchmark of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores; "
         f"MariaDB {server.execute('SELECT VERSION()')[0][0]} on the same machine; {version}; "
-        f"S3: {'SeaweedFS local' if s3 else 'skipped'}; median of {args.repeat} runs."
+        f"S3: {'SeaweedFS local' if s3 else 'skipped'}; median of {args.repeat} interleaved rounds (one run of "
+        "each tool per round; the huge table: one run)."
     )
-    text = load_report(cases, meta)
+    text = load_report(cases, meta, args.threads)
     (ROOT / "bench" / "results" / "load-latest.md").write_text(text)
     print()
     print(text)

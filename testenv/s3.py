@@ -208,11 +208,14 @@ class SeaweedFSServer(S3Server):
         self._weed_pid = self.basedir / "weed.pid"
         self.pid_file = self._weed_pid
         self._proc: subprocess.Popen[bytes] | None = None
+        self._ports: list[int] = []  # kept, so that a restart after a kill serves the same endpoint
 
     def start(self, timeout: float = 60.0, detach: bool = False) -> SeaweedFSServer:
         if not self._managed:
             return self
-        return retry_port_clash(lambda: self._start_once(timeout, detach), self.log_file)
+        return retry_port_clash(
+            lambda: self._start_once(timeout, detach), self.log_file, lambda: self._ports.clear()
+        )
 
     def _start_once(self, timeout: float, detach: bool) -> SeaweedFSServer:
         t0 = time.monotonic()
@@ -220,7 +223,8 @@ class SeaweedFSServer(S3Server):
         data.mkdir(parents=True, exist_ok=True)
         config = self.basedir / "s3-identities.json"
         config.write_text(json.dumps(self._identities(), indent=2))
-        ports = free_ports(9)
+        ports = self._ports or free_ports(9)
+        self._ports = ports
         (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc, metrics) = ports
         self.port = s3
         weed = shutil.which("weed")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -23,6 +24,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # The machine's AWS_CA_BUNDLE, a developer's AWS_PROFILE or AWS_REGION must not change what the code
     # under test does; tests that need such variables set them with monkeypatch.
     clean_aws_env()
+    # `tibackup dump` notes its S3 uploads in a journal under the user's home by default: not in tests.
+    os.environ.setdefault("TIBACKUP_UPLOAD_JOURNAL", tempfile.mkdtemp(prefix="tibackup-test-journal-"))
 
 
 def _reuse() -> bool:

@@ -218,7 +218,9 @@ def test_s3_roundtrip_compressed_split(
     assert table_state(mariadb, alltypes, TABLES) == before
 
 
-def test_one_big_file_loads_over_every_session(mariadb: MariaDBServer, fresh_db: str, tmp_path: Path) -> None:
+def test_one_big_file_loads_over_every_session(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(100))")
     mariadb.execute("INSERT INTO t SELECT seq, REPEAT('v', 90) FROM seq_1_to_50000", database=fresh_db)
     dump(mariadb, tmp_path, "-B", fresh_db, "-s", "100000")  # one file, ~50 statements
@@ -226,6 +228,7 @@ def test_one_big_file_loads_over_every_session(mariadb: MariaDBServer, fresh_db:
     mariadb.drop_database(fresh_db)
     from tibackup.load import execute
 
+    monkeypatch.setattr(execute, "GROUP_BYTES", 1 << 20)  # 5 MB: groups of 1 MiB, one transaction each
     seen: set[int] = set()
     original = execute.DataLoader._run
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,12 +36,26 @@ def source_db(mariadb: MariaDBServer, fresh_db: str) -> str:
 
 
 def _committed(server: MariaDBServer, database: str) -> int:
-    """Statements of ``database``'s files committed so far (other tests' loads may have rows too)."""
-    sql = "SELECT COUNT(*) FROM tibackup_load.checkpoints WHERE pos >= 0 AND file LIKE %s"
-    try:
-        return int(server.execute(sql, (database + ".%",))[0][0])
-    except Exception:
-        return 0  # the checkpoint table is not there yet
+    """Rows committed so far into ``database``'s tables (a group of statements commits at once)."""
+    total = 0
+    for (table,) in server.execute(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (database,)
+    ):
+        with contextlib.suppress(Exception):  # the table may be dropped meanwhile
+            total += int(server.execute(f"SELECT COUNT(*) FROM `{database}`.`{table}`")[0][0])
+    return total
+
+
+def _nk_row_running(server: MariaDBServer, database: str) -> int:
+    """The seq of the first row of the ``nk`` statement a load session runs now (0: none)."""
+    for (info,) in server.execute(
+        "SELECT INFO FROM information_schema.PROCESSLIST WHERE DB = %s AND INFO LIKE 'INSERT INTO `nk`%%'",
+        (database,),
+    ):
+        found = re.search(r"'row (\d+)", info or "")
+        if found:
+            return int(found.group(1))
+    return 0
 
 
 def _start_load(server: MariaDBServer, folder: Path) -> subprocess.Popen[bytes]:
@@ -75,7 +90,7 @@ def test_kill_9_at_several_points_then_rerun(mariadb: MariaDBServer, source_db: 
     assert len(data_files) > 4
     mariadb.drop_database(source_db)
     kills = 0
-    for threshold in (1, 100, 250, 450):
+    for threshold in (1, 6000, 15000, 27000):  # rows, of 38000
         proc = _start_load(mariadb, tmp_path)
         if _kill_after(mariadb, source_db, proc, threshold):
             kills += 1
@@ -88,6 +103,39 @@ def test_kill_9_at_several_points_then_rerun(mariadb: MariaDBServer, source_db: 
     assert result.resumed
     assert checksums(mariadb, source_db, TABLES) == before, "no duplicate, no gap"
     assert result.rows < 38000, "the rerun loaded only what the killed runs had not committed"
+
+
+def test_kill_9_in_the_middle_of_a_group_then_rerun(
+    mariadb: MariaDBServer, source_db: str, tmp_path: Path
+) -> None:
+    # One file per table, 4 kB statements: nk's file is one group of ~280 statements in one
+    # transaction; the kill lands while a statement far into it runs and none of nk is committed.
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
+    before = checksums(mariadb, source_db, TABLES)
+    mariadb.drop_database(source_db)
+    proc = _start_load(mariadb, tmp_path)
+    deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
+    while proc.poll() is None and _nk_row_running(mariadb, source_db) < 5000 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert proc.poll() is None, "the load was killed in the middle of a group"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert mariadb.execute(f"SELECT COUNT(*) FROM `{source_db}`.nk")[0][0] == 0, "the group was not committed"
+    result = load(mariadb, str(tmp_path), "-t", "2")
+    assert result.resumed
+    assert checksums(mariadb, source_db, TABLES) == before, "the rolled-back group loaded once, whole"
+
+
+def test_one_commit_per_group_not_per_statement(
+    mariadb: MariaDBServer, source_db: str, tmp_path: Path
+) -> None:
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")  # ~750 statements in two files
+    before = checksums(mariadb, source_db, TABLES)
+    mariadb.drop_database(source_db)
+    commits = int(mariadb.execute("SHOW GLOBAL STATUS LIKE 'Com_commit'")[0][1])
+    load(mariadb, str(tmp_path), "-t", "2")
+    assert int(mariadb.execute("SHOW GLOBAL STATUS LIKE 'Com_commit'")[0][1]) - commits < 50
+    assert checksums(mariadb, source_db, TABLES) == before
 
 
 def test_kill_before_any_data_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
@@ -112,8 +160,9 @@ def test_a_finished_load_does_not_resume(mariadb: MariaDBServer, source_db: str,
 def _dump_and_start(
     mariadb: MariaDBServer, source_db: str, tmp_path: Path, tables: list[str] = TABLES
 ) -> tuple[object, subprocess.Popen[bytes]]:
-    """Dump in small statements, drop the source, start loading it back; (checksums, the load)."""
-    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
+    """Dump in small statements and files (several groups per table), drop the source, start loading
+    it back; (checksums, the load)."""
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000", "-F", "200KiB")
     before = checksums(mariadb, source_db, tables)
     mariadb.drop_database(source_db)
     return before, _start_load(mariadb, tmp_path)
@@ -124,7 +173,7 @@ def test_lost_connection_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_
     deadline = time.monotonic() + 120
     killed = False
     while not killed and proc.poll() is None and time.monotonic() < deadline:
-        if _committed(mariadb, source_db) >= 50:
+        if _committed(mariadb, source_db) >= 3000:
             for (session,) in mariadb.execute(
                 "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s", (source_db,)
             ):
@@ -145,7 +194,7 @@ def test_lost_connection_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_
 def test_sigterm_stops_cleanly_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
     before, proc = _dump_and_start(mariadb, source_db, tmp_path)
     deadline = time.monotonic() + 120
-    while proc.poll() is None and _committed(mariadb, source_db) < 50 and time.monotonic() < deadline:
+    while proc.poll() is None and _committed(mariadb, source_db) < 3000 and time.monotonic() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
@@ -171,7 +220,7 @@ def test_server_killed_and_restarted_then_rerun(tmp_path: Path) -> None:
         )
         before, proc = _dump_and_start(server, "crashy", tmp_path / "backup", tables=["nk"])
         deadline = time.monotonic() + 120
-        while proc.poll() is None and _committed(server, "crashy") < 100 and time.monotonic() < deadline:
+        while proc.poll() is None and _committed(server, "crashy") < 6000 and time.monotonic() < deadline:
             time.sleep(0.005)
         assert server.pid is not None
         os.kill(server.pid, signal.SIGKILL)
@@ -183,3 +232,28 @@ def test_server_killed_and_restarted_then_rerun(tmp_path: Path) -> None:
         assert checksums(server, "crashy", ["nk"]) == before
     finally:
         server.stop()
+
+
+def test_checkpoint_table_of_an_earlier_version_is_upgraded(
+    mariadb: MariaDBServer, source_db: str, tmp_path: Path
+) -> None:
+    """A table written by a version with one row per statement (no ``upto``) gains the column; its
+    rows read as ranges of one statement."""
+    dump(mariadb, tmp_path, "-B", source_db)
+    before = checksums(mariadb, source_db, TABLES)
+    mariadb.drop_database(source_db)
+    mariadb.execute("DROP DATABASE IF EXISTS tibackup_load")
+    mariadb.execute("CREATE DATABASE tibackup_load")
+    mariadb.execute(
+        "CREATE TABLE tibackup_load.checkpoints (load_id CHAR(32) CHARACTER SET ascii NOT NULL, "
+        "file VARBINARY(1024) NOT NULL, pos BIGINT NOT NULL, `rows` BIGINT NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (load_id, file, pos)) ENGINE=InnoDB"
+    )
+    other = "f" * 32  # another load's row keeps the table after this load
+    mariadb.execute(f"INSERT INTO tibackup_load.checkpoints VALUES ('{other}', 'x.y.000000000.sql', 7, 1)")
+    try:
+        load(mariadb, str(tmp_path))
+        assert checksums(mariadb, source_db, TABLES) == before
+        assert mariadb.execute("SELECT pos, upto FROM tibackup_load.checkpoints")[0] == (7, -1)
+    finally:
+        mariadb.execute("DROP DATABASE IF EXISTS tibackup_load")

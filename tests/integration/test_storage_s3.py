@@ -18,6 +18,7 @@ import pytest
 from tibackup.errors import StorageError
 from tibackup.storage import ObjectNotFound, S3Options, S3Storage, open_storage
 from tibackup.storage import s3 as s3_module
+from tibackup.storage.journal import FileJournal
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,7 @@ class Recorder:
     def __init__(self, storage: S3Storage) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         storage.client.meta.events.register("provide-client-params.s3", self._record)
+        storage.abort_client().meta.events.register("provide-client-params.s3", self._record)
 
     def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         self.calls.append((model.name, dict(params)))
@@ -389,3 +391,23 @@ def test_custom_ca_bundle_wins_over_aws_ca_bundle(
 def test_missing_ca_bundle_file(s3_server: Any, bucket: str) -> None:
     with pytest.raises(StorageError, match=r"CA bundle /nonexistent/ca\.pem does not exist"):
         S3Storage(options(s3_server, bucket, ca_bundle="/nonexistent/ca.pem"))
+
+
+def test_journal_notes_uploads_until_completed_or_aborted(s3_server: Any, bucket: str, tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path / "journal")
+    storage = S3Storage(options(s3_server, bucket, part_size=5 * MiB, journal=journal))
+    done = storage.create("done.sql")
+    done.write(b"d" * (6 * MiB))
+    kept = storage.create("kept.sql")
+    kept.write(b"k" * (6 * MiB))
+    (first, second) = sorted(journal.pending(), key=lambda r: r.key)
+    assert first.key == "backups/one/done.sql" and first.endpoint == s3_server.endpoint
+    done.close()
+    assert [r.key for r in journal.pending()] == ["backups/one/kept.sql"]
+    kept.abort()
+    assert journal.pending() == [] and s3_server.list_multipart_uploads(bucket) == []
+    small = storage.create("small.sql")
+    small.write(b"s")
+    small.close()  # one PUT, no multipart upload: nothing noted
+    assert journal.pending() == []
+    storage.abort_upload(second.key, second.upload_id)  # already gone: counts as aborted

@@ -222,7 +222,7 @@ def test_a_deadlocked_transaction_runs_again() -> None:
             self.log.append(sql)
 
         def execute_bytes(self, sql: bytes, doing: str = "") -> int:
-            self.log.append(sql.decode()[:11])
+            self.log.append(sql.decode()[:15])
             if sql.startswith(b"INSERT INTO `t`") and self.failures:
                 self.failures -= 1
                 error = DatabaseError("Deadlock found when trying to get lock")
@@ -231,12 +231,59 @@ def test_a_deadlocked_transaction_runs_again() -> None:
             return 2
 
     file = BackupFile("db.t.000000000.sql", 1, FileKind.DATA, "db", "t")
-    work = _Work(file, 0, b"INSERT INTO `t` VALUES (1),(2);", ())
+    work = _Work(file, [(0, b"INSERT INTO `u` VALUES (0);"), (30, b"INSERT INTO `t` VALUES (1),(2);")], ())
     db = FakeDB(failures=2, code=1213)
     loader = DataLoader([db], None, None, LoadConfig(Connection(), "x"), Checkpoint("0" * 32), {}, Progress())  # type: ignore[arg-type, list-item]
-    assert loader._run(db, work) == 2  # type: ignore[arg-type]
+    assert loader._run(db, work) == 4  # type: ignore[arg-type]
     assert db.log.count("ROLLBACK") == 2 and db.log.count("COMMIT") == 1
+    assert db.log.count("INSERT INTO `u`") == 3, "the whole group ran again, its first statement too"
+    assert db.log[-4:] == ["INSERT INTO `u`", "INSERT INTO `t`", "INSERT INTO `ti", "COMMIT"]  # + checkpoint
     other = FakeDB(failures=1, code=1062)  # a duplicate key is no reason to retry
     with pytest.raises(DatabaseError):
         loader._run(other, work)  # type: ignore[arg-type]
     assert "ROLLBACK" not in other.log
+
+
+def test_committed_ranges_cover_their_statements() -> None:
+    from tibackup.load.checkpoint import CLAIMED, FILE_DONE, Committed
+
+    done = Committed()
+    assert not done and 0 not in done
+    done.add(100, 900)
+    done.add(0, 50)
+    done.add(CLAIMED, CLAIMED)
+    assert done and CLAIMED in done and FILE_DONE not in done
+    assert all(o in done for o in (0, 50, 100, 500, 900))
+    assert not any(o in done for o in (51, 99, 901))
+
+
+def test_statements_are_grouped_per_file_by_count_and_bytes() -> None:
+    import io
+
+    from tibackup.dump.progress import Progress
+    from tibackup.load.checkpoint import Committed
+    from tibackup.load.execute import DataLoader, _FileState, group_bytes
+    from tibackup.load.plan import LoadPlan
+
+    assert group_bytes(2) == 16 << 20 and group_bytes(8) == 4 << 20 and group_bytes(1000) == 1 << 20
+    body = b"SET NAMES binary;\n" + b"".join(b"INSERT INTO `t` VALUES (%d);\n" % i for i in range(25))
+    file = BackupFile("db.t.000000000.sql", len(body), FileKind.DATA, "db", "t")
+    plan = LoadPlan("0" * 32, [], [], [file], [])
+    done = Committed()
+    first = body.index(b";") + 1  # statements start after the ';' before them
+    done.add(first, first)  # the first statement was committed by an earlier run
+    loader = DataLoader([None], None, plan, LoadConfig(Connection(), "x"), None, {file.name: done}, Progress())  # type: ignore[list-item, arg-type]
+    loader.group_statements, loader.group_bytes = 10, 1 << 20
+    loader._states[file.name] = _FileState()
+    sent: list[object] = []
+    loader._put = lambda work, force=False: sent.append(work)  # type: ignore[method-assign]
+    loader._read(file, io.BytesIO(body))
+    groups = [w for w in sent if w is not None]
+    assert [len(g.statements) for g in groups] == [10, 10, 4]  # 24 left
+    assert groups[0].statements[0] == (first + 28, b"\nINSERT INTO `t` VALUES (1);")
+    assert groups[0].session == (b"SET NAMES binary;",)
+    loader.group_bytes = 60  # two statements of 28 bytes fit, a third does not
+    sent.clear()
+    loader._states[file.name] = _FileState()
+    loader._read(file, io.BytesIO(body))
+    assert [len(w.statements) for w in sent if w is not None][:3] == [2, 2, 2]

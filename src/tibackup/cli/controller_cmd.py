@@ -64,7 +64,7 @@ def controller(
 
     Each Backup runs in its own child process; a Backup left in Prepare/Running by a process that died
     becomes Failed (reason Interrupted) with the GC life time restored."""
-    from tibackup.cli.main import setup_logging
+    from tibackup.cli.main import leave_after_signal, setup_logging
     from tibackup.embedded.controller import Controller, acquire_lock
     from tibackup.embedded.metrics import ScheduleCollector, SkipCounter
 
@@ -76,7 +76,8 @@ def controller(
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
+        if not stop.is_set():  # a burst is logged, and ends, like one signal
+            log.info("received %s: stopping", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -99,6 +100,8 @@ def controller(
         Controller(directory, interval, max_concurrent, grace_period, skipped).run(stop)
     finally:
         lock.close()
+    if stop.is_set():
+        leave_after_signal(0)
 
 
 @click.command(hidden=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
@@ -15,6 +16,7 @@ from tibackup.dump.options import build_parser, config_from_namespace
 from tibackup.dump.progress import Progress, ProgressPrinter
 from tibackup.errors import TibackupError, UsageError
 from tibackup.storage import open_storage
+from tibackup.storage.journal import abort_leftovers, open_dump_journal, uploads_left_note
 from tibackup.units import human_duration, human_size
 
 log = logging.getLogger("tibackup.dump")
@@ -57,18 +59,31 @@ def _start_log(level: str, logfile: str) -> None:
 def _dump(ns: object) -> None:
     default_output = "./export-" + datetime.now().strftime("%Y-%m-%dT%H%M%S")
     config = config_from_namespace(ns, os.environ, default_output=default_output)
+    journal = None
+    if config.s3 is not None:
+        journal = open_dump_journal(getattr(ns, "s3_upload_journal", ""))
+        config = dataclasses.replace(config, s3=dataclasses.replace(config.s3, journal=journal))
     storage = open_storage(config.output, config.s3)  # an S3 client loads botocore's models here
+    if journal is not None:
+        abort_leftovers(storage, journal)
     # One run per process: nothing loaded so far turns into garbage, so the collector may skip it for
     # good (collections walking botocore's objects cost ~5% of an S3 dump's CPU, measured with perf).
     gc.freeze()
     gc.enable()  # main() turned collection off for the start-up
     progress = Progress()
     show = config.progress if config.progress is not None else sys.stderr.isatty()
-    if show:
-        with ProgressPrinter(progress):
+    from tibackup.errors import TibackupError
+
+    try:
+        if show:
+            with ProgressPrinter(progress):
+                result = run_dump(config, storage, progress)
+        else:
             result = run_dump(config, storage, progress)
-    else:
-        result = run_dump(config, storage, progress)
+    except TibackupError as exc:
+        if journal is not None:
+            exc.args = (exc.message + uploads_left_note(journal),)
+        raise
     took = (result.finished - result.started).total_seconds()
     log.info(
         "dump complete: %d files, %s rows, %s in %s (%s/s) → %s",

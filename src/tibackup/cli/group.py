@@ -93,6 +93,8 @@ def run_click(args: list[str]) -> None:
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None  # a signal: main() says "interrupted", as for any command
         click.echo("error: aborted", err=True)
         sys.exit(130)

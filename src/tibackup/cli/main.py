@@ -2,7 +2,8 @@
 
 Every command's failure a user can cause is a TibackupError; it is printed as one line
 (``error: …``) with the command's exit code, never as a traceback. SIGTERM is handled like Ctrl-C so a
-killed run still cleans up (aborts uploads, unlocks tables, restores the GC life time).
+killed run still cleans up (aborts uploads, unlocks tables, restores the GC life time); a burst of
+signals ends like one.
 
 ``tibackup dump`` (and ``load``) is dispatched before click is imported (its flags are Dumpling's, parsed by argparse):
 a short dump should not pay ~20 ms of start-up for a command-line library it does not use.
@@ -10,17 +11,53 @@ a short dump should not pay ~20 ms of start-up for a command-line library it doe
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from types import FrameType
+from typing import NoReturn
 
 from tibackup.errors import Interrupted, TibackupError
 
+_signals_received = 0
 
-def _sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """The first SIGTERM or SIGINT stops the run as Ctrl-C does (KeyboardInterrupt, so every cleanup
+    runs: uploads aborted, tables unlocked, status recorded); the ones that follow — systemd, kubelet
+    and impatient users send several — are ignored, so they cannot interrupt that cleanup halfway.
+    The cleanup is bounded by the S3 and database timeouts; SIGKILL remains for a hung one."""
+    global _signals_received
+    _signals_received += 1
+    if _signals_received == 1:
+        raise KeyboardInterrupt
+
+
+def install_signal_handlers() -> None:
+    global _signals_received
+    _signals_received = 0
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with ``code``; after a stop signal without the interpreter's own shutdown, whose first step
+    is to restore the default signal handlers: a late signal of the burst would then still kill the
+    process (exit -15). The cleanup already ran; only the output is flushed."""
+    if _signals_received:
+        leave_after_signal(code)
+    sys.exit(code)
+
+
+def leave_after_signal(code: int) -> NoReturn:
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def setup_logging(level: str = "info", logfile: str = "", *, console: str = "stderr") -> None:
@@ -68,7 +105,7 @@ def _error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    signal.signal(signal.SIGTERM, _sigterm)
+    install_signal_handlers()
     args = sys.argv[1:] if argv is None else argv
     try:
         if args[:1] in (["dump"], ["load"]):
@@ -94,10 +131,10 @@ def main(argv: list[str] | None = None) -> None:
             run_click(args)
     except TibackupError as exc:
         _error(exc.message)
-        sys.exit(exc.exit_code)
+        leave(exc.exit_code)
     except KeyboardInterrupt:
         _error(Interrupted("interrupted: the run stopped before it finished").message)
-        sys.exit(130)
+        leave(130)
     except BrokenPipeError:
         sys.exit(1)
     except Exception as exc:  # a bug in tibackup, or a failure nobody translated: still one line

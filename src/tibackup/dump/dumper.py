@@ -233,7 +233,7 @@ class WorkerPool:
             for t in threads:
                 t.join(timeout=60)
         if self._errors:
-            raise self._errors[0]
+            raise storage_first(self._errors)
 
 
 def dump_tables(
@@ -299,11 +299,22 @@ def dump_tables(
             pool.add(functools.partial(schema, table))
     try:
         pool.run()
-    except BaseException:
-        finisher.wait(raise_errors=False)  # the workers' failure is the one to report
+    except BaseException as exc:
+        finisher.wait(raise_errors=False)  # the workers' failure is the one to report…
+        first = storage_first([exc, *finisher.errors])
+        if isinstance(exc, Exception) and first is not exc:
+            raise first from exc  # …unless S3 failed too: then that is the cause
         raise
     finisher.wait()
     return files
+
+
+def storage_first(errors: list[BaseException]) -> BaseException:
+    """The error to report among several: a storage failure wins, because a stalled upload makes the
+    workers' database sessions time out while they wait (the database is then only a victim)."""
+    from tibackup.errors import StorageError
+
+    return next((e for e in errors if isinstance(e, StorageError)), errors[0])
 
 
 def dump_chunk(

@@ -208,6 +208,20 @@ def add_s3_flags(p: argparse.ArgumentParser, title: str) -> None:
     s3.add_argument("--s3.sse-kms-key-id", dest="s3_sse_kms_key_id", default="", help="KMS key for aws:kms")
     s3.add_argument("--s3.acl", dest="s3_acl", default="", help="canned ACL, e.g. private")
     s3.add_argument("--s3.ca-bundle", dest="s3_ca_bundle", default="", help="CA bundle for the endpoint")
+    s3.add_argument(
+        "--s3.timeout", dest="s3_timeout", default="60s",
+        help="a call with no answer for this long is tried again (default 60s)",
+    )  # fmt: skip
+    s3.add_argument("--s3.connect-timeout", dest="s3_connect_timeout", default="5s", help="default 5s")
+    s3.add_argument(
+        "--s3.max-attempts", dest="s3_max_attempts", type=int, default=3,
+        help="tries per S3 call (default 3): a frozen endpoint fails after about attempts × timeout",
+    )  # fmt: skip
+    s3.add_argument(
+        "--s3.upload-journal", dest="s3_upload_journal", default="",
+        help="folder noting unfinished multipart uploads until aborted "
+        "(default $TIBACKUP_UPLOAD_JOURNAL or ~/.local/state/tibackup/uploads)",
+    )  # fmt: skip
     _bool_flag(
         s3,
         "--s3.force-path-style",
@@ -408,4 +422,7 @@ def s3_options_from_flags(ns: Any, output: str, env: Mapping[str, str]) -> S3Opt
         sse_kms_key_id=ns.s3_sse_kms_key_id or None,
         force_path_style=ns.s3_force_path_style,
         ca_bundle=ns.s3_ca_bundle or None,
+        connect_timeout=_parse_duration_seconds(ns.s3_connect_timeout, "--s3.connect-timeout") or 5.0,
+        read_timeout=_parse_duration_seconds(ns.s3_timeout, "--s3.timeout") or 60.0,
+        max_attempts=ns.s3_max_attempts,
     )

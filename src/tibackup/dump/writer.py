@@ -87,6 +87,10 @@ class Finisher:
         self._on_error = on_error
         self._errors: list[BaseException] = []
 
+    @property
+    def errors(self) -> list[BaseException]:
+        return list(self._errors)
+
     def close(self, out: OutputFile, done: Callable[[str], None]) -> None:
         """Close ``out`` in the background, then call ``done`` with its sha256."""
         self._slots.acquire()

@@ -40,6 +40,7 @@ from tibackup.embedded.procs import process_alive, start_ticks
 from tibackup.embedded.runtime import EmbeddedRuntime, redact
 from tibackup.embedded.schedules import reconcile_schedule
 from tibackup.embedded.store import KIND_BACKUP, KIND_SCHEDULE, Store
+from tibackup.embedded.uploads import LeftoverUploads
 from tibackup.errors import TibackupError
 from tibackup.resources import Backup, BackupSchedule, Phase, Restore, set_condition
 
@@ -109,6 +110,7 @@ class Controller:
         self.max_concurrent = max(1, max_concurrent)
         self.grace = grace
         self.skipped = skipped or SkipCounter()
+        self.leftover_uploads = LeftoverUploads(self.store)
         self.children: dict[tuple[str, str], Child] = {}
         self._clean_attempts: dict[tuple[str, str], float] = {}
         self._gc_attempts: dict[tuple[str, str], float] = {}
@@ -142,6 +144,7 @@ class Controller:
                 lifecycle.accept_rerun(self.store, backup)
         self.finish_deletions()
         self.reconcile_restores()
+        self.leftover_uploads.tick()  # what S3 was not there to abort when a run ended
         schedules: list[BackupSchedule] = self.store.list_resources(KIND_SCHEDULE)
         for schedule in schedules:
             if schedule.metadata.deletion_timestamp is None:

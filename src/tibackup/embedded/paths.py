@@ -22,6 +22,13 @@ def default_state_dir(environ: dict[str, str] | None = None) -> Path:
     return base / "tibackup"
 
 
+def uploads_dir(state_dir: Path, namespace: str, name: str) -> Path:
+    """The upload journal of a Backup's runs (``storage.journal.FileJournal``): ``uploads/<ns>/<name>``.
+
+    Refuses (InvalidSpecError) a namespace or name that is not DNS-1123, as ``staging_dir`` does."""
+    return object_dir(state_dir / "uploads", namespace, name)
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) and make it owner-only (0700): it holds Secrets."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tibackup.embedded.paths import staging_dir
+from tibackup.embedded.paths import staging_dir, uploads_dir
 from tibackup.embedded.store import Store
 from tibackup.errors import NotFoundError
 from tibackup.resources import Backup, Restore
+from tibackup.storage.journal import FileJournal
 
 MASK = "******"
 _MIN_MASKED = 4  # shorter values are too likely to be ordinary words
@@ -73,3 +74,9 @@ class EmbeddedRuntime:
     def staging_dir(self, backup: Backup) -> Path:
         meta = backup.metadata
         return staging_dir(self.store.state_dir, meta.namespace or "default", meta.name)
+
+    def upload_journal(self, backup: Backup) -> FileJournal:
+        """Where the Backup's runs note their multipart uploads until completed or aborted."""
+        namespace = backup.metadata.namespace or "default"
+        folder = uploads_dir(self.store.state_dir, namespace, backup.metadata.name)
+        return FileJournal(folder, owner=f"{namespace}/{backup.metadata.name}")

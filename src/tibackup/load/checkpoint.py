@@ -2,8 +2,9 @@
 rows it covers — so a load killed at any moment and run again loads every statement exactly once.
 
 Table ``tibackup_load.checkpoints`` (InnoDB), one row per:
-  - committed data statement: (load id, file, offset of the statement in the file, rows), written by
-    the same transaction as the statement's rows;
+  - committed group of data statements (consecutive statements of one file loaded in one transaction):
+    (load id, file, offset of its first statement, rows, offset of its last statement), written by the
+    same transaction as the group's rows;
   - finished file: offset ``FILE_DONE`` (a rerun skips the file without reading it);
   - table this load took over: file ``table:<db>.<table>``, offset ``CLAIMED`` (a rerun does not take
     the rows it loaded itself for someone else's).
@@ -14,6 +15,7 @@ load's rows are left.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 
 from tibackup.dump.conn import DB, quote_ident
@@ -28,40 +30,78 @@ def _hex(data: bytes) -> str:
     return "X'" + data.hex() + "'"
 
 
+class Committed:
+    """What a load committed in one file: its marks (``FILE_DONE``, ``CLAIMED``) and the offset ranges of
+    its committed groups; ``offset in committed`` says whether that statement (or mark) is done."""
+
+    def __init__(self) -> None:
+        self.marks: set[int] = set()
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def add(self, first: int, last: int) -> None:
+        if first < 0:
+            self.marks.add(first)
+            return
+        i = bisect.bisect_left(self._starts, first)
+        self._starts.insert(i, first)
+        self._ends.insert(i, last)
+
+    def __contains__(self, offset: object) -> bool:
+        if not isinstance(offset, int):
+            return False
+        if offset < 0:
+            return offset in self.marks
+        i = bisect.bisect_right(self._starts, offset) - 1
+        return i >= 0 and offset <= self._ends[i]
+
+    def __bool__(self) -> bool:
+        return bool(self.marks or self._starts)
+
+
 class Checkpoint:
     def __init__(self, load_id: str) -> None:
         self.load_id = load_id
         self._id = "'" + load_id + "'"  # hex digits only: safe as a literal
 
-    def prepare(self, db: DB) -> dict[str, set[int]]:
-        """Create the table if needed; return what this load already did: file → offsets."""
+    def prepare(self, db: DB) -> dict[str, Committed]:
+        """Create the table if needed; return what this load already did: file → what it committed."""
         db.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(SCHEMA)}", "creating the checkpoint schema")
         db.execute(
             f"CREATE TABLE IF NOT EXISTS {TABLE} (load_id CHAR(32) CHARACTER SET ascii NOT NULL, "
             "file VARBINARY(1024) NOT NULL, pos BIGINT NOT NULL, `rows` BIGINT NOT NULL DEFAULT 0, "
-            "PRIMARY KEY (load_id, file, pos)) ENGINE=InnoDB",
+            "upto BIGINT NOT NULL DEFAULT -1, PRIMARY KEY (load_id, file, pos)) ENGINE=InnoDB",
             "creating the checkpoint table",
         )
-        done: dict[str, set[int]] = defaultdict(set)
-        for file, offset in db.query(
-            f"SELECT file, pos FROM {TABLE} WHERE load_id = {self._id}", "reading the checkpoint"
+        if not db.query(
+            "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'tibackup_load' "
+            "AND TABLE_NAME = 'checkpoints' AND COLUMN_NAME = 'upto'"
+        ):  # a table of an earlier version (one row per statement: the range of one)
+            db.execute(
+                f"ALTER TABLE {TABLE} ADD COLUMN upto BIGINT NOT NULL DEFAULT -1", "upgrading the checkpoint"
+            )
+        done: dict[str, Committed] = defaultdict(Committed)
+        for file, pos, upto in db.query(
+            f"SELECT file, pos, upto FROM {TABLE} WHERE load_id = {self._id}", "reading the checkpoint"
         ):
-            done[(file or b"").decode("utf-8", "surrogateescape")].add(int(offset or 0))
+            first = int(pos or 0)
+            done[(file or b"").decode("utf-8", "surrogateescape")].add(first, max(first, int(upto or 0)))
         return dict(done)
 
-    def statement_sql(self, file: str, offset: int, rows: int) -> bytes:
-        """The row that marks one statement done; run it in the statement's transaction."""
+    def group_sql(self, file: str, first: int, last: int, rows: int) -> bytes:
+        """The row that marks the statements from offset ``first`` to ``last`` of ``file`` done; run it
+        in the transaction that loads them."""
         return (
             f"INSERT INTO {TABLE} VALUES ({self._id}, {_hex(file.encode('utf-8', 'surrogateescape'))}, "
-            f"{int(offset)}, {int(rows)})"
+            f"{int(first)}, {int(rows)}, {int(last)})"
         ).encode()
 
     def mark(self, db: DB, file: str, offset: int) -> None:
-        db.execute(self.statement_sql(file, offset, 0).decode().replace("INSERT", "INSERT IGNORE", 1))
+        db.execute(self.group_sql(file, offset, offset, 0).decode().replace("INSERT", "INSERT IGNORE", 1))
 
     def claim_sql(self, tables: list[tuple[str, str]]) -> str:
         values = ", ".join(
-            f"({self._id}, {_hex(claim_name(db, t).encode('utf-8', 'surrogateescape'))}, {CLAIMED}, 0)"
+            f"({self._id}, {_hex(claim_name(db, t).encode('utf-8', 'surrogateescape'))}, {CLAIMED}, 0, {CLAIMED})"
             for db, t in tables
         )
         return f"INSERT IGNORE INTO {TABLE} VALUES {values}"

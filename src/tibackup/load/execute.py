@@ -1,10 +1,13 @@
-"""Execute: statements into the target over ``-t`` sessions, each with its checkpoint row.
+"""Execute: statements into the target over ``-t`` sessions, a group of them per transaction.
 
 Readers stream files (several at once from a folder, one from an archive) and cut them into
-statements; a bounded queue hands the statements to the sessions, so one big file loads over every
-session and memory holds a few statements at a time. Each data statement runs in its own transaction
-together with the checkpoint row that says it is done (see checkpoint.py). A file's session statements
-(``SET NAMES …``) run on whichever session takes the file's next statement.
+statements, and gather consecutive statements of one file into groups (at most ``GROUP_STATEMENTS``
+statements, and a byte bound that keeps every group in memory under ``GROUP_MEMORY`` together); a
+bounded queue hands the groups to the sessions, so one big file loads over every session. Each group
+runs in one transaction together with the one checkpoint row that says it is done (see
+checkpoint.py): one commit per group, not per statement (myloader too commits 1000 queries at a time).
+A group the server rolled back (deadlock, lock wait timeout) runs again whole. A file's session
+statements (``SET NAMES …``) run on whichever session takes the file's next group.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import BinaryIO
 from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.dump.progress import Progress
 from tibackup.errors import DatabaseError
-from tibackup.load.checkpoint import FILE_DONE, Checkpoint
+from tibackup.load.checkpoint import FILE_DONE, Checkpoint, Committed
 from tibackup.load.config import LoadConfig, OnDuplicate
 from tibackup.load.csvdata import csv_statements
 from tibackup.load.plan import LoadPlan
@@ -33,6 +36,9 @@ log = logging.getLogger("tibackup.load")
 _INSERT = re.compile(rb"\s*INSERT\s+INTO\s", re.IGNORECASE)
 _DATA = re.compile(rb"\s*(?:INSERT|REPLACE)\s", re.IGNORECASE)
 RETRIES = 5
+GROUP_STATEMENTS = 1000  # statements per transaction at most (myloader's default -q)
+GROUP_BYTES = 16 << 20  # bytes of statements per transaction at most …
+GROUP_MEMORY = 96 << 20  # … and less with many sessions: groups alive (read, queued, running) fit in this
 RETRYABLE = {1213, 1205}  # deadlock (the transaction was rolled back), lock wait timeout
 _REWRITE = {OnDuplicate.REPLACE: b"REPLACE INTO ", OnDuplicate.IGNORE: b"INSERT IGNORE INTO "}
 
@@ -69,16 +75,24 @@ def one_line(error: DatabaseError, file: str) -> DatabaseError:
     return out
 
 
+def group_bytes(sessions: int) -> int:
+    """Bytes per group: at most three groups per session are alive (being read, queued, running)."""
+    return max(1 << 20, min(GROUP_BYTES, GROUP_MEMORY // (3 * max(1, sessions))))
+
+
 @dataclass
 class _Work:
+    """Consecutive data statements of one file, (offset, statement) each, loaded in one transaction;
+    none: the file is done (every group of it committed)."""
+
     file: BackupFile
-    offset: int
-    sql: bytes
+    statements: list[tuple[int, bytes]]
     session: tuple[bytes, ...]
+    size: int = 0
 
 
 class _FileState:
-    """Counts a file's statements in flight, to mark the file done once the last one is committed."""
+    """Counts a file's groups in flight, to mark the file done once the last one is committed."""
 
     def __init__(self) -> None:
         self.in_flight = 0
@@ -94,14 +108,15 @@ class DataLoader:
         plan: LoadPlan,
         config: LoadConfig,
         checkpoint: Checkpoint | None,
-        done: dict[str, set[int]],
+        done: dict[str, Committed],
         progress: Progress,
     ) -> None:
         self.sessions, self.source, self.plan, self.config = sessions, source, plan, config
         self.checkpoint, self.done, self.progress = checkpoint, done, progress
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
-        self._queue: queue.Queue[_Work | None] = queue.Queue(maxsize=2 * len(sessions))
+        self._queue: queue.Queue[_Work | None] = queue.Queue(maxsize=len(sessions))
+        self.group_statements, self.group_bytes = GROUP_STATEMENTS, group_bytes(len(sessions))
         self._states: dict[str, _FileState] = {}
 
     # -- the whole stage -------------------------------------------------------------------------
@@ -180,10 +195,10 @@ class DataLoader:
 
     def _read(self, file: BackupFile, stream: BinaryIO) -> None:
         reader = CheckedReader(stream, file.name, lambda n: self.progress.add(0, n))
-        done = self.done.get(file.name, set())
+        done = self.done.get(file.name) or Committed()
         state = self._states[file.name]
         session: tuple[bytes, ...] = ()
-        held: _Work | None = None  # the last statement waits until the whole file is verified
+        group: _Work | None = None  # the last group waits until the whole file is verified
         try:
             for offset, sql in self._statements(file, reader):
                 if self.stop.is_set():
@@ -193,14 +208,22 @@ class DataLoader:
                     continue
                 if offset in done:
                     continue
-                if held is not None:
-                    self._submit(held, state)
-                held = _Work(file, offset, sql, session)
+                if group is not None and (
+                    group.session is not session
+                    or len(group.statements) >= self.group_statements
+                    or group.size + len(sql) > self.group_bytes
+                ):
+                    self._submit(group, state)
+                    group = None
+                if group is None:
+                    group = _Work(file, [], session)
+                group.statements.append((offset, sql))
+                group.size += len(sql)
             want = self.plan.expected.get(file.name)
             if want is not None:
                 reader.check(want.size, want.sha256)
-            if held is not None:
-                self._submit(held, state)
+            if group is not None:
+                self._submit(group, state)
         except _Stopped:
             return
         self.progress.file_done()
@@ -216,7 +239,7 @@ class DataLoader:
             state.read_all = True
             last = state.in_flight == 0
         if last and self.checkpoint is not None:  # every statement is in: a session marks the file
-            self._put(_Work(file, FILE_DONE, b"", ()))
+            self._put(_Work(file, [], ()))
 
     # -- executing -------------------------------------------------------------------------------
     def _execute_loop(self, db: DB) -> None:
@@ -227,7 +250,7 @@ class DataLoader:
                 continue
             try:
                 file = work.file
-                if not work.sql:
+                if not work.statements:
                     if self.checkpoint is not None:
                         self.checkpoint.mark(db, file.name, FILE_DONE)
                     continue
@@ -252,18 +275,19 @@ class DataLoader:
                 self._fail(exc)
 
     def _run(self, db: DB, work: _Work) -> int:
-        """One statement (and its checkpoint row) in one transaction; a transaction the server
-        rolled back for a deadlock or a lock wait is run again, a few times."""
-        sql = rewrite(work.sql, self.config.on_duplicate)
+        """One group (and its checkpoint row) in one transaction; a transaction the server rolled
+        back for a deadlock or a lock wait is run again whole, a few times."""
         doing = f"loading {work.file.name}"
         for attempt in range(RETRIES + 1):
             try:
-                if self.checkpoint is None:
-                    return db.execute_bytes(sql, doing)
                 db.execute("BEGIN", doing)
-                rows = db.execute_bytes(sql, doing)
-                record = self.checkpoint.statement_sql(work.file.name, work.offset, rows)
-                db.execute_bytes(record, "recording progress")
+                rows = 0
+                for _, sql in work.statements:
+                    rows += db.execute_bytes(rewrite(sql, self.config.on_duplicate), doing)
+                if self.checkpoint is not None:
+                    first, last = work.statements[0][0], work.statements[-1][0]
+                    record = self.checkpoint.group_sql(work.file.name, first, last, rows)
+                    db.execute_bytes(record, "recording progress")
                 db.execute("COMMIT", doing)
                 return rows
             except DatabaseError as exc:

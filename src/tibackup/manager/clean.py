@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, datetime
 
 from tibackup.errors import StorageError
-from tibackup.manager import remote, settings
+from tibackup.manager import remote, settings, uploads
 from tibackup.manager.runtime import BackupRuntime
 from tibackup.manager.secrets import resolve_secrets
 from tibackup.manager.staged import Staging
@@ -51,15 +51,24 @@ def should_delete(backup: Backup) -> bool:
     return False
 
 
+def should_clean(backup: Backup) -> bool:
+    """Whether deleting the Backup touches S3: its data goes, or a run that did not complete may have
+    left unfinished multipart uploads under its backupPath (aborted whatever the cleanPolicy)."""
+    return bool(backup.status.backup_path) and (should_delete(backup) or not completed(backup))
+
+
 def clean_backup(backup: Backup, runtime: BackupRuntime) -> bool:
     """Apply the clean policy; return whether any data was deleted."""
     _clear_staging(backup, runtime)
     path = backup.status.backup_path
-    if not path or not should_delete(backup):
-        if path:
-            log.info(
-                "backup %s: keeping %s (cleanPolicy %s)", backup.metadata.name, path, backup.spec.clean_policy
-            )
+    if path and not should_delete(backup):
+        log.info(
+            "backup %s: keeping %s (cleanPolicy %s)", backup.metadata.name, path, backup.spec.clean_policy
+        )
+    if not path or not should_clean(backup):
+        return False
+    if not should_delete(backup):
+        _abort_uploads(backup, runtime)
         return False
     secrets = resolve_secrets(backup, runtime)
     options = settings.at_path(settings.s3_options(backup.spec, secrets.access_key, secrets.secret_key), path)
@@ -75,7 +84,27 @@ def clean_backup(backup: Backup, runtime: BackupRuntime) -> bool:
     finally:
         remote.close_storage(storage)
     log.info("backup %s: deleted %d object(s) under %s", backup.metadata.name, deleted, path)
+    _abort_uploads(backup, runtime)  # the journal's records (delete_prefix aborted the rest)
     return deleted > 0
+
+
+def _abort_uploads(backup: Backup, runtime: BackupRuntime) -> None:
+    """Abort the unfinished uploads a failed run left. Known leftovers (the journal's) must go before the
+    Backup does (else CleanFailed, retried); a listing that cannot reach S3 is only a warning: a kept
+    backup should not wait for S3 to be deletable, and the lifecycle rule remains."""
+    known = bool(uploads.journal_for(runtime, backup).pending())
+    try:
+        aborted = uploads.abort_leftovers(backup, runtime)
+    except StorageError as exc:
+        message = f"could not abort the unfinished uploads under {backup.status.backup_path}: {exc.message}"
+        if known:
+            raise StorageError(
+                f"{message}; delete the Backup again once S3 answers", reason="CleanFailed"
+            ) from exc
+        log.warning("backup %s: %s", backup.metadata.name, message)
+        return
+    if aborted:
+        log.info("backup %s: aborted %d unfinished upload(s)", backup.metadata.name, aborted)
 
 
 def _clear_staging(backup: Backup, runtime: BackupRuntime) -> None:

@@ -32,6 +32,7 @@ so the process stops. A process killed outright leaves ``Prepare``/``Running``: 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -76,21 +77,30 @@ def run_backup(backup: Backup, runtime: BackupRuntime, *, now: Callable[[], date
     except InvalidSpecError as exc:
         return report.invalid("InvalidSpec", exc.message)
 
+    # Every multipart upload is noted until completed or aborted: what S3 was not there to abort is
+    # aborted later (``uploads.py``).
+    from tibackup.manager import uploads
+
+    journal = uploads.journal_for(runtime, backup)
     try:
         # 2. Secrets, resolved through the runtime, masked in every message from here on.
         report.secrets = secrets = resolve_secrets(backup, runtime)
         with tls_files(secrets) as tls:
             config = settings.dump_config(backup.spec, "staging", secrets.password, tls)
             s3 = settings.s3_options(backup.spec, secrets.access_key, secrets.secret_key)
+            s3 = dataclasses.replace(s3, journal=journal)
             return _run(backup, report, mode, config, s3, now)
     except (KeyboardInterrupt, SystemExit, Interrupted):
         report.failed(
             "Interrupted",
-            "the backup was interrupted before it finished; its files are incomplete: run it again",
+            "the backup was interrupted before it finished; its files are incomplete: run it again"
+            + uploads.left_note(journal, report.backup.status.backup_path or ""),
         )
         raise
     except TibackupError as exc:
-        return report.failed(exc.reason, exc.message)
+        return report.failed(
+            exc.reason, exc.message + uploads.left_note(journal, report.backup.status.backup_path or "")
+        )
     except Exception as exc:  # a bug in tibackup: still a clear status, the traceback only at debug
         log.debug("backup %s failed with an internal error", report.who, exc_info=True)
         return report.failed("InternalError", f"internal error: {type(exc).__name__}: {exc}")
@@ -228,6 +238,7 @@ def _dump_staged(
             "StagedDumpReused",
             f"a finished dump of this Backup is already staged in {local.url}: uploading it without dumping again",
         )
+        _abort_leftovers(report, s3)  # into the same folder: what the failed upload left goes first
     else:
         path = backup.status.backup_path or ""
         staging.start(backup, path)
@@ -249,6 +260,19 @@ def _dump_staged(
             f"{local.url}: fix the cause and run the backup again to upload it without dumping again"
         ) from exc
     report.info("Uploaded", describe(progress, "uploaded") + f" to {storage.url}")
+
+
+def _abort_leftovers(report: Reporter, s3: S3Options) -> None:
+    """Before uploading again: what an earlier run of this Backup could not abort (S3 was down)."""
+    from tibackup.manager import uploads
+
+    try:
+        aborted = uploads.abort_leftovers(report.backup, report.runtime, s3)
+    except TibackupError as exc:
+        report.warning("UploadsNotAborted", f"could not abort earlier unfinished uploads: {exc.message}")
+        return
+    if aborted:
+        report.info("UploadsAborted", f"aborted {aborted} unfinished upload(s) left by an earlier run")
 
 
 def _restore_gc(conn: Connection, backup: Backup, report: Reporter) -> None:

@@ -1,7 +1,6 @@
 """The Secrets a Backup names, resolved through the runtime: DB password, S3 keys, TLS client files.
 
-Secret values live only in memory (and, for TLS, in owner-only files of a private temporary folder that
-is removed afterwards). They never reach status, events, logs, messages or process arguments:
+Secret values live only in memory (TLS files too: anonymous memory files, see ``tls_files``). They never reach status, events, logs, messages or process arguments:
 ``Secrets.scrub`` masks any value that might still slip into a message.
 """
 
@@ -136,19 +135,53 @@ def resolve_access_secrets(
 
 @contextmanager
 def tls_files(secrets: Secrets) -> Iterator[TLSFiles]:
-    """The TLS Secret's files in a private temporary folder (0700, files 0600), removed on exit."""
+    """The TLS Secret's values as files the database client library can open, gone on exit.
+
+    On Linux each value lives in an anonymous memory file (``memfd_create``) that the client opens by
+    the path ``/proc/self/fd/N``: the key never reaches a file system, so a process killed with SIGKILL
+    leaves nothing behind (the kernel frees the memory with the process). MariaDB Connector/C reads the
+    files when each session connects, in this process; the C row reader borrows those sessions. Where
+    memory files are missing, a private temporary folder (0700, files 0600) removed on exit."""
     if not secrets.tls:
         yield TLSFiles()
         return
+    if _memory_files_work():
+        descriptors: list[int] = []
+        try:
+            paths: dict[str, str] = {}
+            for key, value in secrets.tls.items():
+                descriptor = os.memfd_create(f"tibackup-{key}", os.MFD_CLOEXEC)
+                descriptors.append(descriptor)
+                _write_all(descriptor, value.encode("utf-8"))
+                paths[key] = f"/proc/self/fd/{descriptor}"
+            yield _tls(paths)
+        finally:
+            for descriptor in descriptors:
+                os.close(descriptor)
+        return
     folder = Path(tempfile.mkdtemp(prefix="tibackup-tls-"))  # mkdtemp creates it 0700
     try:
-        paths: dict[str, str] = {}
+        paths = {}
         for key, value in secrets.tls.items():
             path = folder / key
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w", encoding="utf-8") as file:
                 file.write(value)
             paths[key] = str(path)
-        yield TLSFiles(ca=paths.get("ca.crt"), cert=paths.get("tls.crt"), key=paths.get("tls.key"))
+        yield _tls(paths)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _tls(paths: dict[str, str]) -> TLSFiles:
+    return TLSFiles(ca=paths.get("ca.crt"), cert=paths.get("tls.crt"), key=paths.get("tls.key"))
+
+
+def _memory_files_work() -> bool:
+    return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view) :]

@@ -277,11 +277,11 @@ class BackupController:
 
 
 def needs_clean(backup: Backup) -> bool:
-    """Whether deleting this Backup needs a clean Job: data may exist and its cleanPolicy deletes it
-    (the manager's rule, manager.clean.should_delete)."""
-    from tibackup.manager.clean import should_delete
+    """Whether deleting this Backup needs a clean Job: data may exist and its cleanPolicy deletes it, or
+    a run that did not complete may have left unfinished uploads (the manager's rule, should_clean)."""
+    from tibackup.manager.clean import should_clean
 
-    return bool(backup.status.backup_path) and should_delete(backup)
+    return should_clean(backup)
 
 
 def _pod_failure(pod: dict[str, Any]) -> list[str]:

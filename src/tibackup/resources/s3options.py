@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tibackup.errors import InvalidSpecError
+from tibackup.resources.duration import parse_duration
 
 # Settings that override the spec; named as the fields of tibackup.storage.options.S3Options.
 _OVERRIDES = (
@@ -24,6 +25,9 @@ _OVERRIDES = (
     "ca_bundle",
     "part_size",
     "concurrency",
+    "read_timeout",
+    "connect_timeout",
+    "max_attempts",
 )
 
 
@@ -46,6 +50,9 @@ class RcloneS3Options:
     ca_bundle: str | None = None  # PEM file of the CA of the endpoint
     part_size: int | None = None  # multipart part size, bytes
     concurrency: int | None = None  # parts uploaded at once
+    read_timeout: float | None = None  # rclone --timeout: seconds without an answer before a retry
+    connect_timeout: float | None = None  # rclone --contimeout
+    max_attempts: int | None = None  # rclone --low-level-retries: tries per call
 
     def storage_overrides(self) -> dict[str, object]:
         """The given settings, keyed by the field names of ``tibackup.storage.options.S3Options``."""
@@ -67,6 +74,9 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "--ca-cert": ("ca_bundle", "str"),
     "--s3-chunk-size": ("part_size", "size"),
     "--s3-upload-concurrency": ("concurrency", "int"),
+    "--timeout": ("read_timeout", "duration"),
+    "--contimeout": ("connect_timeout", "duration"),
+    "--low-level-retries": ("max_attempts", "int"),
 }
 SUPPORTED_S3_OPTIONS: tuple[str, ...] = tuple(_FLAGS)
 
@@ -88,7 +98,7 @@ def parse_s3_options(options: Sequence[str] | None, field: str = "spec.s3.option
                 where, f"{items[index]!r} is not an option tibackup supports; use one of {', '.join(_FLAGS)}"
             )
         attribute, kind = _FLAGS[flag]
-        if kind in ("str", "int", "size") and not has_value:
+        if kind in ("str", "int", "size", "duration") and not has_value:
             if index + 1 >= len(items):
                 raise InvalidSpecError(where, f"{flag} needs a value: write {flag}=VALUE")
             index += 1
@@ -121,6 +131,11 @@ def _convert(flag: str, kind: str, value: str, where: str) -> object:
         if not _MIN_PART <= size <= _MAX_PART:
             raise InvalidSpecError(where, f"{flag} must be from 5M to 5G (the S3 limits of a part)")
         return size
+    if kind == "duration":
+        seconds = parse_duration(value, where).total_seconds()
+        if seconds <= 0:
+            raise InvalidSpecError(where, f"{flag} needs a duration above 0, such as 60s or 5m")
+        return seconds
     if not value:
         raise InvalidSpecError(where, f"{flag} needs a value")
     return value

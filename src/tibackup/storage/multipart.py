@@ -64,16 +64,27 @@ class PartPool:
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="s3-part")
+        self.failure: StorageError | None = None  # the first part that failed, for every writer
 
     def submit(self, call: Callable[[], str]) -> Future[str]:
         self._slots.acquire()  # blocks the writer while `concurrency` parts are in flight
+        if self.failure is not None:
+            # S3 failed (or froze until the timeout): the writer that waited here learns it now, not
+            # after its database session timed out waiting for it (then reported as the cause).
+            self._slots.release()
+            raise self.failure
         try:
             future = self._executor.submit(call)
         except BaseException:
             self._slots.release()
             raise
-        future.add_done_callback(lambda _: self._slots.release())
+        future.add_done_callback(self._done)
         return future
+
+    def _done(self, future: Future[str]) -> None:
+        if not future.cancelled() and isinstance(future.exception(), StorageError) and self.failure is None:
+            self.failure = future.exception()  # type: ignore[assignment]
+        self._slots.release()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

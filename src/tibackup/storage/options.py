@@ -7,12 +7,18 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from tibackup.errors import StorageError
+from tibackup.storage.journal import UploadJournal
 
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3: every part but the last must be at least this big
 MAX_PART_SIZE = 5 * 1024 * MiB  # S3: no part may be bigger
 SSE_VALUES = ("AES256", "aws:kms")
 DEFAULT_CONCURRENCY = 4
+# A call that gets no answer for READ_TIMEOUT seconds is tried again, MAX_ATTEMPTS times in all (with
+# botocore's short backoff): a frozen endpoint is named within about 3 × 60 s, never left to hang.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 60.0
+MAX_ATTEMPTS = 3
 
 
 @dataclass
@@ -33,6 +39,11 @@ class S3Options:
     ca_bundle: str | None = None  # a path to a PEM file of CA certificates for the endpoint
     part_size: int | None = None  # fixed multipart part size; None: the growing schedule
     concurrency: int = DEFAULT_CONCURRENCY  # parts uploaded at once
+    connect_timeout: float = CONNECT_TIMEOUT  # seconds to open a connection
+    read_timeout: float = READ_TIMEOUT  # seconds without an answer (or send progress) before a retry
+    max_attempts: int = MAX_ATTEMPTS  # tries per call, the first included
+    # Where started multipart uploads are noted until completed or aborted (storage.journal).
+    journal: UploadJournal | None = field(default=None, repr=False, compare=False)
 
     @property
     def path_style(self) -> bool:
@@ -74,6 +85,10 @@ class S3Options:
             raise StorageError(f"S3 part size {self.part_size} is out of range: use 5 MiB to 5 GiB")
         if self.concurrency < 1:
             raise StorageError(f"S3 upload concurrency {self.concurrency} must be at least 1")
+        if not (self.connect_timeout > 0 and self.read_timeout > 0):
+            raise StorageError("S3 timeouts must be more than 0 seconds: fix the S3 timeout settings")
+        if self.max_attempts < 1:
+            raise StorageError(f"S3 attempts {self.max_attempts} must be at least 1")
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

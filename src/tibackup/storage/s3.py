@@ -6,6 +6,7 @@ import base64
 import builtins
 import hashlib
 import io
+import logging
 import os
 import secrets
 import threading
@@ -25,10 +26,13 @@ from tibackup.storage.s3_errors import Where, error_code, http_status, translate
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
+
+    from tibackup.storage.journal import UploadRecord
 else:
     S3Client = Any
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 PROBE_PREFIX = ".tibackup-write-probe-"
 
@@ -82,7 +86,15 @@ class S3Storage:
         self.options = options.resolved()
         self.options.validate()
         self.list_page_size = 1000
-        self.client = make_client(self.options, connect_timeout=5, read_timeout=120, attempts=5)
+        opts = self.options
+        self.client = make_client(
+            opts,
+            connect_timeout=opts.connect_timeout,
+            read_timeout=opts.read_timeout,
+            attempts=opts.max_attempts,
+        )
+        self.journal = opts.journal
+        self._abort_client: S3Client | None = None
         self.where = Where(
             endpoint=self.client.meta.endpoint_url,
             bucket=self.options.bucket,
@@ -96,12 +108,17 @@ class S3Storage:
                 )
                 if value
             ),
+            timeouts=f"{opts.read_timeout:g} s, {opts.max_attempts} attempt(s)",
         )
         self._pool: PartPool | None = None
         self._pool_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3Storage({self.url!r}, endpoint={self.where.endpoint!r})"
+
+    @property
+    def endpoint(self) -> str:
+        return self.where.endpoint
 
     @property
     def url(self) -> str:
@@ -174,7 +191,19 @@ class S3Storage:
             key,
             lambda: self.client.create_multipart_upload(Bucket=bucket, Key=key, **args),
         )
-        return response["UploadId"]
+        upload_id = response["UploadId"]
+        if self.journal is not None:
+            try:
+                self.journal.started(self._record(key, upload_id))
+            except BaseException:
+                self.abort_upload(key, upload_id)  # unrecorded, it could be lost: never keep it
+                raise
+        return upload_id
+
+    def _record(self, key: str, upload_id: str, bucket: str | None = None) -> UploadRecord:
+        from tibackup.storage.journal import UploadRecord
+
+        return UploadRecord(self.where.endpoint, bucket or self.options.bucket, key, upload_id)
 
     def upload_part(self, key: str, upload_id: str, number: int, data: Buffer) -> str:
         bucket = self.options.bucket
@@ -193,19 +222,48 @@ class S3Storage:
         response = self._call(
             "completing the upload of",
             key,
-            lambda: self.client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            lambda: self._noted_done(
+                key, upload_id, self.client.complete_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
             ),
         )
         return clean_etag(response.get("ETag")) or multipart_etag([etag for _, etag in etags])
 
-    def abort_upload(self, key: str, upload_id: str) -> None:
-        bucket = self.options.bucket
-        self._call(
-            "aborting the upload of",
-            key,
-            lambda: self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id),
-        )
+    def _noted_done(self, key: str, upload_id: str, response: T) -> T:
+        """A completed upload leaves the journal."""
+        if self.journal is not None:
+            self.journal.finished(self._record(key, upload_id))
+        return response
+
+    def abort_upload(self, key: str, upload_id: str, bucket: str | None = None) -> None:
+        """Abort one upload (one already gone counts as aborted) and drop it from the journal."""
+        bucket = bucket or self.options.bucket
+        client = self.abort_client()
+        try:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchUpload":
+                raise translate(exc, self.where, "aborting the upload of", key) from exc
+        except Exception as exc:
+            raise translate(exc, self.where, "aborting the upload of", key) from exc
+        if self.journal is not None:
+            self.journal.finished(self._record(key, upload_id, bucket))
+
+    def abort_client(self) -> S3Client:
+        """Aborts run while something already failed, often S3 itself: short timeouts, so a frozen
+        endpoint delays the end of a run by seconds, not minutes (what is not aborted stays in the
+        journal for a later pass)."""
+        with self._pool_lock:
+            if self._abort_client is None:
+                opts = self.options
+                self._abort_client = make_client(
+                    opts,
+                    connect_timeout=min(opts.connect_timeout, 5.0),
+                    read_timeout=min(opts.read_timeout, 15.0),
+                    attempts=min(opts.max_attempts, 2),
+                )
+            return self._abort_client
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -298,7 +356,7 @@ class S3Storage:
         aborted = 0
         root = f"{self.options.prefix}/" if self.options.prefix else ""
         bucket = self.options.bucket
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+        pages = self.abort_client().get_paginator("list_multipart_uploads").paginate(
             Bucket=bucket, Prefix=root + prefix
         )
         iterator = iter(pages)
@@ -307,14 +365,18 @@ class S3Storage:
             if page is None:
                 return aborted
             for upload in page.get("Uploads", []):
-                self.abort_upload(upload["Key"], upload["UploadId"])
+                self.abort_upload(upload["Key"], upload["UploadId"], bucket)
                 aborted += 1
 
     # --- preflight -----------------------------------------------------------------------------
 
     def check_writable(self) -> None:
         """HeadBucket, then write and delete a probe object under the prefix; fail fast and clearly."""
-        client = make_client(self.options, connect_timeout=3, read_timeout=15, attempts=2)
+        opts = self.options
+        client = make_client(
+            opts, connect_timeout=min(opts.connect_timeout, 3.0), read_timeout=min(opts.read_timeout, 15.0),
+            attempts=min(opts.max_attempts, 2),
+        )  # fmt: skip
         bucket = self.options.bucket
         try:
             client.head_bucket(Bucket=bucket)

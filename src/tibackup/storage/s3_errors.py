@@ -47,6 +47,7 @@ class Where:
     bucket: str
     secrets: tuple[str, ...] = ()
     write_settings: str = ""  # e.g. "s3.storageClass STANDARD_IA, s3.acl private": what a provider may refuse
+    timeouts: str = ""  # e.g. "60 s, 3 attempts": how long a stalled call was waited for
 
     def target(self, key: str | None) -> str:
         return f"s3://{self.bucket}/{key}" if key else f"bucket '{self.bucket}'"
@@ -90,10 +91,13 @@ def translate(exc: Exception, where: Where, action: str, key: str | None = None)
         return StorageError(
             f"cannot reach S3 endpoint {where.endpoint}: {_network_reason(exc)}; check s3.endpoint"
         )
-    if isinstance(exc, ReadTimeoutError):
+    if isinstance(exc, ReadTimeoutError) or (
+        isinstance(exc, BotoCoreError) and _network_reason(exc) == "timed out"
+    ):
+        waited = f" (no answer within {where.timeouts})" if where.timeouts else ""
         return StorageError(
-            f"S3 endpoint {where.endpoint} stopped answering while {action} {where.target(key)}: "
-            "try again, or check the server's health"
+            f"S3 endpoint {where.endpoint} stopped answering while {action} {where.target(key)}{waited}: "
+            "check the S3 server's health and try again, or raise the S3 timeout if it is only slow"
         )
     if isinstance(exc, NoCredentialsError):
         return StorageError(
