@@ -250,6 +250,7 @@ def test_failures_are_one_clear_line(renv: Env, target: MariaDBServer, case: str
 
 
 def _committed(server: MariaDBServer, database: str) -> int:
+    """Groups of statements committed so far (one checkpoint row each)."""
     sql = "SELECT COUNT(*) FROM tibackup_load.checkpoints WHERE pos >= 0 AND file LIKE %s"
     try:
         return int(server.execute(sql, (database + ".%",))[0][0])
@@ -265,8 +266,11 @@ def test_killed_restore_is_recovered_and_a_rerun_resumes(renv: Env, target: Mari
         "INSERT INTO nk SELECT seq % 1000, CONCAT('row ', seq, REPEAT('y', seq % 40)) FROM seq_1_to_40000",
         database=env.database,
     )
-    # Small statements: many transactions, so the kill lands in the middle of a file.
-    backup = env.backup_yaml("source", dumpling={"options": ["--threads=2", "--statement-size=4000"]})
+    # Small statements in small files: the load commits one group of statements per file here, so
+    # many files make many transactions and the kill lands between two of them.
+    backup = env.backup_yaml(
+        "source", dumpling={"options": ["--threads=2", "--statement-size=4000", "--filesize=64KiB"]}
+    )
     assert env.tib("apply", "-f", "-", "--wait", stdin=backup).code == 0
     names = tables(env.mariadb, env.database)
     text = restore_doc(env, "killed", target, tibackup={"fromBackup": "source", "threads": 1})
@@ -275,7 +279,7 @@ def test_killed_restore_is_recovered_and_a_rerun_resumes(renv: Env, target: Mari
                "--state-dir", str(env.state)]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
-    while _committed(target, env.database) < 20 and proc.poll() is None and time.monotonic() < deadline:
+    while _committed(target, env.database) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     assert proc.poll() is None, "the restore finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
