@@ -89,7 +89,9 @@ def plan_load(source: Source, config: LoadConfig) -> LoadPlan:
     chosen += [f for f in files if f.kind not in (FileKind.DATABASE, FileKind.OTHER) and _wanted(f, rule)]
     for f in files:
         if f.kind is FileKind.OTHER and f.name not in (METADATA_NAME, MANIFEST_NAME):
-            log.warning("skipping %s: not a file of Dumpling's layout", f.name)
+            # tibackup's own bookkeeping beside the dump (the backup folder's claims) is expected there.
+            own = f.name.startswith("tibackup-") and "/" not in f.name
+            log.log(logging.DEBUG if own else logging.WARNING, "skipping %s: not a file of Dumpling's layout", f.name)
     if table_rows is not None:
         table_rows = {key: rows for key, rows in table_rows.items() if _wanted_key(key, rule)}
     identity = json.dumps(
