@@ -10,7 +10,7 @@ import click
 
 from tibackup.cli.embedded_opts import RESOURCE_NAME, kind_of, namespace_option, open_store, state_dir_option
 from tibackup.embedded import lifecycle
-from tibackup.embedded.store import KIND_BACKUP
+from tibackup.embedded.store import KIND_BACKUP, Store
 from tibackup.errors import NotFoundError, UsageError
 from tibackup.resources import Backup, Phase, Restore
 
@@ -34,7 +34,7 @@ def rerun(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state_
     It sets the annotation tibackup.pingcap.com/rerun to a new value, as `kubectl annotate --overwrite`
     does on Kubernetes."""
     from tibackup.cli.resources_cmd import _claim_runs, _wait_for
-    from tibackup.control.rerun import RERUN_ANNOTATION, RERUNNABLE, rerun_token
+    from tibackup.control.rerun import RERUNNABLE
 
     kind = kind_of(type_, allow_secret=False)
     if kind == "Restore":
@@ -57,13 +57,7 @@ def rerun(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state_
     claimed = _claim_runs(store, list(backups)) if wait else []
     try:
         for backup in backups:
-            annotations = {
-                **(backup.metadata.annotations or {}),
-                RERUN_ANNOTATION: rerun_token(lifecycle.now()),
-            }
-            backup.metadata = backup.metadata.model_copy(update={"annotations": annotations})
-            store.apply(backup)
-            click.echo(f"{RESOURCE_NAME[KIND_BACKUP]}/{backup.metadata.name} rerun requested")
+            _request_rerun(store, backup, RESOURCE_NAME[KIND_BACKUP])
         if not wait:
             for backup in backups:
                 lifecycle.accept_rerun(store, backup)  # reset now: `get` shows it pending at once
@@ -81,7 +75,7 @@ def _rerun_restores(names: tuple[str, ...], namespace: str, wait: bool, state_di
     """``rerun rt``: the same annotation on Failed/Invalid Restores; a rerun resumes from load's checkpoint."""
     from tibackup.cli.resources_cmd import _claim_runs, _wait_for_restore
     from tibackup.cli.table_view import report_runs
-    from tibackup.control.rerun import RERUN_ANNOTATION, RERUNNABLE, rerun_token
+    from tibackup.control.rerun import RERUNNABLE
     from tibackup.embedded import restores
 
     store = open_store(state_dir)
@@ -98,13 +92,7 @@ def _rerun_restores(names: tuple[str, ...], namespace: str, wait: bool, state_di
     claimed = _claim_runs(store, list(found)) if wait else []
     try:
         for restore in found:
-            annotations = {
-                **(restore.metadata.annotations or {}),
-                RERUN_ANNOTATION: rerun_token(lifecycle.now()),
-            }
-            restore.metadata = restore.metadata.model_copy(update={"annotations": annotations})
-            store.apply(restore)
-            click.echo(f"{RESOURCE_NAME['Restore']}/{restore.metadata.name} rerun requested")
+            _request_rerun(store, restore, RESOURCE_NAME["Restore"])
             if not wait:
                 restores.accept_rerun(store, restore)
         if not wait:
@@ -115,3 +103,13 @@ def _rerun_restores(names: tuple[str, ...], namespace: str, wait: bool, state_di
             if isinstance(claim, Restore):
                 store.clear_run(*restores.run_key(claim), os.getpid())
     report_runs(results, lifecycle.now())
+
+
+def _request_rerun(store: Store, obj: Backup | Restore, resource: str) -> None:
+    """Set a new ``tibackup.pingcap.com/rerun`` token on ``obj`` and store it (both kinds alike)."""
+    from tibackup.control.rerun import RERUN_ANNOTATION, rerun_token
+
+    annotations = {**(obj.metadata.annotations or {}), RERUN_ANNOTATION: rerun_token(lifecycle.now())}
+    obj.metadata = obj.metadata.model_copy(update={"annotations": annotations})
+    store.apply(obj)
+    click.echo(f"{resource}/{obj.metadata.name} rerun requested")
