@@ -14,7 +14,14 @@ from tibackup.errors import UsageError
 from tibackup.load.config import LoadConfig, OnDuplicate
 from tibackup.load.csvdata import csv_statements
 from tibackup.load.execute import rewrite
-from tibackup.load.read import CheckedReader, VerifyFailed, decompressed, split_statements
+from tibackup.load.read import (
+    _STATEMENT_ESCAPED,
+    CheckedReader,
+    VerifyFailed,
+    _plain_end,
+    decompressed,
+    split_statements,
+)
 from tibackup.load.source import BackupFile, FileKind, classify, template_pattern
 
 SQL = (
@@ -49,6 +56,32 @@ def test_split_without_backslash_escapes() -> None:
     data = b"INSERT INTO t VALUES ('a\\'),('b;''c');\nINSERT INTO t VALUES (1);"
     texts = [sql.strip() for _, sql in split_statements([data], backslash_escapes=False)]
     assert texts == [b"INSERT INTO t VALUES ('a\\'),('b;''c');", b"INSERT INTO t VALUES (1);"]
+
+
+@pytest.mark.parametrize(
+    "text, fast",
+    [
+        (b"INSERT INTO `t` VALUES (1,'a'),(2,'b''c');", True),  # what a dump writes: no regex needed
+        (b'INSERT INTO `t` VALUES (1,"a"),(2,"b");', True),
+        (b"INSERT INTO t VALUES (1,2);", True),
+        (b"INSERT INTO `t;x` VALUES (1);", False),  # a ';' inside a name
+        (b"INSERT INTO `t` VALUES ('a;b');", False),  # inside a string
+        (b"INSERT INTO `t` VALUES ('a\\';');", False),  # after an escaped quote
+        (b"INSERT INTO `t` VALUES ('x','\"');", False),  # quotes of both kinds
+        (b"INSERT INTO t VALUES ('`', 1);", False),  # a backquote inside a string
+        (b"/* c; */ INSERT INTO t VALUES (1);", False),
+        (b"-- c;\nINSERT INTO t VALUES (1);", False),
+        (b"# c;\nINSERT INTO t VALUES (1);", False),
+    ],
+)
+def test_statement_end_found_without_the_regex_only_where_certain(text: bytes, fast: bool) -> None:
+    m = _STATEMENT_ESCAPED.match(text + b" INSERT INTO t VALUES (9);")
+    assert m is not None
+    end = _plain_end(text + b" INSERT INTO t VALUES (9);", 0)
+    assert (end > 0) is fast
+    if fast:
+        assert end == m.end() == len(text)
+    assert _plain_end(b"INSERT INTO t VALUES (1,'no end yet", 0) == 0
 
 
 def test_classify_dumpling_names() -> None:
@@ -272,7 +305,9 @@ def test_statements_are_grouped_per_file_by_count_and_bytes() -> None:
     done = Committed()
     first = body.index(b";") + 1  # statements start after the ';' before them
     done.add(first, first)  # the first statement was committed by an earlier run
-    loader = DataLoader([None], None, plan, LoadConfig(Connection(), "x"), None, {file.name: done}, Progress())  # type: ignore[list-item, arg-type]
+    loader = DataLoader(
+        [None], None, plan, LoadConfig(Connection(), "x"), None, {file.name: done}, Progress()
+    )  # type: ignore[list-item, arg-type]
     loader.group_statements, loader.group_bytes = 10, 1 << 20
     loader._states[file.name] = _FileState()
     sent: list[object] = []
