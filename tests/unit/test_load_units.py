@@ -298,7 +298,7 @@ def test_statements_are_grouped_per_file_by_count_and_bytes() -> None:
     from tibackup.load.execute import DataLoader, _FileState, group_bytes
     from tibackup.load.plan import LoadPlan
 
-    assert group_bytes(2) == 16 << 20 and group_bytes(8) == 4 << 20 and group_bytes(1000) == 1 << 20
+    assert group_bytes(2) == 4 << 20 and group_bytes(16) == 2 << 20 and group_bytes(1000) == 1 << 20
     body = b"SET NAMES binary;\n" + b"".join(b"INSERT INTO `t` VALUES (%d);\n" % i for i in range(25))
     file = BackupFile("db.t.000000000.sql", len(body), FileKind.DATA, "db", "t")
     plan = LoadPlan("0" * 32, [], [], [file], [])

@@ -37,23 +37,22 @@ _INSERT = re.compile(rb"\s*INSERT\s+INTO\s", re.IGNORECASE)
 _DATA = re.compile(rb"\s*(?:INSERT|REPLACE)\s", re.IGNORECASE)
 RETRIES = 5
 GROUP_STATEMENTS = 1000  # statements per transaction at most (myloader's default -q)
-GROUP_BYTES = 16 << 20  # bytes of statements per transaction at most …
+GROUP_BYTES = 4 << 20  # bytes of statements per transaction at most …
 GROUP_MEMORY = 96 << 20  # … and less with many sessions: groups alive (read, queued, running) fit in this
 RETRYABLE = {1213, 1205}  # deadlock (the transaction was rolled back), lock wait timeout
 _REWRITE = {OnDuplicate.REPLACE: b"REPLACE INTO ", OnDuplicate.IGNORE: b"INSERT IGNORE INTO "}
 
 
 def prepare_session(db: DB, config: LoadConfig) -> None:
-    """Loading settings: no foreign key checks (tables load in any order), the dump's own string
-    handling, and unique checks off where no row can collide (an empty target, ``--on-duplicate
-    error``)."""
+    """Loading settings: no foreign key checks (tables load in any order) and the dump's own string
+    handling. ``unique_checks`` stays on: with it off too, MariaDB (10.6+) loads the first transaction
+    into an empty table under a table lock as a bulk insert, which stalls the other sessions and cost
+    more server CPU in the benchmark (docs/load.md)."""
     sql_mode = config.sql_mode
     if not config.escape_backslash:
         sql_mode = ",".join(filter(None, [sql_mode, "NO_BACKSLASH_ESCAPES"]))
     db.execute(f"SET SESSION sql_mode = {quote_string(sql_mode)}", "setting sql_mode")
     db.execute("SET SESSION foreign_key_checks = 0", "setting foreign_key_checks")
-    if config.on_duplicate is OnDuplicate.ERROR:
-        db.execute("SET SESSION unique_checks = 0", "setting unique_checks")
 
 
 def rewrite(sql: bytes, on_duplicate: OnDuplicate) -> bytes:
@@ -118,6 +117,8 @@ class DataLoader:
         self._queue: queue.Queue[_Work | None] = queue.Queue(maxsize=len(sessions))
         self.group_statements, self.group_bytes = GROUP_STATEMENTS, group_bytes(len(sessions))
         self._states: dict[str, _FileState] = {}
+        self.table_rows: dict[tuple[str, str], int] = {}  # rows inserted per table by this run
+        self._rows_lock = threading.Lock()
 
     # -- the whole stage -------------------------------------------------------------------------
     def run(self, files: list[BackupFile]) -> None:
@@ -263,6 +264,9 @@ class DataLoader:
                     session = work.session
                 rows = self._run(db, work)
                 self.progress.add(rows, 0)
+                with self._rows_lock:
+                    key = (file.db, file.table)
+                    self.table_rows[key] = self.table_rows.get(key, 0) + rows
                 state = self._states[file.name]
                 with state.lock:
                     state.in_flight -= 1

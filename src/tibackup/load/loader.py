@@ -84,10 +84,11 @@ def run_load(
             session = DB(config.connection, config.params)
             sessions.append(session)
             prepare_session(session, config)
-        DataLoader(sessions, source, plan, config, checkpoint, done, progress).run(plan.data)
+        data = DataLoader(sessions, source, plan, config, checkpoint, done, progress)
+        data.run(plan.data)
         views = create_views(main, source, plan)
         if config.on_duplicate is OnDuplicate.ERROR and plan.table_rows is not None:
-            check_rows(main, plan)
+            check_rows(main, plan, None if done else data.table_rows)  # a resumed load counts the tables
         if checkpoint:
             checkpoint.finish(main)
         return LoadResult(
