@@ -73,7 +73,7 @@ def _finished(server: MariaDBServer, database: str) -> bool:
         return False
     if not server.execute("SHOW DATABASES LIKE 'tibackup_load'"):
         return True
-    return int(server.execute("SELECT COUNT(*) FROM tibackup_load.checkpoints")[0][0]) == 0
+    return int(server.execute("SELECT COUNT(*) FROM tibackup_load.checkpoints WHERE pos <> -3")[0][0]) == 0
 
 
 def _kill_after(server: MariaDBServer, database: str, proc: subprocess.Popen[bytes], statements: int) -> bool:
@@ -110,15 +110,41 @@ def test_kill_9_at_several_points_then_rerun(mariadb: MariaDBServer, source_db: 
             break
     assert kills >= 2, "the load was killed in the middle at least twice"
     assert mariadb.execute(f"SHOW DATABASES LIKE '{source_db}'"), "the killed runs left their work behind"
-    if _finished(mariadb, source_db):
-        # A known limit (docs/load.md): a kill between the load's last commit and its exit leaves a
-        # finished load, and running it again is refused as a non-empty target; its rows are whole.
-        assert checksums(mariadb, source_db, TABLES) == before
-        return
-    result = load(mariadb, str(tmp_path), "-t", "2")
-    assert result.resumed
+    finished = _finished(mariadb, source_db)  # a SIGKILL between the load's last commit and its exit
+    result = load(mariadb, str(tmp_path), "-t", "2")  # the rerun succeeds either way
     assert checksums(mariadb, source_db, TABLES) == before, "no duplicate, no gap"
-    assert result.rows < 38000, "the rerun loaded only what the killed runs had not committed"
+    if finished:
+        assert result.already_loaded and result.rows == 38000
+    else:
+        assert result.resumed and not result.already_loaded
+        assert result.rows < 38000, "the rerun loaded only what the killed runs had not committed"
+
+
+def test_rerun_of_a_finished_load_is_already_loaded(
+    mariadb: MariaDBServer, source_db: str, tmp_path: Path
+) -> None:
+    # The state a load killed after its last transaction leaves is the state a finished load leaves.
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
+    before = checksums(mariadb, source_db, TABLES)
+    mariadb.drop_database(source_db)
+    first = load(mariadb, str(tmp_path), "-t", "2")
+    assert not first.already_loaded and first.rows == 38000
+    sql = "SELECT file, pos, `rows` FROM tibackup_load.checkpoints WHERE load_id = %s"
+    marks = mariadb.execute(sql, (first.load_id,))
+    assert marks == [(b"load:finished", -3, 38000)], "one row, written by the load's last transaction"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tibackup.cli.main", "load", *db_flags(mariadb), "-d", str(tmp_path)],
+        env={**os.environ, "TIBACKUP_DB_PASSWORD": mariadb.password}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "already loaded" in proc.stderr and "38,000 rows" in proc.stderr
+    assert checksums(mariadb, source_db, TABLES) == before, "nothing loaded twice"
+    # Its tables dropped since, the same load runs again from the start.
+    mariadb.drop_database(source_db)
+    again = load(mariadb, str(tmp_path), "-t", "2")
+    assert not again.already_loaded and not again.resumed and again.rows == 38000
+    assert checksums(mariadb, source_db, TABLES) == before
 
 
 def test_kill_9_in_the_middle_of_a_group_then_rerun(
@@ -169,8 +195,8 @@ def test_a_finished_load_does_not_resume(mariadb: MariaDBServer, source_db: str,
     dump(mariadb, tmp_path, "-B", source_db)
     mariadb.drop_database(source_db)
     load(mariadb, str(tmp_path))
-    with pytest.raises(Exception, match="already hold rows"):
-        load(mariadb, str(tmp_path))
+    again = load(mariadb, str(tmp_path))
+    assert again.already_loaded and not again.resumed, "a finished load is not resumed, nor refused"
 
 
 def _dump_and_start(
@@ -270,6 +296,7 @@ def test_checkpoint_table_of_an_earlier_version_is_upgraded(
     try:
         load(mariadb, str(tmp_path))
         assert checksums(mariadb, source_db, TABLES) == before
-        assert mariadb.execute("SELECT pos, upto FROM tibackup_load.checkpoints")[0] == (7, -1)
+        sql = f"SELECT pos, upto FROM tibackup_load.checkpoints WHERE load_id = '{other}'"
+        assert mariadb.execute(sql) == [(7, -1)]
     finally:
         mariadb.execute("DROP DATABASE IF EXISTS tibackup_load")

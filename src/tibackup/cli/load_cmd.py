@@ -156,6 +156,12 @@ def run(args: list[str]) -> None:
     progress = LoadProgress()
     with progress_shown(progress, config.progress):
         result = run_load(config, source, progress)
+    if result.already_loaded:
+        log.info(
+            "already loaded: an earlier run of this load finished (%s rows) and its tables are there; nothing "
+            "to do (to load it again, drop its tables first) ← %s", f"{result.rows:,}", result.source,
+        )  # fmt: skip
+        return
     took = (result.finished - result.started).total_seconds()
     log.info(
         "load complete: %d data files, %s rows, %s in %s (%s/s)%s ← %s",

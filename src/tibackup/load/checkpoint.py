@@ -7,10 +7,13 @@ Table ``tibackup_load.checkpoints`` (InnoDB), one row per:
     same transaction as the group's rows;
   - finished file: offset ``FILE_DONE`` (a rerun skips the file without reading it);
   - table this load took over: file ``table:<db>.<table>``, offset ``CLAIMED`` (a rerun does not take
-    the rows it loaded itself for someone else's).
+    the rows it loaded itself for someone else's);
+  - finished load: file ``load:finished``, offset ``FINISHED``, the rows it loaded — the one row a
+    finished load keeps, written by the transaction that deletes all its other rows, so a rerun after
+    the end (killed before it could exit, or run again by hand) finds "already loaded", not a target
+    that holds someone's rows.
 The load id is a hash of the source, its ``metadata`` and the options that change what is loaded, so
-only a rerun of the same load resumes. A finished load deletes its rows, and the schema when no other
-load's rows are left.
+only a rerun of the same load resumes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ SCHEMA = "tibackup_load"
 TABLE = f"{quote_ident(SCHEMA)}.`checkpoints`"
 FILE_DONE = -1
 CLAIMED = -2
+FINISHED = -3
+FINISHED_FILE = "load:finished"
 
 
 def _hex(data: bytes) -> str:
@@ -63,6 +68,7 @@ class Checkpoint:
     def __init__(self, load_id: str) -> None:
         self.load_id = load_id
         self._id = "'" + load_id + "'"  # hex digits only: safe as a literal
+        self.finished_rows: int | None = None  # set by prepare when this load had finished before
 
     def prepare(self, db: DB) -> dict[str, Committed]:
         """Create the table if needed; return what this load already did: file → what it committed."""
@@ -81,10 +87,13 @@ class Checkpoint:
                 f"ALTER TABLE {TABLE} ADD COLUMN upto BIGINT NOT NULL DEFAULT -1", "upgrading the checkpoint"
             )
         done: dict[str, Committed] = defaultdict(Committed)
-        for file, pos, upto in db.query(
-            f"SELECT file, pos, upto FROM {TABLE} WHERE load_id = {self._id}", "reading the checkpoint"
+        for file, pos, rows, upto in db.query(
+            f"SELECT file, pos, `rows`, upto FROM {TABLE} WHERE load_id = {self._id}",
+            "reading the checkpoint",
         ):
             first = int(pos or 0)
+            if first == FINISHED:
+                self.finished_rows = int(rows or 0)
             done[(file or b"").decode("utf-8", "surrogateescape")].add(first, max(first, int(upto or 0)))
         return dict(done)
 
@@ -106,10 +115,21 @@ class Checkpoint:
         )
         return f"INSERT IGNORE INTO {TABLE} VALUES {values}"
 
-    def finish(self, db: DB) -> None:
+    def finish(self, db: DB, rows: int) -> None:
+        """One transaction: every row of this load goes, the one ``FINISHED`` row (with the rows it
+        loaded) comes. Killed before its commit, a rerun resumes (and finds everything done); after
+        it, a rerun finds the load finished."""
+        db.execute("BEGIN", "recording the finished load")
         db.execute(f"DELETE FROM {TABLE} WHERE load_id = {self._id}", "removing the checkpoint")
-        if db.scalar(f"SELECT COUNT(*) FROM {TABLE}") == b"0":
-            db.execute(f"DROP DATABASE IF EXISTS {quote_ident(SCHEMA)}", "removing the checkpoint schema")
+        db.execute_bytes(
+            self.group_sql(FINISHED_FILE, FINISHED, FINISHED, rows), "recording the finished load"
+        )
+        db.execute("COMMIT", "recording the finished load")
+
+    def forget_finished(self, db: DB) -> None:
+        """The tables of a finished load were dropped or emptied since: its mark goes, it loads afresh."""
+        db.execute(f"DELETE FROM {TABLE} WHERE load_id = {self._id}", "removing the finished mark")
+        self.finished_rows = None
 
 
 def claim_name(db: str, table: str) -> str:

@@ -12,13 +12,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from tibackup.dump.conn import DB
+from tibackup.dump.conn import DB, quote_ident
 from tibackup.dump.progress import Progress
 from tibackup.errors import Interrupted
 from tibackup.load.checkpoint import CLAIMED, Checkpoint, claim_name
 from tibackup.load.config import LoadConfig, OnDuplicate
 from tibackup.load.execute import DataLoader, prepare_session
-from tibackup.load.plan import plan_load
+from tibackup.load.plan import LoadPlan, plan_load
 from tibackup.load.progress import LoadProgress
 from tibackup.load.schema import check_rows, create_schemas, create_views, existing_objects, refuse_non_empty
 from tibackup.load.source import Source, open_source
@@ -38,6 +38,7 @@ class LoadResult:
     views: int
     resumed: bool
     load_id: str  # the key of its checkpoint rows (deleted once the load finished)
+    already_loaded: bool = False  # an earlier run of this load had finished: nothing was done
 
 
 def run_load(
@@ -61,12 +62,24 @@ def run_load(
         )  # fmt: skip
         checkpoint = Checkpoint(plan.load_id) if config.checkpoint else None
         done = checkpoint.prepare(main) if checkpoint else {}
+        schemas = {name[0] for name in plan.table_names} | {f.db for f in plan.databases}
+        existing = existing_objects(main, schemas)
+        if checkpoint and checkpoint.finished_rows is not None:
+            if _still_loaded(main, plan, existing):
+                log.info(
+                    "already loaded: an earlier run of this load (checkpoint %s) finished; nothing to do",
+                    plan.load_id,
+                )
+                return LoadResult(
+                    source.url, started, datetime.now(), files=0, rows=checkpoint.finished_rows, bytes=0,
+                    tables=0, views=0, resumed=False, load_id=plan.load_id, already_loaded=True,
+                )  # fmt: skip
+            checkpoint.forget_finished(main)  # its tables were dropped or emptied since: load afresh
+            done = {}
         if done:
             log.info("resuming an earlier run of this load (checkpoint %s)", plan.load_id)
 
         # Before anything is written: no table of someone else's may hold rows (unless told how).
-        schemas = {name[0] for name in plan.table_names} | {f.db for f in plan.databases}
-        existing = existing_objects(main, schemas)
         if config.on_duplicate is OnDuplicate.ERROR:
             refuse_non_empty(
                 main,
@@ -90,7 +103,7 @@ def run_load(
         if config.on_duplicate is OnDuplicate.ERROR and plan.table_rows is not None:
             check_rows(main, plan, None if done else data.table_rows)  # a resumed load counts the tables
         if checkpoint:
-            checkpoint.finish(main)
+            checkpoint.finish(main, progress.rows)
         return LoadResult(
             source.url, started, datetime.now(), files=len(plan.data), rows=progress.rows,
             bytes=progress.bytes, tables=tables, views=views, resumed=bool(done), load_id=plan.load_id,
@@ -102,3 +115,15 @@ def run_load(
     finally:
         for db in (*sessions, main):
             db.close()
+
+
+def _still_loaded(db: DB, plan: LoadPlan, existing: dict[tuple[str, str], str]) -> bool:
+    """The tables a finished load left are still there: every table exists, every table it loaded
+    rows into holds a row (dropped or emptied since: the load runs again)."""
+    if any(existing.get(name) != "BASE TABLE" for name in plan.table_names):
+        return False
+    loaded = {(f.db, f.table) for f in plan.data}
+    return all(
+        db.query(f"SELECT 1 FROM {quote_ident(s)}.{quote_ident(t)} LIMIT 1", "checking the target")
+        for s, t in sorted(loaded & set(plan.table_names))
+    )
