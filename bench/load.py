@@ -5,14 +5,20 @@ after round, each loader loads its dump into an empty database (dropped before e
 ``tibackup load -t N`` from a local folder (with and without its checkpoint, with the binary log off)
 and streamed from S3, ``myloader -t N`` with and without ``--enable-binlog``, and ``mariadb < one file``.
 Rounds interleave the tools (one run of each per round), so a noisy neighbour slows all of them alike.
-The median wall time, the ratio to the like-for-like peer (same binary-log setting: ``PEERS``), the
-tool's CPU and peak RSS are reported (bench/results/load-latest.md).
+The median wall time, every run, the spread (half the range, in % of the median), the ratio to the
+like-for-like peer (same binary-log setting: ``PEERS``; all run against the same server, whose
+durability settings are in the report's first line), the tool's CPU, the server's CPU (mariadbd's
+user + system time during the run: on a shared two-core machine the server is the bottleneck, and its
+CPU is far steadier than wall time) and peak RSS are reported (bench/results/load-latest.md). The
+default (1M rows, 3 rounds) takes a few minutes; ``--huge`` adds the 7M-row memory case (one run).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +29,7 @@ from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
 
 Tools = dict[str, tuple[list[str], dict[str, str]]]
+SERVER_CPU: dict[tuple[str, str], list[float]] = {}  # (dataset, tool) → mariadbd CPU seconds per run
 
 # tool (name prefix) → its like-for-like peer (same binary-log setting); myloader writes no binlog
 # unless --enable-binlog, tibackup and `mariadb <` write it unless sql_log_bin=OFF.
@@ -92,7 +99,10 @@ def bench_load(
             for tool in order[round_ % len(order) :] + order[: round_ % len(order)]:  # rotated per round
                 cmd, tool_env = tools[tool]
                 _reset(server, db)
+                before = _server_cpu(server)
                 cases[tool].runs.append(timed(cmd, tool_env))
+                if before is not None and (after := _server_cpu(server)) is not None:
+                    SERVER_CPU.setdefault((name, tool), []).append(after - before)
                 count = server.execute(f"SELECT COUNT(*) FROM `{db}`.`sbtest1`")[0][0]
                 assert count == expected, f"{tool} loaded {count} rows, not {expected}"
         for case in cases.values():
@@ -104,6 +114,15 @@ def bench_load(
 
 def _run(cmd: list[str], env: dict[str, str]) -> None:
     subprocess.run(cmd, env=env, check=True)
+
+
+def _server_cpu(server: MariaDBServer) -> float | None:
+    """mariadbd's user + system CPU seconds so far (None: not a local server of this benchmark)."""
+    try:
+        fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _reset(server: MariaDBServer, db: str) -> None:
@@ -120,15 +139,19 @@ def peer_of(tool: str, threads: int) -> str | None:
 
 
 def load_report(cases: list[Case], meta: str, threads: int) -> str:
-    lines = [meta, "", "| data | tool | wall (median) | runs | compared with | ratio | tool CPU | peak RSS |",
-             "|---|---|---:|---|---|---:|---:|---:|"]  # fmt: skip
+    lines = [meta, "", "| data | tool | wall (median) | runs | spread | compared with | ratio | tool CPU "
+             "| server CPU | peak RSS |", "|---|---|---:|---|---:|---|---:|---:|---:|---:|"]  # fmt: skip
     for case in cases:
         name = peer_of(case.tool, threads)
         peer = next((c for c in cases if c.dataset == case.dataset and c.tool == name), None)
         ratio, versus = (f"{case.wall / peer.wall:.2f}", name) if peer else ("–", "–")
-        runs = " ".join(f"{r.wall:.1f}" for r in case.runs)
+        walls = [r.wall for r in case.runs]
+        runs = " ".join(f"{w:.1f}" for w in walls)
+        spread = f"±{50 * (max(walls) - min(walls)) / case.wall:.0f}%"
+        server = SERVER_CPU.get((case.dataset, case.tool))
+        server_cpu = f"{statistics.median(server):.2f} s" if server else "–"
         lines.append(
-            f"| {case.dataset} | {case.tool} | {case.wall:.2f} s | {runs} | {versus} | {ratio} | {case.cpu:.2f} s "
-            f"| {case.rss:.0f} MB |"
+            f"| {case.dataset} | {case.tool} | {case.wall:.2f} s | {runs} | {spread} | {versus} | {ratio} "
+            f"| {case.cpu:.2f} s | {server_cpu} | {case.rss:.0f} MB |"
         )
     return "\n".join(lines) + "\n"
