@@ -120,13 +120,19 @@ def test_kill_9_at_several_points_then_rerun(mariadb: MariaDBServer, source_db: 
         assert result.rows < 38000, "the rerun loaded only what the killed runs had not committed"
 
 
+def _dumped_and_dropped(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> object:
+    """Dump in 4 kB statements (one file per table), drop the source; its checksums."""
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
+    before = checksums(mariadb, source_db, TABLES)
+    mariadb.drop_database(source_db)
+    return before
+
+
 def test_rerun_of_a_finished_load_is_already_loaded(
     mariadb: MariaDBServer, source_db: str, tmp_path: Path
 ) -> None:
     # The state a load killed after its last transaction leaves is the state a finished load leaves.
-    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
-    before = checksums(mariadb, source_db, TABLES)
-    mariadb.drop_database(source_db)
+    before = _dumped_and_dropped(mariadb, source_db, tmp_path)
     first = load(mariadb, str(tmp_path), "-t", "2")
     assert not first.already_loaded and first.rows == 38000
     sql = "SELECT file, pos, `rows` FROM tibackup_load.checkpoints WHERE load_id = %s"
@@ -152,9 +158,7 @@ def test_kill_9_in_the_middle_of_a_group_then_rerun(
 ) -> None:
     # One file per table, 4 kB statements: nk's file is one group of ~280 statements in one
     # transaction; the kill lands while a statement far into it runs and none of nk is committed.
-    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000")
-    before = checksums(mariadb, source_db, TABLES)
-    mariadb.drop_database(source_db)
+    before = _dumped_and_dropped(mariadb, source_db, tmp_path)
     proc = _start_load(mariadb, tmp_path)
     deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
     while proc.poll() is None and _nk_row_running(mariadb, source_db) < 5000 and time.monotonic() < deadline:
