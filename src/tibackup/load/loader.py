@@ -66,7 +66,7 @@ def run_load(
         existing = existing_objects(main, schemas)
         if checkpoint and checkpoint.finished_rows is not None:
             if _still_loaded(main, plan, existing):
-                log.info(
+                log.debug(
                     "already loaded: an earlier run of this load (checkpoint %s) finished; nothing to do",
                     plan.load_id,
                 )
