@@ -11,6 +11,9 @@ from testenv.s3 import S3Server
 
 from tests.integration.dumputil import dump
 from tests.integration.loadutil import db_flags, load_cli, s3_flags
+from tibackup.cli.load_cmd import config_from_args
+from tibackup.load.loader import run_load
+from tibackup.load.privileges import InsufficientPrivileges
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +109,45 @@ def test_corrupted_object_in_s3(
     proc = load_cli("-d", url + "/", *db_flags(mariadb), *s3_flags(s3_server), env={**_pw(mariadb), **creds})
     _one_error(proc, 4, f"{fresh_db}.t.000000000.sql does not match its sha256")
     assert "complete" not in proc.stderr
+
+
+def test_missing_privileges_refused_before_writing_naming_the_grant(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
+) -> None:
+    """A restricted account: every privilege it lacks is named, with the GRANT that adds it, before
+    anything is written (not even the checkpoint schema); once granted, the same load runs."""
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    mariadb.execute(f"INSERT INTO `{fresh_db}`.t VALUES (1, 'a'), (2, 'b')")
+    dump(mariadb, tmp_path, "-B", fresh_db)
+    mariadb.drop_database(fresh_db)
+    mariadb.execute("DROP DATABASE IF EXISTS tibackup_load")
+    user = f"lim_{fresh_db[-8:]}"
+    mariadb.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'limited-pw'")
+    try:
+        mariadb.execute(f"GRANT SELECT, INSERT ON `{fresh_db}`.* TO '{user}'@'%'")
+        conn = ["-h", mariadb.host, "-P", str(mariadb.port), "-u", user]
+        proc = load_cli("-d", str(tmp_path), *conn, env={"TIBACKUP_DB_PASSWORD": "limited-pw"})
+        assert proc.returncode == 3, proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, proc.stderr
+        assert f"lacks CREATE on `{fresh_db}`" in errors[0]
+        assert f"GRANT CREATE ON `{fresh_db}`.* TO '{user}'@'%'" in errors[0]
+        assert "CREATE, DELETE, INSERT, SELECT on `tibackup_load`" in errors[0], "the checkpoint's needs too"
+        assert "--checkpoint=false" in errors[0]
+        assert "Traceback" not in proc.stderr
+        assert not mariadb.execute(f"SHOW DATABASES LIKE '{fresh_db}'"), "nothing was written"
+        assert not mariadb.execute("SHOW DATABASES LIKE 'tibackup_load'"), "not even the checkpoint"
+        config, _ = config_from_args(
+            ["-d", str(tmp_path), *conn, "--checkpoint=false"], {"TIBACKUP_DB_PASSWORD": "limited-pw"}
+        )
+        with pytest.raises(InsufficientPrivileges) as info:
+            run_load(config)
+        assert info.value.reason == "InsufficientPrivileges" and "tibackup_load" not in info.value.message
+        mariadb.execute(f"GRANT CREATE ON `{fresh_db}`.* TO '{user}'@'%'")
+        proc = load_cli(
+            "-d", str(tmp_path), *conn, "--checkpoint=false", env={"TIBACKUP_DB_PASSWORD": "limited-pw"}
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert mariadb.execute(f"SELECT COUNT(*) FROM `{fresh_db}`.t")[0][0] == 2
+    finally:
+        mariadb.execute(f"DROP USER IF EXISTS '{user}'@'%'")

@@ -322,3 +322,27 @@ def test_statements_are_grouped_per_file_by_count_and_bytes() -> None:
     loader._states[file.name] = _FileState()
     loader._read(file, io.BytesIO(body))
     assert [len(w.statements) for w in sent if w is not None][:3] == [2, 2, 2]
+
+
+def test_grants_read_and_judged_only_where_certain() -> None:
+    from tibackup.load.privileges import missing, parse_grants
+
+    grants = parse_grants(
+        [
+            "GRANT USAGE ON *.* TO `u`@`%` IDENTIFIED BY PASSWORD '*ABC'",
+            "GRANT SELECT, INSERT ON `shop`.* TO `u`@`%`",
+            "GRANT ALL PRIVILEGES ON `stage\\_%`.* TO `u`@`%`",
+            "GRANT INSERT (`a`) ON `cols`.`t` TO `u`@`%`",
+            "GRANT PROXY ON ''@'%' TO 'u'@'%'",
+        ]
+    )
+    want = {db: {"INSERT", "CREATE"} for db in ("shop", "stage_1", "stageX1", "cols", "other")}
+    assert missing(grants, want) == {
+        "shop": ["CREATE"],
+        "stageX1": ["CREATE", "INSERT"],  # `\_` is a plain underscore, not a wildcard
+        "other": ["CREATE", "INSERT"],
+    }, "stage_1: ALL by pattern; cols: column grants, not judged"
+    everything = parse_grants(["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"])
+    assert missing(everything, want) == {}
+    role = parse_grants(["GRANT USAGE ON *.* TO `u`@`%`", "GRANT `loader` TO `u`@`%`"])
+    assert missing(role, want) == {}, "a role's privileges are not read here: nothing is judged"

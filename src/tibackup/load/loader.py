@@ -19,6 +19,7 @@ from tibackup.load.checkpoint import CLAIMED, Checkpoint, claim_name
 from tibackup.load.config import LoadConfig, OnDuplicate
 from tibackup.load.execute import DataLoader, prepare_session
 from tibackup.load.plan import LoadPlan, plan_load
+from tibackup.load.privileges import check_privileges, needed
 from tibackup.load.progress import LoadProgress
 from tibackup.load.schema import check_rows, create_schemas, create_views, existing_objects, refuse_non_empty
 from tibackup.load.source import Source, open_source
@@ -60,10 +61,11 @@ def run_load(
             len(plan.table_names), len(plan.views), len(plan.data), plan.data_bytes, source.url,
             server.type.value, server.version, config.connection.host, config.connection.port,
         )  # fmt: skip
-        checkpoint = Checkpoint(plan.load_id) if config.checkpoint else None
-        done = checkpoint.prepare(main) if checkpoint else {}
         schemas = {name[0] for name in plan.table_names} | {f.db for f in plan.databases}
         existing = existing_objects(main, schemas)
+        check_privileges(main, needed(_needs(plan, config, existing), config.checkpoint))
+        checkpoint = Checkpoint(plan.load_id) if config.checkpoint else None
+        done = checkpoint.prepare(main) if checkpoint else {}
         if checkpoint and checkpoint.finished_rows is not None:
             if _still_loaded(main, plan, existing):
                 log.debug(
@@ -127,3 +129,21 @@ def _still_loaded(db: DB, plan: LoadPlan, existing: dict[tuple[str, str], str]) 
         db.query(f"SELECT 1 FROM {quote_ident(s)}.{quote_ident(t)} LIMIT 1", "checking the target")
         for s, t in sorted(loaded & set(plan.table_names))
     )
+
+
+def _needs(plan: LoadPlan, config: LoadConfig, existing: dict[tuple[str, str], str]) -> dict[str, set[str]]:
+    """Target database → what it needs beyond INSERT: CREATE where it or a table is missing, DELETE
+    for REPLACE, CREATE VIEW and DROP (of the stand-in table) for views."""
+    out: dict[str, set[str]] = {f.db: set() for f in plan.databases}
+    for db, table in plan.table_names:
+        extra = out.setdefault(db, set())
+        if (db, "") not in existing or (db, table) not in existing:
+            extra.add("CREATE")
+        if config.on_duplicate is OnDuplicate.REPLACE:
+            extra.add("DELETE")
+    for view in plan.views:
+        out.setdefault(view.db, set()).update({"CREATE VIEW", "DROP"})
+    for f in plan.databases:
+        if (f.db, "") not in existing:
+            out[f.db].add("CREATE")
+    return out
