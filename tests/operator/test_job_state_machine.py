@@ -125,7 +125,9 @@ class Case:
         return dict(self.body(api).get("status") or {})
 
     def finished_job(self, api: MemoryApi, outcome: str = "Failed") -> dict[str, Any]:
-        annotation = "tibackup.pingcap.com/backup" if self.kind == "Backup" else "tibackup.pingcap.com/restore"
+        annotation = (
+            "tibackup.pingcap.com/backup" if self.kind == "Backup" else "tibackup.pingcap.com/restore"
+        )
         component = "backup" if self.kind == "Backup" else "restore"
         job = {"metadata": {"name": self.job, "namespace": NS, "annotations": {annotation: "x"},
                             "labels": {"app.kubernetes.io/component": component}},
