@@ -15,8 +15,10 @@ import click
 from tibackup.cli.embedded_opts import (
     RESOURCE_NAME,
     namespace_option,
+    object_name,
     open_store,
     state_dir_option,
+    type_name,
     valid_namespace,
 )
 from tibackup.cli.get_cmd import KubectlNotFound, selected
@@ -136,7 +138,7 @@ def apply(
             for warning in ignored_fields(resource):  # as kubectl prints an API server's warnings
                 click.echo(f"Warning: {warning}", err=True)
                 store.add_event(stored, "Warning", "IgnoredField", warning)
-            click.echo(f"{RESOURCE_NAME[resource.kind]}/{resource.metadata.name} {action}")
+            click.echo(f"{object_name(resource)} {action}")
         if not wait:
             _hint_controller(store, resources)
             return
@@ -291,7 +293,7 @@ def _delete_kind(store: Store, kind: str, names: tuple[str, ...], namespace: str
     if not wait:
         for resource in found:
             store.mark_deleted(resource)
-            click.echo(f'{RESOURCE_NAME[kind]} "{resource.metadata.name}" marked for deletion')
+            click.echo(f'{type_name(kind, resource.api_version)} "{resource.metadata.name}" marked for deletion')
         _hint_controller(store, found)
         return
     from tibackup.cli.main import setup_logging
@@ -304,14 +306,14 @@ def _delete_kind(store: Store, kind: str, names: tuple[str, ...], namespace: str
         elif isinstance(resource, BackupSchedule):
             result = lifecycle.delete_schedule(store, resource)
             for name in result.deleted:
-                click.echo(f'{RESOURCE_NAME[KIND_BACKUP]} "{name}" deleted')
+                click.echo(f'{type_name(KIND_BACKUP, resource.api_version)} "{name}" deleted')  # in its group
             failed += result.failed
         else:
             remaining = lifecycle.delete_backup(store, resource)
             if remaining is not None:
                 failed.append(remaining)
                 continue
-        click.echo(f'{RESOURCE_NAME[kind]} "{resource.metadata.name}" deleted')
+        click.echo(f'{type_name(kind, resource.api_version)} "{resource.metadata.name}" deleted')
     if failed:
         first = failed[0]
         cond = first.status.condition(Phase.CLEAN_FAILED)
