@@ -125,6 +125,25 @@ class PartGate:
         return True
 
 
+def restart_s3(server: SeaweedFSServer, bucket: str = "faults") -> None:
+    """Start a killed server again (same port, same data) and wait until it serves its stored objects:
+    SeaweedFS answers listings once its filer is up, but reads objects only after its volume server has
+    registered with the master again, seconds later."""
+    server.start()
+    client = server.client(retries={"max_attempts": 1})
+
+    def serves_objects() -> bool:
+        found = client.list_objects_v2(Bucket=bucket, MaxKeys=1).get("Contents") or []
+        try:
+            for item in found:
+                client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        except Exception:
+            return False
+        return True
+
+    wait_for(serves_objects, 60, "the restarted S3 to serve its stored objects", interval=0.2)
+
+
 def uploads(server: SeaweedFSServer, bucket: str = "faults") -> list[dict[str, Any]]:
     return server.list_multipart_uploads(bucket)
 

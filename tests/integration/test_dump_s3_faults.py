@@ -20,6 +20,7 @@ from tests.integration.faults import (
     error_lines,
     kill_s3,
     load_big_table,
+    restart_s3,
     s3_env,
     uploads,
 )
@@ -57,7 +58,7 @@ def test_s3_killed_mid_dump_then_next_dump_aborts_the_orphans(
         recorded = [json.loads(p.read_text()) for p in journal.glob("*.json")]
         assert recorded and all(r["endpoint"] == gate.endpoint for r in recorded)
 
-        s3.start()  # same port, same data: the orphans are still there
+        restart_s3(s3)  # same port, same data: the orphans are still there
         assert {u["UploadId"] for u in uploads(s3)} >= {r["upload_id"] for r in recorded}
         again = dump_process(
             mariadb, big_db, "s3://faults/two", "-t", "1", "-T", f"{big_db}.sbtest1", "--where", "id < 10",

@@ -17,6 +17,7 @@ from tests.integration.faults import (
     dedicated_s3,
     kill_s3,
     load_big_table,
+    restart_s3,
     uploads,
 )
 from tests.integration.test_embedded_cli import DB_PASSWORD_SECRET, S3_SECRET, Env, backup_doc
@@ -67,7 +68,7 @@ def run_until_s3_dies(env: Env, s3: SeaweedFSServer, gate: PartGate, doc: dict[s
     failed = backup.status.condition("Failed")
     assert failed is not None and failed.message, backup.status
     assert "could not be aborted" in failed.message and "controller aborts them" in failed.message
-    s3.start()  # same port and data: the orphans are there
+    restart_s3(s3)  # same port and data: the orphans are there
     assert uploads(s3), "the kill left no unfinished upload: nothing was tested"
     return backup
 
