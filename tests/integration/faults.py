@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,6 +43,105 @@ def kill_s3(server: SeaweedFSServer) -> None:
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     server.stop(remove=False)  # reaps it and forgets the pid; the data folder stays
+
+
+class PartGate:
+    """A loopback TCP proxy in front of an S3 server that holds back the first UploadPart request.
+
+    Watching the server for an unfinished upload and then killing it is a race: a fast writer (the C
+    row reader, a small file) can start and complete its upload between two looks, and the test then
+    waits for an upload that has come and gone. Behind the gate, once ``wait_held`` returns an upload
+    is certainly open on the server (created and journaled, its first part unanswered) and stays so:
+    the writer cannot complete it. Kill or freeze the server, then ``drop_held`` closes the held
+    connection as a dead server's would. Everything else, before and after, passes through unchanged."""
+
+    def __init__(self, server: SeaweedFSServer) -> None:
+        assert server.port is not None
+        self.target = ("127.0.0.1", server.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.held = threading.Event()
+        self._held_sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def wait_held(self, timeout: float) -> None:
+        if not self.held.wait(timeout):
+            raise AssertionError(f"no UploadPart request reached the S3 gate within {timeout:g} s")
+
+    def drop_held(self) -> None:
+        with self._lock:
+            for sock in self._held_sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._held_sockets.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.drop_held()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()  # the server is down: as a refused connection
+                continue
+            upstream.settimeout(None)
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        tail = b""
+        try:
+            while chunk := source.recv(65536):
+                if from_client and not self.held.is_set():
+                    window = tail + chunk
+                    tail = window[-256:]
+                    if b"uploadId=" in window and b"partNumber=" in window and self._hold(source, sink):
+                        return
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                held = sink in self._held_sockets
+            if not held:  # a held client hears nothing, not even the end of its server connection
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+
+    def _hold(self, client: socket.socket, upstream: socket.socket) -> bool:
+        with self._lock:
+            if self.held.is_set():
+                return False
+            self._held_sockets.append(client)
+            self.held.set()
+        upstream.close()  # the part never reaches the server: the upload stays unfinished
+        return True
+
+
+def restart_s3(server: SeaweedFSServer, bucket: str = "faults") -> None:
+    """Start a killed server again (same port, same data) and wait until it serves its stored objects:
+    SeaweedFS answers listings once its filer is up, but reads objects only after its volume server has
+    registered with the master again, seconds later."""
+    server.start()
+    client = server.client(retries={"max_attempts": 1})
+
+    def serves_objects() -> bool:
+        found = client.list_objects_v2(Bucket=bucket, MaxKeys=1).get("Contents") or []
+        try:
+            for item in found:
+                client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        except Exception:
+            return False
+        return True
+
+    wait_for(serves_objects, 60, "the restarted S3 to serve its stored objects", interval=0.2)
 
 
 def uploads(server: SeaweedFSServer, bucket: str = "faults") -> list[dict[str, Any]]:

@@ -19,7 +19,8 @@ import yaml
 from tibackup.control.naming import backup_from_schedule
 from tibackup.manager.settings import MODE_ANNOTATION
 from tibackup.operator import jobs
-from tibackup.resources import Backup, BackupSchedule, load_resources
+from tibackup.resources import Backup, BackupSchedule, load_resources, to_dict
+from tibackup.resources.apigroups import PINGCAP_GROUP
 from tibackup.resources.upstream import ignored_fields
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,3 +209,47 @@ def test_tool_image_is_ignored_with_a_warning_and_the_annotation_chooses_the_ima
     [container] = job["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "registry.example.com/tibackup:1.1"
     assert "annotations" not in job["spec"]["template"]["metadata"]  # tibackup's own, not the Pod's
+
+
+POD_FIELDS = {
+    "env": [{"name": "TZ", "value": "UTC"}],
+    "resources": {"limits": {"memory": "2Gi"}},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "backup", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {}},
+    "podSecurityContext": {"fsGroup": 2000},
+    "priorityClassName": "low",
+    "imagePullSecrets": [{"name": "regcred"}],
+}
+
+
+def test_restore_job_gets_every_pass_through_pod_field_as_a_backup_job() -> None:
+    """One definition of the pass-through Pod fields: both CRDs describe them alike, and a Restore's Job
+    Pod carries each of them exactly where a Backup's Job Pod does."""
+    from tibackup.operator.restores import job_manifest as restore_job
+    from tibackup.resources import Restore, parse_resource
+    from tibackup.resources.crd import render_crds
+
+    schemas = {}
+    for name in ("backups.yaml", "restores.yaml"):
+        crd = yaml.safe_load(render_crds(PINGCAP_GROUP)[name])
+        schemas[name] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    for key in [*POD_FIELDS, "toolImage"]:
+        assert schemas["backups.yaml"][key] == schemas["restores.yaml"][key], key
+    [backup] = load_resources((SEEDS[0]).read_text())
+    assert isinstance(backup, Backup)
+    backup = Backup.model_validate({**to_dict(backup), "spec": {**to_dict(backup)["spec"], **POD_FIELDS}})
+    restore = parse_resource({
+        "apiVersion": "pingcap.com/v1alpha1", "kind": "Restore", "metadata": {"name": "r", "namespace": "n"},
+        "spec": {"to": {"host": "db", "secretName": "db-secret"}, "s3": {"provider": "aws", "path": "s3://b/x/"},
+                 **POD_FIELDS},
+    })  # fmt: skip
+    assert isinstance(restore, Restore)
+    backup_pod = jobs.job_manifest(backup, "image:1")["spec"]["template"]["spec"]
+    restore_job_body = restore_job(restore, "image:1", "s3-secret")
+    kubernetes_validate.validate(restore_job_body, VERSION, strict=True)
+    restore_pod = restore_job_body["spec"]["template"]["spec"]
+    for key in ("tolerations", "affinity", "securityContext", "priorityClassName", "imagePullSecrets"):
+        assert restore_pod[key] == backup_pod[key], key
+    [backup_container], [restore_container] = backup_pod["containers"], restore_pod["containers"]
+    assert restore_container["resources"] == backup_container["resources"] == POD_FIELDS["resources"]
+    assert {"name": "TZ", "value": "UTC"} in restore_container["env"]

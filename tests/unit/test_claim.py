@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tibackup.errors import StorageError
 from tibackup.manager import claim
 from tibackup.manager.claim import FolderTaken, claim_folder, is_claim, reclaim
 from tibackup.resources import Backup
@@ -61,6 +62,20 @@ def test_gives_up_clearly_after_the_last_candidate(tmp_path: Path, monkeypatch: 
         root.put(f"{folder}/metadata", b"x")
     with pytest.raises(FolderTaken, match=r"3 folder\(s\) from backup-2024-03-01T11:00:00Z on are taken"):
         claim_folder(root, candidates(), owner("a"))
+
+
+class ReadsFail(LocalStorage):
+    """Lists its objects but cannot read them yet (a SeaweedFS just restarted: filer up, volumes not)."""
+
+    def read(self, name: str) -> bytes:
+        raise StorageError(f"reading {name}: S3 answered 500 InternalError")
+
+
+def test_reclaim_whose_evidence_cannot_be_read_is_a_storage_error_not_folder_taken(tmp_path: Path) -> None:
+    folder = claim_folder(LocalStorage(tmp_path), candidates(), owner("a"))
+    with pytest.raises(StorageError, match="InternalError") as raised:
+        reclaim(ReadsFail(tmp_path), folder, owner("a"))
+    assert not isinstance(raised.value, FolderTaken)  # never "held by another backup: delete this Backup"
 
 
 def test_reclaim_accepts_its_own_folder_and_refuses_another(tmp_path: Path) -> None:

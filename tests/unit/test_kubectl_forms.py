@@ -315,3 +315,28 @@ def test_restores_through_kubectl_forms(state: State) -> None:
     assert columns.out.splitlines() == ["N      S", "rt-a   <none>", "rt-b   1Gi"]
     missing = state.tib("get", "rt/nope", "-n", "test1")
     assert (missing.code, missing.err) == (1, 'error: restores.pingcap.com "nope" not found in namespace "test1"\n')
+
+
+def test_objects_of_tibackups_own_group_are_printed_in_it(tmp_path: Path) -> None:
+    """kubectl prints ``kind.group/name`` with the object's own group: a Backup applied as
+    backup.tibackup.io/v1alpha1 is ``backup.backup.tibackup.io``, never ``backup.pingcap.com``."""
+    state = State(tmp_path / "state")
+    ours = {**_doc("Backup", "ours"), "apiVersion": "backup.tibackup.io/v1alpha1"}
+    docs = [ours, _doc("Backup", "theirs"), {**_doc("BackupSchedule", "nightly"), "apiVersion": ours["apiVersion"]}]
+    applied = state.tib("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+    assert applied.code == 0, applied
+    assert applied.out.splitlines() == [
+        "backup.backup.tibackup.io/ours created",
+        "backup.pingcap.com/theirs created",
+        "backupschedule.backup.tibackup.io/nightly created",
+    ]
+    again = state.tib("apply", "-f", "-", stdin=yaml.safe_dump(ours))
+    assert again.out == "backup.backup.tibackup.io/ours unchanged\n", again
+    names = state.tib("get", "bk", "-n", "test1", "--sort-by=.metadata.name", "-o", "name")
+    assert names.out == "backup.backup.tibackup.io/ours\nbackup.pingcap.com/theirs\n"
+    both = state.tib("get", "bk,bks", "-n", "test1", "--sort-by=.metadata.name")
+    firsts = [line.split()[0] for table in both.out.split("\n\n") for line in table.splitlines()[1:]]
+    assert firsts == ["backup.backup.tibackup.io/ours", "backup.pingcap.com/theirs",
+                      "backupschedule.backup.tibackup.io/nightly"]  # fmt: skip
+    deleted = state.tib("delete", "bk", "ours", "-n", "test1")
+    assert (deleted.code, deleted.out) == (0, 'backup.backup.tibackup.io "ours" deleted\n'), deleted

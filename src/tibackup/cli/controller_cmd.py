@@ -1,5 +1,5 @@
-"""``tibackup controller`` (runs Backups and schedules until stopped) and the hidden ``run-backup`` that the
-controller starts for each Backup."""
+"""``tibackup controller`` (runs Backups and schedules until stopped) and the hidden ``run-backup`` /
+``run-restore`` that the controller starts for each Backup and Restore."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import click
 
 from tibackup.cli.embedded_opts import namespace_option, open_store, state_dir_option, valid_names
 from tibackup.cli.listen import METRICS_PORT
-from tibackup.embedded import lifecycle
+from tibackup.embedded import lifecycle, restores
 from tibackup.embedded.store import KIND_BACKUP
 from tibackup.errors import NotFoundError, UsageError
-from tibackup.resources import Backup, Phase
+from tibackup.resources import Backup, Phase, Restore
 
 log = logging.getLogger("tibackup.controller")
 
@@ -104,40 +104,34 @@ def controller(
         leave_after_signal(0)
 
 
-@click.command(hidden=True)
-@click.argument("name", callback=valid_names)
-@namespace_option
-@click.option("--adopt", is_flag=True, help="The controller claimed this run for this process.")
-@state_dir_option
-def run_backup_cmd(name: str, namespace: str, adopt: bool, state_dir: Path | None) -> None:
-    """Run one stored Backup to its end in this process (the controller starts one per Backup)."""
-    from tibackup.cli.main import setup_logging
+def _run_command(kind: str) -> click.Command:
+    """The hidden ``run-backup`` / ``run-restore``: one stored Backup or Restore run to its end in this
+    process (the controller starts one per run, ``--adopt``); exit 1 unless it completed."""
 
-    setup_logging("info")
-    store = open_store(state_dir)
-    backup = store.get(KIND_BACKUP, namespace, name)
-    if not isinstance(backup, Backup):
-        raise NotFoundError(f'backups.pingcap.com "{name}" not found in namespace "{namespace}"')
-    result = lifecycle.run_in_process(store, backup, adopt=adopt)
-    if result.status.phase != Phase.COMPLETE:
-        raise SystemExit(1)
+    @click.command(hidden=True, help=f"Run one stored {kind} to its end in this process (the controller "
+                   f"starts one per {kind}).")  # fmt: skip
+    @click.argument("name", callback=valid_names)
+    @namespace_option
+    @click.option("--adopt", is_flag=True, help="The controller claimed this run for this process.")
+    @state_dir_option
+    def run(name: str, namespace: str, adopt: bool, state_dir: Path | None) -> None:
+        from tibackup.cli.main import setup_logging
+
+        setup_logging("info")
+        store = open_store(state_dir)
+        found = store.get(kind, namespace, name)
+        result: Backup | Restore
+        if kind == KIND_BACKUP and isinstance(found, Backup):
+            result = lifecycle.run_in_process(store, found, adopt=adopt)
+        elif kind == restores.KIND_RESTORE and isinstance(found, Restore):
+            result = restores.run_in_process(store, found, adopt=adopt)
+        else:
+            raise NotFoundError(f'{kind.lower()}s.pingcap.com "{name}" not found in namespace "{namespace}"')
+        if result.status.phase != Phase.COMPLETE:
+            raise SystemExit(1)
+
+    return run
 
 
-@click.command(hidden=True)
-@click.argument("name", callback=valid_names)
-@namespace_option
-@click.option("--adopt", is_flag=True, help="The controller claimed this run for this process.")
-@state_dir_option
-def run_restore_cmd(name: str, namespace: str, adopt: bool, state_dir: Path | None) -> None:
-    """Run one stored Restore to its end in this process (the controller starts one per Restore)."""
-    from tibackup.cli.main import setup_logging
-    from tibackup.embedded import restores
-
-    setup_logging("info")
-    store = open_store(state_dir)
-    restore = restores.current(store, namespace, name)
-    if restore is None:
-        raise NotFoundError(f'restores.pingcap.com "{name}" not found in namespace "{namespace}"')
-    result = restores.run_in_process(store, restore, adopt=adopt)
-    if result.status.phase != Phase.COMPLETE:
-        raise SystemExit(1)
+run_backup_cmd = _run_command(KIND_BACKUP)
+run_restore_cmd = _run_command(restores.KIND_RESTORE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -12,6 +12,9 @@ from tibackup.embedded.paths import ENV_STATE_DIR, default_state_dir
 from tibackup.embedded.store import KIND_BACKUP, KIND_SCHEDULE, Store
 from tibackup.errors import UsageError
 from tibackup.resources.validation import validate_name, validate_namespace
+
+if TYPE_CHECKING:
+    from tibackup.resources.loader import Resource
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +50,17 @@ PLURAL_NAME = {
     "Restore": "restores.pingcap.com",
     "Secret": "secrets",
 }
+
+
+def type_name(kind: str, api_version: str) -> str:
+    """``kind.group`` as kubectl prints an object's type: the group its apiVersion names (``pingcap.com``
+    or ``backup.tibackup.io``), so ``backup.backup.tibackup.io`` for a Backup of tibackup's group."""
+    return f"{kind.lower()}.{api_version.split('/', 1)[0]}"
+
+
+def object_name(resource: Resource) -> str:
+    """``kind.group/name``, as ``apply`` and ``get -o name`` print one object."""
+    return f"{type_name(resource.kind, resource.api_version)}/{resource.metadata.name}"
 
 
 def kind_of(word: str, allow_secret: bool = True) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from tibackup.cli.embedded_opts import RESOURCE_NAME, kind_of
+from tibackup.cli.embedded_opts import kind_of, object_name
 from tibackup.cli.jsonpath import Template, format_value, relaxed
 from tibackup.cli.table_view import (
     TableOptions,
@@ -134,7 +134,7 @@ def print_listing(listing: Listing, found: list[tuple[str, list[Resource]]]) -> 
         return
     if output.form == "name":
         for resource in everything:
-            click.echo(f"{RESOURCE_NAME[resource.kind]}/{resource.metadata.name}")
+            click.echo(object_name(resource))
         return
     if output.form == "jsonpath":
         click.echo(Template(output.argument).render(_data(everything, listing.single)), nl=False)
@@ -150,7 +150,7 @@ def print_listing(listing: Listing, found: list[tuple[str, list[Resource]]]) -> 
     for kind, items in found:
         if not items:
             continue
-        options = replace(listing.table, kind_prefix=f"{RESOURCE_NAME[kind]}/" if several else "")
+        options = replace(listing.table, type_prefix=several)
         headers, rows = table_rows(items, _model(kind), listing.now(), options)
         tables.append(render_table(headers, rows, min_width=6, headers_shown=not options.no_headers))
     click.echo("\n\n".join(tables))
@@ -186,7 +186,7 @@ def _print_event(listing: Listing, kind: str, resource: Resource) -> None:
     if output.form in ("json", "yaml"):
         echo_documents([to_dict(resource)], single=True, output=output.form)
     elif output.form == "name":
-        click.echo(f"{RESOURCE_NAME[kind]}/{resource.metadata.name}")
+        click.echo(object_name(resource))
     elif output.form == "jsonpath":
         click.echo(Template(output.argument).render(to_dict(resource)), nl=False)
     elif output.form == "custom-columns":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tibackup.cli.embedded_opts import RESOURCE_NAME, kind_of, namespace_option, open_store, state_dir_option
+from tibackup.cli.embedded_opts import kind_of, namespace_option, object_name, open_store, state_dir_option
 from tibackup.embedded import lifecycle
 from tibackup.embedded.store import KIND_BACKUP, Store
 from tibackup.errors import NotFoundError, UsageError
@@ -57,7 +57,7 @@ def rerun(type_: str, names: tuple[str, ...], namespace: str, wait: bool, state_
     claimed = _claim_runs(store, list(backups)) if wait else []
     try:
         for backup in backups:
-            _request_rerun(store, backup, RESOURCE_NAME[KIND_BACKUP])
+            _request_rerun(store, backup)
         if not wait:
             for backup in backups:
                 lifecycle.accept_rerun(store, backup)  # reset now: `get` shows it pending at once
@@ -92,7 +92,7 @@ def _rerun_restores(names: tuple[str, ...], namespace: str, wait: bool, state_di
     claimed = _claim_runs(store, list(found)) if wait else []
     try:
         for restore in found:
-            _request_rerun(store, restore, RESOURCE_NAME["Restore"])
+            _request_rerun(store, restore)
             if not wait:
                 restores.accept_rerun(store, restore)
         if not wait:
@@ -105,11 +105,11 @@ def _rerun_restores(names: tuple[str, ...], namespace: str, wait: bool, state_di
     report_runs(results, lifecycle.now())
 
 
-def _request_rerun(store: Store, obj: Backup | Restore, resource: str) -> None:
+def _request_rerun(store: Store, obj: Backup | Restore) -> None:
     """Set a new ``tibackup.pingcap.com/rerun`` token on ``obj`` and store it (both kinds alike)."""
     from tibackup.control.rerun import RERUN_ANNOTATION, rerun_token
 
     annotations = {**(obj.metadata.annotations or {}), RERUN_ANNOTATION: rerun_token(lifecycle.now())}
     obj.metadata = obj.metadata.model_copy(update={"annotations": annotations})
     store.apply(obj)
-    click.echo(f"{resource}/{obj.metadata.name} rerun requested")
+    click.echo(f"{object_name(obj)} rerun requested")

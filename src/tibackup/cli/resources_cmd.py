@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
 from tibackup.cli.embedded_opts import (
     RESOURCE_NAME,
     namespace_option,
+    object_name,
     open_store,
     state_dir_option,
+    type_name,
     valid_namespace,
 )
 from tibackup.cli.get_cmd import KubectlNotFound, selected
@@ -136,7 +141,7 @@ def apply(
             for warning in ignored_fields(resource):  # as kubectl prints an API server's warnings
                 click.echo(f"Warning: {warning}", err=True)
                 store.add_event(stored, "Warning", "IgnoredField", warning)
-            click.echo(f"{RESOURCE_NAME[resource.kind]}/{resource.metadata.name} {action}")
+            click.echo(f"{object_name(resource)} {action}")
         if not wait:
             _hint_controller(store, resources)
             return
@@ -174,55 +179,69 @@ def _claim_runs(store: Store, resources: list[Resource]) -> list[Resource]:
     return claimed
 
 
-def _wait_for_restore(store: Store, applied: Restore, claimed: bool) -> Restore:
-    """``apply --wait`` of a Restore: run it here (or wait for the process that runs it) to its end."""
+@dataclass(frozen=True)
+class _Runs:
+    """How the embedded runtime runs one kind (``embedded.lifecycle`` for Backups, ``embedded.restores``
+    for Restores): what ``apply --wait`` and ``rerun --wait`` need of it."""
+
+    current: Callable[[Store, str, str], Any]  # the stored object, None when gone
+    accept_rerun: Callable[[Store, Any], Any]
+    run_in_process: Callable[..., Any]
+    live_run: Callable[[Store, Any], Any]
+    in_progress: tuple[Phase, ...]  # a run in these phases without a live process died
+    recover: Callable[[Store, Any], Any]
+
+
+def _stored_backup(store: Store, namespace: str, name: str) -> Backup | None:
+    found = store.get(KIND_BACKUP, namespace, name)
+    return found if isinstance(found, Backup) else None
+
+
+_BACKUP_RUNS = _Runs(_stored_backup, lifecycle.accept_rerun, lifecycle.run_in_process, lifecycle.live_run,
+                     (Phase.PREPARE, Phase.RUNNING, Phase.SCHEDULED), lifecycle.recover)  # fmt: skip
+_RESTORE_RUNS = _Runs(restores.current, restores.accept_rerun, restores.run_in_process, restores.live_run,
+                      restores.IN_PROGRESS, restores.recover)  # fmt: skip
+
+
+def _wait_for_run(store: Store, applied: Backup | Restore, claimed: bool, runs: _Runs) -> Any:
+    """``--wait``: run the object here (or wait for the process that runs it) to its end; a new
+    ``tibackup.pingcap.com/rerun`` annotation first resets it to run again."""
     import time
 
     from tibackup.cli.main import setup_logging
 
     setup_logging("info")
     ns, name = lifecycle.namespace_of(applied), applied.metadata.name
-    restores.accept_rerun(store, applied)  # a new tibackup.pingcap.com/rerun annotation: run it again
+    runs.accept_rerun(store, applied)
     while True:
-        current = restores.current(store, ns, name)
+        current = runs.current(store, ns, name)
         if current is None:
-            raise NotFoundError(f'restore "{name}" disappeared from namespace "{ns}" while waiting for it')
+            kind = applied.kind.lower()
+            raise NotFoundError(f'{kind} "{name}" disappeared from namespace "{ns}" while waiting for it')
         if current.status.phase in FINISHED_PHASES:
             return current
         if claimed:
-            return restores.run_in_process(store, current, adopt=True)
-        record = restores.live_run(store, current)
-        if record is None and current.status.phase in restores.IN_PROGRESS:
-            return restores.recover(store, current) or current
+            return runs.run_in_process(store, current, adopt=True)
+        record = runs.live_run(store, current)
+        if record is None and current.status.phase in runs.in_progress:
+            recovered = runs.recover(store, current)  # its process died: Failed (Interrupted)
+            if recovered is not None:
+                return recovered
         if record is None and not current.status.phase:
-            return restores.run_in_process(store, current)
+            return runs.run_in_process(store, current)
         time.sleep(0.5)  # another process runs it: wait for its end
 
 
 def _wait_for(store: Store, applied: Backup, claimed: bool) -> Backup:
-    import time
+    result = _wait_for_run(store, applied, claimed, _BACKUP_RUNS)
+    assert isinstance(result, Backup)
+    return result
 
-    from tibackup.cli.main import setup_logging
 
-    setup_logging("info")
-    ns, name = lifecycle.namespace_of(applied), applied.metadata.name
-    lifecycle.accept_rerun(store, applied)  # a new tibackup.pingcap.com/rerun annotation: run it again
-    while True:
-        current = store.get(KIND_BACKUP, ns, name)
-        if not isinstance(current, Backup):
-            raise NotFoundError(f'backup "{name}" disappeared from namespace "{ns}" while waiting for it')
-        if lifecycle.is_finished(current):
-            return current
-        if claimed:
-            return lifecycle.run_in_process(store, current, adopt=True)
-        record = lifecycle.live_run(store, current)
-        if record is None and current.status.phase in (Phase.PREPARE, Phase.RUNNING, Phase.SCHEDULED):
-            recovered = lifecycle.recover(store, current)
-            if recovered is not None:
-                return recovered
-        if record is None and not current.status.phase:
-            return lifecycle.run_in_process(store, current)
-        time.sleep(0.5)  # another process runs it: wait for its end
+def _wait_for_restore(store: Store, applied: Restore, claimed: bool) -> Restore:
+    result = _wait_for_run(store, applied, claimed, _RESTORE_RUNS)
+    assert isinstance(result, Restore)
+    return result
 
 
 def _removed_unreadable(store: Store, kind: str, namespace: str, name: str) -> bool:
@@ -291,7 +310,7 @@ def _delete_kind(store: Store, kind: str, names: tuple[str, ...], namespace: str
     if not wait:
         for resource in found:
             store.mark_deleted(resource)
-            click.echo(f'{RESOURCE_NAME[kind]} "{resource.metadata.name}" marked for deletion')
+            click.echo(f'{type_name(kind, resource.api_version)} "{resource.metadata.name}" marked for deletion')
         _hint_controller(store, found)
         return
     from tibackup.cli.main import setup_logging
@@ -304,14 +323,14 @@ def _delete_kind(store: Store, kind: str, names: tuple[str, ...], namespace: str
         elif isinstance(resource, BackupSchedule):
             result = lifecycle.delete_schedule(store, resource)
             for name in result.deleted:
-                click.echo(f'{RESOURCE_NAME[KIND_BACKUP]} "{name}" deleted')
+                click.echo(f'{type_name(KIND_BACKUP, resource.api_version)} "{name}" deleted')  # in its group
             failed += result.failed
         else:
             remaining = lifecycle.delete_backup(store, resource)
             if remaining is not None:
                 failed.append(remaining)
                 continue
-        click.echo(f'{RESOURCE_NAME[kind]} "{resource.metadata.name}" deleted')
+        click.echo(f'{type_name(kind, resource.api_version)} "{resource.metadata.name}" deleted')
     if failed:
         first = failed[0]
         cond = first.status.condition(Phase.CLEAN_FAILED)

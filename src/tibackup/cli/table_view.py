@@ -15,6 +15,7 @@ from typing import Any
 import click
 import yaml
 
+from tibackup.cli.embedded_opts import object_name
 from tibackup.resources import Backup, BackupSchedule, Restore, to_dict
 from tibackup.resources.meta import utc
 
@@ -110,14 +111,14 @@ def _cell(column: dict[str, Any], document: dict[str, Any], now: datetime) -> st
 
 @dataclass(frozen=True)
 class TableOptions:
-    """kubectl get's table flags: ``-o wide``, ``-A``, ``--show-labels``, ``--no-headers``; ``kind_prefix``
-    (``backup.pingcap.com/``) is put before each name when several types are listed together."""
+    """kubectl get's table flags: ``-o wide``, ``-A``, ``--show-labels``, ``--no-headers``; ``type_prefix``:
+    each name as ``kind.group/name`` (its own group), as when several types are listed together."""
 
     wide: bool = False
     all_namespaces: bool = False
     show_labels: bool = False
     no_headers: bool = False
-    kind_prefix: str = ""
+    type_prefix: bool = False
 
 
 def table_rows(
@@ -135,7 +136,7 @@ def table_rows(
     rows = []
     for resource in resources:
         document = to_dict(resource)
-        row = [options.kind_prefix + resource.metadata.name, *(_cell(c, document, now) for c in columns)]
+        row = [object_name(resource) if options.type_prefix else resource.metadata.name, *(_cell(c, document, now) for c in columns)]
         if options.all_namespaces:
             row.insert(0, resource.metadata.namespace or "default")
         if options.show_labels:

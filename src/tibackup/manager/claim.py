@@ -133,8 +133,11 @@ def _try_claim(root: Storage, folder: str, document: dict[str, Any]) -> str:
 
 
 def _same_backup(root: Storage, key: str, document: dict[str, Any]) -> bool:
+    """Whether the evidence at ``key`` names this Backup. A read that fails raises (S3 listing but not
+    yet serving objects, e.g. just restarted): an unread claim is no proof that another backup holds the
+    folder, and ``FolderTaken``'s advice (delete the Backup) would throw the kept dump away."""
     try:
         doc = json.loads(root.read(key))
-    except (StorageError, ValueError):
+    except ValueError:
         return False
     return isinstance(doc, dict) and all(doc.get(k) == document.get(k) for k in ("namespace", "name", "uid"))

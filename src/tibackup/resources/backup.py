@@ -158,7 +158,23 @@ class BackoffRetryPolicy(SpecModel):
     retry_timeout: str | None = None
 
 
-class BackupSpec(SpecModel):
+class JobPodFields(SpecModel):
+    """The fields a Backup and a Restore pass through to their Job's Pod, shaped as in Kubernetes' core/v1
+    types (one definition for both kinds; ``PASS_THROUGH_POD_FIELDS`` names them)."""
+
+    env: list[JSONObject] | None = None
+    resources: JSONObject | None = None
+    tolerations: list[JSONObject] | None = None
+    affinity: JSONObject | None = None
+    pod_security_context: JSONObject | None = None
+    priority_class_name: str | None = None
+    image_pull_secrets: list[JSONObject] | None = None
+
+
+PASS_THROUGH_POD_FIELDS: frozenset[str] = frozenset(JobPodFields.model_fields)
+
+
+class BackupSpec(JobPodFields):
     """``spec`` of a Backup, and ``spec.backupTemplate`` of a BackupSchedule."""
 
     from_: TiDBAccessConfig | None = Field(default=None, description="The database to back up (required).")
@@ -188,15 +204,8 @@ class BackupSpec(SpecModel):
         description="What happens to the data when the Backup is deleted.",
     )
     use_kms: bool | None = None
-    # Pass-through fields for the backup Job, shaped as in Kubernetes' core/v1 types.
+    # Pass-through fields for the backup Job (beside JobPodFields'), shaped as in Kubernetes' core/v1 types.
     clean_option: JSONObject | None = None
-    env: list[JSONObject] | None = None
-    resources: JSONObject | None = None
-    tolerations: list[JSONObject] | None = None
-    affinity: JSONObject | None = None
-    pod_security_context: JSONObject | None = None
-    priority_class_name: str | None = None
-    image_pull_secrets: list[JSONObject] | None = None
     tool_image: str | None = None
     # Accepted so that upstream's YAML applies as it is; they have no effect here and apply warns about
     # each one given (see resources.upstream, which says why per field).

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from tibackup.resources import defaults
 from tibackup.resources.apigroups import ApiVersion
-from tibackup.resources.backup import S3StorageProvider, TiDBAccessConfig
+from tibackup.resources.backup import JobPodFields, S3StorageProvider, TiDBAccessConfig
 from tibackup.resources.meta import API_VERSION, JSONObject, ObjectMeta, SpecModel
 from tibackup.resources.status import BackupStatus
 
@@ -67,7 +67,7 @@ class TibackupRestoreOptions(SpecModel):
     )
 
 
-class RestoreSpec(SpecModel):
+class RestoreSpec(JobPodFields):
     """``spec`` of a Restore."""
 
     to: TiDBAccessConfig | None = Field(default=None, description="The database to restore into (required).")
@@ -90,15 +90,8 @@ class RestoreSpec(SpecModel):
     )
     tibackup: TibackupRestoreOptions = Field(default_factory=lambda: TibackupRestoreOptions())
     use_kms: bool | None = None
-    # Pass-through fields for the restore Job, shaped as in Kubernetes' core/v1 types.
+    # Pass-through fields for the restore Job (beside JobPodFields'), shaped as in Kubernetes' core/v1 types.
     br: JSONObject | None = None
-    env: list[JSONObject] | None = None
-    resources: JSONObject | None = None
-    tolerations: list[JSONObject] | None = None
-    affinity: JSONObject | None = None
-    pod_security_context: JSONObject | None = None
-    priority_class_name: str | None = None
-    image_pull_secrets: list[JSONObject] | None = None
     tool_image: str | None = None
 
 

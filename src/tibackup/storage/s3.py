@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 import builtins
-import hashlib
 import io
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tibackup.errors import StorageError
 from tibackup.storage.base import ObjectInfo, ObjectNotFound, ObjectWriter, check_name, clean_etag
 from tibackup.storage.multipart import Buffer, MultipartWriter, PartPool
 from tibackup.storage.options import S3Options
+from tibackup.storage.s3_client import make_client, multipart_etag
 from tibackup.storage.s3_errors import Where, error_code, http_status, translate
 
 if TYPE_CHECKING:
@@ -35,50 +31,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 PROBE_PREFIX = ".tibackup-write-probe-"
-
-
-def make_client(
-    options: S3Options, *, connect_timeout: float, read_timeout: float, attempts: int
-) -> S3Client:
-    """A client for ``options`` (already resolved and validated)."""
-    if options.ca_bundle and not os.path.isfile(options.ca_bundle):
-        raise StorageError(f"CA bundle {options.ca_bundle} does not exist: fix s3 ca_bundle")
-    aws = options.provider == "aws"
-    config = Config(
-        signature_version="s3v4",
-        s3={"addressing_style": "path" if options.path_style else "virtual"},
-        retries={"mode": "standard", "max_attempts": attempts},
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        max_pool_connections=options.concurrency + 10,
-        tcp_keepalive=True,
-        # S3 clones often reject the CRC trailers newer SDKs send by default; AWS takes either.
-        request_checksum_calculation="when_supported" if aws else "when_required",
-        response_checksum_validation="when_supported" if aws else "when_required",
-    )
-    region = options.region or (None if aws else "us-east-1")
-    client: S3Client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=options.endpoint or None,
-        region_name=region,
-        aws_access_key_id=options.access_key,
-        aws_secret_access_key=options.secret_key,
-        aws_session_token=options.session_token if options.access_key else None,
-        # An explicit bundle wins over AWS_CA_BUNDLE; None leaves botocore's own lookup in charge.
-        verify=options.ca_bundle or None,
-        config=config,
-    )
-    client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
-    return client
-
-
-def _add_content_md5(request: Any, **_: Any) -> None:
-    """Many S3 clones still require Content-MD5 on DeleteObjects, which botocore no longer sends."""
-    body = request.body
-    if "Content-MD5" in request.headers or not isinstance(body, bytes | bytearray):
-        return
-    digest = hashlib.md5(body, usedforsecurity=False).digest()
-    request.headers["Content-MD5"] = base64.b64encode(digest).decode("ascii")
 
 
 class S3Storage:
@@ -400,16 +352,6 @@ class S3Storage:
             self._pool = None
 
 
-def multipart_etag(part_etags: builtins.list[str]) -> str:
-    """The ETag S3 gives a multipart object: the MD5 of its parts' binary MD5s, then ``-<parts>``
-    (for a CompleteMultipartUpload answer without one); '' where part ETags are no MD5s (SSE-KMS)."""
-    try:
-        digests = b"".join(bytes.fromhex(clean_etag(etag)) for etag in part_etags)
-    except ValueError:
-        return ""
-    return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(part_etags)}"
-
-
 class _BodyReader(io.RawIOBase):
     """A GetObject body as a raw stream whose network failures surface as StorageErrors."""
 
@@ -434,4 +376,4 @@ class _BodyReader(io.RawIOBase):
         super().close()
 
 
-__all__ = ["ObjectNotFound", "S3Storage", "make_client"]
+__all__ = ["ObjectNotFound", "S3Storage", "make_client", "multipart_etag"]
