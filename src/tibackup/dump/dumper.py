@@ -13,11 +13,12 @@ import functools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tibackup.dump import tidb
+from tibackup.dump import tidb, trace
 from tibackup.dump.catalog import Catalog, Kind, Table, load_catalog
 from tibackup.dump.chunks import Chunk, plan_chunks
 from tibackup.dump.config import Compression, DumpConfig, FileType
@@ -104,7 +105,8 @@ def run_dump(
     if config.check_storage:
         storage.check_writable()
     progress = progress or Progress()
-    main = DB(config.connection, config.params)
+    with trace.span("connect"):
+        main = DB(config.connection, config.params)
     workers: list[DB] = []
     guard: ConsistencyGuard | None = None
     try:
@@ -112,10 +114,12 @@ def run_dump(
         mode = resolve(config.consistency, server)
         started = datetime.now()
         table_filter = config.table_filter or default_filter()
-        catalog = load_catalog(
-            main, table_filter, include_views=not config.no_views, include_sequences=not config.no_sequences,
-            partitions=config.partitions, column_filter=config.column_filter,
-        )  # fmt: skip
+        with trace.span("catalog"):
+            catalog = load_catalog(
+                main, table_filter, include_views=not config.no_views,
+                include_sequences=not config.no_sequences, partitions=config.partitions,
+                column_filter=config.column_filter,
+            )  # fmt: skip
         what = "the result of --sql" if config.sql else (
             f"{len(catalog.base_tables)} tables and {len(catalog.views)} views from {len(catalog.schemas)} databases"
         )  # fmt: skip
@@ -123,14 +127,15 @@ def run_dump(
 
         # Lock, open every worker at the same point in time, note the position, unlock.
         guard = ConsistencyGuard(main, mode, server, config.snapshot)
-        guard.begin(catalog.base_tables)
-        for _ in range(config.threads):
-            worker = DB(config.connection, config.params)
-            workers.append(worker)
-            prepare_session(worker, server, config)
-            guard.prepare_worker(worker)
-        position = read_position(main, server, guard.snapshot)
-        guard.after_workers_ready()
+        with trace.span("lock", f"{guard.mode.value} and {config.threads} sessions"):
+            guard.begin(catalog.base_tables)
+            for _ in range(config.threads):
+                worker = DB(config.connection, config.params)
+                workers.append(worker)
+                prepare_session(worker, server, config)
+                guard.prepare_worker(worker)
+            position = read_position(main, server, guard.snapshot)
+            guard.after_workers_ready()
         log.info("consistency %s; position %s", guard.mode.value, position or "not recorded")
 
         files: list[FileRecord] = []
@@ -171,6 +176,7 @@ def run_dump(
             guard.release()
         for db in (*workers, main):
             db.close()
+        trace.write()
 
 
 def prepare_session(db: DB, server: ServerInfo, config: DumpConfig) -> None:
@@ -202,7 +208,7 @@ class WorkerPool:
         self._tasks.put(task)
 
     def _work(self, db: DB) -> None:
-        while (task := self._tasks.get()) is not None:
+        while (task := self._next()) is not None:
             try:
                 if not self.stop.is_set():
                     task(db)
@@ -214,6 +220,12 @@ class WorkerPool:
             finally:
                 self._tasks.task_done()
         self._tasks.task_done()
+
+    def _next(self) -> Task | None:
+        if not trace.ENABLED:
+            return self._tasks.get()
+        with trace.span("idle"):
+            return self._tasks.get()
 
     def run(self) -> None:
         threads = [
@@ -267,10 +279,11 @@ def dump_tables(
     def plan(table: Table, db: DB) -> None:
         offset = 0  # --partitions: each partition planned alone, numbered on from the one before
         for part in config.partitions or ("",):
-            planned = plan_chunks(
-                db, dataclasses.replace(table, partition=part), where=config.where, chunk_rows=config.rows,
-                bulk=mode == "bulk", on_tidb=on_tidb,
-            )  # fmt: skip
+            with trace.span("plan", table.name):
+                planned = plan_chunks(
+                    db, dataclasses.replace(table, partition=part), where=config.where,
+                    chunk_rows=config.rows, bulk=mode == "bulk", on_tidb=on_tidb,
+                )  # fmt: skip
             for chunk in planned:
                 pool.add(functools.partial(read, dataclasses.replace(chunk, index=chunk.index + offset)))
             offset += len(planned)
@@ -282,7 +295,9 @@ def dump_tables(
         )  # fmt: skip
 
     def schema(table: Table, db: DB) -> None:
-        for name, data in table_schema_files(db, table, on_tidb=on_tidb).items():
+        with trace.span("schema", table.name):
+            files = table_schema_files(db, table, on_tidb=on_tidb)
+        for name, data in files.items():
             suffix = config.compression.suffix
             finisher.write_whole(
                 storage, name + suffix, data, config.compression, table.schema, table.name, on_file
@@ -365,18 +380,26 @@ def dump_chunk(
             if config.filetype is FileType.CSV:
                 csv = (config.csv.separator, config.csv.delimiter, config.csv.null_value, separator)
             empty_row = b"()" if csv is None else b""  # a table whose every column is generated
+            tracing, step, label = trace.ENABLED, "query", f"{table.name}#{chunk.index}"
+            t = time.perf_counter() if tracing else 0.0
             with db.encoded_rows(sql, kinds, doing, csv) as reader:
                 # Each read stops at the row where the writer would end the statement (or file), so
                 # the writer takes the batch whole and need not search it for rows.
                 while (
                     batch := reader.read(min(writer.next_room() - len(separator) + 1, READ_BATCH_BYTES))
                 ) is not None:
+                    if tracing:
+                        trace.record(step, t, label)
+                        step, t = "fetch", time.perf_counter()
                     if stop.is_set():
                         raise _Stop
                     encoded, rows = batch
                     if not columns:
                         encoded = separator.join([empty_row] * rows)
                     writer.add_blob(encoded, separator, rows)
+                    if tracing:
+                        trace.record("write", t, label)
+                        t = time.perf_counter()
         elif chunk.batches:
             for condition in chunk.batches:
                 if stop.is_set():
@@ -396,7 +419,8 @@ def dump_chunk(
         else:
             where = f" WHERE {chunk.where}" if chunk.where else ""
             _stream(db, writer, f"SELECT {row_expr} FROM {source}{where}{order}", separator, stop, doing)
-        writer.close()
+        with trace.span("close", f"{table.name}#{chunk.index}"):
+            writer.close()
     except BaseException:
         writer.abort()
         raise
