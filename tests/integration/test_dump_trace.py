@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from bench.trace import read, summary
 from testenv.mariadb import MariaDBServer
 
-from bench.trace import read, summary
 from tests.integration.dumputil import dump
 from tibackup.dump import trace
 
@@ -18,7 +18,9 @@ def test_a_traced_dump_records_every_step_of_every_worker(
     mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
-    mariadb.execute(f"INSERT INTO `{fresh_db}`.t SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_1000")
+    mariadb.execute(
+        f"INSERT INTO `{fresh_db}`.t SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_1000"
+    )
     mariadb.execute(f"ANALYZE TABLE `{fresh_db}`.t")
     out = tmp_path / "trace.txt"
     monkeypatch.setattr(trace, "ENABLED", True)
@@ -37,7 +39,9 @@ def test_a_traced_dump_records_every_step_of_every_worker(
     assert "chunk order (worker:table#chunk):" in text and "t#0" in text
 
 
-def test_without_the_variable_nothing_is_recorded(mariadb: MariaDBServer, fresh_db: str, tmp_path: Path) -> None:
+def test_without_the_variable_nothing_is_recorded(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
+) -> None:
     assert not trace.ENABLED  # the test session runs without TIBACKUP_DUMP_TRACE
     mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY)")
     mariadb.execute(f"INSERT INTO `{fresh_db}`.t VALUES (1), (2)")
