@@ -32,7 +32,7 @@ def test_a_traced_dump_records_every_step_of_every_worker(
     assert {"connect", "catalog", "lock", "plan", "query", "close", "commit", "idle", "schema"} <= names
     queries = [s for s in steps if s.step == "query"]
     chunks = len(list((tmp_path / "dump").glob(f"{fresh_db}.t.0*.sql")))
-    assert len(queries) == chunks > 1
+    assert {s.detail.split(".")[0] for s in queries} == {f"t#{i}" for i in range(chunks)} and chunks > 1
     assert {s.thread for s in queries} <= {"dump-0", "dump-1"}
     assert all(s.duration >= 0 and s.start > 0 for s in steps)
     text = summary(steps)

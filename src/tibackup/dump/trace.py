@@ -63,6 +63,4 @@ def write() -> None:
         return
     with open(_PATH, "w") as out:
         for thread, start, end, step, detail in sorted(_events, key=lambda e: e[1]):
-            out.write(
-                f"{thread} {(start - _ORIGIN) * 1000:.3f} {(end - start) * 1000:.3f} {step} {detail}\n"
-            )
+            out.write(f"{thread} {(start - _ORIGIN) * 1000:.3f} {(end - start) * 1000:.3f} {step} {detail}\n")
