@@ -297,10 +297,8 @@ def dump_tables(
             offset += len(planned)
 
     def read(chunk: Chunk, db: DB) -> None:
-        dump_chunk(
-            db, chunk, storage, config, fmt, on_file, progress.add, pool.stop, client=mode == "client",
-            finisher=finisher, sql_header=sql_header,
-        )  # fmt: skip
+        writer = chunk_writer(chunk, storage, config, fmt, on_file, progress.add, finisher, sql_header)
+        dump_chunk(db, chunk, writer, config, fmt, pool.stop, client=mode == "client")
 
     def half(chunk: Chunk, shared: SharedChunk, upper: bool, db: DB) -> None:
         dump_half(db, chunk, shared, upper, config, fmt, pool.stop)

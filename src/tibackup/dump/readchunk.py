@@ -58,25 +58,15 @@ def chunk_writer(
 
 
 def dump_chunk(
-    db: DB,
-    chunk: Chunk,
-    storage: Storage,
-    config: DumpConfig,
-    fmt: RowFormat,
-    on_file: Callable[[FileRecord], None],
-    on_progress: Callable[[int, int], None],
-    stop: threading.Event,
-    *,
-    client: bool = False,
-    finisher: Finisher | None = None,
-    sql_header: bytes = SQL_HEADER,
-) -> None:
+    db: DB, chunk: Chunk, writer: ChunkWriter, config: DumpConfig, fmt: RowFormat, stop: threading.Event,
+    *, client: bool = False,
+) -> None:  # fmt: skip
+    """One chunk read whole into ``writer`` (chunk_writer)."""
     table = chunk.table
     row_expr = fmt.row_expr(table.selected_columns)
     source = table.source
     if chunk.query:
         source = f"({chunk.query}) AS tibackup_sql"
-    writer = chunk_writer(chunk, storage, config, fmt, on_file, on_progress, finisher, sql_header)
     separator = fmt.separator
     doing = f"reading {table.schema}.{table.name}"
     order = " ORDER BY " + ", ".join(quote_ident(c.name) for c in table.key) if table.key else ""
