@@ -97,3 +97,28 @@ def test_chunks_whose_halves_would_not_keep_the_key_order_are_read_whole(
     assert one == set()  # one worker: nobody to share a chunk with
     dump(mariadb, tmp_path / "stream", *flags, "-t", "2", "--read-mode", "stream")
     assert _files(tmp_path / "two") == _files(tmp_path / "stream") == _files(tmp_path / "one")
+
+
+def test_a_failing_half_fails_the_dump_with_its_own_error_and_leaves_no_file(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tibackup.dump import readchunk
+    from tibackup.errors import DatabaseError
+
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(40))")
+    mariadb.execute(f"INSERT INTO `{fresh_db}`.t SELECT seq, REPEAT('v', 30) FROM `{fresh_db}`.seq_1_to_5000")
+    mariadb.execute(f"ANALYZE TABLE `{fresh_db}`.t")
+    real = readchunk.client_batches
+
+    def upper_fails(*args: object) -> object:
+        for batch in real(*args):  # type: ignore[arg-type]
+            if str(args[-1]).endswith(".hi"):  # the label: the upper half of a chunk
+                raise DatabaseError("the upper half's read failed", reason="DatabaseError")
+            yield batch
+
+    monkeypatch.setattr(readchunk, "client_batches", upper_fails)
+    out = tmp_path / "dump"
+    with pytest.raises(DatabaseError, match="upper half"):
+        dump(mariadb, out, "-B", fresh_db, "-r", "500", "-t", "2", "-s", "2000")
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]
+    assert not (out / "metadata").exists()

@@ -324,7 +324,7 @@ def dump_tables(
     try:
         pool.run()
     except BaseException as exc:
-        for shared in halves:  # a half whose other half never ran (the dump stopped) leaves no file
+        for shared in halves:  # once the workers stopped: a failed or unfinished half leaves no file
             shared.abort()
         finisher.wait(raise_errors=False)  # the workers' failure is the one to report…
         first = storage_first([exc, *finisher.errors])

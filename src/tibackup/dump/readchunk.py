@@ -109,16 +109,14 @@ def dump_half(
 ) -> None:  # fmt: skip
     """One half of a chunk read with two workers (clientread.SharedChunk)."""
     label = f"{chunk.table.name}#{chunk.index}{'.hi' if upper else '.lo'}"
-    try:
-        for encoded, rows in client_batches(
-            db, chunk, config, fmt, lambda: shared.room(upper), stop, chunk.halves[upper], label
-        ):
-            shared.add(upper, encoded, rows)
-        with trace.span("close", label):
-            shared.finish(upper)
-    except BaseException:
-        shared.abort()
-        raise
+    # No abort here on a failure: the other half may be writing; dump_tables aborts every shared chunk
+    # once the workers have stopped.
+    for encoded, rows in client_batches(
+        db, chunk, config, fmt, lambda: shared.room(upper), stop, chunk.halves[upper], label
+    ):
+        shared.add(upper, encoded, rows)
+    with trace.span("close", label):
+        shared.finish(upper)
 
 
 def _stream(
