@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from tibackup.dump.columnfilter import ColumnFilter
 from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import UsageError
+
+if TYPE_CHECKING:
+    from tibackup.dump.columnfilter import ColumnFilter
 
 
 class Kind(StrEnum):

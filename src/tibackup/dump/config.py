@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from tibackup.dump.columnfilter import ColumnFilter
-from tibackup.dump.tablefilter import TableFilter
-from tibackup.storage.options import S3Options
+if TYPE_CHECKING:  # annotations only: a dump without --column-filter never loads its parser (start-up)
+    from tibackup.dump.columnfilter import ColumnFilter
+    from tibackup.dump.tablefilter import TableFilter
+    from tibackup.storage.options import S3Options
 
 
 class FileType(StrEnum):
