@@ -36,6 +36,8 @@ MAX_BATCHES_PER_TABLE = 200_000
 
 @dataclass(frozen=True)
 class Chunk:
+    """A part of a table that one task reads: its key range, and the batches or halves it is read in."""
+
     table: Table
     index: int
     where: str  # the chunk's whole range ('' = every row)

@@ -73,6 +73,8 @@ def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool) -> str:
 
 @dataclass
 class DumpResult:
+    """What a finished dump wrote: its files, the server and the consistent position."""
+
     output: str
     started: datetime
     finished: datetime

@@ -81,6 +81,8 @@ def _class_source(ranges: _Ranges, negated: bool) -> str:
 
 @dataclass(frozen=True)
 class _Flags:
+    """The flags in effect at a point of the pattern ((?i), (?m), (?s))."""
+
     i: bool
     m: bool = False
     s: bool = False
@@ -88,6 +90,8 @@ class _Flags:
 
 @dataclass
 class _Frame:
+    """One open group of the pattern being translated."""
+
     flags: _Flags
     parts: list[str]
     can_repeat: bool = False

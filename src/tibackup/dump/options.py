@@ -397,7 +397,9 @@ def _column_filter(ns: Any) -> ColumnFilter | None:
         return None
     from tibackup.dump.columnfilter import parse_column_filters
 
-    return parse_column_filters(ns.column_filter, ns.column_filter_file, case_sensitive=ns.case_sensitive, sql=ns.sql)
+    return parse_column_filters(
+        ns.column_filter, ns.column_filter_file, case_sensitive=ns.case_sensitive, sql=ns.sql
+    )
 
 
 def connection_from_namespace(ns: Any, env: Mapping[str, str]) -> Connection:

@@ -35,6 +35,8 @@ def data_file_header(server_type: ServerType) -> bytes:
 
 @dataclass(frozen=True)
 class FileRecord:
+    """One written file: its name, stored size, rows and checksum."""
+
     name: str
     size: int  # bytes stored (after compression)
     rows: int

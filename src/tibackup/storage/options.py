@@ -25,6 +25,8 @@ MAX_ATTEMPTS = 3
 
 @dataclass
 class S3Options:
+    """The S3 bucket, prefix, endpoint, credentials and upload settings."""
+
     bucket: str = ""
     prefix: str = ""
     endpoint: str | None = None
