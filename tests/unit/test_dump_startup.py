@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tibackup.errors import UsageError
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Modules the dump path must not load unless asked: TOML and the column-filter parser (only
@@ -69,8 +73,6 @@ def test_the_parts_loaded_on_first_use_still_work() -> None:
     import json
     from datetime import datetime
 
-    import pytest
-
     from tibackup.dump import tidb
     from tibackup.dump.conn import ServerInfo
     from tibackup.dump.metadata import manifest_json
@@ -99,3 +101,26 @@ def test_the_welcome_line_names_the_python_as_platform_does() -> None:
     from tibackup.dump.about import python_version
 
     assert python_version() == f"{platform.python_implementation()} {platform.python_version()}"
+
+
+def test_the_default_sizes_and_csv_texts_are_read_without_a_regular_expression(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every dump reads -s, --tidb-mem-quota-query and the CSV texts: their defaults take no pattern
+    (each one compiled costs start-up); values with units or escapes still go through one."""
+    from tibackup.dump import options
+
+    def no_regex(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a regular expression was used")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(options.re, "fullmatch", no_regex)
+        patched.setattr(options.re, "sub", no_regex)
+        assert options.parse_size("1000000", "-s") == 1_000_000
+        assert options.parse_size("0", "--tidb-mem-quota-query") == 0
+        assert options._unescape(",") == b","
+        assert options._unescape("\r\n") == b"\r\n"
+    assert options.parse_size("256MiB", "-F") == 256 * 1024 * 1024
+    assert options._unescape("\\r\\n") == b"\r\n"
+    with pytest.raises(UsageError):
+        options.parse_size("12 parsecs", "-s")

@@ -50,6 +50,8 @@ _SIZE_UNITS = {
 
 def parse_size(text: str, flag: str) -> int:
     """``256MiB`` → 268435456; ``1GB`` → 10**9; a bare number is bytes (as Dumpling)."""
+    if text.isascii() and text.isdigit():  # the defaults: no pattern to compile at start-up
+        return int(text)
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     unit = m.group(2).lower() if m else ""
     if not m or unit not in _SIZE_UNITS:
@@ -304,6 +306,8 @@ _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
 
 def _unescape(text: str) -> bytes:
     r"""Shells can't type a CR, so ``--csv-line-terminator '\r\n'`` may spell it: \n \r \t \\ are read."""
+    if "\\" not in text:  # nothing to read (the defaults but the NULL text)
+        return text.encode("utf-8")
     return re.sub(r"\\([nrt\\])", lambda m: _ESCAPES[m.group(1)], text).encode("utf-8")
 
 
