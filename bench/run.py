@@ -6,12 +6,19 @@ and the median wall time is reported with the ratio to mydumper and to the floor
 time (user + system) and its peak resident memory (GNU time). tibackup runs from compiled bytecode, as
 an installed package does (PYTHONDONTWRITEBYTECODE is dropped from its environment).
 
-    python bench/run.py                    # 1M-row table + 50 mixed tables, local disk and S3
-    python bench/run.py --huge             # also the memory case: a table 10x the buffer pool
-    python bench/run.py --rows 200000 --repeat 1   # quick look
+    python bench/run.py                    # 1M rows, 50 tables (local and S3), the 7M-row table: ~5 min
+    python bench/run.py --no-large --no-s3 --repeat 3   # quick look
+    python bench/run.py --load --huge      # the load benchmark (bench/load.py)
 
-Servers: its own MariaDB (64 MiB buffer pool) and SeaweedFS, or the ones of `python -m testenv up` when
-TIBACKUP_TEST_REUSE=1 and the TIBACKUP_TEST_* variables are set. Results: bench/results/latest.md.
+On the 1M-row and 50-table datasets it also measures the other read modes, mysqldump, -t 4 against
+mydumper -t 4, and -c gzip / -c zstd against mydumper's -c (0.10 compresses with gzip only); on S3,
+tibackup's direct output against mydumper followed by an upload (bench/upload.py). The large table
+(7M rows, ~660 MB, five times the buffer pool) compares the floor, mydumper and tibackup at -t 2.
+`bench/trace.py` shows where one dump's wall time goes (TIBACKUP_DUMP_TRACE).
+
+Servers: its own MariaDB (128 MiB buffer pool, --buffer-pool) and SeaweedFS, or the ones of
+`python -m testenv up` when TIBACKUP_TEST_REUSE=1 and the TIBACKUP_TEST_* variables are set (tables
+a former run left there are kept). Results: bench/results/latest.md.
 """
 
 from __future__ import annotations
@@ -92,6 +99,45 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def tool_commands(db: str, tables: list[str], server: MariaDBServer, args: argparse.Namespace, full: bool) -> dict[
+    str, list[str]]:  # fmt: skip
+    """The commands to compare on one dataset; ``{out}`` is the output folder (a command without it writes
+    to stdout, kept in a file). ``full``: also the other read modes, -t 4 and compression."""
+    conn = ["-h", server.host, "-P", str(server.port), "-u", server.user]
+    threads, rows = str(args.threads), str(args.chunk_rows)
+    select_all = "; ".join(f"SELECT * FROM `{db}`.`{t}`" for t in tables)
+    mydumper = ["mydumper", *conn, "-p", server.password, "-r", rows, "-B", db, "-o", "{out}"]
+    tibackup = [sys.executable, "-m", "tibackup.cli.main", "dump", *conn, "-r", rows, "-B", db, "-o", "{out}",
+                "--loglevel", "warn"]  # fmt: skip
+    tools = {
+        "floor (mariadb client SELECT *)": ["mariadb", *conn, "--quick", "-N", "-e", select_all],
+        f"mydumper -t {threads} -r {rows}": [*mydumper, "-t", threads],
+        f"tibackup -t {threads} -r {rows}": [*tibackup, "-t", threads],
+    }
+    if not full:
+        return tools
+    more = str(args.more_threads)
+    return {
+        **tools,
+        "mysqldump": ["mysqldump", *conn, "--single-transaction", "--skip-lock-tables", db],
+        f"tibackup -t {threads} -r {rows} --read-mode stream": [*tibackup, "-t", threads, "--read-mode", "stream"],
+        f"tibackup -t {threads} -r {rows} --read-mode bulk": [*tibackup, "-t", threads, "--read-mode", "bulk"],
+        f"mydumper -t {more} -r {rows}": [*mydumper, "-t", more],
+        f"tibackup -t {more} -r {rows}": [*tibackup, "-t", more],
+        # mydumper 0.10 has no zstd: its -c is gzip, so tibackup is measured with both.
+        f"mydumper -t {threads} -r {rows} -c (gzip)": [*mydumper, "-t", threads, "-c"],
+        f"tibackup -t {threads} -r {rows} -c gzip": [*tibackup, "-t", threads, "-c", "gzip"],
+        f"tibackup -t {threads} -r {rows} -c zstd": [*tibackup, "-t", threads, "-c", "zstd"],
+    }  # fmt: skip
+
+
+def peer_of(tool: str) -> str:
+    """The mydumper command a tibackup command is compared with: same -t, gzip for any -c."""
+    threads = tool.split(" -t ")[1].split()[0] if " -t " in tool else ""
+    rows = tool.split(" -r ")[1].split()[0] if " -r " in tool else ""
+    return f"mydumper -t {threads} -r {rows}" + (" -c (gzip)" if " -c " in tool else "")
+
+
 def bench_dataset(
     name: str,
     db: str,
@@ -99,6 +145,7 @@ def bench_dataset(
     server: MariaDBServer,
     s3: S3Server | None,
     args: argparse.Namespace,
+    full: bool = True,
 ) -> list[Case]:
     clean_aws_env()  # no stray AWS_* settings from the machine; S3 cases get exactly their own
     env = {**os.environ, "MYSQL_PWD": server.password, "TIBACKUP_DB_PASSWORD": server.password}
@@ -106,21 +153,7 @@ def bench_dataset(
     conn = ["-h", server.host, "-P", str(server.port), "-u", server.user]
     threads, rows = str(args.threads), str(args.chunk_rows)
     work = Path(tempfile.mkdtemp(prefix="tibackup-bench-"))
-    select_all = "; ".join(f"SELECT * FROM `{db}`.`{t}`" for t in tables)
-    tools: dict[str, list[str]] = {
-        "floor (mariadb client SELECT *)": ["mariadb", *conn, "--quick", "-N", "-e", select_all],
-        "mysqldump": ["mysqldump", *conn, "--single-transaction", "--skip-lock-tables", db],
-        f"mydumper -t {threads} -r {rows}": ["mydumper", "-h", server.host, "-P", str(server.port), "-u", server.user,
-                                             "-p", server.password, "-t", threads, "-r", rows, "-B", db, "-o", "{out}"],
-        f"tibackup -t {threads} -r {rows}": [sys.executable, "-m", "tibackup.cli.main", "dump", *conn, "-t", threads,
-                                             "-r", rows, "-B", db, "-o", "{out}", "--loglevel", "warn"],
-        f"tibackup -t {threads} -r {rows} --read-mode stream": [
-            sys.executable, "-m", "tibackup.cli.main", "dump", *conn, "-t", threads, "-r", rows, "-B", db, "-o",
-            "{out}", "--loglevel", "warn", "--read-mode", "stream"],
-        f"tibackup -t {threads} -r {rows} --read-mode bulk": [
-            sys.executable, "-m", "tibackup.cli.main", "dump", *conn, "-t", threads, "-r", rows, "-B", db, "-o",
-            "{out}", "--loglevel", "warn", "--read-mode", "bulk"],
-    }  # fmt: skip
+    tools = tool_commands(db, tables, server, args, full)
     local = {tool: Case(name, "local disk", tool, []) for tool in tools}
     for _ in range(args.repeat):
         for tool, template in tools.items():
@@ -139,7 +172,7 @@ def bench_dataset(
     if s3 is not None:
         s3env = {**env, "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
         s3flags = ["--s3.endpoint", s3.endpoint, "--s3.region", s3.region, "--s3.provider", "other"]
-        for tool, cmd_for in {
+        s3tools = {
             f"tibackup -t {threads} -r {rows} (direct)": lambda prefix: [
                 sys.executable, "-m", "tibackup.cli.main", "dump", *conn, "-t", threads, "-r", rows, "-B", db,
                 "-o", f"s3://{args.bucket}/{prefix}", *s3flags, "--loglevel", "warn"],
@@ -149,11 +182,13 @@ def bench_dataset(
                     f"-t {threads} -r {rows} -B {db} -o {work}/up",
                     f"{sys.executable} {ROOT}/bench/upload.py {work}/up s3://{args.bucket}/{prefix} {s3.endpoint} "
                     f"{s3.region}"])],
-        }.items():  # fmt: skip
-            case = Case(name, "S3", tool, [])
-            for i in range(args.repeat):
-                slug = "".join(ch if ch.isalnum() else "-" for ch in name)
-                case.runs.append(timed(cmd_for(f"{slug}-{len(cases)}-{i}"), s3env))
+        }  # fmt: skip
+        remote = {tool: Case(name, "S3", tool, []) for tool in s3tools}
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name)
+        for i in range(args.repeat):  # interleaved too
+            for j, (tool, cmd_for) in enumerate(s3tools.items()):
+                remote[tool].runs.append(timed(cmd_for(f"{slug}-{j}-{i}"), s3env))
+        for case in remote.values():
             show(case)
             cases.append(case)
     shutil.rmtree(work, ignore_errors=True)
@@ -162,25 +197,37 @@ def bench_dataset(
 
 def show(case: Case) -> None:
     print(
-        f"  {case.dataset:>10} | {case.target:10} | {case.tool:44} | {case.wall:6.2f} s | "
+        f"  {case.dataset:>10} | {case.target:10} | {case.tool:44} | {case.wall:6.2f} s ({spread(case)}) | "
         f"{case.cpu:6.2f} s | {case.rss:6.1f} MB",
         flush=True,
     )
 
 
+def spread(case: Case) -> str:
+    walls = [r.wall for r in case.runs]
+    return f"{min(walls):.2f}–{max(walls):.2f}"
+
+
 def report(cases: list[Case], meta: str) -> str:
-    lines = [meta, "", "| data | target | tool | wall (median) | × mydumper | × floor | tool CPU | peak RSS | output |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [meta, "", "| data | target | tool | wall (median) | spread (min–max) | × mydumper | × floor | tool CPU | "
+             "peak RSS | output |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for case in cases:
         peers = [c for c in cases if c.dataset == case.dataset]
-        mydumper = next((c for c in peers if c.tool.startswith("mydumper") and c.target == case.target), None)
+        same = [c for c in peers if c.target == case.target and c.tool.startswith("mydumper")]
+        if case.tool.startswith("mydumper"):
+            mydumper: Case | None = case
+        elif case.tool.startswith("tibackup"):  # the same -t (and gzip for any -c); on S3, + upload
+            peer = peer_of(case.tool)
+            mydumper = next((c for c in same if c.tool == peer or c.tool.startswith(peer + " +")), None)
+        else:
+            mydumper = same[0] if same else None
         floor = next((c for c in peers if c.tool.startswith("floor")), None)
         ratio_m = f"{case.wall / mydumper.wall:.2f}" if mydumper else "–"
-        ratio_f = f"{case.wall / floor.wall:.2f}" if floor else "–"
+        ratio_f = f"{case.wall / floor.wall:.2f}" if floor and case.target == floor.target else "–"
         size = f"{case.bytes_out / 1e6:.1f} MB" if case.bytes_out else "–"
         lines.append(
-            f"| {case.dataset} | {case.target} | {case.tool} | {case.wall:.2f} s | {ratio_m} | {ratio_f} | "
-            f"{case.cpu:.2f} s | {case.rss:.0f} MB | {size} |"
+            f"| {case.dataset} | {case.target} | {case.tool} | {case.wall:.2f} s | {spread(case)} s | {ratio_m} | "
+            f"{ratio_f} | {case.cpu:.2f} s | {case.rss:.0f} MB | {size} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -211,6 +258,23 @@ def run_load_bench(server: MariaDBServer, conn: Any, s3: S3Server | None, args: 
     print(text)
 
 
+def fill_wide(conn: Any, db: str, rows: int) -> None:
+    """The sysbench-like table of ``rows`` rows in ``db``, loaded unless a former run left it there."""
+    conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {db}")
+    conn.select_db(db)
+    cursor = conn.cursor()
+    cursor.execute(
+        f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND table_name = 'sbtest1'"
+    )
+    if cursor.fetchone()[0]:
+        cursor.execute("SELECT MIN(id), MAX(id) FROM sbtest1")
+        if cursor.fetchone() == (1, rows):
+            return
+    t0 = time.perf_counter()
+    load_wide_table(conn, db, "sbtest1", rows)
+    print(f"  (loaded {rows:,} rows into {db} in {time.perf_counter() - t0:.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -218,10 +282,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the wide table (default 1M)")
     parser.add_argument("--tables", type=int, default=50, help="tables of the mixed schema (default 50)")
     parser.add_argument("--rows-each", type=int, default=20_000, help="rows per mixed table (default 20000)")
+    parser.add_argument(
+        "--large-rows", type=int, default=7_000_000, help="rows of the large table (default 7M)"
+    )
+    parser.add_argument("--no-large", action="store_true", help="skip the large table")
+    parser.add_argument("--buffer-pool", default="128M", help="the bench server's InnoDB buffer pool (128M)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--more-threads", type=int, default=4, help="the second -t measured (default 4)")
     parser.add_argument("--chunk-rows", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--huge", action="store_true", help="also dump a table 10x the buffer pool (memory)")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--large-repeat", type=int, default=3, help="rounds on the large table (default 3)")
+    parser.add_argument("--huge", action="store_true", help="--load: also load the 7M-row table")
     parser.add_argument("--no-s3", action="store_true")
     parser.add_argument("--bucket", default="bench")
     parser.add_argument("--load", action="store_true", help="the load benchmark instead (bench/load.py)")
@@ -233,7 +304,7 @@ def main() -> None:
             os.environ["TIBACKUP_TEST_MYSQL_HOST"], int(os.environ["TIBACKUP_TEST_MYSQL_PORT"])
         )
     else:
-        server = MariaDBServer(buffer_pool_size="64M").start()
+        server = MariaDBServer(buffer_pool_size=args.buffer_pool).start()
     s3: S3Server | None = None
     try:
         if not args.no_s3:
@@ -253,9 +324,7 @@ def main() -> None:
         print(f"  {'dataset':>10} | {'target':10} | {'tool':44} | {'wall':>8} | {'CPU':>8} | peak RSS")
         conn.cursor().execute("CREATE DATABASE IF NOT EXISTS bench_wide")
         conn.select_db("bench_wide")
-        t0 = time.perf_counter()
-        load_wide_table(conn, "bench_wide", "sbtest1", args.rows)
-        print(f"  (loaded {args.rows:,} rows in {time.perf_counter() - t0:.1f} s)")
+        fill_wide(conn, "bench_wide", args.rows)
         if args.load:
             run_load_bench(server, conn, s3, args)
             return
@@ -264,19 +333,19 @@ def main() -> None:
         conn.select_db("bench_mixed")
         tables = load_many_tables(conn, "bench_mixed", tables=args.tables, rows_each=args.rows_each)
         cases += bench_dataset(f"{args.tables} tables", "bench_mixed", tables, server, s3, args)
-        if args.huge:
-            rows = 7_000_000  # ~650 MB of rows: ten times the 64 MiB buffer pool
-            conn.cursor().execute("CREATE DATABASE IF NOT EXISTS bench_huge")
-            conn.select_db("bench_huge")
-            load_wide_table(conn, "bench_huge", "sbtest1", rows)
-            huge_args = argparse.Namespace(**{**vars(args), "repeat": 1})
-            cases += bench_dataset("10x buffer pool", "bench_huge", ["sbtest1"], server, None, huge_args)
+        if not args.no_large:  # ~650 MB of rows, five times the 128 MiB buffer pool
+            fill_wide(conn, "bench_huge", args.large_rows)
+            large_args = argparse.Namespace(**{**vars(args), "repeat": args.large_repeat})
+            label = f"{args.large_rows / 1e6:g}M rows"
+            cases += bench_dataset(label, "bench_huge", ["sbtest1"], server, None, large_args, full=False)
         conn.close()
         version = subprocess.run(["mydumper", "--version"], capture_output=True, text=True).stdout.strip()
+        pool = int(server.execute("SELECT @@innodb_buffer_pool_size")[0][0]) >> 20
         meta = (
             f"Benchmark of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores; "
-            f"MariaDB {server.execute('SELECT VERSION()')[0][0]} (buffer pool 64 MiB) on the same machine; "
-            f"{version}; S3: {'SeaweedFS/Ceph local' if s3 else 'skipped'}; median of {args.repeat} runs."
+            f"MariaDB {server.execute('SELECT VERSION()')[0][0]} (buffer pool {pool} MiB) on the same machine; "
+            f"{version}; S3: {'SeaweedFS/Ceph local' if s3 else 'skipped'}; median of {args.repeat} interleaved "
+            f"rounds ({args.large_repeat} on the large table), spread = fastest–slowest round."
         )
         text = report(cases, meta)
         results = ROOT / "bench" / "results"

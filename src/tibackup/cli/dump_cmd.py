@@ -16,7 +16,6 @@ from tibackup.dump.options import build_parser, config_from_namespace
 from tibackup.dump.progress import Progress, ProgressPrinter
 from tibackup.errors import TibackupError, UsageError
 from tibackup.storage import open_storage
-from tibackup.storage.journal import abort_leftovers, open_dump_journal, uploads_left_note
 from tibackup.units import human_duration, human_size
 
 log = logging.getLogger("tibackup.dump")
@@ -61,10 +60,14 @@ def _dump(ns: object) -> None:
     config = config_from_namespace(ns, os.environ, default_output=default_output)
     journal = None
     if config.s3 is not None:
+        from tibackup.storage.journal import open_dump_journal  # only S3 uploads keep a journal (start-up)
+
         journal = open_dump_journal(getattr(ns, "s3_upload_journal", ""))
         config = dataclasses.replace(config, s3=dataclasses.replace(config.s3, journal=journal))
     storage = open_storage(config.output, config.s3)  # an S3 client loads botocore's models here
     if journal is not None:
+        from tibackup.storage.journal import abort_leftovers
+
         abort_leftovers(storage, journal)
     # One run per process: nothing loaded so far turns into garbage, so the collector may skip it for
     # good (collections walking botocore's objects cost ~5% of an S3 dump's CPU, measured with perf).
@@ -82,6 +85,8 @@ def _dump(ns: object) -> None:
             result = run_dump(config, storage, progress)
     except TibackupError as exc:
         if journal is not None:
+            from tibackup.storage.journal import uploads_left_note
+
             exc.args = (exc.message + uploads_left_note(journal),)
         raise
     took = (result.finished - result.started).total_seconds()

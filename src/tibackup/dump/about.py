@@ -7,7 +7,7 @@ stamp, so the equivalents are tibackup's version, the Python that runs it, and w
 
 from __future__ import annotations
 
-import platform
+import sys
 
 from tibackup import __version__
 
@@ -21,9 +21,16 @@ def version_fields() -> dict[str, str]:
     reader = f"yes (client library {client})" if HAVE_ROW_READER else "no (the server renders rows: --read-mode bulk or stream)"
     return {
         "Release Version": __version__,
-        "Python Version": f"{platform.python_implementation()} {platform.python_version()}",
+        "Python Version": python_version(),
         "C Row Reader": reader,
     }
+
+
+def python_version() -> str:
+    """``platform.python_implementation()`` and ``python_version()`` (``CPython 3.11.7``) from ``sys``: the
+    platform module costs a dump's start-up more than a millisecond."""
+    names = {"cpython": "CPython", "pypy": "PyPy", "ironpython": "IronPython", "jython": "Jython"}
+    return f"{names.get(sys.implementation.name, sys.implementation.name)} {sys.version.split()[0]}"
 
 
 def long_version() -> str:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from tibackup.dump.columnfilter import ColumnFilter
 from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import UsageError
+
+if TYPE_CHECKING:
+    from tibackup.dump.columnfilter import ColumnFilter
 
 
 class Kind(StrEnum):
@@ -45,6 +48,8 @@ def kind_of(data_type: str) -> Kind:
 
 @dataclass(frozen=True)
 class Column:
+    """One column of a table, as information_schema describes it."""
+
     name: str
     data_type: str  # lower case, e.g. 'varchar'
     column_type: str  # e.g. 'bit(12)', 'int(10) unsigned'
@@ -69,6 +74,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
+    """A base table, view or sequence to dump, with what chunking and rendering need to know of it."""
+
     schema: str
     name: str
     is_view: bool
@@ -102,6 +109,8 @@ class Table:
 
 @dataclass(frozen=True)
 class Catalog:
+    """Everything a dump selected: its schemas and their tables."""
+
     schemas: tuple[str, ...]  # every selected schema, in order, even if it has no selected table
     tables: tuple[Table, ...]  # base tables and views, sorted by schema then name
 

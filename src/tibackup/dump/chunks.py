@@ -36,11 +36,16 @@ MAX_BATCHES_PER_TABLE = 200_000
 
 @dataclass(frozen=True)
 class Chunk:
+    """A part of a table that one task reads: its key range, and the batches or halves it is read in."""
+
     table: Table
     index: int
     where: str  # the chunk's whole range ('' = every row)
     batches: tuple[str, ...]  # conditions of the bulk queries; () = read the chunk as one stream
     query: str = ""  # --sql: the query whose result this chunk is (its table has no name)
+    # The chunk's lower and upper half (by the key's first column, so the halves' rows in key order are
+    # the chunk's), for reading one chunk with two workers at the end of a dump; () = not splittable.
+    halves: tuple[str, ...] = ()
 
 
 def batch_rows_for(table: Table) -> int:
@@ -135,8 +140,19 @@ def _plan_integer(
         if batch_step:
             end = c_hi if c_hi is not None else hi + 1
             batches = _int_batches(col, (c_lo, c_hi), start, end, batch_step, nulls, where)
+        halves: tuple[str, ...] = ()
+        mid = start + ((c_hi if c_hi is not None else hi + 1) - start) // 2
+        if not nulls and not batch_step and table.key and table.key[0] == field and start < mid:
+            halves = (_and(int_range(col, c_lo, mid), where), _and(int_range(col, mid, c_hi), where))
         chunks.append(
-            Chunk(table, i, _and(_with_nulls(col, condition) if nulls else condition, where), batches)
+            Chunk(
+                table,
+                i,
+                _and(_with_nulls(col, condition) if nulls else condition, where),
+                batches,
+                "",
+                halves,
+            )
         )
     return chunks
 

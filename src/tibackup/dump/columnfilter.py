@@ -16,7 +16,6 @@ statement with TiDB's parser, so its text differs in layout; tibackup keeps the 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,6 +105,8 @@ def parse_column_filters(
     flag = "column-filter" if inline else "column-filter-file"
     if sql:
         raise UsageError(f"can't specify both --sql and --{flag} at the same time")
+    import tomllib  # here, not at the top: most dumps have no column filter (start-up)
+
     if inline:
         entries: list[object] = []
         for i, text in enumerate(inline):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from tibackup.dump.columnfilter import ColumnFilter
-from tibackup.dump.tablefilter import TableFilter
-from tibackup.storage.options import S3Options
+if TYPE_CHECKING:  # annotations only: a dump without --column-filter never loads its parser (start-up)
+    from tibackup.dump.columnfilter import ColumnFilter
+    from tibackup.dump.tablefilter import TableFilter
+    from tibackup.storage.options import S3Options
 
 
 class FileType(StrEnum):
@@ -41,6 +43,8 @@ class Compression(StrEnum):
 
 @dataclass(frozen=True)
 class TLSFiles:
+    """The client certificate files of --ca/--cert/--key."""
+
     ca: str | None = None
     cert: str | None = None
     key: str | None = None
@@ -49,8 +53,10 @@ class TLSFiles:
         return bool(self.ca or self.cert or self.key)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # its own __repr__ below
 class Connection:
+    """Where and as whom to connect (the password is never shown)."""
+
     host: str = "127.0.0.1"
     port: int = 4000
     user: str = "root"
@@ -64,6 +70,8 @@ class Connection:
 
 @dataclass(frozen=True)
 class CSVOptions:
+    """--filetype csv's separators, quoting and NULL text."""
+
     separator: bytes = b","
     delimiter: bytes = b'"'
     null_value: bytes = b"\\N"
@@ -71,8 +79,10 @@ class CSVOptions:
     no_header: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # its own __repr__ below
 class DumpConfig:
+    """One dump, as Dumpling's flags ask for it."""
+
     connection: Connection
     output: str  # a local folder or s3://bucket/prefix
     s3: S3Options | None = None

@@ -52,6 +52,8 @@ class ServerType(StrEnum):
 
 @dataclass(frozen=True)
 class ServerInfo:
+    """The server kind and version, parsed from its version string."""
+
     type: ServerType
     version: str
 

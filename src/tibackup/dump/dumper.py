@@ -17,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tibackup.dump import tidb
-from tibackup.dump.catalog import Catalog, Kind, Table, load_catalog
+from tibackup.dump import tidb, trace
+from tibackup.dump.catalog import Catalog, Table, load_catalog
 from tibackup.dump.chunks import Chunk, plan_chunks
-from tibackup.dump.config import Compression, DumpConfig, FileType
-from tibackup.dump.conn import DB, HAVE_ROW_READER, ServerInfo, ServerType, quote_ident
+from tibackup.dump.clientread import SharedChunk, read_in_halves
+from tibackup.dump.clientread import Stop as _Stop
+from tibackup.dump.config import Compression, DumpConfig
+from tibackup.dump.conn import DB, HAVE_ROW_READER, ServerInfo, ServerType
 from tibackup.dump.consistency import ConsistencyGuard, resolve
 from tibackup.dump.metadata import (
     MANIFEST_NAME,
@@ -31,15 +33,14 @@ from tibackup.dump.metadata import (
     metadata_text,
     read_position,
 )
-from tibackup.dump.naming import DataFileNamer
 from tibackup.dump.progress import Progress
 from tibackup.dump.query import query_chunk
+from tibackup.dump.readchunk import chunk_writer, dump_chunk, dump_half
 from tibackup.dump.render import RowFormat
 from tibackup.dump.schema import table_schema_files, write_database_schemas
 from tibackup.dump.tablefilter import default_filter
 from tibackup.dump.writer import (
     SQL_HEADER,
-    ChunkWriter,
     FileRecord,
     Finisher,
     data_file_header,
@@ -51,10 +52,6 @@ from tibackup.storage.base import Storage
 
 log = logging.getLogger("tibackup.dump")
 
-STREAM_BATCH_ROWS = 2000
-
-_KIND_CODES = {Kind.NUMBER: "n", Kind.STRING: "s", Kind.BYTES: "b", Kind.BIT: "b"}
-READ_BATCH_BYTES = 1 << 20  # the C reader hands over at most about this much at a time
 FILES_COMMITTING = 4  # at most this many finished files are committed in the background at once
 
 
@@ -76,6 +73,8 @@ def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool) -> str:
 
 @dataclass
 class DumpResult:
+    """What a finished dump wrote: its files, the server and the consistent position."""
+
     output: str
     started: datetime
     finished: datetime
@@ -104,7 +103,8 @@ def run_dump(
     if config.check_storage:
         storage.check_writable()
     progress = progress or Progress()
-    main = DB(config.connection, config.params)
+    with trace.span("connect"):
+        main = DB(config.connection, config.params)
     workers: list[DB] = []
     guard: ConsistencyGuard | None = None
     try:
@@ -112,10 +112,12 @@ def run_dump(
         mode = resolve(config.consistency, server)
         started = datetime.now()
         table_filter = config.table_filter or default_filter()
-        catalog = load_catalog(
-            main, table_filter, include_views=not config.no_views, include_sequences=not config.no_sequences,
-            partitions=config.partitions, column_filter=config.column_filter,
-        )  # fmt: skip
+        with trace.span("catalog"):
+            catalog = load_catalog(
+                main, table_filter, include_views=not config.no_views,
+                include_sequences=not config.no_sequences, partitions=config.partitions,
+                column_filter=config.column_filter,
+            )  # fmt: skip
         what = "the result of --sql" if config.sql else (
             f"{len(catalog.base_tables)} tables and {len(catalog.views)} views from {len(catalog.schemas)} databases"
         )  # fmt: skip
@@ -123,14 +125,15 @@ def run_dump(
 
         # Lock, open every worker at the same point in time, note the position, unlock.
         guard = ConsistencyGuard(main, mode, server, config.snapshot)
-        guard.begin(catalog.base_tables)
-        for _ in range(config.threads):
-            worker = DB(config.connection, config.params)
-            workers.append(worker)
-            prepare_session(worker, server, config)
-            guard.prepare_worker(worker)
-        position = read_position(main, server, guard.snapshot)
-        guard.after_workers_ready()
+        with trace.span("lock", f"{guard.mode.value} and {config.threads} sessions"):
+            guard.begin(catalog.base_tables)
+            for _ in range(config.threads):
+                worker = DB(config.connection, config.params)
+                workers.append(worker)
+                prepare_session(worker, server, config)
+                guard.prepare_worker(worker)
+            position = read_position(main, server, guard.snapshot)
+            guard.after_workers_ready()
         log.info("consistency %s; position %s", guard.mode.value, position or "not recorded")
 
         files: list[FileRecord] = []
@@ -171,6 +174,7 @@ def run_dump(
             guard.release()
         for db in (*workers, main):
             db.close()
+        trace.write()
 
 
 def prepare_session(db: DB, server: ServerInfo, config: DumpConfig) -> None:
@@ -181,10 +185,6 @@ def prepare_session(db: DB, server: ServerInfo, config: DumpConfig) -> None:
 
 
 # -- tables: schemas, chunk plans and chunks, in parallel -------------------------------------------
-class _Stop(Exception):
-    """Another worker failed; this one stops quietly."""
-
-
 Task = Callable[[DB], None]
 
 
@@ -202,7 +202,7 @@ class WorkerPool:
         self._tasks.put(task)
 
     def _work(self, db: DB) -> None:
-        while (task := self._tasks.get()) is not None:
+        while (task := self._next()) is not None:
             try:
                 if not self.stop.is_set():
                     task(db)
@@ -214,6 +214,12 @@ class WorkerPool:
             finally:
                 self._tasks.task_done()
         self._tasks.task_done()
+
+    def _next(self) -> Task | None:
+        if not trace.ENABLED:
+            return self._tasks.get()
+        with trace.span("idle"):
+            return self._tasks.get()
 
     def run(self) -> None:
         threads = [
@@ -258,6 +264,8 @@ def dump_tables(
     finisher = Finisher(min(max(2, len(workers)), FILES_COMMITTING), on_error=pool.stop.set)
     files: list[FileRecord] = []
     lock = threading.Lock()
+    split = mode == "client" and chunks is None
+    halves: list[SharedChunk] = []
 
     def on_file(record: FileRecord) -> None:
         with lock:
@@ -267,22 +275,40 @@ def dump_tables(
     def plan(table: Table, db: DB) -> None:
         offset = 0  # --partitions: each partition planned alone, numbered on from the one before
         for part in config.partitions or ("",):
-            planned = plan_chunks(
-                db, dataclasses.replace(table, partition=part), where=config.where, chunk_rows=config.rows,
-                bulk=mode == "bulk", on_tidb=on_tidb,
-            )  # fmt: skip
-            for chunk in planned:
-                pool.add(functools.partial(read, dataclasses.replace(chunk, index=chunk.index + offset)))
+            with trace.span("plan", table.name):
+                planned = plan_chunks(
+                    db, dataclasses.replace(table, partition=part), where=config.where,
+                    chunk_rows=config.rows, bulk=mode == "bulk", on_tidb=on_tidb,
+                )  # fmt: skip
+            # The last chunks are read in halves by two workers each, so no worker idles at the end.
+            halves_from = len(planned) - len(workers) if split and read_in_halves(table, len(planned), len(workers)) else len(planned)  # fmt: skip
+            for i, chunk in enumerate(planned):
+                chunk = dataclasses.replace(chunk, index=chunk.index + offset)
+                if i >= halves_from and chunk.halves:
+                    shared = SharedChunk(
+                        chunk_writer(
+                            chunk, storage, config, fmt, on_file, progress.add, finisher, sql_header
+                        ),
+                        fmt.separator,
+                    )
+                    halves.append(shared)
+                    for upper in (False, True):
+                        pool.add(functools.partial(half, chunk, shared, upper))
+                else:
+                    pool.add(functools.partial(read, chunk))
             offset += len(planned)
 
     def read(chunk: Chunk, db: DB) -> None:
-        dump_chunk(
-            db, chunk, storage, config, fmt, on_file, progress.add, pool.stop, client=mode == "client",
-            finisher=finisher, sql_header=sql_header,
-        )  # fmt: skip
+        writer = chunk_writer(chunk, storage, config, fmt, on_file, progress.add, finisher, sql_header)
+        dump_chunk(db, chunk, writer, config, fmt, pool.stop, client=mode == "client")
+
+    def half(chunk: Chunk, shared: SharedChunk, upper: bool, db: DB) -> None:
+        dump_half(db, chunk, shared, upper, config, fmt, pool.stop)
 
     def schema(table: Table, db: DB) -> None:
-        for name, data in table_schema_files(db, table, on_tidb=on_tidb).items():
+        with trace.span("schema", table.name):
+            files = table_schema_files(db, table, on_tidb=on_tidb)
+        for name, data in files.items():
             suffix = config.compression.suffix
             finisher.write_whole(
                 storage, name + suffix, data, config.compression, table.schema, table.name, on_file
@@ -300,6 +326,8 @@ def dump_tables(
     try:
         pool.run()
     except BaseException as exc:
+        for shared in halves:  # once the workers stopped: a failed or unfinished half leaves no file
+            shared.abort()
         finisher.wait(raise_errors=False)  # the workers' failure is the one to report…
         first = storage_first([exc, *finisher.errors])
         if isinstance(exc, Exception) and first is not exc:
@@ -315,101 +343,3 @@ def storage_first(errors: list[BaseException]) -> BaseException:
     from tibackup.errors import StorageError
 
     return next((e for e in errors if isinstance(e, StorageError)), errors[0])
-
-
-def dump_chunk(
-    db: DB,
-    chunk: Chunk,
-    storage: Storage,
-    config: DumpConfig,
-    fmt: RowFormat,
-    on_file: Callable[[FileRecord], None],
-    on_progress: Callable[[int, int], None],
-    stop: threading.Event,
-    *,
-    client: bool = False,
-    finisher: Finisher | None = None,
-    sql_header: bytes = SQL_HEADER,
-) -> None:
-    table = chunk.table
-    columns = table.selected_columns
-    row_expr = fmt.row_expr(columns)
-    source = table.source
-    if chunk.query:
-        source = f"({chunk.query}) AS tibackup_sql"
-    column_list = ""
-    if config.complete_insert or table.has_generated or table.kept is not None:
-        column_list = " (" + ",".join(quote_ident(c.name) for c in columns) + ")"
-    prefix = f"INSERT INTO {quote_ident(table.name)}{column_list} VALUES\n".encode()
-    header = b"" if config.csv.no_header or config.filetype is FileType.SQL else fmt.csv_header(columns)
-    writer = ChunkWriter(
-        storage,
-        DataFileNamer(
-            config.filename_template, table.schema, table.name, chunk.index,
-            rows=config.rows > 0, file_size=config.file_size > 0,
-        ),
-        filetype=config.filetype, compression=config.compression, statement_prefix=prefix,
-        csv_header=header, statement_size=config.statement_size, file_size=config.file_size,
-        on_file=on_file, on_progress=on_progress, finisher=finisher, sql_header=sql_header,
-    )  # fmt: skip
-    separator = fmt.separator
-    doing = f"reading {table.schema}.{table.name}"
-    order = " ORDER BY " + ", ".join(quote_ident(c.name) for c in table.key) if table.key else ""
-    try:
-        if client:
-            where = f" WHERE {chunk.where}" if chunk.where else ""
-            names = ",".join(quote_ident(c.name) for c in columns) or "''"
-            kinds = "".join(_KIND_CODES[c.kind] for c in columns).encode() if columns else b"s"
-            sql = chunk.query or f"SELECT {names} FROM {source}{where}{order}"
-            csv = None
-            if config.filetype is FileType.CSV:
-                csv = (config.csv.separator, config.csv.delimiter, config.csv.null_value, separator)
-            empty_row = b"()" if csv is None else b""  # a table whose every column is generated
-            with db.encoded_rows(sql, kinds, doing, csv) as reader:
-                # Each read stops at the row where the writer would end the statement (or file), so
-                # the writer takes the batch whole and need not search it for rows.
-                while (
-                    batch := reader.read(min(writer.next_room() - len(separator) + 1, READ_BATCH_BYTES))
-                ) is not None:
-                    if stop.is_set():
-                        raise _Stop
-                    encoded, rows = batch
-                    if not columns:
-                        encoded = separator.join([empty_row] * rows)
-                    writer.add_blob(encoded, separator, rows)
-        elif chunk.batches:
-            for condition in chunk.batches:
-                if stop.is_set():
-                    raise _Stop
-                where = f" WHERE {condition}" if condition else ""
-                blob, warnings = db.blob(
-                    f"SELECT GROUP_CONCAT({row_expr} SEPARATOR {_sep_literal(separator)}) FROM {source}{where}",
-                    doing,
-                )
-                if warnings:  # truncated or otherwise odd: read this batch row by row instead
-                    log.debug("batch of %s had %d warnings; streaming it instead", source, warnings)
-                    _stream(
-                        db, writer, f"SELECT {row_expr} FROM {source}{where}{order}", separator, stop, doing
-                    )
-                elif blob is not None:
-                    writer.add_blob(blob, separator)
-        else:
-            where = f" WHERE {chunk.where}" if chunk.where else ""
-            _stream(db, writer, f"SELECT {row_expr} FROM {source}{where}{order}", separator, stop, doing)
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-
-
-def _stream(
-    db: DB, writer: ChunkWriter, sql: str, separator: bytes, stop: threading.Event, doing: str
-) -> None:
-    for rows in db.stream(sql, STREAM_BATCH_ROWS, doing):
-        if stop.is_set():
-            raise _Stop
-        writer.add_rows([r[0] or b"" for r in rows], separator)
-
-
-def _sep_literal(separator: bytes) -> str:
-    return "X'" + separator.hex() + "'"

@@ -50,7 +50,7 @@ _POSIX_CLASSES: dict[str, _Ranges] = {
     "xdigit": [(0x30, 0x39), (0x41, 0x46), (0x61, 0x66)],
 }
 _SIMPLE_ESCAPES = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
-_REPEAT = re.compile(r"\{([0-9]+)(,([0-9]*))?\}")
+_REPEAT = r"\{([0-9]+)(,([0-9]*))?\}"  # compiled on first use (re caches it): most rules have no {n,m}
 _OCTAL = "01234567"
 
 
@@ -81,6 +81,8 @@ def _class_source(ranges: _Ranges, negated: bool) -> str:
 
 @dataclass(frozen=True)
 class _Flags:
+    """The flags in effect at a point of the pattern ((?i), (?m), (?s))."""
+
     i: bool
     m: bool = False
     s: bool = False
@@ -88,6 +90,8 @@ class _Flags:
 
 @dataclass
 class _Frame:
+    """One open group of the pattern being translated."""
+
     flags: _Flags
     parts: list[str]
     can_repeat: bool = False
@@ -127,7 +131,7 @@ class GoRegex:
                 frame.can_repeat = frame.after_repeat = False
                 self.pos += 1
                 continue
-            repeat = _REPEAT.match(src, self.pos) if c == "{" else None
+            repeat = re.compile(_REPEAT).match(src, self.pos) if c == "{" else None
             if repeat and not re.match(r"0[0-9]", repeat.group(1)):  # Go reads `{01}` literally
                 self._repeat(frame, repeat.group(0), repeat)
                 continue

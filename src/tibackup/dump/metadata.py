@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -19,6 +18,8 @@ _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Go's time.DateTime, local time as Dumpling
 
 @dataclass(frozen=True)
 class BinlogPosition:
+    """The binary-log position (and GTID set) the dump's snapshot is at."""
+
     log: str
     pos: str
     gtid: str
@@ -88,4 +89,6 @@ def manifest_json(
         },
         "files": [asdict(f) for f in sorted(files, key=lambda f: f.name)],
     }
+    import json  # here: written once, at the end of the dump, not paid for before the first query
+
     return (json.dumps(doc, indent=1) + "\n").encode("utf-8")

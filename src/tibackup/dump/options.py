@@ -10,9 +10,8 @@ import argparse
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from tibackup.dump.columnfilter import parse_column_filters
 from tibackup.dump.config import (
     Compression,
     Connection,
@@ -25,6 +24,9 @@ from tibackup.dump.config import (
 from tibackup.dump.tablefilter import filter_from_dumpling_flags
 from tibackup.errors import StorageError, UsageError
 from tibackup.storage.options import S3Options
+
+if TYPE_CHECKING:
+    from tibackup.dump.columnfilter import ColumnFilter
 
 PASSWORD_ENV_VARS = ("TIBACKUP_DB_PASSWORD", "MYSQL_PWD")
 
@@ -48,6 +50,8 @@ _SIZE_UNITS = {
 
 def parse_size(text: str, flag: str) -> int:
     """``256MiB`` → 268435456; ``1GB`` → 10**9; a bare number is bytes (as Dumpling)."""
+    if text.isascii() and text.isdigit():  # the defaults: no pattern to compile at start-up
+        return int(text)
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     unit = m.group(2).lower() if m else ""
     if not m or unit not in _SIZE_UNITS:
@@ -302,6 +306,8 @@ _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
 
 def _unescape(text: str) -> bytes:
     r"""Shells can't type a CR, so ``--csv-line-terminator '\r\n'`` may spell it: \n \r \t \\ are read."""
+    if "\\" not in text:  # nothing to read (the defaults but the NULL text)
+        return text.encode("utf-8")
     return re.sub(r"\\([nrt\\])", lambda m: _ESCAPES[m.group(1)], text).encode("utf-8")
 
 
@@ -380,14 +386,23 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         filename_template=ns.output_filename_template or (QUERY_FILE_TEMPLATE if ns.sql else ""),
         sql=ns.sql,
         partitions=tuple(_split_list([ns.partitions])),
-        column_filter=parse_column_filters(
-            ns.column_filter, ns.column_filter_file, case_sensitive=ns.case_sensitive, sql=ns.sql
-        ),
+        column_filter=_column_filter(ns),
         tidb_mem_quota_query=parse_size(ns.tidb_mem_quota_query, "--tidb-mem-quota-query"),
         dump_empty_database=ns.dump_empty_database,
         read_mode=ns.read_mode,
         progress=ns.progress,
         manifest=ns.manifest,
+    )
+
+
+def _column_filter(ns: Any) -> ColumnFilter | None:
+    """--column-filter(-file)'s filter; its parser (and TOML) is loaded only when one is given (start-up)."""
+    if not ns.column_filter and not ns.column_filter_file:
+        return None
+    from tibackup.dump.columnfilter import parse_column_filters
+
+    return parse_column_filters(
+        ns.column_filter, ns.column_filter_file, case_sensitive=ns.case_sensitive, sql=ns.sql
     )
 
 

@@ -43,6 +43,8 @@ _SQL_EXTRA_ESCAPES = [(b"\n", b"\\n"), (b"\r", b"\\r"), (b'"', b'\\"')]
 
 @dataclass(frozen=True)
 class RowFormat:
+    """How rows are written: SQL statements or CSV, and the escaping."""
+
     filetype: FileType
     escape_backslash: bool
     csv: CSVOptions

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from tibackup.dump import tidb
 from tibackup.dump.catalog import Table
-from tibackup.dump.columnfilter import project_create_table
 from tibackup.dump.config import Compression
 from tibackup.dump.conn import DB, quote_ident
 from tibackup.dump.naming import (
@@ -41,6 +40,8 @@ def table_schema(db: DB, table: Table) -> bytes:
     )
     create = _text(rows[0][1])
     if table.kept is not None:  # --column-filter: the table as its data files hold it
+        from tibackup.dump.columnfilter import project_create_table  # only then (start-up)
+
         create = project_create_table(create.decode("utf-8", "surrogateescape"), table.kept).encode(
             "utf-8", "surrogateescape"
         )

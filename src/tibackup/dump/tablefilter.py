@@ -82,6 +82,8 @@ class _Matcher:
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
+    """One filter rule: a schema and a table pattern; negative rules exclude."""
+
     schema: _Matcher
     table: _Matcher
     positive: bool

@@ -71,12 +71,13 @@ def sequence_next_value(db: Queryable, schema: str, sequence: str) -> int:
 
 # -- the GC life time, raised while a backup runs (SPEC §3) ----------------------------------------
 GC_VARIABLE = "tikv_gc_life_time"
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
+# A pattern, not compiled here: re compiles it on first use, only when a TiDB is dumped (start-up).
+_DURATION = r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$"
 
 
 def parse_go_duration(text: str) -> float:
     """'10m0s' → 600.0; '72h' → 259200.0 (the subset TiDB writes into mysql.tidb)."""
-    m = _DURATION.match(text.strip())
+    m = re.match(_DURATION, text.strip())
     if not text.strip() or not m:
         raise ValueError(f"not a duration: {text!r}")
     h, mi, s = (float(g) if g else 0.0 for g in m.groups())

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from tibackup.dump import trace
 from tibackup.dump.compress import make_compressor
 from tibackup.dump.config import Compression, FileType
 from tibackup.dump.conn import ServerType
@@ -34,6 +35,8 @@ def data_file_header(server_type: ServerType) -> bytes:
 
 @dataclass(frozen=True)
 class FileRecord:
+    """One written file: its name, stored size, rows and checksum."""
+
     name: str
     size: int  # bytes stored (after compression)
     rows: int
@@ -103,7 +106,9 @@ class Finisher:
 
     def _close(self, out: OutputFile, done: Callable[[str], None]) -> None:
         try:
-            done(out.close())
+            with trace.span("commit", out.name):
+                digest = out.close()
+            done(digest)
         except BaseException as exc:
             out.abort()  # a no-op when the writer already aborted itself
             self._errors.append(exc)

@@ -23,6 +23,8 @@ class ObjectNotFound(StorageError):
 
 @dataclass(frozen=True)
 class ObjectInfo:
+    """One stored object as a listing returns it."""
+
     name: str  # relative to the storage root, '/'-separated
     size: int
     # Content identity as the storage reports it (S3: the ETag without quotes; local: size and mtime),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
 
 from tibackup.errors import StorageError
-from tibackup.storage.journal import UploadJournal
+
+if TYPE_CHECKING:  # annotation only: a dump to local disk never loads the journal (start-up)
+    from tibackup.storage.journal import UploadJournal
 
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3: every part but the last must be at least this big
@@ -23,6 +25,8 @@ MAX_ATTEMPTS = 3
 
 @dataclass
 class S3Options:
+    """The S3 bucket, prefix, endpoint, credentials and upload settings."""
+
     bucket: str = ""
     prefix: str = ""
     endpoint: str | None = None
@@ -74,6 +78,8 @@ class S3Options:
         if self.sse_kms_key_id and self.sse != "aws:kms":
             raise StorageError("s3 SSE KMS key id given without sse=aws:kms: set s3.sse to aws:kms")
         if self.endpoint:
+            from urllib.parse import urlsplit  # here: only S3 with an endpoint parses URLs (start-up)
+
             parts = urlsplit(self.endpoint)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise StorageError(

@@ -1,0 +1,50 @@
+"""TIBACKUP_DUMP_TRACE: the timing trace that shows where a dump's wall time goes (bench/trace.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bench.trace import read, summary
+from testenv.mariadb import MariaDBServer
+
+from tests.integration.dumputil import dump
+from tibackup.dump import trace
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_traced_dump_records_every_step_of_every_worker(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    mariadb.execute(
+        f"INSERT INTO `{fresh_db}`.t SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_1000"
+    )
+    mariadb.execute(f"ANALYZE TABLE `{fresh_db}`.t")
+    out = tmp_path / "trace.txt"
+    monkeypatch.setattr(trace, "ENABLED", True)
+    monkeypatch.setattr(trace, "_PATH", str(out))
+    monkeypatch.setattr(trace, "_events", [])
+    dump(mariadb, tmp_path / "dump", "-B", fresh_db, "-t", "2", "-r", "100")
+    steps = read(str(out))
+    names = {s.step for s in steps}
+    assert {"connect", "catalog", "lock", "plan", "query", "close", "commit", "idle", "schema"} <= names
+    queries = [s for s in steps if s.step == "query"]
+    chunks = len(list((tmp_path / "dump").glob(f"{fresh_db}.t.0*.sql")))
+    assert {s.detail.split(".")[0] for s in queries} == {f"t#{i}" for i in range(chunks)} and chunks > 1
+    assert {s.thread for s in queries} <= {"dump-0", "dump-1"}
+    assert all(s.duration >= 0 and s.start > 0 for s in steps)
+    text = summary(steps)
+    assert "chunk order (worker:table#chunk):" in text and "t#0" in text
+
+
+def test_without_the_variable_nothing_is_recorded(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
+) -> None:
+    assert not trace.ENABLED  # the test session runs without TIBACKUP_DUMP_TRACE
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY)")
+    mariadb.execute(f"INSERT INTO `{fresh_db}`.t VALUES (1), (2)")
+    before = len(trace._events)
+    dump(mariadb, tmp_path, "-B", fresh_db)
+    assert len(trace._events) == before == 0

@@ -1,0 +1,126 @@
+"""Start-up of `tibackup dump`: a sub-second dump pays for every module it imports before the first query."""
+
+from __future__ import annotations
+
+import os
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tibackup.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Modules the dump path must not load unless asked: TOML and the column-filter parser (only
+# --column-filter), platform (the welcome line's Python version comes from sys), the compressors (only
+# -c), the control plane's CLI library, the S3 client and the upload journal (only S3 output), json
+# (only the manifest, written at the end).
+NOT_AT_START = (
+    "tomllib",
+    "platform",
+    "zstandard",
+    "cramjam",
+    "click",
+    "boto3",
+    "tibackup.dump.columnfilter",
+    "tibackup.storage.journal",
+    "json",
+)
+
+_LOAD_DUMP_PATH = (
+    "import sys; before = set(sys.modules)\n"
+    "import tibackup.cli.main, tibackup.cli.dump_cmd, tibackup.dump.dumper\n"
+    "from tibackup.dump.about import welcome_line; welcome_line()\n"
+)
+
+
+def _run_bare(code: str) -> str:
+    """``code`` in a Python without the site module: no .pth file of this machine (certifi's, say) loads
+    modules first and hides what the dump path itself imports."""
+    paths = [str(ROOT / "src"), *site.getsitepackages(), site.getusersitepackages()]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
+        check=True,
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
+def test_the_dump_command_loads_no_module_it_does_not_use() -> None:
+    code = _LOAD_DUMP_PATH + f"print(sorted(m for m in {NOT_AT_START!r} if m in sys.modules and m not in before))\n"
+    assert _run_bare(code) == "[]"
+
+
+def test_every_dataclass_on_the_dump_path_has_a_docstring() -> None:
+    """Without one, dataclasses builds the docstring from inspect.signature at class creation, for each
+    of the ~20 classes the dump path creates at start-up."""
+    code = _LOAD_DUMP_PATH + (
+        "import dataclasses\n"
+        "print(sorted(f'{v.__module__}.{v.__qualname__}' for n, m in list(sys.modules.items())\n"
+        "    if n.startswith('tibackup') and n not in before for v in vars(m).values()\n"
+        "    if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == n\n"
+        "    and (v.__doc__ or '').startswith(v.__name__ + '(')))\n"
+    )
+    assert _run_bare(code) == "[]"
+
+
+def test_the_parts_loaded_on_first_use_still_work() -> None:
+    """The imports moved into functions: the manifest (json), the S3 endpoint check (urllib.parse) and
+    TiDB's GC duration (its pattern compiled on first use)."""
+    import json
+    from datetime import datetime
+
+    from tibackup.dump import tidb
+    from tibackup.dump.conn import ServerInfo
+    from tibackup.dump.metadata import manifest_json
+    from tibackup.errors import StorageError
+    from tibackup.storage.options import S3Options
+
+    now = datetime(2026, 12, 1, 12, 0, 0)
+    doc = json.loads(
+        manifest_json(
+            started=now, finished=now, server=ServerInfo.parse("10.11.6-MariaDB"), consistency="flush",
+            position=None, files=[],
+        )
+    )  # fmt: skip
+    assert doc["tool"] == "tibackup"
+    S3Options(bucket="b", endpoint="http://127.0.0.1:9000").validate()
+    with pytest.raises(StorageError, match=r"invalid s3\.endpoint"):
+        S3Options(bucket="b", endpoint="ftp://127.0.0.1").validate()
+    assert tidb.parse_go_duration("1h10m0s") == 4200.0
+    with pytest.raises(ValueError):
+        tidb.parse_go_duration("ten minutes")
+
+
+def test_the_welcome_line_names_the_python_as_platform_does() -> None:
+    import platform
+
+    from tibackup.dump.about import python_version
+
+    assert python_version() == f"{platform.python_implementation()} {platform.python_version()}"
+
+
+def test_the_default_sizes_and_csv_texts_are_read_without_a_regular_expression(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every dump reads -s, --tidb-mem-quota-query and the CSV texts: their defaults take no pattern
+    (each one compiled costs start-up); values with units or escapes still go through one."""
+    from tibackup.dump import options
+
+    def no_regex(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a regular expression was used")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(options.re, "fullmatch", no_regex)
+        patched.setattr(options.re, "sub", no_regex)
+        assert options.parse_size("1000000", "-s") == 1_000_000
+        assert options.parse_size("0", "--tidb-mem-quota-query") == 0
+        assert options._unescape(",") == b","
+        assert options._unescape("\r\n") == b"\r\n"
+    assert options.parse_size("256MiB", "-F") == 256 * 1024 * 1024
+    assert options._unescape("\\r\\n") == b"\r\n"
+    with pytest.raises(UsageError):
+        options.parse_size("12 parsecs", "-s")
