@@ -163,3 +163,23 @@ def test_delete_releases_the_claim_of_a_stopped_run_and_nothing_another_backup_o
         assert sorted(i.name for i in root.list(other + "/")) == theirs
     finally:
         root.close()
+
+
+def test_rerun_releases_the_claim_a_killed_run_left_before_claiming_anew(env: Env) -> None:
+    """A re-run records its own candidate over claimPath: it takes the earlier claim back first, or that
+    folder would be forgotten."""
+    root = s3_root(env)
+    try:
+        left = claim.claim_folder(
+            root, iter(["backup-2024-03-01T02:00:00Z"]), failed_mid_claim(env, "again", "Retain")
+        )
+        record_claim(env, "again", left)
+        result = env.tib("rerun", "bk", "again", "-n", "test1", "--wait")
+        assert result.code == 0, result
+        assert [i.name for i in root.list(left + "/")] == []
+        backup = stored(env, "again")
+        assert backup.status.phase == Phase.COMPLETE and not backup.status.claim_path
+        folders = {info.name.split("/", 1)[0] for info in root.list()}
+        assert folders == {(backup.status.backup_path or "").removeprefix(f"s3://{env.bucket}/").rstrip("/")}
+    finally:
+        root.close()
