@@ -195,15 +195,6 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
         time.sleep(interval)
 
 
-def has_uploads(server: SeaweedFSServer, bucket: str = "faults") -> Callable[[], bool]:
-    client = server.client(retries={"max_attempts": 1})
-
-    def check() -> bool:
-        return bool(client.list_multipart_uploads(Bucket=bucket).get("Uploads"))
-
-    return check
-
-
 def dump_process(
     mariadb: MariaDBServer, database: str, output: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
