@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.faults import AfterClaimEvidence, RequestGate
+from tests.integration.faults import AfterClaimEvidence, RequestGate, apply_wait_process
 from tests.integration.test_embedded_cli import Env, backup_doc, env_fixture
 from tests.integration.test_embedded_controller import controller, stop, wait_for
 from tibackup.embedded.store import KIND_BACKUP, Store
@@ -183,3 +184,31 @@ def test_rerun_releases_the_claim_a_killed_run_left_before_claiming_anew(env: En
         assert folders == {(backup.status.backup_path or "").removeprefix(f"s3://{env.bucket}/").rstrip("/")}
     finally:
         root.close()
+
+
+def first_sql_file(window: bytes) -> bool:
+    return re.search(rb"PUT \S+\.sql(\?\S*)? HTTP/1", window) is not None
+
+
+def test_direct_rerun_empties_the_failed_runs_folder_it_replaces(env: Env) -> None:
+    """A direct-mode re-run dumps to a new folder; the failed run's folder, which its backupPath named,
+    would be known to no Backup after it. It is emptied first (files, then its claim)."""
+    with contextlib.closing(RequestGate(env.s3, first_sql_file)) as gate:
+        doc = backup_doc(env, "twice", cleanPolicy="Retain")
+        doc["spec"]["s3"]["endpoint"] = gate.endpoint
+        process = apply_wait_process(env.state, doc)
+        gate.wait_held(60)  # Running, its folder claimed, the first file on its way
+        process.send_signal(signal.SIGTERM)
+        gate.drop_held()
+        assert process.wait(timeout=60) == 130
+        first = stored(env, "twice")
+        assert first.status.phase == Phase.FAILED and first.status.backup_path
+        old = first.status.backup_path.removeprefix(f"s3://{env.bucket}/")
+        assert env.s3.list_keys(env.bucket, old)  # the failed run's claim (and whatever it wrote)
+        result = env.tib("rerun", "bk", "twice", "-n", "test1", "--wait")
+        assert result.code == 0, result
+    again = stored(env, "twice")
+    assert again.status.phase == Phase.COMPLETE and again.status.backup_path != first.status.backup_path
+    assert env.s3.list_keys(env.bucket, old) == []
+    new = (again.status.backup_path or "").removeprefix(f"s3://{env.bucket}/")
+    assert {key.split("/", 1)[0] for key in env.s3.list_keys(env.bucket)} == {new.rstrip("/")}

@@ -182,3 +182,20 @@ def test_release_keeps_the_gate_while_another_claimant_is_in_the_folder(tmp_path
     root.put(f"{BASE}/tibackup-claim.bbbbbbbbbbbbbbbb.json", json.dumps(theirs).encode())
     assert claim.release(root, BASE, owner("a")) == 1
     assert claim_objects(root, BASE) == sorted([claim.GATE_NAME, "tibackup-claim.bbbbbbbbbbbbbbbb.json"])
+
+
+def test_discard_empties_only_a_folder_this_backup_won(tmp_path: Path) -> None:
+    """A re-run empties its failed run's folder, claim last; a folder whose evidence names another
+    Backup (or a re-created one with a new uid), or that holds no evidence at all, keeps everything."""
+    root = LocalStorage(tmp_path)
+    mine = claim_folder(root, candidates(), owner("a"))
+    root.put(f"{mine}/db.t.000000000.sql", b"partial rows")
+    theirs = claim_folder(root, candidates(), owner("b"))
+    root.put(f"{theirs}/metadata", b"b's backup")
+    root.put("backup-unclaimed/db.t.000000000.sql", b"written by another tool")
+    kept = sorted(info.name for info in root.list() if not info.name.startswith(mine + "/"))
+    assert claim.discard(root, theirs, owner("a")) == 0
+    assert claim.discard(root, mine, owner("a", uid="uid-of-a-recreated-a")) == 0
+    assert claim.discard(root, "backup-unclaimed", owner("a")) == 0
+    assert claim.discard(root, mine, owner("a")) == 3
+    assert sorted(info.name for info in root.list()) == kept

@@ -136,6 +136,19 @@ def release(root: Storage, folder: str, document: dict[str, Any]) -> int:
     return len(mine)
 
 
+def discard(root: Storage, folder: str, document: dict[str, Any]) -> int:
+    """Empty the folder of a failed run that a re-run of the same Backup replaces; return how many
+    objects went. Only a folder this Backup won (its evidence there, nobody else's) is touched; the
+    claim goes last, so a run stopped halfway leaves a folder that still reads as this Backup's."""
+    names = [info.name[len(folder) + 1 :] for info in root.list(folder + "/")]
+    evidence = [name for name in names if _EVIDENCE.match(name)]
+    if not evidence or not all(_same_backup(root, f"{folder}/{name}", document) for name in evidence):
+        return 0
+    root.delete([f"{folder}/{name}" for name in names if not is_claim(name)])
+    root.delete([f"{folder}/{name}" for name in names if is_claim(name)])
+    return len(names)
+
+
 def release_pending(backup: Backup, s3: S3Options) -> int:
     """``release`` the folder named by ``status.claimPath`` (a run stopped between its claim and
     ``Running``); the Backup's own ``backupPath`` is left to its cleanPolicy. Raises a StorageError while

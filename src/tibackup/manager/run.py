@@ -211,6 +211,9 @@ def _claim_folder(
         claim.release_pending(backup, s3)
         report.update(backup.status.model_copy(update={"claim_path": None}), save=False)
     root_path = settings.root_path(spec)
+    earlier = backup.status.backup_path
+    if earlier and not staged and earlier.startswith(root_path):  # a re-run: its new folder replaces it
+        _discard_earlier(report, s3, earlier)
 
     def record(folder: str) -> None:
         report.update(backup.status.model_copy(update={"claim_path": f"{root_path}{folder}/"}))
@@ -233,6 +236,23 @@ def _claim_folder(
     finally:
         remote.close_storage(root)
     return path
+
+
+def _discard_earlier(report: Reporter, s3: S3Options, path: str) -> None:
+    """The folder of the failed run this re-run replaces: it is not a backup (the run said Failed), and
+    once ``backupPath`` names the new folder no Backup would know it. Emptied first (a folder another
+    Backup won is left alone, ``claim.discard``), with the unfinished uploads the failed run left."""
+    from tibackup.manager import uploads
+
+    parent, _, folder = path.rstrip("/").rpartition("/")
+    root = remote.open_backup_storage(settings.at_path(s3, parent + "/"))
+    try:
+        deleted = claim.discard(root, folder, claim.claim_document(report.backup, report.now()))
+    finally:
+        remote.close_storage(root)
+    aborted = uploads.abort_leftovers(report.backup, report.runtime, s3)
+    if deleted or aborted:
+        report.info("EarlierRunDiscarded", f"deleted the {deleted} file(s) the failed run left in {path}")
 
 
 def release_claim(report: Reporter, s3: S3Options) -> None:
