@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import yaml
 from testenv import sampledata
 from testenv.mariadb import MariaDBServer
-from testenv.s3 import SeaweedFSServer
+from testenv.s3 import S3Server, SeaweedFSServer
 
 BIG_TABLE_ROWS = 400_000  # ~37 MB of SQL: several 8 MiB parts in one file
 
@@ -45,19 +47,43 @@ def kill_s3(server: SeaweedFSServer) -> None:
     server.stop(remove=False)  # reaps it and forgets the pid; the data folder stays
 
 
-class PartGate:
-    """A loopback TCP proxy in front of an S3 server that holds back the first UploadPart request.
+def upload_part(window: bytes) -> bool:
+    """An UploadPart request: its query names the upload and the part."""
+    return b"uploadId=" in window and b"partNumber=" in window
 
-    Watching the server for an unfinished upload and then killing it is a race: a fast writer (the C
-    row reader, a small file) can start and complete its upload between two looks, and the test then
-    waits for an upload that has come and gone. Behind the gate, once ``wait_held`` returns an upload
-    is certainly open on the server (created and journaled, its first part unanswered) and stays so:
-    the writer cannot complete it. Kill or freeze the server, then ``drop_held`` closes the held
-    connection as a dead server's would. Everything else, before and after, passes through unchanged."""
 
-    def __init__(self, server: SeaweedFSServer) -> None:
-        assert server.port is not None
-        self.target = ("127.0.0.1", server.port)
+class AfterClaimEvidence:
+    """The listing that follows a claim's evidence PUT: step 4 of ``manager/claim.py``. Held there, the
+    claim's gate and evidence are certainly on the server and the run has not yet recorded ``Running``:
+    exactly the window between the claim and the status that names the folder."""
+
+    _REQUEST = re.compile(rb"(PUT|GET) (\S+) HTTP/1")
+    _EVIDENCE = re.compile(rb"tibackup-claim\.[0-9a-f]{16}\.json")
+
+    def __init__(self) -> None:
+        self.evidence_sent = False
+
+    def __call__(self, window: bytes) -> bool:
+        for method, target in self._REQUEST.findall(window):
+            if method == b"PUT" and self._EVIDENCE.search(target):
+                self.evidence_sent = True
+            elif method == b"GET" and b"list-type=2" in target and self.evidence_sent:
+                return True
+        return False
+
+
+class RequestGate:
+    """A loopback TCP proxy in front of an S3 server that holds back the first request ``holds`` picks
+    (it sees the request's bytes, at most 256 of the previous chunk included) and never lets it reach
+    the server: the client waits for an answer that does not come. ``wait_held`` returns once one is
+    held; everything else, before and after, passes through unchanged; ``drop_held`` closes the held
+    connection as a dead server's would."""
+
+    def __init__(self, server: S3Server, holds: Callable[[bytes], bool]) -> None:
+        address = urllib.parse.urlsplit(server.endpoint)
+        assert address.port is not None
+        self.target = (address.hostname or "127.0.0.1", address.port)
+        self.holds = holds
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.held = threading.Event()
@@ -67,7 +93,7 @@ class PartGate:
 
     def wait_held(self, timeout: float) -> None:
         if not self.held.wait(timeout):
-            raise AssertionError(f"no UploadPart request reached the S3 gate within {timeout:g} s")
+            raise AssertionError(f"no request to hold reached the S3 gate within {timeout:g} s")
 
     def drop_held(self) -> None:
         with self._lock:
@@ -103,7 +129,7 @@ class PartGate:
                 if from_client and not self.held.is_set():
                     window = tail + chunk
                     tail = window[-256:]
-                    if b"uploadId=" in window and b"partNumber=" in window and self._hold(source, sink):
+                    if self.holds(window) and self._hold(source, sink):
                         return
                 sink.sendall(chunk)
         except OSError:
@@ -123,6 +149,19 @@ class PartGate:
             self.held.set()
         upstream.close()  # the part never reaches the server: the upload stays unfinished
         return True
+
+
+class PartGate(RequestGate):
+    """Holds back the first UploadPart request.
+
+    Watching the server for an unfinished upload and then killing it is a race: a fast writer (the C
+    row reader, a small file) can start and complete its upload between two looks, and the test then
+    waits for an upload that has come and gone. Behind the gate, once ``wait_held`` returns an upload
+    is certainly open on the server (created and journaled, its first part unanswered) and stays so:
+    the writer cannot complete it. Kill or freeze the server, then ``drop_held``."""
+
+    def __init__(self, server: S3Server) -> None:
+        super().__init__(server, upload_part)
 
 
 def restart_s3(server: SeaweedFSServer, bucket: str = "faults") -> None:
@@ -154,15 +193,6 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(interval)
-
-
-def has_uploads(server: SeaweedFSServer, bucket: str = "faults") -> Callable[[], bool]:
-    client = server.client(retries={"max_attempts": 1})
-
-    def check() -> bool:
-        return bool(client.list_multipart_uploads(Bucket=bucket).get("Uploads"))
-
-    return check
 
 
 def dump_process(

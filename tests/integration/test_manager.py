@@ -103,7 +103,10 @@ def test_backup_completes_and_restores(
 
     status = done.status
     assert status.phase == Phase.COMPLETE, runtime.events
-    assert runtime.phases() == ["Prepare", "Running", "Complete"]
+    # Prepare twice: the second save records the folder about to be claimed (claimPath) before its gate.
+    assert runtime.phases() == ["Prepare", "Prepare", "Running", "Complete"]
+    claimed = runtime.statuses[1].get("claimPath")
+    assert claimed == status.backup_path and "claimPath" not in runtime.statuses[2]
     assert status.backup_path and status.backup_path.startswith(f"s3://{bucket}/nightly/demo1/backup-")
     assert status.backup_path.endswith("Z/")
     prefix = s3_prefix(done)

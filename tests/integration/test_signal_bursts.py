@@ -1,14 +1,21 @@
 """Bursts of SIGTERM/SIGINT (systemd, kubelet, an impatient Ctrl-C) end like one signal: exit 130, one
 error line, no traceback, tables unlocked, no multipart upload left; for ``tibackup dump`` to S3 and for
-an embedded backup run (``apply --wait``, and the controller's process group as systemd signals it)."""
+an embedded backup run (``apply --wait``, and the controller's process group as systemd signals it).
+
+"While uploading" is made certain by a ``PartGate`` in front of S3: it holds the first UploadPart, so
+when the burst comes a multipart upload is open and stays open (polling S3 for one missed uploads that
+live ~1 s on a busy machine); the held part is let go (its connection dropped, as a network blip would,
+and retried) once the burst has been sent."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +24,10 @@ from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
 
 from tests.integration.faults import (
+    PartGate,
     apply_wait_process,
     dump_process,
     error_lines,
-    has_uploads,
     load_big_table,
     wait_for,
 )
@@ -55,13 +62,38 @@ def handles_sigterm(pid: int) -> bool:
     return False
 
 
-def wait_for_moment(moment: str, pid: int, s3: S3Server, bucket: str) -> None:
-    """When the burst comes: as soon as the process handles signals (still starting: imports, flags,
-    connecting), or once a multipart upload runs (also the start of the spread-out "cleanup" burst)."""
+@contextlib.contextmanager
+def gate_for(moment: str, s3: S3Server) -> Iterator[PartGate | None]:
+    """The S3 gate for the moments that need an open upload; none for "starting" (where the run may
+    stop before any part, and a part sent after the burst must not be held)."""
     if moment == "starting":
+        yield None
+        return
+    gate = PartGate(s3)
+    try:
+        yield gate
+    finally:
+        gate.close()
+
+
+def wait_for_moment(moment: str, pid: int, gate: PartGate | None) -> None:
+    """When the burst comes: as soon as the process handles signals (still starting: imports, flags,
+    connecting), or once a multipart upload is open and its first part held (also the start of the
+    spread-out "cleanup" burst)."""
+    if gate is None:
+        assert moment == "starting"
         wait_for(lambda: handles_sigterm(pid), 60, "the signal handler", interval=0.001)
     else:
-        wait_for(has_uploads(s3, bucket), 60, "a multipart upload to start")
+        gate.wait_held(60)
+
+
+def burst_at(
+    moment: str, pid: int, gate: PartGate | None, count: int, *, group: bool = False, spread: float = 0.0
+) -> None:
+    wait_for_moment(moment, pid, gate)
+    burst(pid, count, group=group, spread=spread)
+    if gate is not None:
+        gate.drop_held()
 
 
 def assert_ended_like_one_signal(code: int, stderr: str) -> None:
@@ -97,13 +129,13 @@ def test_dump_to_s3_signal_burst(
         "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
         "TIBACKUP_UPLOAD_JOURNAL": str(tmp_path / "journal"),
     }
-    proc = dump_process(
-        mariadb, big_db, f"s3://{bucket}/dump", "-t", "2", "-r", "100000",
-        "--s3.endpoint", s3_server.endpoint, "--s3.provider", "other", env=env,
-    )  # fmt: skip
-    wait_for_moment(moment, proc.pid, s3_server, bucket)
-    burst(proc.pid, count, spread=0.05 if moment == "cleanup" else 0.0)
-    _, stderr = proc.communicate(timeout=120)
+    with gate_for(moment, s3_server) as gate:
+        proc = dump_process(
+            mariadb, big_db, f"s3://{bucket}/dump", "-t", "2", "-r", "100000",
+            "--s3.endpoint", gate.endpoint if gate else s3_server.endpoint, "--s3.provider", "other", env=env,
+        )  # fmt: skip
+        burst_at(moment, proc.pid, gate, count, spread=0.05 if moment == "cleanup" else 0.0)
+        _, stderr = proc.communicate(timeout=120)
     if proc.returncode == 0:
         pytest.skip("the dump finished before the signals came")
     assert_ended_like_one_signal(proc.returncode, stderr)
@@ -117,10 +149,12 @@ def test_dump_to_s3_signal_burst(
 def test_apply_wait_signal_burst(env: Env, big_db: str, count: int, moment: str) -> None:
     doc = backup_doc(env, f"burst{count}", dumpling={"options": ["--threads=2", "--rows=100000"]})
     doc["spec"]["tableFilter"] = [f"{big_db}.*"]  # type: ignore[index]
-    process = apply_wait_process(env.state, doc)
-    wait_for_moment(moment, process.pid, env.s3, env.bucket)
-    burst(process.pid, count)
-    _, stderr = process.communicate(timeout=120)
+    with gate_for(moment, env.s3) as gate:
+        if gate is not None:
+            doc["spec"]["s3"]["endpoint"] = gate.endpoint  # type: ignore[index]
+        process = apply_wait_process(env.state, doc)
+        burst_at(moment, process.pid, gate, count)
+        _, stderr = process.communicate(timeout=120)
     assert_ended_like_one_signal(process.returncode, stderr)
     backup = Store(env.state).get(KIND_BACKUP, "test1", f"burst{count}")
     if moment == "starting" and not (isinstance(backup, Backup) and backup.status.phase):
@@ -137,6 +171,8 @@ def test_controller_process_group_signal_burst(env: Env, big_db: str, tmp_path: 
     """systemd's default KillMode signals the whole group: the controller and its backup child."""
     doc = backup_doc(env, "grouped", dumpling={"options": ["--threads=2", "--rows=100000"]})
     doc["spec"]["tableFilter"] = [f"{big_db}.*"]  # type: ignore[index]
+    gate = PartGate(env.s3)
+    doc["spec"]["s3"]["endpoint"] = gate.endpoint  # type: ignore[index]
     assert env.tib("apply", "-f", "-", stdin=yaml.safe_dump(doc)).code == 0
     log = tmp_path / "controller.log"
     with open(log, "ab") as out:
@@ -146,10 +182,10 @@ def test_controller_process_group_signal_burst(env: Env, big_db: str, tmp_path: 
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        wait_for(has_uploads(env.s3, env.bucket), 60, "a multipart upload to start")
-        burst(process.pid, 10, group=True)
+        burst_at("uploading", process.pid, gate, 10, group=True)
         code = process.wait(timeout=120)
     finally:
+        gate.close()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

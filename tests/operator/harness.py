@@ -219,6 +219,7 @@ class Kubelet:
         self.kill: dict[str, str] = {}  # job name → container termination reason (e.g. OOMKilled)
         self.logs: dict[str, str] = {}
         self.exit_codes: dict[str, int] = {}
+        self.pids: dict[str, int] = {}  # job name → its process (a test may kill it, as a node would)
         self.running: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -247,6 +248,7 @@ class Kubelet:
         proc = await asyncio.create_subprocess_exec(
             *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
+        self.pids[name] = proc.pid
         out, _ = await proc.communicate()
         self.logs[name] = out.decode(errors="replace")
         code = proc.returncode or 0

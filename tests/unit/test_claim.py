@@ -122,3 +122,80 @@ def test_claim_document_names_the_backup() -> None:
     assert (doc["namespace"], doc["name"], doc["uid"], doc["started"]) == (
         "test1", "b1", "u-1", "2024-03-01T11:00:00Z"
     )  # fmt: skip
+
+
+# --- a claim left unfinished by a run stopped between its gate and Running (claim.release) -------------
+
+
+def claim_objects(root: LocalStorage, folder: str) -> list[str]:
+    return sorted(info.name.split("/", 1)[1] for info in root.list(folder + "/"))
+
+
+def test_each_candidate_is_reported_before_anything_is_written_into_it(tmp_path: Path) -> None:
+    root = LocalStorage(tmp_path)
+    root.put(f"{BASE}/metadata", b"taken")
+    seen: list[tuple[str, list[str]]] = []
+    folder = claim_folder(
+        root, candidates(), owner("a"), before_gate=lambda f: seen.append((f, claim_objects(root, f)))
+    )
+    # The taken folder was never a candidate to record (its listing showed a file); the won one was
+    # recorded while it was still empty.
+    assert folder == f"{BASE}-2" and seen == [(f"{BASE}-2", [])]
+
+
+def test_release_takes_back_a_won_claim_of_a_stopped_run(tmp_path: Path) -> None:
+    root = LocalStorage(tmp_path)
+    folder = claim_folder(root, candidates(), owner("a"))
+    assert claim.release(root, folder, owner("a")) == 2
+    assert list(root.list()) == []
+
+
+def test_release_takes_back_a_gate_written_without_its_evidence(tmp_path: Path) -> None:
+    """Stopped right after the gate PUT (the evidence never written): the gate names this Backup."""
+    root = LocalStorage(tmp_path)
+    document = {**owner("a"), "token": "0123456789abcdef"}
+    assert root.put_if_absent(f"{BASE}/{claim.GATE_NAME}", json.dumps(document).encode()) is not None
+    assert claim.release(root, BASE, owner("a")) == 1
+    assert list(root.list()) == []
+
+
+def test_release_never_touches_a_folder_another_backup_owns(tmp_path: Path) -> None:
+    """claimPath names a folder this Backup lost (or released, and another Backup then claimed): every
+    object there stays, whatever is in it."""
+    root = LocalStorage(tmp_path)
+    folder = claim_folder(root, candidates(), owner("b"))
+    root.put(f"{folder}/db.t.000000000.sql", b"b's rows")
+    before = claim_objects(root, folder)
+    assert claim.release(root, folder, owner("a")) == 0
+    assert claim.release(root, folder, owner("b", uid="uid-of-a-recreated-b")) == 0  # same name, new uid
+    assert claim_objects(root, folder) == before
+
+
+def test_release_keeps_the_gate_while_another_claimant_is_in_the_folder(tmp_path: Path) -> None:
+    """On a server that ignores the condition, A's gate may stand over B's evidence: A takes back only
+    its own evidence; the gate stays with B (who may own the folder)."""
+    root = IgnoresCondition(tmp_path)
+    body = {**owner("a"), "token": "aaaaaaaaaaaaaaaa"}
+    root.put(f"{BASE}/{claim.GATE_NAME}", json.dumps(body).encode())
+    root.put(f"{BASE}/tibackup-claim.aaaaaaaaaaaaaaaa.json", json.dumps(body).encode())
+    theirs = {**owner("b"), "token": "bbbbbbbbbbbbbbbb"}
+    root.put(f"{BASE}/tibackup-claim.bbbbbbbbbbbbbbbb.json", json.dumps(theirs).encode())
+    assert claim.release(root, BASE, owner("a")) == 1
+    assert claim_objects(root, BASE) == sorted([claim.GATE_NAME, "tibackup-claim.bbbbbbbbbbbbbbbb.json"])
+
+
+def test_discard_empties_only_a_folder_this_backup_won(tmp_path: Path) -> None:
+    """A re-run empties its failed run's folder, claim last; a folder whose evidence names another
+    Backup (or a re-created one with a new uid), or that holds no evidence at all, keeps everything."""
+    root = LocalStorage(tmp_path)
+    mine = claim_folder(root, candidates(), owner("a"))
+    root.put(f"{mine}/db.t.000000000.sql", b"partial rows")
+    theirs = claim_folder(root, candidates(), owner("b"))
+    root.put(f"{theirs}/metadata", b"b's backup")
+    root.put("backup-unclaimed/db.t.000000000.sql", b"written by another tool")
+    kept = sorted(info.name for info in root.list() if not info.name.startswith(mine + "/"))
+    assert claim.discard(root, theirs, owner("a")) == 0
+    assert claim.discard(root, mine, owner("a", uid="uid-of-a-recreated-a")) == 0
+    assert claim.discard(root, "backup-unclaimed", owner("a")) == 0
+    assert claim.discard(root, mine, owner("a")) == 3
+    assert sorted(info.name for info in root.list()) == kept

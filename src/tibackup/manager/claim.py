@@ -21,6 +21,12 @@ lose the same round; they then try the next name after a short random pause.
 
 A kept staged dump goes back to the folder its earlier run claimed (``reclaim``): the folder must hold
 that Backup's own evidence (same namespace, name and uid), or be empty (then it is claimed afresh).
+
+A run can be stopped (SIGTERM, SIGKILL, a killed Pod) between its gate and the status that records the
+folder. So the caller records each candidate (``before_gate``) before its gate is written, and whoever
+finds that record later (the run's own interruption handler, recovery, deletion, a re-run) calls
+``release``: it deletes only claim objects whose document names this Backup, and the gate only when
+nothing else is left, so a folder another Backup owns keeps everything it holds.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import tibackup
 from tibackup.errors import StorageError
 from tibackup.resources import Backup
 from tibackup.resources.meta import rfc3339
+from tibackup.storage import S3Options
 from tibackup.storage.base import Storage
 
 GATE_NAME = "tibackup-claim.json"
@@ -77,15 +84,17 @@ def claim_folder(
     document: dict[str, Any],
     *,
     pause: Callable[[float], None] = time.sleep,
+    before_gate: Callable[[str], None] = lambda folder: None,
 ) -> str:
     """The first candidate folder (relative to ``root``) this run wins; ``FolderTaken`` after
-    ``MAX_CANDIDATES`` taken ones."""
+    ``MAX_CANDIDATES`` taken ones. ``before_gate(folder)`` runs before anything is written into a
+    candidate: the caller records it durably there, so a run stopped mid-claim leaves no unknown folder."""
     tried: list[str] = []
     for folder in candidates:
         if len(tried) == MAX_CANDIDATES:
             break
         tried.append(folder)
-        outcome = _try_claim(root, folder, document)
+        outcome = _try_claim(root, folder, document, before_gate)
         if outcome == "won":
             return folder
         if outcome == "contended":  # two claimants got past the gate: the server ignored the condition
@@ -96,11 +105,13 @@ def claim_folder(
     )
 
 
-def reclaim(root: Storage, folder: str, document: dict[str, Any]) -> None:
+def reclaim(
+    root: Storage, folder: str, document: dict[str, Any], before_gate: Callable[[str], None] = lambda f: None
+) -> None:
     """Make sure ``folder`` (where a kept staged dump goes) belongs to the same Backup: its evidence
     names this Backup, or the folder is empty and is claimed now. Else ``FolderTaken``."""
     names = [info.name[len(folder) + 1 :] for info in root.list(folder + "/")]
-    if not names and _try_claim(root, folder, document) == "won":
+    if not names and _try_claim(root, folder, document, before_gate) == "won":
         return
     for name in names:
         if _EVIDENCE.match(name) and _same_backup(root, f"{folder}/{name}", document):
@@ -111,10 +122,57 @@ def reclaim(root: Storage, folder: str, document: dict[str, Any]) -> None:
     )
 
 
-def _try_claim(root: Storage, folder: str, document: dict[str, Any]) -> str:
+def release(root: Storage, folder: str, document: dict[str, Any]) -> int:
+    """Take back the claim objects this Backup's unfinished claim left in ``folder``; return how many.
+
+    Deleted: every claim object whose document names this Backup (namespace, name and uid), except
+    the gate while anything else stays in the folder (someone else's evidence or files: a folder
+    another Backup owns loses nothing it needs). Nothing else is touched, whatever the folder holds."""
+    names = [info.name[len(folder) + 1 :] for info in root.list(folder + "/")]
+    mine = {name for name in names if is_claim(name) and _same_backup(root, f"{folder}/{name}", document)}
+    if GATE_NAME in mine and any(name not in mine for name in names):
+        mine.discard(GATE_NAME)
+    root.delete(sorted(f"{folder}/{name}" for name in mine))
+    return len(mine)
+
+
+def discard(root: Storage, folder: str, document: dict[str, Any]) -> int:
+    """Empty the folder of a failed run that a re-run of the same Backup replaces; return how many
+    objects went. Only a folder this Backup won (its evidence there, nobody else's) is touched; the
+    claim goes last, so a run stopped halfway leaves a folder that still reads as this Backup's."""
+    names = [info.name[len(folder) + 1 :] for info in root.list(folder + "/")]
+    evidence = [name for name in names if _EVIDENCE.match(name)]
+    if not evidence or not all(_same_backup(root, f"{folder}/{name}", document) for name in evidence):
+        return 0
+    root.delete([f"{folder}/{name}" for name in names if not is_claim(name)])
+    root.delete([f"{folder}/{name}" for name in names if is_claim(name)])
+    return len(names)
+
+
+def release_pending(backup: Backup, s3: S3Options) -> int:
+    """``release`` the folder named by ``status.claimPath`` (a run stopped between its claim and
+    ``Running``); the Backup's own ``backupPath`` is left to its cleanPolicy. Raises a StorageError while
+    S3 does not answer; the caller clears ``claimPath`` once this returns."""
+    from tibackup.manager import remote, settings
+
+    path = backup.status.claim_path
+    if not path or path == backup.status.backup_path:
+        return 0
+    parent, _, folder = path.rstrip("/").rpartition("/")
+    root = remote.open_backup_storage(settings.at_path(s3, parent + "/"))
+    try:
+        return release(root, folder, claim_document(backup, datetime.now()))
+    finally:
+        remote.close_storage(root)
+
+
+def _try_claim(
+    root: Storage, folder: str, document: dict[str, Any], before_gate: Callable[[str], None]
+) -> str:
     """'won', 'taken' (the folder is someone else's) or 'contended' (lost a race past the gate)."""
     if next(iter(root.list(folder + "/")), None) is not None:
         return "taken"
+    before_gate(folder)
     token = secrets.token_hex(8)
     body = (json.dumps({**document, "token": token}, indent=1) + "\n").encode()
     if root.put_if_absent(f"{folder}/{GATE_NAME}", body) is None:

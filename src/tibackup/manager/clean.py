@@ -6,7 +6,9 @@
   a Complete backup's files stay.
 
 A Backup that never got a ``backupPath``, or whose files are already gone, cleans at once without
-error. The staging folder of a staged backup is emptied in every case (it is scratch space, not data).
+error. Whatever the policy, a claim its run left unfinished (``claimPath``: stopped between claiming a
+folder and ``Running``) is released: claim files hold no data, and a folder no Backup knows about
+would stay forever (``claim.release_pending`` touches nothing another Backup owns). The staging folder of a staged backup is emptied in every case (it is scratch space, not data).
 Errors are ``TibackupError`` with a message saying what to do; the runtime sets ``CleanFailed``.
 """
 
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 
 from tibackup.errors import StorageError
 from tibackup.manager import remote, settings, uploads
+from tibackup.manager.claim import release_pending
 from tibackup.manager.runtime import BackupRuntime
 from tibackup.manager.secrets import resolve_secrets
 from tibackup.manager.staged import Staging
@@ -54,12 +57,15 @@ def should_delete(backup: Backup) -> bool:
 def should_clean(backup: Backup) -> bool:
     """Whether deleting the Backup touches S3: its data goes, or a run that did not complete may have
     left unfinished multipart uploads under its backupPath (aborted whatever the cleanPolicy)."""
+    if backup.status.claim_path and backup.status.claim_path != backup.status.backup_path:
+        return True
     return bool(backup.status.backup_path) and (should_delete(backup) or not completed(backup))
 
 
 def clean_backup(backup: Backup, runtime: BackupRuntime) -> bool:
     """Apply the clean policy; return whether any data was deleted."""
     _clear_staging(backup, runtime)
+    _release_claim(backup, runtime)
     path = backup.status.backup_path
     if path and not should_delete(backup):
         log.info(
@@ -86,6 +92,26 @@ def clean_backup(backup: Backup, runtime: BackupRuntime) -> bool:
     log.info("backup %s: deleted %d object(s) under %s", backup.metadata.name, deleted, path)
     _abort_uploads(backup, runtime)  # the journal's records (delete_prefix aborted the rest)
     return deleted > 0
+
+
+def _release_claim(backup: Backup, runtime: BackupRuntime) -> None:
+    """The claim files a run stopped mid-claim left (``claimPath``): released before the Backup goes."""
+    path = backup.status.claim_path
+    if not path or path == backup.status.backup_path:
+        return
+    secrets = resolve_secrets(backup, runtime)
+    try:
+        released = release_pending(
+            backup, settings.s3_options(backup.spec, secrets.access_key, secrets.secret_key)
+        )
+    except StorageError as exc:
+        raise StorageError(
+            f"could not release the claim this Backup's stopped run left in {path}: {exc.message}; delete the "
+            "Backup again once S3 answers",
+            reason="CleanFailed",
+        ) from exc
+    log.info("backup %s: released %d claim file(s) in %s", backup.metadata.name, released, path)
+    backup.status = backup.status.model_copy(update={"claim_path": None})
 
 
 def _abort_uploads(backup: Backup, runtime: BackupRuntime) -> None:

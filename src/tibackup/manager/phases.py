@@ -42,6 +42,7 @@ def to_running(status: BackupStatus, backup_path: str, message: str, now: dateti
     return new.model_copy(
         update={
             "backup_path": backup_path,
+            "claim_path": None,
             "time_started": now,
             "time_completed": None,
             "time_taken": None,

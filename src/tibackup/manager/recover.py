@@ -4,7 +4,8 @@ Nothing will finish it, so ``recover_interrupted`` undoes what the run changed a
 
 1. restores TiDB's GC life time from the record the run saved before raising it (``gc.py``);
 2. aborts the unfinished multipart uploads under its ``backupPath`` (S3 keeps those, and bills for
-   them, until they are aborted);
+   them, until they are aborted), and releases the claim of a run stopped between claiming its folder
+   and ``Running`` (``claimPath``; kept for deletion or a re-run when S3 does not answer);
 3. marks it ``Failed`` with reason ``Interrupted`` and a message that says to run it again.
 
 A staged dump that had finished is left on the staging volume, so running the Backup again uploads it
@@ -27,7 +28,7 @@ from tibackup.dump.conn import DB
 from tibackup.errors import TibackupError
 from tibackup.manager import gc, remote, settings
 from tibackup.manager.report import Reporter
-from tibackup.manager.run import utc_now
+from tibackup.manager.run import release_claim, utc_now
 from tibackup.manager.runtime import BackupRuntime
 from tibackup.manager.secrets import Secrets, resolve_secrets, tls_files
 from tibackup.resources import FINISHED_PHASES, Backup, Phase
@@ -64,6 +65,9 @@ def recover_interrupted(
             report.warning(
                 "UploadsNotAborted", f"could not abort unfinished uploads under {path}: {exc.message}"
             )
+
+    if backup.status.claim_path and secrets is not None:
+        release_claim(report, settings.s3_options(backup.spec, secrets.access_key, secrets.secret_key))
 
     message = (
         "the backup process stopped before the backup finished (restart or killed Job); run the backup again"

@@ -157,8 +157,7 @@ def _run(
         # 5. Running: dump (and upload), then 6. verify.
         staging = Staging(runtime.staging_dir(backup)) if mode is DataPath.STAGED else None
         staged = staging.finished_dump(backup) if staging else None
-        path = _claim_folder(backup, s3, staged, now())
-        report.running(path, f"backing up to {path} ({mode.value})")
+        path = _claim_folder(report, s3, staged, now(), mode)
         storage = Recorder(remote.open_backup_storage(settings.at_path(s3, path)))
         try:
             if staging is None:
@@ -200,20 +199,74 @@ def _login(conn: Connection, secret_name: str | None, field: str = "spec.from") 
         ) from None
 
 
-def _claim_folder(backup: Backup, s3: S3Options, staged: StagedDump | None, started: datetime) -> str:
-    """The backup path of a folder no other backup writes into; a kept staged dump keeps its own."""
-    spec = backup.spec
+def _claim_folder(
+    report: Reporter, s3: S3Options, staged: StagedDump | None, started: datetime, mode: DataPath
+) -> str:
+    """Claim a folder no other backup writes into (a kept staged dump keeps its own) and go ``Running``
+    with it as ``backupPath``. Each candidate is recorded as ``claimPath`` before its gate is written;
+    a run stopped before ``Running`` releases its claim here, or leaves the record for recovery,
+    deletion or a re-run to release (``claim.release_pending``): no folder is left that no Backup knows."""
+    backup, spec = report.backup, report.backup.spec
+    if backup.status.claim_path:  # an earlier run of this Backup was stopped mid-claim
+        claim.release_pending(backup, s3)
+        report.update(backup.status.model_copy(update={"claim_path": None}), save=False)
+    root_path = settings.root_path(spec)
+    earlier = backup.status.backup_path
+    if earlier and not staged and earlier.startswith(root_path):  # a re-run: its new folder replaces it
+        _discard_earlier(report, s3, earlier)
+
+    def record(folder: str) -> None:
+        report.update(backup.status.model_copy(update={"claim_path": f"{root_path}{folder}/"}))
+
     document = claim.claim_document(backup, started)
     root = remote.open_backup_storage(s3)
     try:
         if staged:
             folder = settings.folder_in(spec, staged.backup_path)
-            claim.reclaim(root, folder, document)
+            claim.reclaim(root, folder, document, record)
         else:
-            folder = claim.claim_folder(root, settings.folder_candidates(spec, started), document)
+            folder = claim.claim_folder(
+                root, settings.folder_candidates(spec, started), document, before_gate=record
+            )
+        path = f"{root_path}{folder}/"
+        report.running(path, f"backing up to {path} ({mode.value})")  # clears claimPath
+    except BaseException:
+        release_claim(report, s3)
+        raise
     finally:
         remote.close_storage(root)
-    return f"{settings.root_path(spec)}{folder}/"
+    return path
+
+
+def _discard_earlier(report: Reporter, s3: S3Options, path: str) -> None:
+    """The folder of the failed run this re-run replaces: it is not a backup (the run said Failed), and
+    once ``backupPath`` names the new folder no Backup would know it. Emptied first (a folder another
+    Backup won is left alone, ``claim.discard``), with the unfinished uploads the failed run left."""
+    from tibackup.manager import uploads
+
+    parent, _, folder = path.rstrip("/").rpartition("/")
+    root = remote.open_backup_storage(settings.at_path(s3, parent + "/"))
+    try:
+        deleted = claim.discard(root, folder, claim.claim_document(report.backup, report.now()))
+    finally:
+        remote.close_storage(root)
+    aborted = uploads.abort_leftovers(report.backup, report.runtime, s3)
+    if deleted or aborted:
+        report.info("EarlierRunDiscarded", f"deleted the {deleted} file(s) the failed run left in {path}")
+
+
+def release_claim(report: Reporter, s3: S3Options) -> None:
+    """Stopped or failed between the claim and ``Running``: take the claim back now (a second stop
+    signal is ignored, so this runs); if S3 does not answer, ``claimPath`` stays for later."""
+    try:
+        claim.release_pending(report.backup, s3)
+    except Exception as exc:
+        text = exc.message if isinstance(exc, TibackupError) else str(exc)
+        report.warning(
+            "ClaimNotReleased", f"the claim of {report.backup.status.claim_path} stays for now: {text}"
+        )
+        return
+    report.update(report.backup.status.model_copy(update={"claim_path": None}), save=False)
 
 
 def _dump_direct(config: DumpConfig, storage: Storage, report: Reporter) -> None:
@@ -296,4 +349,4 @@ def _restore_gc(conn: Connection, backup: Backup, report: Reporter) -> None:
         report.info("GCLifeTimeRestored", f"tikv_gc_life_time restored to {value}")
 
 
-__all__ = ["run_backup", "utc_now", "validate"]
+__all__ = ["release_claim", "run_backup", "utc_now", "validate"]

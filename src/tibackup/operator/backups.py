@@ -72,8 +72,14 @@ class BackupController(RunController[Backup]):
     def fail(self, backup: Backup, reason: str, message: str) -> None:
         """Mark the Backup Failed; if its backup had raised the GC life time, a Job restores it."""
         super().fail(backup, reason, message)
-        # Left behind: a raised GC life time (its record) or unfinished multipart uploads (a path).
-        if (backup.metadata.annotations or {}).get(jobs.ANNOTATION_GC_RECORD) or backup.status.backup_path:
+        # Left behind: a raised GC life time (its record), unfinished multipart uploads (a path) or the
+        # claim of a Job killed between claiming its folder and Running (claimPath).
+        status = backup.status
+        if (
+            (backup.metadata.annotations or {}).get(jobs.ANNOTATION_GC_RECORD)
+            or status.backup_path
+            or status.claim_path
+        ):
             self.api.create(JOBS, _ns(backup), jobs.job_manifest(backup, self.config.image, "recover"))
             self.event(to_dict(backup), "Normal", "RecoveryStarted",
                        f"created Job {jobs.job_name(backup.metadata.name, 'recover')} to restore the GC life time")  # fmt: skip

@@ -66,6 +66,10 @@ class BackupStatus(StatusModel):
     # Beyond the reference: the ``tibackup.pingcap.com/rerun`` annotation value last acted on (a new
     # value asks for a new run of a Failed Backup; see tibackup.control.rerun).
     rerun_token: str | None = None
+    # Beyond the reference: the folder whose claim this Backup's run is writing, recorded before the
+    # claim's first object and cleared when ``Running`` records ``backupPath``; left set by a run stopped
+    # in between, so recovery and deletion can take back its claim files (manager.claim.release).
+    claim_path: str | None = None
 
     def condition(self, type_: ConditionType | Phase | str) -> BackupCondition | None:
         """The condition of that type, if it was ever set."""
