@@ -48,3 +48,28 @@ def test_without_the_variable_nothing_is_recorded(
     before = len(trace._events)
     dump(mariadb, tmp_path, "-B", fresh_db)
     assert len(trace._events) == before == 0
+
+
+def test_a_planned_table_is_read_before_the_next_plan_and_schemas_come_last(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker takes a table's chunks as soon as the table is planned, and the schema files after
+    all the data (they used to run first: every plan, then every schema, then the first row)."""
+    for name in ("a", "b", "c"):
+        mariadb.execute(f"CREATE TABLE `{fresh_db}`.{name} (id INT PRIMARY KEY, v VARCHAR(20))")
+        mariadb.execute(f"INSERT INTO `{fresh_db}`.{name} SELECT seq, 'v' FROM `{fresh_db}`.seq_1_to_300")
+        mariadb.execute(f"ANALYZE TABLE `{fresh_db}`.{name}")
+    out = tmp_path / "trace.txt"
+    monkeypatch.setattr(trace, "ENABLED", True)
+    monkeypatch.setattr(trace, "_PATH", str(out))
+    monkeypatch.setattr(trace, "_events", [])
+    dump(mariadb, tmp_path / "dump", "-B", fresh_db, "-t", "1", "-r", "100")
+    worker = [s for s in read(str(out)) if s.thread == "dump-0" and s.step in ("plan", "query", "schema")]
+    steps = [(s.step, s.detail.split("#")[0]) for s in worker]
+    tables = [detail for step, detail in steps if step == "plan"]
+    assert sorted(tables) == ["a", "b", "c"]
+    chunks = {t: len(list((tmp_path / "dump").glob(f"{fresh_db}.{t}.0*.sql"))) for t in tables}
+    assert all(n > 1 for n in chunks.values())
+    expected = [x for table in tables for x in [("plan", table)] + [("query", table)] * chunks[table]]
+    assert steps[: len(expected)] == expected  # each table's chunks right after its plan
+    assert steps[len(expected) :] == [("schema", t) for t in ("a", "b", "c")]  # then the schema files
