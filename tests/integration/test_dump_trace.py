@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench.trace import read, summary
+from bench.trace import phases, read, summary
 from testenv.mariadb import MariaDBServer
 
 from tests.integration.dumputil import dump
@@ -29,7 +29,7 @@ def test_a_traced_dump_records_every_step_of_every_worker(
     dump(mariadb, tmp_path / "dump", "-B", fresh_db, "-t", "2", "-r", "100")
     steps = read(str(out))
     names = {s.step for s in steps}
-    assert {"connect", "catalog", "lock", "plan", "query", "close", "commit", "idle", "schema"} <= names
+    assert {"connect", "catalog", "lock", "plan", "query", "close", "commit", "idle", "schema", "end"} <= names
     queries = [s for s in steps if s.step == "query"]
     chunks = len(list((tmp_path / "dump").glob(f"{fresh_db}.t.0*.sql")))
     assert {s.detail.split(".")[0] for s in queries} == {f"t#{i}" for i in range(chunks)} and chunks > 1
@@ -37,6 +37,10 @@ def test_a_traced_dump_records_every_step_of_every_worker(
     assert all(s.duration >= 0 and s.start > 0 for s in steps)
     text = summary(steps)
     assert "chunk order (worker:table#chunk):" in text and "t#0" in text
+    # The whole command in phases; the end step (the trace written) comes after every file's commit.
+    parts = phases(steps, wall_ms=max(s.end for s in steps) + 1)
+    assert parts["data (first query to last file)"] > 0 and all(v >= 0 for v in parts.values())
+    assert parts["exit (trace written to process gone)"] >= 1
 
 
 def test_without_the_variable_nothing_is_recorded(
