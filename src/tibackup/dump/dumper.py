@@ -158,13 +158,16 @@ def run_dump(
         guard.release()
 
         finished = datetime.now()
-        if config.manifest:
-            manifest = manifest_json(
-                started=started, finished=finished, server=server, consistency=guard.mode.value,
-                position=position, files=files,
-            )  # fmt: skip
-            write_whole_file(storage, MANIFEST_NAME, manifest, Compression.NONE)
-        write_whole_file(storage, METADATA_NAME, metadata_text(started, finished, position), Compression.NONE)
+        with trace.span("manifest"):
+            if config.manifest:
+                manifest = manifest_json(
+                    started=started, finished=finished, server=server, consistency=guard.mode.value,
+                    position=position, files=files,
+                )  # fmt: skip
+                write_whole_file(storage, MANIFEST_NAME, manifest, Compression.NONE)
+            write_whole_file(
+                storage, METADATA_NAME, metadata_text(started, finished, position), Compression.NONE
+            )
         return DumpResult(storage.url, started, finished, server, guard.mode.value, position, files)
     except KeyboardInterrupt:
         raise Interrupted(

@@ -7,7 +7,7 @@ kernel start time, so interpreter start-up and imports show as the time before t
 are fetched and encoded), ``fetch`` (the next rows, fetched and encoded in C), ``write`` (framing,
 hashing and writing them), ``close`` (handing a finished file to the background, waiting for a free
 slot), ``commit`` (a background thread closing the file), ``idle`` (a worker waiting for a task),
-``schema`` and ``end`` (when the trace is written, after the manifest and metadata). Without the variable ``span`` costs one attribute check: nothing is recorded.
+``schema``, ``manifest`` (the manifest and metadata files) and ``end`` (when the trace is written). Without the variable ``span`` costs one attribute check: nothing is recorded.
 """
 
 from __future__ import annotations
