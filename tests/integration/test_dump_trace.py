@@ -34,6 +34,8 @@ def test_a_traced_dump_records_every_step_of_every_worker(
     chunks = len(list((tmp_path / "dump").glob(f"{fresh_db}.t.0*.sql")))
     assert {s.detail.split(".")[0] for s in queries} == {f"t#{i}" for i in range(chunks)} and chunks > 1
     assert {s.thread for s in queries} <= {"dump-0", "dump-1"}
+    # A local folder's files are committed by the workers themselves (no hand-over to another thread).
+    assert {s.thread for s in steps if s.step == "commit"} <= {"dump-0", "dump-1"}
     assert all(s.duration >= 0 and s.start > 0 for s in steps)
     text = summary(steps)
     assert "chunk order (worker:table#chunk):" in text and "t#0" in text

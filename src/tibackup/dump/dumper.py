@@ -50,6 +50,7 @@ from tibackup.dump.writer import (
 from tibackup.errors import Interrupted
 from tibackup.storage import open_storage
 from tibackup.storage.base import Storage
+from tibackup.storage.local import LocalStorage
 
 log = logging.getLogger("tibackup.dump")
 
@@ -274,7 +275,11 @@ def dump_tables(
     pool = WorkerPool(workers)
     # A few files committing at once overlap their uploads with reading; more would only hold more
     # buffers (up to a part, 8 MiB, each on S3).
-    finisher = Finisher(min(max(2, len(workers)), FILES_COMMITTING), on_error=pool.stop.set)
+    # (A local folder's files are closed by the worker itself: a close and a rename, see Finisher.)
+    finisher = Finisher(
+        min(max(2, len(workers)), FILES_COMMITTING), on_error=pool.stop.set,
+        background=not isinstance(storage, LocalStorage),
+    )  # fmt: skip
     files: list[FileRecord] = []
     lock = threading.Lock()
     split = mode == "client" and chunks is None
