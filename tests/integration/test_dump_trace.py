@@ -14,6 +14,14 @@ from tibackup.dump import trace
 pytestmark = pytest.mark.integration
 
 
+def _trace_to(path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Trace the dumps of this test into ``path``, as TIBACKUP_DUMP_TRACE would."""
+    monkeypatch.setattr(trace, "ENABLED", True)
+    monkeypatch.setattr(trace, "_PATH", str(path))
+    monkeypatch.setattr(trace, "_events", [])
+    return path
+
+
 def test_a_traced_dump_records_every_step_of_every_worker(
     mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -22,14 +30,22 @@ def test_a_traced_dump_records_every_step_of_every_worker(
         f"INSERT INTO `{fresh_db}`.t SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_1000"
     )
     mariadb.execute(f"ANALYZE TABLE `{fresh_db}`.t")
-    out = tmp_path / "trace.txt"
-    monkeypatch.setattr(trace, "ENABLED", True)
-    monkeypatch.setattr(trace, "_PATH", str(out))
-    monkeypatch.setattr(trace, "_events", [])
+    out = _trace_to(tmp_path / "trace.txt", monkeypatch)
     dump(mariadb, tmp_path / "dump", "-B", fresh_db, "-t", "2", "-r", "100")
     steps = read(str(out))
     names = {s.step for s in steps}
-    assert {"connect", "catalog", "lock", "plan", "query", "close", "commit", "idle", "schema", "end"} <= names
+    assert {
+        "connect",
+        "catalog",
+        "lock",
+        "plan",
+        "query",
+        "close",
+        "commit",
+        "idle",
+        "schema",
+        "end",
+    } <= names
     queries = [s for s in steps if s.step == "query"]
     chunks = len(list((tmp_path / "dump").glob(f"{fresh_db}.t.0*.sql")))
     assert {s.detail.split(".")[0] for s in queries} == {f"t#{i}" for i in range(chunks)} and chunks > 1
@@ -65,10 +81,7 @@ def test_a_planned_table_is_read_before_the_next_plan_and_schemas_come_last(
         mariadb.execute(f"CREATE TABLE `{fresh_db}`.{name} (id INT PRIMARY KEY, v VARCHAR(20))")
         mariadb.execute(f"INSERT INTO `{fresh_db}`.{name} SELECT seq, 'v' FROM `{fresh_db}`.seq_1_to_300")
         mariadb.execute(f"ANALYZE TABLE `{fresh_db}`.{name}")
-    out = tmp_path / "trace.txt"
-    monkeypatch.setattr(trace, "ENABLED", True)
-    monkeypatch.setattr(trace, "_PATH", str(out))
-    monkeypatch.setattr(trace, "_events", [])
+    out = _trace_to(tmp_path / "trace.txt", monkeypatch)
     dump(mariadb, tmp_path / "dump", "-B", fresh_db, "-t", "1", "-r", "100")
     worker = [s for s in read(str(out)) if s.thread == "dump-0" and s.step in ("plan", "query", "schema")]
     steps = [(s.step, s.detail.split("#")[0]) for s in worker]

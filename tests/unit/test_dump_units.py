@@ -247,19 +247,22 @@ def test_finisher_commits_files_in_the_background(tmp_path) -> None:  # type: ig
     assert all((tmp_path / f.name).stat().st_size == f.size for f in files)
 
 
+class FailingStorage(LocalStorage):
+    """A folder whose files fail as they are closed (a full disk)."""
+
+    def create(self, name: str):  # type: ignore[no-untyped-def]
+        inner = super().create(name)
+
+        class Failing:
+            write, abort = inner.write, inner.abort
+
+            def close(self) -> None:
+                raise StorageError(f"writing {name} failed: the disk is full")
+
+        return Failing()
+
+
 def test_finisher_reports_a_failed_commit_and_leaves_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    class FailingStorage(LocalStorage):
-        def create(self, name: str):  # type: ignore[no-untyped-def]
-            inner = super().create(name)
-
-            class Failing:
-                write, abort = inner.write, inner.abort
-
-                def close(self) -> None:
-                    raise StorageError(f"writing {name} failed: the disk is full")
-
-            return Failing()
-
     stopped: list[bool] = []
     finisher = Finisher(2, on_error=lambda: stopped.append(True))
     recorded: list[FileRecord] = []
@@ -289,18 +292,6 @@ def test_finisher_without_background_closes_on_the_callers_thread(tmp_path) -> N
     assert [f.name for f in files] == ["d.t-schema.sql"] and threads == [threading.current_thread().name]
     assert (tmp_path / "d.t-schema.sql").read_bytes() == b"x;\n"
     finisher.wait()
-
-    class FailingStorage(LocalStorage):
-        def create(self, name: str):  # type: ignore[no-untyped-def]
-            inner = super().create(name)
-
-            class Failing:
-                write, abort = inner.write, inner.abort
-
-                def close(self) -> None:
-                    raise StorageError(f"writing {name} failed: the disk is full")
-
-            return Failing()
 
     stopped: list[bool] = []
     failing = Finisher(2, on_error=lambda: stopped.append(True), background=False)
