@@ -1,6 +1,14 @@
 """Where a dump's wall time goes: summarise the trace of ``TIBACKUP_DUMP_TRACE`` (tibackup/dump/trace.py).
 
     TIBACKUP_DUMP_TRACE=/tmp/t.trace tibackup dump ... ; python bench/trace.py /tmp/t.trace
+    python bench/trace.py --run 9 --clean /tmp/out -- python -m tibackup.cli.main dump ... -o /tmp/out
+
+``--run N`` runs the command N times (emptying ``--clean DIR`` before each) with the trace on and the
+process's start taken from this one's clock, and prints the median, fastest and slowest of each phase
+of the whole command: start-up (until the first step), connect and catalog, the consistency lock, the
+time from there to the first data query (plans, schemas queued before the data), the data, the end
+(from the last file to the trace written: manifest, metadata, sessions closed) and the exit (from the
+trace written until the process is gone), then the summary of the last run.
 
 Prints, per thread, the time spent in each step and its share of the thread's life; when the first
 step began (start-up and imports before it); the gaps between the steps the trace covers; how often
@@ -10,7 +18,12 @@ which the chunks were handed out.
 
 from __future__ import annotations
 
+import os
+import shutil
+import statistics
+import subprocess
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -56,6 +69,8 @@ def summary(steps: list[Step]) -> str:
     lines: list[str] = []
     first, last = min(s.start for s in steps), max(s.end for s in steps)
     lines.append(f"first traced step at {first:.0f} ms after the process started; last ends at {last:.0f} ms")
+    if any(s.step == "catalog" for s in steps) and any(s.step == "lock" for s in steps):
+        lines.append("phases: " + "; ".join(f"{k} {v:.1f} ms" for k, v in phases(steps).items()))
     for s in steps:
         if s.thread == "MainThread":
             lines.append(f"  main  {s.start:8.1f} +{s.duration:7.1f} ms  {s.step} {s.detail}")
@@ -92,5 +107,56 @@ def summary(steps: list[Step]) -> str:
     return "\n".join(lines)
 
 
+DATA_STEPS = ("query", "fetch", "write", "close", "commit", "schema")
+
+
+def phases(steps: list[Step], wall_ms: float | None = None) -> dict[str, float]:
+    """The whole command's phases in ms (see the module); ``wall_ms``: the command's wall time, for
+    the exit after the trace was written."""
+    first = min(s.start for s in steps)
+    catalog = next(s for s in steps if s.step == "catalog")
+    lock = next(s for s in steps if s.step == "lock")
+    data = [s for s in steps if s.step in DATA_STEPS]
+    first_query = min((s.start for s in steps if s.step == "query"), default=lock.end)
+    data_end = max((s.end for s in data), default=lock.end)
+    end = next((s.start for s in steps if s.step == "end"), max(s.end for s in steps))
+    result = {
+        "start-up (to the first step)": first,
+        "connect + catalog": catalog.end - first,
+        "consistency lock": lock.end - catalog.end,
+        "lock to the first data query": first_query - lock.end,
+        "data (first query to last file)": data_end - first_query,
+        "end (last file to trace written)": end - data_end,
+    }
+    if wall_ms is not None:
+        result["exit (trace written to process gone)"] = wall_ms - end
+        result["wall"] = wall_ms
+    return result
+
+
+def run(times: int, clean: str, command: list[str]) -> str:
+    path = (clean.rstrip("/") or "dump") + ".trace"  # beside the output folder, not in it
+    env = {**os.environ, "TIBACKUP_DUMP_TRACE": path}
+    runs: list[dict[str, float]] = []
+    for _ in range(times):
+        if clean:
+            shutil.rmtree(clean, ignore_errors=True)
+        started = time.perf_counter()  # CLOCK_MONOTONIC, as the child's time.perf_counter()
+        env["TIBACKUP_DUMP_TRACE_ORIGIN"] = repr(started)
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+        runs.append(phases(read(path), (time.perf_counter() - started) * 1000))
+    lines = [f"{times} runs, ms: median (fastest-slowest)"]
+    for name in runs[0]:
+        values = [r[name] for r in runs]
+        lines.append(f"  {name:40} {statistics.median(values):7.1f} ({min(values):.1f}-{max(values):.1f})")
+    return "\n".join(lines) + "\n" + summary(read(path))
+
+
 if __name__ == "__main__":
-    print(summary(read(sys.argv[1])))
+    if sys.argv[1:2] == ["--run"]:
+        rest = sys.argv[3:]
+        folder = rest[1] if rest[:1] == ["--clean"] else ""
+        rest = rest[2:] if folder else rest
+        print(run(int(sys.argv[2]), folder, rest[1:] if rest[:1] == ["--"] else rest))
+    else:
+        print(summary(read(sys.argv[1])))

@@ -96,3 +96,15 @@ def test_a_session_killed_mid_read_is_one_clear_error(mariadb: MariaDBServer) ->
                     pass
     finally:
         db.close()
+
+
+def test_rows_larger_than_the_room_of_a_batch_come_whole(raw: MySQLdb._mysql.connection) -> None:
+    """A row that does not fit the reader's buffer grows it (a value of 300 kB against a batch of 100
+    bytes, 6 MB of rows in one batch): rows come whole, batches end past max_bytes only by one row."""
+    sql = b"SELECT seq, REPEAT(CHAR(96 + seq), 300000) FROM mysql.seq_1_to_20"
+    expected = [b"(%d,'%s')" % (i, bytes([96 + i]) * 300000) for i in range(1, 21)]
+    assert read_all(_rowcodec.Reader(raw, sql, b"ns"), 100) == expected  # one row a batch
+    assert read_all(_rowcodec.Reader(raw, sql, b"ns"), 1 << 30) == [b",\n".join(expected)]
+    assert read_all(_rowcodec.Reader(raw, sql, b"ns"), 1 << 20) == [
+        b",\n".join(expected[i : i + 4]) for i in range(0, 20, 4)
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tibackup.dump.catalog import Column, Kind, kind_of
@@ -245,19 +247,22 @@ def test_finisher_commits_files_in_the_background(tmp_path) -> None:  # type: ig
     assert all((tmp_path / f.name).stat().st_size == f.size for f in files)
 
 
+class FailingStorage(LocalStorage):
+    """A folder whose files fail as they are closed (a full disk)."""
+
+    def create(self, name: str):  # type: ignore[no-untyped-def]
+        inner = super().create(name)
+
+        class Failing:
+            write, abort = inner.write, inner.abort
+
+            def close(self) -> None:
+                raise StorageError(f"writing {name} failed: the disk is full")
+
+        return Failing()
+
+
 def test_finisher_reports_a_failed_commit_and_leaves_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    class FailingStorage(LocalStorage):
-        def create(self, name: str):  # type: ignore[no-untyped-def]
-            inner = super().create(name)
-
-            class Failing:
-                write, abort = inner.write, inner.abort
-
-                def close(self) -> None:
-                    raise StorageError(f"writing {name} failed: the disk is full")
-
-            return Failing()
-
     stopped: list[bool] = []
     finisher = Finisher(2, on_error=lambda: stopped.append(True))
     recorded: list[FileRecord] = []
@@ -268,6 +273,35 @@ def test_finisher_reports_a_failed_commit_and_leaves_nothing(tmp_path) -> None: 
         finisher.wait()
     assert stopped == [True] and recorded == []
     assert list(tmp_path.iterdir()) == [], "the temporary file was removed"
+
+
+def test_finisher_without_background_closes_on_the_callers_thread(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A local folder's files: each is committed before close returns, on the worker's own thread; a
+    failure still stops the workers and is raised by wait, as in the background."""
+    threads: list[str] = []
+    files: list[FileRecord] = []
+
+    def on_file(record: FileRecord) -> None:
+        threads.append(threading.current_thread().name)
+        files.append(record)
+
+    finisher = Finisher(2, background=False)
+    finisher.write_whole(
+        LocalStorage(tmp_path), "d.t-schema.sql", b"x;\n", Compression.NONE, "d", "t", on_file
+    )
+    assert [f.name for f in files] == ["d.t-schema.sql"] and threads == [threading.current_thread().name]
+    assert (tmp_path / "d.t-schema.sql").read_bytes() == b"x;\n"
+    finisher.wait()
+
+    stopped: list[bool] = []
+    failing = Finisher(2, on_error=lambda: stopped.append(True), background=False)
+    failing.write_whole(
+        FailingStorage(tmp_path / "f"), "d.u-schema.sql", b"x", Compression.NONE, "d", "u", on_file
+    )
+    assert stopped == [True] and len(files) == 1
+    with pytest.raises(StorageError, match="disk is full"):
+        failing.wait()
+    assert list((tmp_path / "f").iterdir()) == []
 
 
 def test_empty_chunk_writes_no_file(tmp_path) -> None:  # type: ignore[no-untyped-def]

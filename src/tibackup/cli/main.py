@@ -53,6 +53,12 @@ def leave(code: int) -> NoReturn:
 
 
 def leave_after_signal(code: int) -> NoReturn:
+    exit_now(code)
+
+
+def exit_now(code: int) -> NoReturn:
+    """Flush the logs and the output, then end the process without the interpreter's teardown (module
+    by module, object by object: ~3 ms of a sub-second dump, docs/dump-performance.md)."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -123,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
                     run(args[1:])
                 except TibackupError as exc:  # its storage advice names flags and variables, not a Secret
                     raise reword_for_command_line(exc) from None
+                if argv is None and args[0] == "dump":  # the process's own dump, done: skip the teardown
+                    exit_now(0)
             finally:
                 gc.enable()
         else:

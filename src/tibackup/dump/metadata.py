@@ -87,7 +87,8 @@ def manifest_json(
             "rows": sum(f.rows for f in files),
             "bytes": sum(f.size for f in files),
         },
-        "files": [asdict(f) for f in sorted(files, key=lambda f: f.name)],
+        # A record's fields, in order (asdict's copy: ~6 µs a file, for nothing in records of str and int)
+        "files": [dict(vars(f)) for f in sorted(files, key=lambda f: f.name)],
     }
     import json  # here: written once, at the end of the dump, not paid for before the first query
 

@@ -82,11 +82,17 @@ class Finisher:
     """Closes output files on a few background threads, so a worker goes on reading while the file it
     finished is committed (on S3: its last part or its only PUT is uploaded). At most ``limit`` files
     wait at once, each holding its last buffer, so memory stays bounded. The first failure calls
-    ``on_error`` (to stop the workers) and is raised by ``wait``."""
+    ``on_error`` (to stop the workers) and is raised by ``wait``.
 
-    def __init__(self, limit: int, on_error: Callable[[], None] = lambda: None) -> None:
+    ``background=False`` closes each file on the caller's thread instead (same errors, same order of
+    events): for a local folder, where closing is a close(2) and a rename, handing the file to another
+    thread costs more than the close (a fifth of a 50-table dump's context switches)."""
+
+    def __init__(
+        self, limit: int, on_error: Callable[[], None] = lambda: None, *, background: bool = True
+    ) -> None:
         self._slots = threading.BoundedSemaphore(limit)
-        self._executor = ThreadPoolExecutor(limit, thread_name_prefix="finish")
+        self._executor = ThreadPoolExecutor(limit, thread_name_prefix="finish") if background else None
         self._on_error = on_error
         self._errors: list[BaseException] = []
 
@@ -97,6 +103,9 @@ class Finisher:
     def close(self, out: OutputFile, done: Callable[[str], None]) -> None:
         """Close ``out`` in the background, then call ``done`` with its sha256."""
         self._slots.acquire()
+        if self._executor is None:
+            self._close(out, done)
+            return
         try:
             self._executor.submit(self._close, out, done)
         except BaseException:
@@ -131,7 +140,8 @@ class Finisher:
 
     def wait(self, *, raise_errors: bool = True) -> None:
         """Wait for every file handed over; raise the first failure."""
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         if raise_errors and self._errors:
             raise self._errors[0]
 
