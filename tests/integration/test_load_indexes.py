@@ -103,7 +103,7 @@ def test_existing_tables_are_never_altered(
     mariadb: MariaDBServer, indexed: tuple[str, dict[str, str], object], tmp_path: Path
 ) -> None:
     # The user made `plain` beforehand, without k_1 and with a key of their own, and put a row in it.
-    db, shown, sums = indexed
+    db, shown, _ = indexed
     mariadb.create_database(db)
     mariadb.execute(
         f"CREATE TABLE `{db}`.plain (id INT PRIMARY KEY, k INT NOT NULL, s VARCHAR(20), KEY mine (s)) "
