@@ -11,8 +11,10 @@ from testenv.mariadb import MariaDBServer
 
 from tests.integration.dumputil import checksums, dump
 from tests.integration.loadutil import load
+from tibackup.cli.load_cmd import config_from_args
 from tibackup.dump.config import Connection
 from tibackup.dump.conn import DB, ServerType
+from tibackup.load.loader import run_load
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +144,26 @@ def test_a_key_an_earlier_run_added_meanwhile_is_not_added_twice(
 
 def _connection(server: MariaDBServer) -> Connection:
     return Connection(host=server.host, port=server.port, user=server.user, password=server.password)
+
+
+def test_without_alter_privilege_the_keys_stay_in_the_table(
+    mariadb: MariaDBServer, indexed: tuple[str, dict[str, str], object], tmp_path: Path
+) -> None:
+    # An account that may create and fill tables but not ALTER them loads as before: no new privilege.
+    db, shown, sums = indexed
+    user = f"noalter_{db[-8:]}"
+    mariadb.create_user(
+        user, "noalter-pw", [f"CREATE, INSERT, SELECT ON `{db}`.*", "CREATE, INSERT, DELETE, SELECT ON tibackup_load.*"]
+    )
+    try:
+        count = alters(mariadb)
+        config, _ = config_from_args(
+            ["-d", str(tmp_path), "-h", mariadb.host, "-P", str(mariadb.port), "-u", user, "-t", "2"],
+            {"TIBACKUP_DB_PASSWORD": "noalter-pw"},
+        )
+        run_load(config)
+        assert alters(mariadb) == count
+        assert definitions(mariadb, db, TABLES) == shown
+        assert checksums(mariadb, db, TABLES) == sums
+    finally:
+        mariadb.execute(f"DROP USER IF EXISTS '{user}'@'%'")
