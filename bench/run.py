@@ -295,6 +295,7 @@ def main() -> None:
     parser.add_argument("--large-repeat", type=int, default=3, help="rounds on the large table (default 3)")
     parser.add_argument("--huge", action="store_true", help="--load: also load the 7M-row table")
     parser.add_argument("--only", default="", help="--load: only the tools whose name matches this regex")
+    parser.add_argument("--huge-ab", action="store_true", help="--huge: the 7M rows with --no-defer-indexes too")
     parser.add_argument("--no-s3", action="store_true")
     parser.add_argument("--bucket", default="bench")
     parser.add_argument("--load", action="store_true", help="the load benchmark instead (bench/load.py)")
