@@ -326,12 +326,15 @@ def _waiting_for_lock(server: MariaDBServer, statement: str, database: str) -> b
     )
 
 
-@pytest.mark.parametrize("where", ["during", "after"])
+@pytest.mark.parametrize(
+    ("where", "rerun_flags"), [("during", []), ("during", ["--no-defer-indexes"]), ("after", [])]
+)
 def test_kill_9_around_the_index_builds_then_rerun(
-    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, where: str
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, where: str, rerun_flags: list[str]
 ) -> None:
     """Killed while the ALTER that adds ik's keys waits (it dies with its client: the keys are missing),
-    or once it is done and the view that comes next waits: the rerun ends with the whole definition."""
+    or once it is done and the view that comes next waits: the rerun ends with the whole definition
+    (with --no-defer-indexes too: the checkpoint's mark says the killed run created ik without them)."""
     mariadb.execute(
         f"CREATE TABLE `{fresh_db}`.ik (id INT PRIMARY KEY, k INT NOT NULL, s VARCHAR(30), KEY k_1 (k), "
         "KEY ks (s(6), k DESC) COMMENT 'two')"
@@ -376,7 +379,7 @@ def test_kill_9_around_the_index_builds_then_rerun(
     assert done - alters == 1, "the killed run sent one ALTER for ik's keys"
     keys = "SELECT COUNT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s"
     assert mariadb.execute(keys, (fresh_db,))[0][0] == (1 if where == "during" else 3)
-    result = load(mariadb, str(tmp_path), "-t", "2")
+    result = load(mariadb, str(tmp_path), "-t", "2", *rerun_flags)
     assert result.resumed and not result.already_loaded
     assert mariadb.execute(f"SHOW CREATE TABLE `{fresh_db}`.ik")[0][1] == shown, "the whole definition"
     assert checksums(mariadb, fresh_db, ["ik"]) == before, "no duplicate, no gap"
