@@ -2,21 +2,24 @@
 
 The table is dumped once by each peer (tibackup dump, mydumper, mysqldump --databases); then, round
 after round, each loader loads its dump into an empty database (dropped before every run, untimed):
-``tibackup load -t N`` from a local folder (with and without its checkpoint, with the binary log off)
-and streamed from S3, ``myloader -t N`` with and without ``--enable-binlog``, and ``mariadb < one file``.
+``tibackup load -t N`` from a local folder (with and without its checkpoint, with the binary log off,
+with ``--no-defer-indexes``: the table's secondary keys in it from the start) and streamed from S3, ``myloader -t N`` with and without ``--enable-binlog``, and ``mariadb < one file``.
 Rounds interleave the tools (one run of each per round), so a noisy neighbour slows all of them alike.
 The median wall time, every run, the spread (half the range, in % of the median), the ratio to the
 like-for-like peer (same binary-log setting: ``PEERS``; all run against the same server, whose
 durability settings are in the report's first line), the tool's CPU, the server's CPU (mariadbd's
 user + system time during the run: on a shared two-core machine the server is the bottleneck, and its
 CPU is far steadier than wall time) and peak RSS are reported (bench/results/load-latest.md). The
-default (1M rows, 3 rounds) takes a few minutes; ``--huge`` adds the 7M-row memory case (one run).
+default (1M rows, 3 rounds) takes a few minutes; ``--huge`` adds the 7M-row memory case (one run);
+``--only REGEX`` runs only the tools whose name matches (an A/B in more rounds); ``--huge-ab`` loads
+the 7M-row table with ``--no-defer-indexes`` too (several minutes more).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -65,9 +68,16 @@ def bench_load(
               "--loglevel", "warn"], env)  # fmt: skip
         if peers:
             tools[f"tibackup load -t {threads} --checkpoint=false"] = ([*local, "--checkpoint=false"], env)
+            # The A/B of secondary keys after the data (the default) against keys in the table from
+            # the start, both binary-log settings.
+            tools[f"tibackup load -t {threads} --no-defer-indexes"] = ([*local, "--no-defer-indexes"], env)
             # myloader writes no binary log unless told -e; this is the same setting for tibackup.
             tools[f"tibackup load -t {threads} --params sql_log_bin=OFF"] = (
                 [*local, "--params", "sql_log_bin=OFF"],
+                env,
+            )
+            tools[f"tibackup load -t {threads} --params sql_log_bin=OFF --no-defer-indexes"] = (
+                [*local, "--params", "sql_log_bin=OFF", "--no-defer-indexes"],
                 env,
             )
             _run(["mydumper", *conn, "-p", server.password, "-t", threads, "-r", rows, "-B", db, "-o",
@@ -94,6 +104,10 @@ def bench_load(
                 [*tib, "load", *conn, "-t", threads, "-d", url, *s3flags, "--loglevel", "warn"],
                 s3env,
             )
+        if not peers and args.huge_ab:  # the memory case's A/B: its keys in the table from the start
+            tools[f"tibackup load -t {threads} --no-defer-indexes"] = ([*local, "--no-defer-indexes"], env)
+        if args.only:  # --only REGEX: the tools of one A/B, more rounds in the same time
+            tools = {tool: run for tool, run in tools.items() if re.search(args.only, tool)}
         cases = {tool: Case(name, "load", tool, []) for tool in tools}
         order = list(tools)
         for round_ in range(args.repeat if peers else 1):

@@ -248,7 +248,8 @@ def run_load_bench(server: MariaDBServer, conn: Any, s3: S3Server | None, args: 
     version = subprocess.run(["myloader", "--version"], capture_output=True, text=True).stdout.strip()
     meta = (
         f"Load benchmark of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores; "
-        f"MariaDB {server.execute('SELECT VERSION()')[0][0]} on the same machine; {version}; "
+        f"MariaDB {server.execute('SELECT VERSION()')[0][0]} (buffer pool "
+        f"{int(server.execute('SELECT @@innodb_buffer_pool_size')[0][0]) >> 20} MiB) on the same machine; {version}; "
         f"S3: {'SeaweedFS local' if s3 else 'skipped'}; median of {args.repeat} interleaved rounds (one run of "
         "each tool per round; the huge table: one run)."
     )
@@ -293,6 +294,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--large-repeat", type=int, default=3, help="rounds on the large table (default 3)")
     parser.add_argument("--huge", action="store_true", help="--load: also load the 7M-row table")
+    parser.add_argument("--only", default="", help="--load: only the tools whose name matches this regex")
+    parser.add_argument("--huge-ab", action="store_true", help="--huge: the 7M rows with --no-defer-indexes too")
     parser.add_argument("--no-s3", action="store_true")
     parser.add_argument("--bucket", default="bench")
     parser.add_argument("--load", action="store_true", help="the load benchmark instead (bench/load.py)")

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,110 @@ def test_checkpoint_table_of_an_earlier_version_is_upgraded(
         assert mariadb.execute(sql) == [(7, -1)]
     finally:
         mariadb.execute("DROP DATABASE IF EXISTS tibackup_load")
+
+
+def _wait_for(check: Callable[[], object], proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
+    while not check():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"the load ended or stalled before {what}")
+        time.sleep(0.002)
+
+
+def _waiting_for_lock(server: MariaDBServer, statement: str, database: str) -> bool:
+    return bool(
+        server.execute(
+            "SELECT 1 FROM information_schema.PROCESSLIST WHERE STATE = 'Waiting for table metadata lock' "
+            "AND INFO LIKE %s AND (DB = %s OR INFO LIKE %s)",
+            (statement + "%", database, f"%{database}%"),
+        )
+    )
+
+
+_TABLE_EXISTS = "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+
+
+def _keyed_dumped_and_dropped(mariadb: MariaDBServer, db: str, tmp_path: Path) -> tuple[str, object]:
+    """ik (two plain keys, which wait for the data) and a view over it, dumped in 4 kB statements and
+    dropped; ik's SHOW CREATE TABLE and checksum."""
+    mariadb.execute(
+        f"CREATE TABLE `{db}`.ik (id INT PRIMARY KEY, k INT NOT NULL, s VARCHAR(30), KEY k_1 (k), "
+        "KEY ks (s(6), k DESC) COMMENT 'two')"
+    )
+    mariadb.execute(
+        "INSERT INTO ik SELECT seq, seq * 7919 % 30000, CONCAT('s', seq % 977) FROM seq_1_to_30000",
+        database=db,
+    )
+    mariadb.execute(f"CREATE VIEW `{db}`.v_ik AS SELECT id, k FROM `{db}`.ik")
+    dump(mariadb, tmp_path, "-B", db, "-s", "4000", "--no-views=false")
+    shown = mariadb.execute(f"SHOW CREATE TABLE `{db}`.ik")[0][1]
+    before = checksums(mariadb, db, ["ik"])
+    mariadb.drop_database(db)
+    return shown, before
+
+
+def test_kill_9_once_a_table_is_created_without_its_keys_then_rerun(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
+) -> None:
+    """Killed as soon as ik exists (created without its keys, few or none of its rows in): the rerun
+    takes ik as its own (not someone else's table), loads the rest and adds the keys."""
+    shown, before = _keyed_dumped_and_dropped(mariadb, fresh_db, tmp_path)
+    proc = _start_load(mariadb, tmp_path)
+    _wait_for(lambda: mariadb.execute(_TABLE_EXISTS, (fresh_db, "ik")), proc, "ik was created")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    keys = "SELECT COUNT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s"
+    assert mariadb.execute(keys, (fresh_db,))[0][0] == 1, "ik was created with its primary key only"
+    load(mariadb, str(tmp_path), "-t", "2")
+    assert mariadb.execute(f"SHOW CREATE TABLE `{fresh_db}`.ik")[0][1] == shown, "the whole definition"
+    assert checksums(mariadb, fresh_db, ["ik"]) == before, "no duplicate, no gap"
+
+
+@pytest.mark.parametrize(
+    ("where", "rerun_flags"), [("during", []), ("during", ["--no-defer-indexes"]), ("after", [])]
+)
+def test_kill_9_around_the_index_builds_then_rerun(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, where: str, rerun_flags: list[str]
+) -> None:
+    """Killed while the ALTER that adds ik's keys waits (it dies with its client: the keys are missing),
+    or once it is done and the view that comes next waits: the rerun ends with the whole definition
+    (with --no-defer-indexes too: the checkpoint's mark says the killed run created ik without them)."""
+    shown, before = _keyed_dumped_and_dropped(mariadb, fresh_db, tmp_path)
+    alters = int(mariadb.execute("SHOW GLOBAL STATUS LIKE 'Com_alter_table'")[0][1])
+    # The lock is taken on ik itself (the ALTER waits for it) or on the view's stand-in table (the
+    # view's DROP TABLE waits, after the ALTER); the load is stopped while the test takes it.
+    held = "ik" if where == "during" else "v_ik"
+    proc = _start_load(mariadb, tmp_path)
+    _wait_for(lambda: mariadb.execute(_TABLE_EXISTS, (fresh_db, held)), proc, f"{held} was created")
+    proc.send_signal(signal.SIGSTOP)
+    blocker = mariadb.connect()
+    try:
+        cursor = blocker.cursor()
+        cursor.execute("BEGIN")
+        cursor.execute(f"SELECT * FROM `{fresh_db}`.`{held}` LIMIT 1")  # a metadata lock until COMMIT
+        cursor.fetchall()
+        proc.send_signal(signal.SIGCONT)
+        statement = "ALTER TABLE" if where == "during" else "DROP TABLE"
+        _wait_for(lambda: _waiting_for_lock(mariadb, statement, fresh_db), proc, f"{statement} waited")
+        if where == "after":
+            assert mariadb.execute(f"SHOW CREATE TABLE `{fresh_db}`.ik")[0][1] == shown, "keys before views"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while _waiting_for_lock(mariadb, statement, fresh_db) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the server ends the killed client's waiting statement
+        cursor.execute("COMMIT")
+    finally:
+        blocker.close()
+    done = int(mariadb.execute("SHOW GLOBAL STATUS LIKE 'Com_alter_table'")[0][1])
+    assert done - alters == 1, "the killed run sent one ALTER for ik's keys"
+    keys = "SELECT COUNT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s"
+    assert mariadb.execute(keys, (fresh_db,))[0][0] == (1 if where == "during" else 3)
+    result = load(mariadb, str(tmp_path), "-t", "2", *rerun_flags)
+    assert result.resumed and not result.already_loaded
+    assert mariadb.execute(f"SHOW CREATE TABLE `{fresh_db}`.ik")[0][1] == shown, "the whole definition"
+    assert checksums(mariadb, fresh_db, ["ik"]) == before, "no duplicate, no gap"
+    assert mariadb.execute(f"SELECT COUNT(*) FROM `{fresh_db}`.v_ik")[0][0] == 30000, "the view came last"
+    rerun_alters = int(mariadb.execute("SHOW GLOBAL STATUS LIKE 'Com_alter_table'")[0][1]) - done
+    assert rerun_alters == (1 if where == "during" else 0), "only what was missing was added"

@@ -97,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="record progress in the target to resume after a crash (default)",
     )
+    _bool_flag(
+        run,
+        "--defer-indexes",
+        default=True,
+        help="create new tables without their plain secondary keys and add them after the data, one "
+        "sorted build per table (default true)",
+    )
+    run.add_argument(
+        "--no-defer-indexes", dest="defer_indexes", action="store_false", help="= --defer-indexes=false"
+    )
     run.add_argument("-L", "--logfile", default="", help="also write the log to this file")
     run.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
     add_s3_flags(p, "S3 (with -d s3://…)")
@@ -137,6 +147,7 @@ def config_from_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[LoadC
         sql_mode=ns.sql_mode,
         progress=ns.progress,
         checkpoint=ns.checkpoint,
+        defer_indexes=ns.defer_indexes,
     )
     return config, ns
 

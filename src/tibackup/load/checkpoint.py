@@ -8,6 +8,8 @@ Table ``tibackup_load.checkpoints`` (InnoDB), one row per:
   - finished file: offset ``FILE_DONE`` (a rerun skips the file without reading it);
   - table this load took over: file ``table:<db>.<table>``, offset ``CLAIMED`` (a rerun does not take
     the rows it loaded itself for someone else's);
+  - table this load creates without its plain secondary keys: the same file, offset ``DEFERRED``,
+    written before the table is created (the keys are added after the data, see indexes.py);
   - finished load: file ``load:finished``, offset ``FINISHED``, the rows it loaded — the one row a
     finished load keeps, written by the transaction that deletes all its other rows, so a rerun after
     the end (killed before it could exit, or run again by hand) finds "already loaded", not a target
@@ -28,6 +30,7 @@ TABLE = f"{quote_ident(SCHEMA)}.`checkpoints`"
 FILE_DONE = -1
 CLAIMED = -2
 FINISHED = -3
+DEFERRED = -4
 FINISHED_FILE = "load:finished"
 
 
@@ -109,8 +112,12 @@ class Checkpoint:
         db.execute(self.group_sql(file, offset, offset, 0).decode().replace("INSERT", "INSERT IGNORE", 1))
 
     def claim_sql(self, tables: list[tuple[str, str]]) -> str:
+        return self.mark_sql(tables, CLAIMED)
+
+    def mark_sql(self, tables: list[tuple[str, str]], mark: int) -> str:
+        """One mark (``CLAIMED``, ``DEFERRED``) for each of ``tables``."""
         values = ", ".join(
-            f"({self._id}, {_hex(claim_name(db, t).encode('utf-8', 'surrogateescape'))}, {CLAIMED}, 0, {CLAIMED})"
+            f"({self._id}, {_hex(claim_name(db, t).encode('utf-8', 'surrogateescape'))}, {int(mark)}, 0, {int(mark)})"
             for db, t in tables
         )
         return f"INSERT IGNORE INTO {TABLE} VALUES {values}"

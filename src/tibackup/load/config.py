@@ -38,6 +38,7 @@ class LoadConfig:
     sql_mode: str = DEFAULT_SQL_MODE
     progress: bool | None = None  # None: show progress when stderr is a terminal
     checkpoint: bool = True  # record progress in the target (exactly once across a crash)
+    defer_indexes: bool = True  # tables the load creates get their plain secondary keys after the data
 
     def __repr__(self) -> str:
         return f"LoadConfig(source={self.source!r}, connection={self.connection!r}, threads={self.threads})"

@@ -1,4 +1,5 @@
-"""One load, top to bottom: source → plan → claim → schemas → data → views → verify → clean up.
+"""One load, top to bottom: source → plan → claim → schemas → data → secondary indexes → views → verify
+→ clean up.
 
 ``run_load`` is the whole flow (config in, result out, no Kubernetes; a Restore run calls it as a
 Backup run calls ``run_dump``). Data statements load over ``config.threads`` sessions, each in a
@@ -18,8 +19,9 @@ from tibackup.errors import Interrupted
 from tibackup.load.checkpoint import CLAIMED, Checkpoint, claim_name
 from tibackup.load.config import LoadConfig, OnDuplicate
 from tibackup.load.execute import DataLoader, prepare_session
+from tibackup.load.indexes import DeferredIndexes
 from tibackup.load.plan import LoadPlan, plan_load
-from tibackup.load.privileges import check_privileges, needed
+from tibackup.load.privileges import check_privileges, may, needed
 from tibackup.load.progress import LoadProgress
 from tibackup.load.schema import check_rows, create_schemas, create_views, existing_objects, refuse_non_empty
 from tibackup.load.source import Source, open_source
@@ -63,7 +65,7 @@ def run_load(
         )  # fmt: skip
         schemas = {name[0] for name in plan.table_names} | {f.db for f in plan.databases}
         existing = existing_objects(main, schemas)
-        check_privileges(main, needed(_needs(plan, config, existing), config.checkpoint))
+        grants = check_privileges(main, needed(_needs(plan, config, existing), config.checkpoint))
         checkpoint = Checkpoint(plan.load_id) if config.checkpoint else None
         done = checkpoint.prepare(main) if checkpoint else {}
         if checkpoint and checkpoint.finished_rows is not None:
@@ -94,13 +96,19 @@ def run_load(
             main.execute(checkpoint.claim_sql(plan.table_names), "recording the load's tables")
 
         prepare_session(main, config)
-        _, tables = create_schemas(main, source, plan, existing)
+        indexes = DeferredIndexes(source, plan, config, checkpoint, done)
+        indexes.alterable = {db for db in schemas if may(grants, "ALTER", db)}
+        _, tables = create_schemas(main, source, plan, existing, indexes.create_statements)
         for _ in range(config.threads):
             session = DB(config.connection, config.params)
             sessions.append(session)
             prepare_session(session, config)
         data = DataLoader(sessions, source, plan, config, checkpoint, done, progress)
         data.run(plan.data)
+        for session in sessions:  # the index builds take sessions of their own
+            session.close()
+        sessions.clear()
+        indexes.build(main)  # every key of the tables it created, before the finished mark
         views = create_views(main, source, plan)
         if config.on_duplicate is OnDuplicate.ERROR and plan.table_rows is not None:
             check_rows(main, plan, None if done else data.table_rows)  # a resumed load counts the tables

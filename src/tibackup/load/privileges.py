@@ -94,13 +94,15 @@ def missing(grants: Grants, want: dict[str, set[str]]) -> dict[str, list[str]]:
     return out
 
 
-def check_privileges(db: DB, want: dict[str, set[str]]) -> None:
-    """Raise InsufficientPrivileges naming every missing privilege and the GRANT that adds it."""
+def check_privileges(db: DB, want: dict[str, set[str]]) -> Grants:
+    """Raise InsufficientPrivileges naming every missing privilege and the GRANT that adds it; return
+    the account's grants."""
     account = db.scalar_text("SELECT CURRENT_USER()", "reading the account") or ""
     lines = [row[0] or "" for row in db.query_text("SHOW GRANTS", "reading the account's privileges")]
-    gaps = missing(parse_grants(lines, account), want)
+    grants = parse_grants(lines, account)
+    gaps = missing(grants, want)
     if not gaps:
-        return
+        return grants
     user, _, host = account.rpartition("@")
     who = f"'{user}'@'{host}'"
     fixes = "; ".join(f"GRANT {', '.join(p)} ON `{d}`.* TO {who}" for d, p in gaps.items())
@@ -110,6 +112,12 @@ def check_privileges(db: DB, want: dict[str, set[str]]) -> None:
         f"the account {who} lacks {names}, which this load needs; nothing was loaded. Grant them: "
         f"{fixes}{hint}"
     )
+
+
+def may(grants: Grants, privilege: str, db: str) -> bool:
+    """The account surely holds ``privilege`` on every table of ``db``."""
+    held = grants.held(db)
+    return held is not None and (ALL in held or privilege in held)
 
 
 def _unquote(name: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 
 from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.errors import DatabaseError
@@ -75,10 +76,20 @@ def file_statements(source: Source, plan: LoadPlan, file: BackupFile) -> list[by
 
 
 def create_schemas(
-    db: DB, source: Source, plan: LoadPlan, existing: dict[tuple[str, str], str]
+    db: DB,
+    source: Source,
+    plan: LoadPlan,
+    existing: dict[tuple[str, str], str],
+    table_sql: Callable[[DB, list[BackupFile]], dict[str, list[bytes]]] | None = None,
 ) -> tuple[int, int]:
-    """Create the databases and tables that are not there yet; return how many of each."""
+    """Create the databases and tables that are not there yet; return how many of each.
+    ``table_sql``: the statements that create the given tables' files (default: the files' own)."""
     databases = tables = 0
+    pending = [f for f in plan.tables if (f.db, f.table) not in existing]
+    if table_sql is not None:
+        statements = table_sql(db, pending)
+    else:
+        statements = {f.name: file_statements(source, plan, f) for f in pending}
     for file in plan.databases:
         if (file.db, "") not in existing:
             _run(db, file, file_statements(source, plan, file))
@@ -93,7 +104,7 @@ def create_schemas(
         if (file.db, file.table) in existing:
             continue  # kept as it is: a rerun's own table, or an empty one the user made
         db.execute(f"USE {quote_ident(file.db)}", f"selecting database {file.db}")
-        _run(db, file, file_statements(source, plan, file))
+        _run(db, file, statements[file.name])
         tables += 1
     missing = (
         {(f.db, f.table) for f in plan.data}
