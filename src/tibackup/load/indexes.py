@@ -104,7 +104,8 @@ def defer_keys(create: bytes, referenced: bool = False) -> Deferred | None:
     if not waiting:
         return None
     keys = tuple(body[i].removesuffix(b",") for i in waiting)
-    kept = [line.removesuffix(b",") for i, line in enumerate(body) if i not in set(waiting)]
+    waits = set(waiting)
+    kept = [line.removesuffix(b",") for i, line in enumerate(body) if i not in waits]
     head = create[: len(create) - len(create.lstrip())] + lines[0]
     rebuilt = b"\n".join([head, b",\n".join(b"  " + line for line in kept), *lines[close:]])
     return Deferred(rebuilt, keys)
@@ -125,9 +126,10 @@ def index_clauses(create: bytes) -> list[tuple[str, bytes]]:
 
 
 def add_index_statements(server: ServerType, version: str, table: str, clauses: list[bytes]) -> list[bytes]:
-    """The ALTERs that add ``clauses`` to ``table`` (quoted): one for all on MySQL and MariaDB."""
-    if server is ServerType.TIDB:
-        return tidb.add_index_statements(version, table, clauses)
+    """The ALTERs that add ``clauses`` to ``table`` (quoted): one for all, or one each on a TiDB whose
+    ALTER takes one change at a time."""
+    if server is ServerType.TIDB and not tidb.takes_several_changes(version):
+        return [f"ALTER TABLE {table} ADD ".encode() + c for c in clauses]
     return [f"ALTER TABLE {table} ".encode() + b", ".join(b"ADD " + c for c in clauses)]
 
 

@@ -110,7 +110,7 @@ def reclaim(
 ) -> None:
     """Make sure ``folder`` (where a kept staged dump goes) belongs to the same Backup: its evidence
     names this Backup, or the folder is empty and is claimed now. Else ``FolderTaken``."""
-    names = [info.name[len(folder) + 1 :] for info in root.list(folder + "/")]
+    names = _names(root, folder)
     if not names and _try_claim(root, folder, document, before_gate) == "won":
         return
     for name in names:
@@ -128,7 +128,7 @@ def release(root: Storage, folder: str, document: dict[str, Any]) -> int:
     Deleted: every claim object whose document names this Backup (namespace, name and uid), except
     the gate while anything else stays in the folder (someone else's evidence or files: a folder
     another Backup owns loses nothing it needs). Nothing else is touched, whatever the folder holds."""
-    names = [info.name[len(folder) + 1 :] for info in root.list(folder + "/")]
+    names = _names(root, folder)
     mine = {name for name in names if is_claim(name) and _same_backup(root, f"{folder}/{name}", document)}
     if GATE_NAME in mine and any(name not in mine for name in names):
         mine.discard(GATE_NAME)
@@ -140,7 +140,7 @@ def discard(root: Storage, folder: str, document: dict[str, Any]) -> int:
     """Empty the folder of a failed run that a re-run of the same Backup replaces; return how many
     objects went. Only a folder this Backup won (its evidence there, nobody else's) is touched; the
     claim goes last, so a run stopped halfway leaves a folder that still reads as this Backup's."""
-    names = [info.name[len(folder) + 1 :] for info in root.list(folder + "/")]
+    names = _names(root, folder)
     evidence = [name for name in names if _EVIDENCE.match(name)]
     if not evidence or not all(_same_backup(root, f"{folder}/{name}", document) for name in evidence):
         return 0
@@ -164,6 +164,11 @@ def release_pending(backup: Backup, s3: S3Options) -> int:
         return release(root, folder, claim_document(backup, datetime.now()))
     finally:
         remote.close_storage(root)
+
+
+def _names(root: Storage, folder: str) -> list[str]:
+    """The names of the objects in ``folder`` (relative to it)."""
+    return [info.name[len(folder) + 1 :] for info in root.list(folder + "/")]
 
 
 def _try_claim(
