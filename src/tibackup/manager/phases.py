@@ -80,8 +80,12 @@ def to_verified(status: BackupStatus, size: int, commit_ts: str, message: str, n
 
 
 def verified(status: BackupStatus) -> bool:
-    """Whether this run's folder was verified complete (``to_verified``) and the run has not ended."""
-    return status.phase == Phase.RUNNING and status.condition(ConditionType.VERIFIED) is not None
+    """Whether this run's folder was verified complete (``to_verified``) and ``Complete`` not recorded:
+    still ``Running``, or ``Failed`` by the operator because the Job died (the run itself never records
+    ``Failed`` after verifying; a re-run drops the condition)."""
+    return (
+        status.phase in (Phase.RUNNING, Phase.FAILED) and status.condition(ConditionType.VERIFIED) is not None
+    )
 
 
 def to_complete(status: BackupStatus, size: int, commit_ts: str, message: str, now: datetime) -> BackupStatus:

@@ -52,7 +52,7 @@ from tibackup.manager.secrets import resolve_secrets, tls_files
 from tibackup.manager.settings import DataPath
 from tibackup.manager.staged import StagedDump, Staging, UploadFailed, upload
 from tibackup.manager.verify import Recorder, commit_ts, verify_complete
-from tibackup.resources import Backup, ConditionType, validate_backup
+from tibackup.resources import Backup, ConditionType, drop_condition, validate_backup
 from tibackup.storage import S3Options
 from tibackup.storage.base import Storage
 from tibackup.storage.journal import UploadJournal
@@ -127,13 +127,15 @@ def finish_verified(report: Reporter, note: str) -> Backup:
     """``Complete`` for a run that stopped or failed after its folder was verified (``phases.verified``):
     the backup is whole; a GC life time not restored yet is left pending (the condition), for the
     controller or operator to restore."""
-    status = report.backup.status
+    status = drop_condition(report.backup.status, ConditionType.FAILED)  # the operator's "the Job died"
     verified = status.condition(ConditionType.VERIFIED)
     record = report.runtime.load_gc_record(report.backup)
     if record and status.condition(gc.PENDING) is None:
-        error = "the backup process stopped before restoring it"
-        report.update(gc.mark_pending(status, record, error, report.now()), save=False)
+        status = gc.mark_pending(
+            status, record, "the backup process stopped before restoring it", report.now()
+        )
     message = f"{verified.message if verified else 'backed up'}; {note}"
+    report.update(status, save=False)
     return report.complete(status.backup_size or 0, status.commit_ts or "", message)
 
 
