@@ -45,16 +45,21 @@ def _condition(body: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
     return None
 
 
+def _with_gc_record(body: dict[str, Any], mariadb: Any) -> dict[str, Any]:
+    """A direct-mode Backup whose run raised the GC life time from 10m0s to 72h (the record is kept)."""
+    del body["spec"]["storageSize"]
+    record = {"variable": "tikv_gc_life_time", "value": "10m0s", "raisedTo": "72h",
+              "host": mariadb.host, "port": mariadb.port, "savedAt": "2026-12-01T08:00:00Z"}  # fmt: skip
+    body["metadata"]["annotations"][ANNOTATION_GC_RECORD] = json.dumps(record)
+    return body
+
+
 async def test_pending_gc_restore_is_retried_until_it_succeeds(
     cluster: Cluster, mariadb: Any, s3_server: Any, bucket: str, fresh_db: str, no_gc_table: None
 ) -> None:
     fill(mariadb, fresh_db, 10)
     await secrets(cluster, mariadb, s3_server)
-    body = backup_body("gc-left", mariadb, s3_server, bucket, fresh_db)
-    del body["spec"]["storageSize"]
-    record = {"variable": "tikv_gc_life_time", "value": "10m0s", "raisedTo": "72h",
-              "host": mariadb.host, "port": mariadb.port, "savedAt": "2026-12-01T08:00:00Z"}  # fmt: skip
-    body["metadata"]["annotations"][ANNOTATION_GC_RECORD] = json.dumps(record)
+    body = _with_gc_record(backup_body("gc-left", mariadb, s3_server, bucket, fresh_db), mariadb)
     body["status"] = {
         "phase": "Failed",
         "conditions": [{"type": "Failed", "status": "True", "reason": "ConnectionFailed",
@@ -157,11 +162,7 @@ async def test_job_killed_after_verification_is_recovered_as_complete(
     )
     mariadb.execute("INSERT INTO mysql.tidb VALUES ('tikv_gc_life_time', '72h', 'stand-in')")
     await secrets(cluster, mariadb, s3_server)
-    body = backup_body("killed-late", mariadb, s3_server, bucket, fresh_db)
-    del body["spec"]["storageSize"]
-    record = {"variable": "tikv_gc_life_time", "value": "10m0s", "raisedTo": "72h",
-              "host": mariadb.host, "port": mariadb.port, "savedAt": "2026-12-01T08:00:00Z"}  # fmt: skip
-    body["metadata"]["annotations"][ANNOTATION_GC_RECORD] = json.dumps(record)
+    body = _with_gc_record(backup_body("killed-late", mariadb, s3_server, bucket, fresh_db), mariadb)
     path = f"s3://{bucket}/killed-late/backup-2026-12-01T08:00:00Z/"
     body["status"] = {
         "phase": "Failed", "backupPath": path, "backupSize": 1234, "commitTs": "123",
