@@ -177,9 +177,16 @@ async def test_job_killed_after_verification_is_recovered_as_complete(
     }  # fmt: skip
     await cluster.kube.create(BACKUPS, "test1", body)
 
-    done = await wait_for(
-        lambda: phase_of(cluster, "killed-late", "Complete"), 60, "the recover Job to record Complete"
-    )
+    def recovered() -> dict[str, Any] | None:  # Complete, the GC life time restored (retried if need be)
+        done = phase_of(cluster, "killed-late", "Complete")
+        annotations = ((done or {}).get("metadata") or {}).get("annotations") or {}
+        return (
+            done
+            if done and ANNOTATION_GC_RECORD not in annotations and not _condition(done, PENDING)
+            else None
+        )
+
+    done = await wait_for(recovered, 60, "the recover Job to record Complete and restore the GC life time")
     assert _condition(done, "Failed") is None, done["status"]
     complete = _condition(done, "Complete") or {}
     assert f"backed up 1.2 KiB to {path}" in complete.get("message", "")
