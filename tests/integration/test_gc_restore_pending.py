@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -157,3 +158,80 @@ def test_database_frozen_mid_dump_fails_at_read_timeout(env: Env, tmp_path: Path
     assert "sent nothing for 3s (the read timeout)" in (failed.message or "")
     _assert_pending(backup)  # the restore could not reach the frozen server either
     _one_pass_restores(env, store)
+
+
+# A stop after the folder was verified, while the GC life time restore waits: the backup is whole, so
+# the Backup ends Complete with the restore left pending (docs/recovery-and-rerun.md). The gate: a
+# transaction of the test holds the row lock of tikv_gc_life_time (taken after the raise, while the dump
+# reads rows), so the run's restore UPDATE waits until the test has stopped the run.
+
+
+def _hold_gc_row(env: Env) -> Any:
+    conn = env.mariadb.connect()
+    conn.autocommit(False)
+    conn.cursor().execute("SELECT * FROM mysql.tidb FOR UPDATE")
+    return conn
+
+
+def _restore_waits(env: Env) -> bool:
+    rows = env.mariadb.execute(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE mysql.tidb%' AND ID <> CONNECTION_ID()"
+    )
+    return int(rows[0][0]) > 0
+
+
+def _stop_while_restoring(env: Env, tmp_path: Path, store: Store, sig: signal.Signals) -> Any:
+    """Run the backup, hold the GC row, wait for the restore to wait on it, then send ``sig`` to the run."""
+    process = _start_backup(env, tmp_path, ["--threads=1", "--rows=50000"])
+    try:
+        wait_for(lambda: _reading_rows(env), 60, "the dump to read rows")
+        assert _gc(env) == "72h"
+        lock = _hold_gc_row(env)
+        wait_for(lambda: _restore_waits(env), 120, "the GC life time restore to wait for the row")
+        during = _backup(store)
+        assert during.status.phase == "Running" and during.status.condition("Verified") is not None
+        process.send_signal(sig)
+        assert process.wait(timeout=120) != 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return lock
+
+
+def _assert_complete_pending(backup: Backup, stopped: str) -> None:
+    complete = backup.status.condition("Complete")
+    assert backup.status.phase == "Complete" and complete is not None, backup.status
+    assert stopped in (complete.message or "") and "backed up" in (complete.message or "")
+    assert backup.status.condition("Failed") is None
+    assert (backup.status.backup_size or 0) > 0
+    pending = backup.status.condition(PENDING)
+    assert pending is not None and "restoring it to 10m0s failed" in (pending.message or ""), backup.status
+
+
+def _restored_stays_complete(env: Env, store: Store, lock: Any) -> None:
+    lock.rollback()
+    lock.close()
+    Controller(env.state).tick()
+    assert _gc(env) == "10m0s"
+    backup = _backup(store)
+    assert backup.status.phase == "Complete" and backup.status.condition(PENDING) is None
+    assert store.load_gc_record("test1", "big", backup.metadata.uid or "") is None
+    assert env.tib("rerun", "bk", "big", "-n", "test1").code == 2  # a complete backup: kept
+
+
+def test_sigterm_after_verification_ends_complete_with_gc_restore_pending(env: Env, tmp_path: Path) -> None:
+    store = Store(env.state)
+    lock = _stop_while_restoring(env, tmp_path, store, signal.SIGTERM)
+    _assert_complete_pending(_backup(store), "the backup process was stopped after verifying it")
+    _restored_stays_complete(env, store, lock)
+
+
+def test_sigkill_after_verification_is_recovered_as_complete(env: Env, tmp_path: Path) -> None:
+    store = Store(env.state)
+    lock = _stop_while_restoring(env, tmp_path, store, signal.SIGKILL)
+    assert _backup(store).status.phase == "Running"
+    env.mariadb.execute("SET GLOBAL innodb_lock_wait_timeout = 1")  # recovery's restore: fails fast
+    Controller(env.state).tick()  # the process is gone: recovery
+    _assert_complete_pending(_backup(store), "the backup process stopped after verifying it")
+    _restored_stays_complete(env, store, lock)

@@ -104,7 +104,10 @@ def test_backup_completes_and_restores(
     status = done.status
     assert status.phase == Phase.COMPLETE, runtime.events
     # Prepare twice: the second save records the folder about to be claimed (claimPath) before its gate.
-    assert runtime.phases() == ["Prepare", "Prepare", "Running", "Complete"]
+    # Running twice: the second save records the verification (condition Verified) before the last steps.
+    assert runtime.phases() == ["Prepare", "Prepare", "Running", "Running", "Complete"]
+    verified = [c for c in runtime.statuses[3].get("conditions", ()) if c.get("type") == "Verified"]
+    assert verified and runtime.statuses[3].get("backupSize") == status.backup_size
     claimed = runtime.statuses[1].get("claimPath")
     assert claimed == status.backup_path and "claimPath" not in runtime.statuses[2]
     assert status.backup_path and status.backup_path.startswith(f"s3://{bucket}/nightly/demo1/backup-")

@@ -45,16 +45,21 @@ def _condition(body: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
     return None
 
 
+def _with_gc_record(body: dict[str, Any], mariadb: Any) -> dict[str, Any]:
+    """A direct-mode Backup whose run raised the GC life time from 10m0s to 72h (the record is kept)."""
+    del body["spec"]["storageSize"]
+    record = {"variable": "tikv_gc_life_time", "value": "10m0s", "raisedTo": "72h",
+              "host": mariadb.host, "port": mariadb.port, "savedAt": "2026-12-01T08:00:00Z"}  # fmt: skip
+    body["metadata"]["annotations"][ANNOTATION_GC_RECORD] = json.dumps(record)
+    return body
+
+
 async def test_pending_gc_restore_is_retried_until_it_succeeds(
     cluster: Cluster, mariadb: Any, s3_server: Any, bucket: str, fresh_db: str, no_gc_table: None
 ) -> None:
     fill(mariadb, fresh_db, 10)
     await secrets(cluster, mariadb, s3_server)
-    body = backup_body("gc-left", mariadb, s3_server, bucket, fresh_db)
-    del body["spec"]["storageSize"]
-    record = {"variable": "tikv_gc_life_time", "value": "10m0s", "raisedTo": "72h",
-              "host": mariadb.host, "port": mariadb.port, "savedAt": "2026-12-01T08:00:00Z"}  # fmt: skip
-    body["metadata"]["annotations"][ANNOTATION_GC_RECORD] = json.dumps(record)
+    body = _with_gc_record(backup_body("gc-left", mariadb, s3_server, bucket, fresh_db), mariadb)
     body["status"] = {
         "phase": "Failed",
         "conditions": [{"type": "Failed", "status": "True", "reason": "ConnectionFailed",
@@ -144,3 +149,50 @@ async def test_rerun_annotation_starts_a_new_job(
     assert current["status"]["rerunToken"] == "2"
     job = await cluster.kube.get(JOBS, "test1", "backup-again")
     assert job is not None and job["metadata"]["uid"] == second["metadata"]["uid"]
+
+
+async def test_job_killed_after_verification_is_recovered_as_complete(
+    cluster: Cluster, mariadb: Any, s3_server: Any, bucket: str, fresh_db: str, no_gc_table: None
+) -> None:
+    """A backup Job killed after its run verified the folder (condition Verified) but before Complete:
+    the operator said Failed/JobFailed; its recover Job restores the GC life time and records Complete."""
+    mariadb.execute(
+        "CREATE TABLE mysql.tidb (VARIABLE_NAME varchar(64) PRIMARY KEY, "
+        "VARIABLE_VALUE varchar(1024), COMMENT varchar(1024))"
+    )
+    mariadb.execute("INSERT INTO mysql.tidb VALUES ('tikv_gc_life_time', '72h', 'stand-in')")
+    await secrets(cluster, mariadb, s3_server)
+    body = _with_gc_record(backup_body("killed-late", mariadb, s3_server, bucket, fresh_db), mariadb)
+    path = f"s3://{bucket}/killed-late/backup-2026-12-01T08:00:00Z/"
+    body["status"] = {
+        "phase": "Failed", "backupPath": path, "backupSize": 1234, "commitTs": "123",
+        "timeStarted": "2026-12-01T08:00:00Z",
+        "conditions": [
+            {"type": "Running", "status": "True", "reason": "Running", "lastTransitionTime": "2026-12-01T08:00:00Z"},
+            {"type": "Verified", "status": "True", "reason": "Verified", "message": f"backed up 1.2 KiB to {path}",
+             "lastTransitionTime": "2026-12-01T08:00:05Z"},
+            {"type": "Failed", "status": "True", "reason": "JobFailed", "message": "the Job died",
+             "lastTransitionTime": "2026-12-01T08:00:06Z"},
+        ],
+    }  # fmt: skip
+    await cluster.kube.create(BACKUPS, "test1", body)
+
+    def recovered() -> dict[str, Any] | None:  # Complete, the GC life time restored (retried if need be)
+        done = phase_of(cluster, "killed-late", "Complete")
+        annotations = ((done or {}).get("metadata") or {}).get("annotations") or {}
+        return (
+            done
+            if done and ANNOTATION_GC_RECORD not in annotations and not _condition(done, PENDING)
+            else None
+        )
+
+    done = await wait_for(recovered, 60, "the recover Job to record Complete and restore the GC life time")
+    assert _condition(done, "Failed") is None, done["status"]
+    complete = _condition(done, "Complete") or {}
+    assert f"backed up 1.2 KiB to {path}" in complete.get("message", "")
+    assert "stopped after verifying it" in complete.get("message", "")
+    assert done["status"]["backupSize"] == 1234
+    assert mariadb.execute("SELECT VARIABLE_VALUE FROM mysql.tidb")[0][0] == "10m0s"
+    assert await cluster.kube.get(JOBS, "test1", "backup-killed-late") is None  # no backup ran
+    await cluster.kube.delete(BACKUPS, "test1", "killed-late")
+    await wait_for(lambda: cluster.api.get(BACKUPS, "test1", "killed-late") is None, 20, "deletion")

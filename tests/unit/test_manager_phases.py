@@ -40,6 +40,17 @@ def test_failed_message_is_one_line_and_rerun_clears_the_old_outcome() -> None:
     assert status.commit_ts is None and status.backup_path == "s3://b/y/"
 
 
+def test_verified_is_recorded_while_running_and_only_for_that_run() -> None:
+    status = phases.to_running(BackupStatus(), "s3://b/x/", "go", T0)
+    assert not phases.verified(status)
+    status = phases.to_verified(status, 5, "42", "backed up 5 B to s3://b/x/", T0 + timedelta(seconds=1))
+    assert status.phase == Phase.RUNNING and phases.verified(status)
+    assert (status.backup_size, status.commit_ts) == (5, "42")
+    assert phases.verified(phases.to_failed(status, "JobFailed", "the Job died", T0))  # the operator's
+    assert not phases.verified(phases.to_complete(status, 5, "42", "done", T0))
+    assert not phases.verified(phases.to_running(status, "s3://b/y/", "again", T0))  # a new run
+
+
 def test_invalid() -> None:
     status = phases.to_invalid(BackupStatus(), "InvalidSpec", "spec.s3.bucket: required", T0)
     assert status.phase == Phase.INVALID and status.condition(Phase.INVALID).reason == "InvalidSpec"  # type: ignore[union-attr]

@@ -50,6 +50,7 @@ def test_complete_is_refused_and_unfinished_waits() -> None:
 def test_reset_status_keeps_path_and_pending_gc_restore() -> None:
     status = backup("Failed").status
     status = set_side_condition(status, "GCLifeTimeRestorePending", "GCLifeTimeNotRestored", "down", NOW)
+    status = set_side_condition(status, "Verified", "Verified", "of the run before", NOW)  # not kept
     reset = rerun_status(status, "7")
     assert reset.phase is None and reset.rerun_token == "7" and reset.backup_path == "s3://bk/backup-x/"
     assert [c.type for c in reset.conditions or ()] == ["GCLifeTimeRestorePending"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from tibackup.resources import Backup, Phase, Restore
+from tibackup.resources import Backup, ConditionType, Phase, Restore
 from tibackup.resources.status import S
 
 RERUN_ANNOTATION = "tibackup.pingcap.com/rerun"
@@ -69,7 +69,7 @@ def rerun_status(status: S, token: str) -> S:
     a staged re-run uploads to it again), ``claimPath`` (a claim a stopped run left, which the re-run
     releases first) and the conditions that are not phases (a GC life time restore
     still pending)."""
-    phases = {p.value for p in Phase}
+    phases = {p.value for p in Phase} | {ConditionType.VERIFIED.value}  # Verified: of that run only
     kept = [c.model_copy() for c in status.conditions or () if c.type not in phases]
     return type(status)(
         backup_path=status.backup_path,

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tibackup.resources import BackupStatus, Phase, format_duration, human_size_si, set_condition
+from tibackup.resources import (
+    BackupStatus,
+    ConditionType,
+    Phase,
+    drop_condition,
+    format_duration,
+    human_size_si,
+    set_condition,
+    set_side_condition,
+)
 
 
 def one_line(text: str, limit: int = 1000) -> str:
@@ -38,7 +47,9 @@ def to_prepare(status: BackupStatus, message: str, now: datetime) -> BackupStatu
 
 def to_running(status: BackupStatus, backup_path: str, message: str, now: datetime) -> BackupStatus:
     """``Running``, with where the files go and when it started; a previous outcome is cleared."""
-    new = set_condition(status, Phase.RUNNING, "Running", one_line(message), now)
+    new = drop_condition(
+        set_condition(status, Phase.RUNNING, "Running", one_line(message), now), ConditionType.VERIFIED
+    )
     return new.model_copy(
         update={
             "backup_path": backup_path,
@@ -50,6 +61,30 @@ def to_running(status: BackupStatus, backup_path: str, message: str, now: dateti
             "backup_size_readable": None,
             "commit_ts": None,
         }
+    )
+
+
+def to_verified(status: BackupStatus, size: int, commit_ts: str, message: str, now: datetime) -> BackupStatus:
+    """Still ``Running``, but the folder is verified complete: the condition ``Verified`` (its message is
+    the ``Complete`` message to come) with ``backupSize`` and ``commitTs``. What is left (clearing the
+    staging folder, restoring the GC life time) cannot make the backup incomplete, so a run stopped from
+    here on ends ``Complete`` (``verified``)."""
+    new = set_side_condition(status, ConditionType.VERIFIED, "Verified", one_line(message), now)
+    return new.model_copy(
+        update={
+            "backup_size": size,
+            "backup_size_readable": human_size_si(size),
+            "commit_ts": commit_ts or None,
+        }
+    )
+
+
+def verified(status: BackupStatus) -> bool:
+    """Whether this run's folder was verified complete (``to_verified``) and ``Complete`` not recorded:
+    still ``Running``, or ``Failed`` by the operator because the Job died (the run itself never records
+    ``Failed`` after verifying; a re-run drops the condition)."""
+    return (
+        status.phase in (Phase.RUNNING, Phase.FAILED) and status.condition(ConditionType.VERIFIED) is not None
     )
 
 

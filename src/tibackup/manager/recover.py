@@ -6,7 +6,8 @@ Nothing will finish it, so ``recover_interrupted`` undoes what the run changed a
 2. aborts the unfinished multipart uploads under its ``backupPath`` (S3 keeps those, and bills for
    them, until they are aborted), and releases the claim of a run stopped between claiming its folder
    and ``Running`` (``claimPath``; kept for deletion or a re-run when S3 does not answer);
-3. marks it ``Failed`` with reason ``Interrupted`` and a message that says to run it again.
+3. marks it ``Failed`` with reason ``Interrupted`` and a message that says to run it again — or
+   ``Complete`` when the run had verified its folder (condition ``Verified``) before it was killed.
 
 A staged dump that had finished is left on the staging volume, so running the Backup again uploads it
 instead of dumping again. Failures of steps 1-2 are reported (Warning events, the message) and never
@@ -26,9 +27,9 @@ from datetime import datetime
 
 from tibackup.dump.conn import DB
 from tibackup.errors import TibackupError
-from tibackup.manager import gc, remote, settings
+from tibackup.manager import gc, phases, remote, settings
 from tibackup.manager.report import Reporter
-from tibackup.manager.run import release_claim, utc_now
+from tibackup.manager.run import finish_verified, release_claim, utc_now
 from tibackup.manager.runtime import BackupRuntime
 from tibackup.manager.secrets import Secrets, resolve_secrets, tls_files
 from tibackup.resources import FINISHED_PHASES, Backup, Phase
@@ -69,6 +70,8 @@ def recover_interrupted(
     if backup.status.claim_path and secrets is not None:
         release_claim(report, settings.s3_options(backup.spec, secrets.access_key, secrets.secret_key))
 
+    if phases.verified(backup.status):  # killed after its folder was verified: a complete backup
+        return finish_verified(report, "the backup process stopped after verifying it")
     message = (
         "the backup process stopped before the backup finished (restart or killed Job); run the backup again"
     )

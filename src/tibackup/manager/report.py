@@ -64,6 +64,11 @@ class Reporter(Generic[R]):
         self._save(phases.to_running(self.backup.status, backup_path, self.clean(message), self.now()))
         self.info("Running", message)
 
+    def verified(self, size: int, commit_ts: str, message: str) -> None:
+        """The folder is verified complete: saved before the last steps, so a stop cannot undo it."""
+        self._save(phases.to_verified(self.backup.status, size, commit_ts, self.clean(message), self.now()))
+        log.info("%s %s: verified: %s", self.noun, self.who, self.clean(message))
+
     def complete(self, size: int, commit_ts: str, message: str) -> R:
         backup = self._save(
             phases.to_complete(self.backup.status, size, commit_ts, self.clean(message), self.now())

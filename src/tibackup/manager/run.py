@@ -43,7 +43,7 @@ from tibackup.dump.dumper import run_dump
 from tibackup.dump.metadata import METADATA_NAME
 from tibackup.dump.progress import Progress
 from tibackup.errors import DatabaseError, Interrupted, InvalidSpecError, TibackupError
-from tibackup.manager import claim, gc, remote, settings
+from tibackup.manager import claim, gc, phases, remote, settings
 from tibackup.manager.preflight import check_privileges, check_storage
 from tibackup.manager.progress import ProgressLog, describe
 from tibackup.manager.report import Reporter
@@ -52,9 +52,10 @@ from tibackup.manager.secrets import resolve_secrets, tls_files
 from tibackup.manager.settings import DataPath
 from tibackup.manager.staged import StagedDump, Staging, UploadFailed, upload
 from tibackup.manager.verify import Recorder, commit_ts, verify_complete
-from tibackup.resources import Backup, validate_backup
+from tibackup.resources import Backup, ConditionType, drop_condition, validate_backup
 from tibackup.storage import S3Options
 from tibackup.storage.base import Storage
+from tibackup.storage.journal import UploadJournal
 from tibackup.units import human_size
 
 log = logging.getLogger("tibackup.manager")
@@ -91,19 +92,51 @@ def run_backup(backup: Backup, runtime: BackupRuntime, *, now: Callable[[], date
             s3 = dataclasses.replace(s3, journal=journal)
             return _run(backup, report, mode, config, s3, now)
     except (KeyboardInterrupt, SystemExit, Interrupted):
+        if phases.verified(report.backup.status):  # stopped after verification: a complete backup
+            finish_verified(report, "the backup process was stopped after verifying it")
+            raise
         report.failed(
             "Interrupted",
             "the backup was interrupted before it finished; its files are incomplete: run it again"
             + uploads.left_note(journal, report.backup.status.backup_path or ""),
         )
         raise
-    except TibackupError as exc:
+    except Exception as exc:
+        if phases.verified(report.backup.status):  # only what follows verification failed
+            return finish_verified(report, f"a step after verifying it failed: {_text(exc)}")
+        return _failed(report, exc, journal)
+
+
+def _failed(report: Reporter, exc: Exception, journal: UploadJournal) -> Backup:
+    from tibackup.manager import uploads
+
+    if isinstance(exc, TibackupError):
         return report.failed(
             exc.reason, exc.message + uploads.left_note(journal, report.backup.status.backup_path or "")
         )
-    except Exception as exc:  # a bug in tibackup: still a clear status, the traceback only at debug
-        log.debug("backup %s failed with an internal error", report.who, exc_info=True)
-        return report.failed("InternalError", f"internal error: {type(exc).__name__}: {exc}")
+    # a bug in tibackup: still a clear status, the traceback only at debug
+    log.debug("backup %s failed with an internal error", report.who, exc_info=True)
+    return report.failed("InternalError", f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _text(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, TibackupError) else f"{type(exc).__name__}: {exc}"
+
+
+def finish_verified(report: Reporter, note: str) -> Backup:
+    """``Complete`` for a run that stopped or failed after its folder was verified (``phases.verified``):
+    the backup is whole; a GC life time not restored yet is left pending (the condition), for the
+    controller or operator to restore."""
+    status = drop_condition(report.backup.status, ConditionType.FAILED)  # the operator's "the Job died"
+    verified = status.condition(ConditionType.VERIFIED)
+    record = report.runtime.load_gc_record(report.backup)
+    if record and status.condition(gc.PENDING) is None:
+        status = gc.mark_pending(
+            status, record, "the backup process stopped before restoring it", report.now()
+        )
+    message = f"{verified.message if verified else 'backed up'}; {note}"
+    report.update(status, save=False)
+    return report.complete(status.backup_size or 0, status.commit_ts or "", message)
 
 
 def validate(backup: Backup) -> DataPath:
@@ -166,6 +199,10 @@ def _run(
                 _dump_staged(backup, config, storage, staging, staged is not None, s3, report)
             size = verify_complete(storage, storage.written, claim.is_claim)
             position = commit_ts(storage.read(METADATA_NAME))
+            done = f"backed up {human_size(size)} to {path}" + (
+                f" at position {position}" if position else ""
+            )
+            report.verified(size, position, done)  # durable: a stop from here on ends Complete
         finally:
             remote.close_storage(storage)
         if staging is not None:
@@ -174,11 +211,7 @@ def _run(
         if manage_gc:
             _restore_gc(conn, backup, report)
 
-    return report.complete(
-        size,
-        position,
-        f"backed up {human_size(size)} to {path}" + (f" at position {position}" if position else ""),
-    )
+    return report.complete(size, position, done)
 
 
 def connect(conn: Connection) -> DB:
@@ -349,4 +382,4 @@ def _restore_gc(conn: Connection, backup: Backup, report: Reporter) -> None:
         report.info("GCLifeTimeRestored", f"tikv_gc_life_time restored to {value}")
 
 
-__all__ = ["release_claim", "run_backup", "utc_now", "validate"]
+__all__ = ["finish_verified", "release_claim", "run_backup", "utc_now", "validate"]

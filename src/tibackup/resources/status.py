@@ -36,6 +36,9 @@ class ConditionType(StrEnum):
     CLEAN_FAILED = Phase.CLEAN_FAILED.value
     # The backup raised TiKV's GC life time and could not set it back yet: retried until it is.
     GC_LIFE_TIME_RESTORE_PENDING = "GCLifeTimeRestorePending"
+    # The backup's folder was verified complete (``backupSize``/``commitTs`` recorded): a run stopped
+    # after this point ends ``Complete`` (docs/recovery-and-rerun.md), never ``Failed``.
+    VERIFIED = "Verified"
 
 
 # A backup in one of these phases has ended: it will not change until it is deleted.
