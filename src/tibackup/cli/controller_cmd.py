@@ -63,7 +63,8 @@ def controller(
     """Run pending Backups and every BackupSchedule (with retention) until SIGTERM or Ctrl-C.
 
     Each Backup runs in its own child process; a Backup left in Prepare/Running by a process that died
-    becomes Failed (reason Interrupted) with the GC life time restored."""
+    becomes Failed (reason Interrupted), or Complete when it had already verified its folder, with the
+    GC life time restored."""
     from tibackup.cli.main import leave_after_signal, setup_logging
     from tibackup.embedded.controller import Controller, acquire_lock
     from tibackup.embedded.metrics import ScheduleCollector, SkipCounter
