@@ -285,6 +285,15 @@ def dump_tables(
     split = mode == "client" and chunks is None
     halves: list[SharedChunk] = []
 
+    # The schema files are queued once every table is planned: queued at the start, one would run
+    # while the first table is still being planned and hold back that worker's first chunk (bench/trace.py).
+    plans_left = [0 if chunks is not None or config.no_data else len(catalog.base_tables)]
+
+    def queue_schemas() -> None:
+        if not config.no_schemas and chunks is None:
+            for table in catalog.tables:
+                pool.add(functools.partial(schema, table), SCHEMA)
+
     def on_file(record: FileRecord) -> None:
         with lock:
             files.append(record)
@@ -315,6 +324,11 @@ def dump_tables(
                 else:
                     pool.add(functools.partial(read, chunk))
             offset += len(planned)
+        with lock:
+            plans_left[0] -= 1
+            last = plans_left[0] == 0
+        if last:
+            queue_schemas()
 
     def read(chunk: Chunk, db: DB) -> None:
         writer = chunk_writer(chunk, storage, config, fmt, on_file, progress.add, finisher, sql_header)
@@ -338,9 +352,8 @@ def dump_tables(
     elif not config.no_data:
         for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):
             pool.add(functools.partial(plan, table), PLAN)
-    if not config.no_schemas and chunks is None:
-        for table in catalog.tables:
-            pool.add(functools.partial(schema, table), SCHEMA)
+    if not plans_left[0]:
+        queue_schemas()
     try:
         pool.run()
     except BaseException as exc:
