@@ -155,9 +155,11 @@ def bench_dataset(
     work = Path(tempfile.mkdtemp(prefix="tibackup-bench-"))
     tools = tool_commands(db, tables, server, args, full)
     local = {tool: Case(name, "local disk", tool, []) for tool in tools}
-    for _ in range(args.repeat):
+    for i in range(max(args.repeat, args.repeat_short)):
         for tool, template in tools.items():
             case = local[tool]
+            if i >= rounds_for(case, args):
+                continue
             out = work / "out"
             shutil.rmtree(out, ignore_errors=True)
             cmd = [part.replace("{out}", str(out)) for part in template]
@@ -193,6 +195,44 @@ def bench_dataset(
             cases.append(case)
     shutil.rmtree(work, ignore_errors=True)
     return cases
+
+
+def rounds_for(case: Case, args: argparse.Namespace) -> int:
+    """Rounds of a case: ``--repeat-short`` when its first round took under a second (cheap, and the
+    start-up's share makes its spread wide), else ``--repeat``."""
+    short = bool(case.runs) and case.runs[0].wall < 1.0
+    return args.repeat_short if short else args.repeat
+
+
+def startup_times(server: MariaDBServer, db: str, rounds: int) -> list[tuple[str, Run]]:
+    """Start-up alone, interleaved like the dumps: the interpreter with and without ``site`` (this
+    machine's .pth files), ``tibackup dump`` up to its first connection attempt (bench/startup.py) and
+    mydumper's start (``--version``). Medians of ``rounds``."""
+    out = tempfile.mkdtemp(prefix="tibackup-startup-")
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "python -S -c pass (no site, no .pth)": [sys.executable, "-S", "-c", "pass"],
+        "tibackup dump to its first connection attempt": [
+            sys.executable, str(ROOT / "bench" / "startup.py"), "-h", server.host, "-P", str(server.port),
+            "-u", server.user, "-B", db, "-o", out],
+        "mydumper --version": ["mydumper", "--version"],
+    }  # fmt: skip
+    env = {**os.environ}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    runs: dict[str, list[Run]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, cmd in commands.items():
+            runs[name].append(timed(cmd, env))
+    shutil.rmtree(out, ignore_errors=True)
+    return [(name, Run(statistics.median(r.wall for r in rs), max(r.peak_rss_mb for r in rs),
+                       statistics.median(r.cpu for r in rs))) for name, rs in runs.items()]  # fmt: skip
+
+
+def startup_report(times: list[tuple[str, Run]]) -> str:
+    lines = ["", "Start-up (median wall and CPU of the interleaved rounds):", "",
+             "| command | wall | CPU |", "|---|---:|---:|"]  # fmt: skip
+    lines += [f"| {name} | {run.wall * 1000:.1f} ms | {run.cpu * 1000:.0f} ms |" for name, run in times]
+    return "\n".join(lines) + "\n"
 
 
 def show(case: Case) -> None:
@@ -292,6 +332,9 @@ def main() -> None:
     parser.add_argument("--more-threads", type=int, default=4, help="the second -t measured (default 4)")
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument(
+        "--repeat-short", type=int, default=11, help="rounds of a sub-second case (default 11)"
+    )
     parser.add_argument("--large-repeat", type=int, default=3, help="rounds on the large table (default 3)")
     parser.add_argument("--huge", action="store_true", help="--load: also load the 7M-row table")
     parser.add_argument("--only", default="", help="--load: only the tools whose name matches this regex")
@@ -338,7 +381,7 @@ def main() -> None:
         cases += bench_dataset(f"{args.tables} tables", "bench_mixed", tables, server, s3, args)
         if not args.no_large:  # ~650 MB of rows, five times the 128 MiB buffer pool
             fill_wide(conn, "bench_huge", args.large_rows)
-            large_args = argparse.Namespace(**{**vars(args), "repeat": args.large_repeat})
+            large_args = argparse.Namespace(**{**vars(args), "repeat": args.large_repeat, "repeat_short": args.large_repeat})
             label = f"{args.large_rows / 1e6:g}M rows"
             cases += bench_dataset(label, "bench_huge", ["sbtest1"], server, None, large_args, full=False)
         conn.close()
@@ -348,9 +391,10 @@ def main() -> None:
             f"Benchmark of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores; "
             f"MariaDB {server.execute('SELECT VERSION()')[0][0]} (buffer pool {pool} MiB) on the same machine; "
             f"{version}; S3: {'SeaweedFS/Ceph local' if s3 else 'skipped'}; median of {args.repeat} interleaved "
-            f"rounds ({args.large_repeat} on the large table), spread = fastest–slowest round."
+            f"rounds, {args.repeat_short} for a case whose first round took under 1 s ({args.large_repeat} on the large "
+            "table), spread = fastest–slowest round."
         )
-        text = report(cases, meta)
+        text = report(cases, meta) + startup_report(startup_times(server, "bench_wide", args.repeat_short))
         results = ROOT / "bench" / "results"
         results.mkdir(exist_ok=True)
         (results / "latest.md").write_text(text)

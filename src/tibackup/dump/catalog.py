@@ -46,7 +46,7 @@ def kind_of(data_type: str) -> Kind:
     return Kind.STRING
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Column:
     """One column of a table, as information_schema describes it."""
 
@@ -72,7 +72,7 @@ class Column:
         return int(digits) if "(" in self.column_type and digits else 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Table:
     """A base table, view or sequence to dump, with what chunking and rendering need to know of it."""
 
@@ -107,7 +107,7 @@ class Table:
         return any(c.generated for c in self.columns)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Catalog:
     """Everything a dump selected: its schemas and their tables."""
 

@@ -34,7 +34,7 @@ MIN_BATCH_ROWS, MAX_BATCH_ROWS = 64, 100_000
 MAX_BATCHES_PER_TABLE = 200_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Chunk:
     """A part of a table that one task reads: its key range, and the batches or halves it is read in."""
 

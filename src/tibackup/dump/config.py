@@ -41,7 +41,7 @@ class Compression(StrEnum):
         return {"": "", "gzip": ".gz", "zstd": ".zst", "snappy": ".snappy"}[self.value]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TLSFiles:
     """The client certificate files of --ca/--cert/--key."""
 
@@ -53,7 +53,7 @@ class TLSFiles:
         return bool(self.ca or self.cert or self.key)
 
 
-@dataclass(frozen=True, repr=False)  # its own __repr__ below
+@dataclass(frozen=True, repr=False, eq=False)  # its own __repr__ below
 class Connection:
     """Where and as whom to connect (the password is never shown)."""
 
@@ -79,7 +79,7 @@ class CSVOptions:
     no_header: bool = False
 
 
-@dataclass(frozen=True, repr=False)  # its own __repr__ below
+@dataclass(frozen=True, repr=False, eq=False)  # its own __repr__ below
 class DumpConfig:
     """One dump, as Dumpling's flags ask for it."""
 

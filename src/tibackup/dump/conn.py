@@ -50,7 +50,7 @@ class ServerType(StrEnum):
     TIDB = "TiDB"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ServerInfo:
     """The server kind and version, parsed from its version string."""
 

@@ -73,7 +73,7 @@ def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool) -> str:
     return mode
 
 
-@dataclass
+@dataclass(eq=False)
 class DumpResult:
     """What a finished dump wrote: its files, the server and the consistent position."""
 

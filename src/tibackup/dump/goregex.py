@@ -79,7 +79,7 @@ def _class_source(ranges: _Ranges, negated: bool) -> str:
     return f"[{'^' if negated else ''}{body}]"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Flags:
     """The flags in effect at a point of the pattern ((?i), (?m), (?s))."""
 
@@ -88,7 +88,7 @@ class _Flags:
     s: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class _Frame:
     """One open group of the pattern being translated."""
 

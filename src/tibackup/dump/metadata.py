@@ -16,7 +16,7 @@ MANIFEST_NAME = "tibackup-manifest.json"
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Go's time.DateTime, local time as Dumpling writes it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BinlogPosition:
     """The binary-log position (and GTID set) the dump's snapshot is at."""
 

@@ -41,7 +41,7 @@ def _replace_chain(expr: str, pairs: list[tuple[bytes, bytes]]) -> str:
 _SQL_EXTRA_ESCAPES = [(b"\n", b"\\n"), (b"\r", b"\\r"), (b'"', b'\\"')]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RowFormat:
     """How rows are written: SQL statements or CSV, and the escaping."""
 

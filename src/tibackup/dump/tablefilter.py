@@ -63,7 +63,7 @@ DEFAULT_RULES: tuple[str, ...] = ("*.*", "!/(?i)^(" + "|".join(SYSTEM_SCHEMAS) +
 # Rules
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Matcher:
     """One part of a rule: ``*`` (everything), an exact name, or a compiled regular expression."""
 
@@ -80,7 +80,7 @@ class _Matcher:
         return self.regex is None or self.regex.search(name) is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Rule:
     """One filter rule: a schema and a table pattern; negative rules exclude."""
 

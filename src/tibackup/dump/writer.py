@@ -33,7 +33,7 @@ def data_file_header(server_type: ServerType) -> bytes:
     return MARIADB_DATA_HEADER if server_type is ServerType.MARIADB else SCHEMA_HEADER
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FileRecord:
     """One written file: its name, stored size, rows and checksum."""
 
