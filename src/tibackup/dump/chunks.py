@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from tibackup.dump import tidb
 from tibackup.dump.catalog import Column, Kind, Table
 from tibackup.dump.conn import DB, Row, quote_ident
+from tibackup.dump.record import record
 from tibackup.dump.render import sql_literal
 from tibackup.errors import DatabaseError
 
@@ -34,7 +34,7 @@ MIN_BATCH_ROWS, MAX_BATCH_ROWS = 64, 100_000
 MAX_BATCHES_PER_TABLE = 200_000
 
 
-@dataclass(frozen=True, eq=False)
+@record
 class Chunk:
     """A part of a table that one task reads: its key range, and the batches or halves it is read in."""
 
