@@ -1,7 +1,7 @@
 """Side-by-side dump benchmark: tibackup vs mydumper vs mysqldump vs the C client's plain SELECT (the floor).
 
 Every tool dumps the same data from the same server in the same run; each case is run ``--repeat``
-times, the tools taking turns (round after round, so a slow moment of a shared machine hits them alike),
+times (``--repeat-short``, 11, when its first round took under a second), the tools taking turns (round after round, so a slow moment of a shared machine hits them alike),
 and the median wall time is reported with the ratio to mydumper and to the floor, the tool's own CPU
 time (user + system) and its peak resident memory (GNU time). tibackup runs from compiled bytecode, as
 an installed package does (PYTHONDONTWRITEBYTECODE is dropped from its environment).
@@ -14,7 +14,9 @@ On the 1M-row and 50-table datasets it also measures the other read modes, mysql
 mydumper -t 4, and -c gzip / -c zstd against mydumper's -c (0.10 compresses with gzip only); on S3,
 tibackup's direct output against mydumper followed by an upload (bench/upload.py). The large table
 (7M rows, ~660 MB, five times the buffer pool) compares the floor, mydumper and tibackup at -t 2.
-`bench/trace.py` shows where one dump's wall time goes (TIBACKUP_DUMP_TRACE).
+`bench/trace.py` shows where one dump's wall time goes (TIBACKUP_DUMP_TRACE), `bench/milestones.py`
+two tools' side by side from the server's general log. The report ends with a start-up table
+(the interpreter with and without ``site``, tibackup to its first connection attempt, mydumper).
 
 Servers: its own MariaDB (128 MiB buffer pool, --buffer-pool) and SeaweedFS, or the ones of
 `python -m testenv up` when TIBACKUP_TEST_REUSE=1 and the TIBACKUP_TEST_* variables are set (tables
