@@ -21,7 +21,7 @@ from datetime import datetime
 from tibackup.dump import tidb, trace
 from tibackup.dump.catalog import Catalog, Table, load_catalog
 from tibackup.dump.chunks import Chunk, plan_chunks
-from tibackup.dump.clientread import SharedChunk, read_in_halves
+from tibackup.dump.clientread import SharedChunk, last_in_quarters, read_in_halves
 from tibackup.dump.clientread import Stop as _Stop
 from tibackup.dump.config import Compression, DumpConfig
 from tibackup.dump.conn import DB, HAVE_ROW_READER, ServerInfo, ServerType
@@ -36,7 +36,7 @@ from tibackup.dump.metadata import (
 )
 from tibackup.dump.progress import Progress
 from tibackup.dump.query import query_chunk
-from tibackup.dump.readchunk import chunk_writer, dump_chunk, dump_half
+from tibackup.dump.readchunk import chunk_writer, dump_chunk, dump_part
 from tibackup.dump.render import RowFormat
 from tibackup.dump.schema import table_schema_files, write_database_schemas
 from tibackup.dump.tablefilter import default_filter
@@ -312,15 +312,19 @@ def dump_tables(
             for i, chunk in enumerate(planned):
                 chunk = dataclasses.replace(chunk, index=chunk.index + offset)
                 if i >= halves_from and chunk.halves:
+                    # The very last chunk in quarters: the first worker done waits at most a quarter.
+                    last = i == len(planned) - 1 and chunk.quarters and last_in_quarters(table, len(planned))
+                    parts = chunk.quarters if last else chunk.halves
                     shared = SharedChunk(
                         chunk_writer(
                             chunk, storage, config, fmt, on_file, progress.add, finisher, sql_header
                         ),
                         fmt.separator,
+                        len(parts),
                     )
                     halves.append(shared)
-                    for upper in (False, True):
-                        pool.add(functools.partial(half, chunk, shared, upper))
+                    for piece in range(len(parts)):
+                        pool.add(functools.partial(read_part, chunk, shared, piece, parts))
                 else:
                     pool.add(functools.partial(read, chunk))
             offset += len(planned)
@@ -334,8 +338,8 @@ def dump_tables(
         writer = chunk_writer(chunk, storage, config, fmt, on_file, progress.add, finisher, sql_header)
         dump_chunk(db, chunk, writer, config, fmt, pool.stop, client=mode == "client")
 
-    def half(chunk: Chunk, shared: SharedChunk, upper: bool, db: DB) -> None:
-        dump_half(db, chunk, shared, upper, config, fmt, pool.stop)
+    def read_part(chunk: Chunk, shared: SharedChunk, part: int, parts: tuple[str, ...], db: DB) -> None:
+        dump_part(db, chunk, shared, part, parts, config, fmt, pool.stop)
 
     def schema(table: Table, db: DB) -> None:
         with trace.span("schema", table.name):
