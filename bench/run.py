@@ -42,6 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.startuptimes import startup_report, startup_times  # noqa: E402
 from testenv.mariadb import MariaDBServer  # noqa: E402
 from testenv.s3 import S3Server, clean_aws_env, make_s3_server  # noqa: E402
 from testenv.sampledata import load_many_tables, load_wide_table  # noqa: E402
@@ -204,37 +205,6 @@ def rounds_for(case: Case, args: argparse.Namespace) -> int:
     start-up's share makes its spread wide), else ``--repeat``."""
     short = bool(case.runs) and case.runs[0].wall < 1.0
     return args.repeat_short if short else args.repeat
-
-
-def startup_times(server: MariaDBServer, db: str, rounds: int) -> list[tuple[str, Run]]:
-    """Start-up alone, interleaved like the dumps: the interpreter with and without ``site`` (this
-    machine's .pth files), ``tibackup dump`` up to its first connection attempt (bench/startup.py) and
-    mydumper's start (``--version``). Medians of ``rounds``."""
-    out = tempfile.mkdtemp(prefix="tibackup-startup-")
-    commands = {
-        "python -c pass": [sys.executable, "-c", "pass"],
-        "python -S -c pass (no site, no .pth)": [sys.executable, "-S", "-c", "pass"],
-        "tibackup dump to its first connection attempt": [
-            sys.executable, str(ROOT / "bench" / "startup.py"), "-h", server.host, "-P", str(server.port),
-            "-u", server.user, "-B", db, "-o", out],
-        "mydumper --version": ["mydumper", "--version"],
-    }  # fmt: skip
-    env = {**os.environ}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    runs: dict[str, list[Run]] = {name: [] for name in commands}
-    for _ in range(rounds):
-        for name, cmd in commands.items():
-            runs[name].append(timed(cmd, env))
-    shutil.rmtree(out, ignore_errors=True)
-    return [(name, Run(statistics.median(r.wall for r in rs), max(r.peak_rss_mb for r in rs),
-                       statistics.median(r.cpu for r in rs))) for name, rs in runs.items()]  # fmt: skip
-
-
-def startup_report(times: list[tuple[str, Run]]) -> str:
-    lines = ["", "Start-up (median wall and CPU of the interleaved rounds):", "",
-             "| command | wall | CPU |", "|---|---:|---:|"]  # fmt: skip
-    lines += [f"| {name} | {run.wall * 1000:.1f} ms | {run.cpu * 1000:.0f} ms |" for name, run in times]
-    return "\n".join(lines) + "\n"
 
 
 def show(case: Case) -> None:
