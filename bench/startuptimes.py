@@ -42,11 +42,18 @@ def startup_times(server: MariaDBServer, db: str, rounds: int) -> list[tuple[str
             runs[name].append((wall, after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime))
     shutil.rmtree(out, ignore_errors=True)
     return [
-        (name, statistics.median(w for w, _ in rs), statistics.median(c for _, c in rs)) for name, rs in runs.items()
+        (name, statistics.median(w for w, _ in rs), statistics.median(c for _, c in rs))
+        for name, rs in runs.items()
     ]
 
 
 def startup_report(times: list[tuple[str, float, float]]) -> str:
-    lines = ["", "Start-up (median wall and CPU of the interleaved rounds):", "", "| command | wall | CPU |", "|---|---:|---:|"]
+    lines = [
+        "",
+        "Start-up (median wall and CPU of the interleaved rounds):",
+        "",
+        "| command | wall | CPU |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| {name} | {wall * 1000:.1f} ms | {cpu * 1000:.1f} ms |" for name, wall, cpu in times]
     return "\n".join(lines) + "\n"
