@@ -1,7 +1,7 @@
 """Side-by-side dump benchmark: tibackup vs mydumper vs mysqldump vs the C client's plain SELECT (the floor).
 
 Every tool dumps the same data from the same server in the same run; each case is run ``--repeat``
-times, the tools taking turns (round after round, so a slow moment of a shared machine hits them alike),
+times (``--repeat-short``, 11, when its first round took under a second), the tools taking turns (round after round, so a slow moment of a shared machine hits them alike),
 and the median wall time is reported with the ratio to mydumper and to the floor, the tool's own CPU
 time (user + system) and its peak resident memory (GNU time). tibackup runs from compiled bytecode, as
 an installed package does (PYTHONDONTWRITEBYTECODE is dropped from its environment).
@@ -14,7 +14,9 @@ On the 1M-row and 50-table datasets it also measures the other read modes, mysql
 mydumper -t 4, and -c gzip / -c zstd against mydumper's -c (0.10 compresses with gzip only); on S3,
 tibackup's direct output against mydumper followed by an upload (bench/upload.py). The large table
 (7M rows, ~660 MB, five times the buffer pool) compares the floor, mydumper and tibackup at -t 2.
-`bench/trace.py` shows where one dump's wall time goes (TIBACKUP_DUMP_TRACE).
+`bench/trace.py` shows where one dump's wall time goes (TIBACKUP_DUMP_TRACE), `bench/milestones.py`
+two tools' side by side from the server's general log. The report ends with a start-up table
+(the interpreter with and without ``site``, tibackup to its first connection attempt, mydumper).
 
 Servers: its own MariaDB (128 MiB buffer pool, --buffer-pool) and SeaweedFS, or the ones of
 `python -m testenv up` when TIBACKUP_TEST_REUSE=1 and the TIBACKUP_TEST_* variables are set (tables
@@ -40,6 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.startuptimes import startup_report, startup_times  # noqa: E402
 from testenv.mariadb import MariaDBServer  # noqa: E402
 from testenv.s3 import S3Server, clean_aws_env, make_s3_server  # noqa: E402
 from testenv.sampledata import load_many_tables, load_wide_table  # noqa: E402
@@ -155,9 +158,11 @@ def bench_dataset(
     work = Path(tempfile.mkdtemp(prefix="tibackup-bench-"))
     tools = tool_commands(db, tables, server, args, full)
     local = {tool: Case(name, "local disk", tool, []) for tool in tools}
-    for _ in range(args.repeat):
+    for i in range(max(args.repeat, args.repeat_short)):
         for tool, template in tools.items():
             case = local[tool]
+            if i >= rounds_for(case, args):
+                continue
             out = work / "out"
             shutil.rmtree(out, ignore_errors=True)
             cmd = [part.replace("{out}", str(out)) for part in template]
@@ -193,6 +198,13 @@ def bench_dataset(
             cases.append(case)
     shutil.rmtree(work, ignore_errors=True)
     return cases
+
+
+def rounds_for(case: Case, args: argparse.Namespace) -> int:
+    """Rounds of a case: ``--repeat-short`` when its first round took under a second (cheap, and the
+    start-up's share makes its spread wide), else ``--repeat``."""
+    short = bool(case.runs) and case.runs[0].wall < 1.0
+    return args.repeat_short if short else args.repeat
 
 
 def show(case: Case) -> None:
@@ -292,6 +304,9 @@ def main() -> None:
     parser.add_argument("--more-threads", type=int, default=4, help="the second -t measured (default 4)")
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument(
+        "--repeat-short", type=int, default=11, help="rounds of a sub-second case (default 11)"
+    )
     parser.add_argument("--large-repeat", type=int, default=3, help="rounds on the large table (default 3)")
     parser.add_argument("--huge", action="store_true", help="--load: also load the 7M-row table")
     parser.add_argument("--only", default="", help="--load: only the tools whose name matches this regex")
@@ -338,7 +353,7 @@ def main() -> None:
         cases += bench_dataset(f"{args.tables} tables", "bench_mixed", tables, server, s3, args)
         if not args.no_large:  # ~650 MB of rows, five times the 128 MiB buffer pool
             fill_wide(conn, "bench_huge", args.large_rows)
-            large_args = argparse.Namespace(**{**vars(args), "repeat": args.large_repeat})
+            large_args = argparse.Namespace(**{**vars(args), "repeat": args.large_repeat, "repeat_short": args.large_repeat})
             label = f"{args.large_rows / 1e6:g}M rows"
             cases += bench_dataset(label, "bench_huge", ["sbtest1"], server, None, large_args, full=False)
         conn.close()
@@ -348,9 +363,10 @@ def main() -> None:
             f"Benchmark of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores; "
             f"MariaDB {server.execute('SELECT VERSION()')[0][0]} (buffer pool {pool} MiB) on the same machine; "
             f"{version}; S3: {'SeaweedFS/Ceph local' if s3 else 'skipped'}; median of {args.repeat} interleaved "
-            f"rounds ({args.large_repeat} on the large table), spread = fastest–slowest round."
+            f"rounds, {args.repeat_short} for a case whose first round took under 1 s ({args.large_repeat} on the large "
+            "table), spread = fastest–slowest round."
         )
-        text = report(cases, meta)
+        text = report(cases, meta) + startup_report(startup_times(server, "bench_wide", args.repeat_short))
         results = ROOT / "bench" / "results"
         results.mkdir(exist_ok=True)
         (results / "latest.md").write_text(text)

@@ -8,7 +8,8 @@ Instruction counts of it are repeatable on a busy machine, where wall times are 
         -B db -o /tmp/out 2>&1 | grep Collected
 
 (the interpreter's own path: a pyenv shim is a shell script). ``python3 -c pass`` under the same
-command is the interpreter's share.
+command is the interpreter's share. ``bench/run.py`` reports the start-up's wall time
+(bench/startuptimes.py): this script, the interpreter with and without ``site`` and mydumper's start.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 def _halves_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mariadb: MariaDBServer, *flags: str
 ) -> set[str]:
-    """Dump with the trace on; the chunks whose halves were read (``t#8``…)."""
+    """Dump with the trace on; the chunks whose halves were read (``t#8``…), and as ``t#9/4`` those
+    read in quarters."""
     out = tmp_path / "trace.txt"
     monkeypatch.setattr(trace, "ENABLED", True)
     monkeypatch.setattr(trace, "_PATH", str(out))
@@ -37,7 +38,10 @@ def _halves_read(
     halves = [line.split()[4] for line in out.read_text().splitlines() if line.split()[3] == "query"]
     lower = {h.removesuffix(".lo") for h in halves if h.endswith(".lo")}
     assert lower == {h.removesuffix(".hi") for h in halves if h.endswith(".hi")}
-    return lower
+    quarters = {h.rsplit(".", 1)[0] for h in halves if re.search(r"\.q\d$", h)}
+    for chunk in quarters:  # each quarter read once
+        assert sorted(h for h in halves if h.startswith(chunk + ".q")) == [f"{chunk}.q{i}" for i in range(4)]
+    return lower | {f"{chunk}/4" for chunk in quarters}
 
 
 @pytest.mark.parametrize(
@@ -66,7 +70,7 @@ def test_last_chunks_in_halves_write_the_same_bytes_as_whole_chunks(
     common = ("-B", fresh_db, "-r", "500", *flags)
     halved = _halves_read(tmp_path, monkeypatch, mariadb, tmp_path / "client", "-t", "2", *common)
     chunks = len({m[1] for name in _files(tmp_path / "client") if (m := re.match(r".+\.t\.(\d+)", name))})
-    assert chunks >= 5 and halved == {f"t#{chunks - 2}", f"t#{chunks - 1}"}  # the last -t chunks
+    assert chunks >= 5 and halved == {f"t#{chunks - 2}", f"t#{chunks - 1}/4"}  # the last -t chunks, the last in quarters
     dump(mariadb, tmp_path / "whole", "-t", "1", *common)  # one worker: every chunk read whole
     dump(mariadb, tmp_path / "stream", "-t", "2", "--read-mode", "stream", *common)
     assert _files(tmp_path / "client") == _files(tmp_path / "whole") == _files(tmp_path / "stream")

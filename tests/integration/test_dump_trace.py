@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,30 @@ def test_a_planned_table_is_read_before_the_next_plan_and_schemas_come_last(
     expected = [x for table in tables for x in [("plan", table)] + [("query", table)] * chunks[table]]
     assert steps[: len(expected)] == expected  # each table's chunks right after its plan
     assert steps[len(expected) :] == [("schema", t) for t in ("a", "b", "c")]  # then the schema files
+
+
+def test_no_schema_file_is_read_while_a_table_is_still_being_planned(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one table and two workers, the idle worker used to take the schema file while the other one
+    planned the table, and read its first chunk only after it; the schema files now wait for the plans."""
+    from tibackup.dump import dumper
+
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    mariadb.execute(f"INSERT INTO `{fresh_db}`.t SELECT seq, 'v' FROM `{fresh_db}`.seq_1_to_1000")
+    mariadb.execute(f"ANALYZE TABLE `{fresh_db}`.t")
+    planned = dumper.plan_chunks
+
+    def slow_plan(*args: object, **kwargs: object) -> object:
+        time.sleep(0.2)  # a wide window for the other worker to take a schema task (no time is asserted)
+        return planned(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dumper, "plan_chunks", slow_plan)
+    out = _trace_to(tmp_path / "trace.txt", monkeypatch)
+    dump(mariadb, tmp_path / "dump", "-B", fresh_db, "-t", "2", "-r", "100")
+    steps = read(str(out))
+    plan = next(s for s in steps if s.step == "plan")
+    schemas = [s for s in steps if s.step == "schema"]
+    assert [s.detail for s in schemas] == ["t"]
+    assert all(s.start >= plan.end for s in schemas)
+    assert len({s.thread for s in steps if s.step == "query"}) == 2  # both workers read data

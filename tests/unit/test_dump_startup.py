@@ -67,6 +67,49 @@ def test_every_dataclass_on_the_dump_path_has_a_docstring() -> None:
     assert _run_bare(code) == "[]"
 
 
+def test_the_dump_paths_records_are_plain_dataclasses_at_run_time() -> None:
+    """A frozen or ``eq`` dataclass compiles ``__setattr__``/``__delattr__`` or ``__eq__``/``__hash__``
+    through ``exec`` at class creation; the dump path's records (tibackup/dump/record.py) do without:
+    ~40 M instructions of start-up (docs/dump-performance.md). CSVOptions is compared with its default."""
+    code = _LOAD_DUMP_PATH + (
+        "import dataclasses\n"
+        "print(sorted(f'{v.__module__}.{v.__qualname__}' for n, m in list(sys.modules.items())\n"
+        "    if n.startswith('tibackup.dump') and n not in before for v in vars(m).values()\n"
+        "    if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == n\n"
+        "    and (v.__dataclass_params__.eq or v.__dataclass_params__.frozen)))\n"
+    )
+    assert _run_bare(code) == "['tibackup.dump.config.CSVOptions']"
+
+
+def test_the_records_are_still_frozen_for_the_type_checker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mypy reports an assignment to a record's field (through ``dataclass_transform(frozen_default=True)``)."""
+    from mypy import api
+
+    monkeypatch.setenv("MYPYPATH", str(ROOT / "src"))  # this checkout's code, not an installed one
+
+    (tmp_path / "change.py").write_text(
+        "import dataclasses\n"
+        "from tibackup.dump.catalog import Table\n"
+        "from tibackup.dump.chunks import Chunk\n"
+        "from tibackup.dump.config import DumpConfig\n\n\n"
+        "def change(chunk: Chunk, config: DumpConfig, table: Table) -> None:\n"
+        "    chunk.index = 3\n"
+        "    config.threads = 2\n"
+        "    table.name = 'x'\n"
+        "    dataclasses.replace(chunk, index=3)\n"
+    )
+    out, _, status = api.run(
+        ["--cache-dir", str(tmp_path / "cache"), "--follow-imports=silent", "--no-error-summary",
+         str(tmp_path / "change.py")]
+    )  # fmt: skip
+    errors = [line.split(": error: ")[1] for line in out.splitlines() if ": error: " in line]
+    assert status == 1 and errors == [
+        'Property "index" defined in "Chunk" is read-only  [misc]',
+        'Property "threads" defined in "DumpConfig" is read-only  [misc]',
+        'Property "name" defined in "Table" is read-only  [misc]',
+    ]
+
+
 def test_the_parts_loaded_on_first_use_still_work() -> None:
     """The imports moved into functions: the manifest (json), the S3 endpoint check (urllib.parse) and
     TiDB's GC duration (its pattern compiled on first use)."""

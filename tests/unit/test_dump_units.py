@@ -376,3 +376,41 @@ def test_without_the_c_reader_the_server_renders(monkeypatch: pytest.MonkeyPatch
     assert dumper.read_mode_for(auto, fmt, True) == "stream", "no bulk on TiDB"
     client = parse_dumpling_args(["-o", "x", "--read-mode", "client"], env={})
     assert dumper.read_mode_for(client, fmt, False) == "stream"
+
+
+class _BlobLog:
+    """A ChunkWriter stand-in: the blobs in the order they reach the file, and the closes."""
+
+    def __init__(self) -> None:
+        self.blobs: list[bytes] = []
+        self.closed = 0
+
+    def next_room(self) -> int:
+        return 1 << 20
+
+    def add_blob(self, blob: bytes, separator: bytes, rows: int = 0) -> None:
+        self.blobs.append(blob)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_chunk_read_in_quarters_writes_them_in_key_order_whatever_order_they_end_in() -> None:
+    from tibackup.dump.clientread import SharedChunk
+
+    log = _BlobLog()
+    shared = SharedChunk(log, b",", 4)  # type: ignore[arg-type]
+    shared.add(2, b"c1", 1)  # later parts keep their rows until every part before them is done
+    shared.add(0, b"a1", 1)
+    shared.add(3, b"d1", 1)
+    shared.add(1, b"b1", 1)
+    shared.finish(3)
+    shared.add(0, b"a2", 1)
+    shared.finish(1)
+    assert log.blobs == [b"a1", b"a2"]
+    shared.finish(0)  # parts 1 (done) and 2 (still reading) follow
+    assert log.blobs == [b"a1", b"a2", b"b1", b"c1"]
+    shared.add(2, b"c2", 1)  # part 2 now writes directly
+    assert log.closed == 0
+    shared.finish(2)  # completes the chunk: part 3's kept rows, then the close
+    assert log.blobs == [b"a1", b"a2", b"b1", b"c1", b"c2", b"d1"] and log.closed == 1

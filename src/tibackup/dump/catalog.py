@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tibackup.dump.conn import DB, quote_ident, quote_string
+from tibackup.dump.record import record
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import UsageError
 
@@ -46,7 +46,7 @@ def kind_of(data_type: str) -> Kind:
     return Kind.STRING
 
 
-@dataclass(frozen=True)
+@record
 class Column:
     """One column of a table, as information_schema describes it."""
 
@@ -72,7 +72,7 @@ class Column:
         return int(digits) if "(" in self.column_type and digits else 1
 
 
-@dataclass(frozen=True)
+@record
 class Table:
     """A base table, view or sequence to dump, with what chunking and rendering need to know of it."""
 
@@ -107,7 +107,7 @@ class Table:
         return any(c.generated for c in self.columns)
 
 
-@dataclass(frozen=True)
+@record
 class Catalog:
     """Everything a dump selected: its schemas and their tables."""
 

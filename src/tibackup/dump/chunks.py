@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from tibackup.dump import tidb
 from tibackup.dump.catalog import Column, Kind, Table
 from tibackup.dump.conn import DB, Row, quote_ident
+from tibackup.dump.record import record
 from tibackup.dump.render import sql_literal
 from tibackup.errors import DatabaseError
 
@@ -34,7 +34,7 @@ MIN_BATCH_ROWS, MAX_BATCH_ROWS = 64, 100_000
 MAX_BATCHES_PER_TABLE = 200_000
 
 
-@dataclass(frozen=True)
+@record
 class Chunk:
     """A part of a table that one task reads: its key range, and the batches or halves it is read in."""
 
@@ -46,6 +46,7 @@ class Chunk:
     # The chunk's lower and upper half (by the key's first column, so the halves' rows in key order are
     # the chunk's), for reading one chunk with two workers at the end of a dump; () = not splittable.
     halves: tuple[str, ...] = ()
+    quarters: tuple[str, ...] = ()  # the same in four parts, for the last chunk of a table
 
 
 def batch_rows_for(table: Table) -> int:
@@ -141,9 +142,15 @@ def _plan_integer(
             end = c_hi if c_hi is not None else hi + 1
             batches = _int_batches(col, (c_lo, c_hi), start, end, batch_step, nulls, where)
         halves: tuple[str, ...] = ()
-        mid = start + ((c_hi if c_hi is not None else hi + 1) - start) // 2
+        quarters: tuple[str, ...] = ()
+        span = (c_hi if c_hi is not None else hi + 1) - start
+        mid = start + span // 2
         if not nulls and not batch_step and table.key and table.key[0] == field and start < mid:
             halves = (_and(int_range(col, c_lo, mid), where), _and(int_range(col, mid, c_hi), where))
+            q1, q3 = start + span // 4, start + span * 3 // 4
+            if start < q1 < mid < q3:
+                cuts = (c_lo, q1, mid, q3, c_hi)
+                quarters = tuple(_and(int_range(col, a, b), where) for a, b in itertools.pairwise(cuts))
         chunks.append(
             Chunk(
                 table,
@@ -152,6 +159,7 @@ def _plan_integer(
                 batches,
                 "",
                 halves,
+                quarters,
             )
         )
     return chunks

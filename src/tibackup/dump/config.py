@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from tibackup.dump.record import record
+
 if TYPE_CHECKING:  # annotations only: a dump without --column-filter never loads its parser (start-up)
     from tibackup.dump.columnfilter import ColumnFilter
     from tibackup.dump.tablefilter import TableFilter
@@ -41,7 +43,7 @@ class Compression(StrEnum):
         return {"": "", "gzip": ".gz", "zstd": ".zst", "snappy": ".snappy"}[self.value]
 
 
-@dataclass(frozen=True)
+@record
 class TLSFiles:
     """The client certificate files of --ca/--cert/--key."""
 
@@ -53,7 +55,7 @@ class TLSFiles:
         return bool(self.ca or self.cert or self.key)
 
 
-@dataclass(frozen=True, repr=False)  # its own __repr__ below
+@record(repr=False)  # its own __repr__ below
 class Connection:
     """Where and as whom to connect (the password is never shown)."""
 
@@ -79,7 +81,7 @@ class CSVOptions:
     no_header: bool = False
 
 
-@dataclass(frozen=True, repr=False)  # its own __repr__ below
+@record(repr=False)  # its own __repr__ below
 class DumpConfig:
     """One dump, as Dumpling's flags ask for it."""
 

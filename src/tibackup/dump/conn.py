@@ -12,7 +12,6 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +19,7 @@ import MySQLdb
 from MySQLdb import _mysql
 
 from tibackup.dump.config import Connection
+from tibackup.dump.record import record
 from tibackup.errors import DatabaseError
 
 try:  # the optional C row reader (setup.py): fetches and encodes rows with the GIL released
@@ -50,7 +50,7 @@ class ServerType(StrEnum):
     TIDB = "TiDB"
 
 
-@dataclass(frozen=True)
+@record
 class ServerInfo:
     """The server kind and version, parsed from its version string."""
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from tibackup.dump import tidb, trace
 from tibackup.dump.catalog import Catalog, Table, load_catalog
 from tibackup.dump.chunks import Chunk, plan_chunks
-from tibackup.dump.clientread import SharedChunk, read_in_halves
+from tibackup.dump.clientread import SharedChunk, last_in_quarters, read_in_halves
 from tibackup.dump.clientread import Stop as _Stop
 from tibackup.dump.config import Compression, DumpConfig
 from tibackup.dump.conn import DB, HAVE_ROW_READER, ServerInfo, ServerType
@@ -36,7 +36,7 @@ from tibackup.dump.metadata import (
 )
 from tibackup.dump.progress import Progress
 from tibackup.dump.query import query_chunk
-from tibackup.dump.readchunk import chunk_writer, dump_chunk, dump_half
+from tibackup.dump.readchunk import chunk_writer, dump_chunk, dump_part
 from tibackup.dump.render import RowFormat
 from tibackup.dump.schema import table_schema_files, write_database_schemas
 from tibackup.dump.tablefilter import default_filter
@@ -73,7 +73,7 @@ def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool) -> str:
     return mode
 
 
-@dataclass
+@dataclass(eq=False)
 class DumpResult:
     """What a finished dump wrote: its files, the server and the consistent position."""
 
@@ -285,6 +285,15 @@ def dump_tables(
     split = mode == "client" and chunks is None
     halves: list[SharedChunk] = []
 
+    # The schema files are queued once every table is planned: queued at the start, one would run
+    # while the first table is still being planned and hold back that worker's first chunk (bench/trace.py).
+    plans_left = [0 if chunks is not None or config.no_data else len(catalog.base_tables)]
+
+    def queue_schemas() -> None:
+        if not config.no_schemas and chunks is None:
+            for table in catalog.tables:
+                pool.add(functools.partial(schema, table), SCHEMA)
+
     def on_file(record: FileRecord) -> None:
         with lock:
             files.append(record)
@@ -303,25 +312,34 @@ def dump_tables(
             for i, chunk in enumerate(planned):
                 chunk = dataclasses.replace(chunk, index=chunk.index + offset)
                 if i >= halves_from and chunk.halves:
+                    # The very last chunk in quarters: the first worker done waits at most a quarter.
+                    last = i == len(planned) - 1 and chunk.quarters and last_in_quarters(table, len(planned))
+                    parts = chunk.quarters if last else chunk.halves
                     shared = SharedChunk(
                         chunk_writer(
                             chunk, storage, config, fmt, on_file, progress.add, finisher, sql_header
                         ),
                         fmt.separator,
+                        len(parts),
                     )
                     halves.append(shared)
-                    for upper in (False, True):
-                        pool.add(functools.partial(half, chunk, shared, upper))
+                    for piece in range(len(parts)):
+                        pool.add(functools.partial(read_part, chunk, shared, piece, parts))
                 else:
                     pool.add(functools.partial(read, chunk))
             offset += len(planned)
+        with lock:
+            plans_left[0] -= 1
+            last = plans_left[0] == 0
+        if last:
+            queue_schemas()
 
     def read(chunk: Chunk, db: DB) -> None:
         writer = chunk_writer(chunk, storage, config, fmt, on_file, progress.add, finisher, sql_header)
         dump_chunk(db, chunk, writer, config, fmt, pool.stop, client=mode == "client")
 
-    def half(chunk: Chunk, shared: SharedChunk, upper: bool, db: DB) -> None:
-        dump_half(db, chunk, shared, upper, config, fmt, pool.stop)
+    def read_part(chunk: Chunk, shared: SharedChunk, part: int, parts: tuple[str, ...], db: DB) -> None:
+        dump_part(db, chunk, shared, part, parts, config, fmt, pool.stop)
 
     def schema(table: Table, db: DB) -> None:
         with trace.span("schema", table.name):
@@ -338,9 +356,8 @@ def dump_tables(
     elif not config.no_data:
         for table in sorted(catalog.base_tables, key=lambda t: -t.est_rows):
             pool.add(functools.partial(plan, table), PLAN)
-    if not config.no_schemas and chunks is None:
-        for table in catalog.tables:
-            pool.add(functools.partial(schema, table), SCHEMA)
+    if not plans_left[0]:
+        queue_schemas()
     try:
         pool.run()
     except BaseException as exc:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from tibackup.dump.record import record
+
 
 class RuleError(Exception):
     """A problem with one rule; ``hint`` says how to fix it."""
@@ -79,7 +81,7 @@ def _class_source(ranges: _Ranges, negated: bool) -> str:
     return f"[{'^' if negated else ''}{body}]"
 
 
-@dataclass(frozen=True)
+@record
 class _Flags:
     """The flags in effect at a point of the pattern ((?i), (?m), (?s))."""
 
@@ -88,7 +90,7 @@ class _Flags:
     s: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class _Frame:
     """One open group of the pattern being translated."""
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 
 import tibackup
 from tibackup.dump.conn import DB, ServerInfo, ServerType
+from tibackup.dump.record import record
 from tibackup.dump.writer import FileRecord
 from tibackup.errors import DatabaseError
 
@@ -16,7 +17,7 @@ MANIFEST_NAME = "tibackup-manifest.json"
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Go's time.DateTime, local time as Dumpling writes it
 
 
-@dataclass(frozen=True)
+@record
 class BinlogPosition:
     """The binary-log position (and GTID set) the dump's snapshot is at."""
 

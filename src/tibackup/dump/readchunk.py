@@ -1,7 +1,7 @@
 """Read → encode: one chunk's rows into its data file(s), in each read mode (see dumper.read_mode_for).
 
 ``dump_chunk`` reads a whole chunk (client: the C reader; bulk: GROUP_CONCAT batches; stream: rows
-rendered by the server); ``dump_half`` reads one half of a chunk that two workers share
+rendered by the server); ``dump_part`` reads one half or quarter of a chunk that workers share
 (clientread.SharedChunk).
 """
 
@@ -103,20 +103,21 @@ def dump_chunk(
         raise
 
 
-def dump_half(
-    db: DB, chunk: Chunk, shared: SharedChunk, upper: bool, config: DumpConfig, fmt: RowFormat,
-    stop: threading.Event,
+def dump_part(
+    db: DB, chunk: Chunk, shared: SharedChunk, part: int, parts: tuple[str, ...], config: DumpConfig,
+    fmt: RowFormat, stop: threading.Event,
 ) -> None:  # fmt: skip
-    """One half of a chunk read with two workers (clientread.SharedChunk)."""
-    label = f"{chunk.table.name}#{chunk.index}{'.hi' if upper else '.lo'}"
-    # No abort here on a failure: the other half may be writing; dump_tables aborts every shared chunk
+    """One part of a chunk read by several workers (clientread.SharedChunk): its halves or quarters."""
+    suffix = (".lo", ".hi")[part] if len(parts) == 2 else f".q{part}"
+    label = f"{chunk.table.name}#{chunk.index}{suffix}"
+    # No abort here on a failure: another part may be writing; dump_tables aborts every shared chunk
     # once the workers have stopped.
     for encoded, rows in client_batches(
-        db, chunk, config, fmt, lambda: shared.room(upper), stop, chunk.halves[upper], label
+        db, chunk, config, fmt, lambda: shared.room(part), stop, parts[part], label
     ):
-        shared.add(upper, encoded, rows)
+        shared.add(part, encoded, rows)
     with trace.span("close", label):
-        shared.finish(upper)
+        shared.finish(part)
 
 
 def _stream(

@@ -19,11 +19,10 @@ the writer find row boundaries in a batch with a plain byte search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tibackup.dump.catalog import Column, Kind
 from tibackup.dump.config import CSVOptions, FileType
 from tibackup.dump.conn import quote_ident
+from tibackup.dump.record import record
 
 
 def sql_literal(data: bytes) -> str:
@@ -41,7 +40,7 @@ def _replace_chain(expr: str, pairs: list[tuple[bytes, bytes]]) -> str:
 _SQL_EXTRA_ESCAPES = [(b"\n", b"\\n"), (b"\r", b"\\r"), (b'"', b'\\"')]
 
 
-@dataclass(frozen=True)
+@record
 class RowFormat:
     """How rows are written: SQL statements or CSV, and the escaping."""
 

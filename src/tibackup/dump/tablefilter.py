@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from tibackup.dump.goregex import REGEX_HINT, GoRegex, RuleError
+from tibackup.dump.record import record
 from tibackup.errors import UsageError
 
 __all__ = ["DEFAULT_RULES", "TableFilter", "default_filter", "filter_from_dumpling_flags"]
@@ -63,7 +63,7 @@ DEFAULT_RULES: tuple[str, ...] = ("*.*", "!/(?i)^(" + "|".join(SYSTEM_SCHEMAS) +
 # Rules
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class _Matcher:
     """One part of a rule: ``*`` (everything), an exact name, or a compiled regular expression."""
 
@@ -80,7 +80,7 @@ class _Matcher:
         return self.regex is None or self.regex.search(name) is not None
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class _Rule:
     """One filter rule: a schema and a table pattern; negative rules exclude."""
 

@@ -12,13 +12,13 @@ import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from tibackup.dump import trace
 from tibackup.dump.compress import make_compressor
 from tibackup.dump.config import Compression, FileType
 from tibackup.dump.conn import ServerType
 from tibackup.dump.naming import DataFileNamer
+from tibackup.dump.record import record
 from tibackup.storage.base import ObjectWriter, Storage
 
 SQL_HEADER = b"/*!40101 SET NAMES binary*/;\n"
@@ -33,7 +33,7 @@ def data_file_header(server_type: ServerType) -> bytes:
     return MARIADB_DATA_HEADER if server_type is ServerType.MARIADB else SCHEMA_HEADER
 
 
-@dataclass(frozen=True)
+@record
 class FileRecord:
     """One written file: its name, stored size, rows and checksum."""
 
