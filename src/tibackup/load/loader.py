@@ -1,5 +1,5 @@
-"""One load, top to bottom: source → plan → claim → schemas → data → secondary indexes → views → verify
-→ clean up.
+"""One load, top to bottom: source → plan → claim → schemas → data (each table's secondary indexes as
+soon as its data is in) → the secondary indexes still missing → views → verify → clean up.
 
 ``run_load`` is the whole flow (config in, result out, no Kubernetes; a Restore run calls it as a
 Backup run calls ``run_dump``). Data statements load over ``config.threads`` sessions, each in a
