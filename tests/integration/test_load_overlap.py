@@ -62,6 +62,18 @@ def _lock_held(server: MariaDBServer, db: str) -> Any:
     return blocker
 
 
+def _other_sessions(server: MariaDBServer, *ours: Any) -> int:
+    """Client sessions of the server but this one and the test's ``ours``: the load's."""
+    ids = ", ".join(["CONNECTION_ID()", *(str(int(c.thread_id())) for c in ours)])
+    return int(
+        server.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s AND COMMAND <> 'Daemon' "
+            f"AND ID NOT IN ({ids})",
+            (server.user,),
+        )[0][0]
+    )
+
+
 def _held_waits(server: MariaDBServer, db: str) -> bool:
     return _waiting_for_lock(server, "INSERT INTO `held`", db)
 
@@ -111,6 +123,9 @@ def test_kill_9_during_an_overlapped_build_then_rerun(
         proc.send_signal(signal.SIGCONT)
         _wait_for(lambda: _waiting_for_lock(mariadb, "ALTER TABLE", db) and _held_waits(mariadb, db), proc,
                   "ik's ALTER and held's INSERT both waited")  # fmt: skip
+        # The ALTER runs in its data session's place: main + 2 (a connection that just closed may
+        # linger for a moment in the list; one kept open beside the build would not go away).
+        _wait_for(lambda: _other_sessions(mariadb, blocker, reader) <= 3, proc, "the load had -t + 1 sessions")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         deadline = time.monotonic() + 60  # a bound against hangs
