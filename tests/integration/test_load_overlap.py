@@ -147,3 +147,45 @@ def test_kill_9_during_an_overlapped_build_then_rerun(
     assert _definitions(mariadb, db) == shown, "the whole definition"
     assert checksums(mariadb, db, TABLES) == sums, "no duplicate, no gap"
     assert _alters(mariadb) - done == 1, "the rerun added ik's keys once"
+
+
+def _keyed_tables(server: MariaDBServer, db: str) -> int:
+    """Tables of ``db`` that have their secondary keys."""
+    return int(
+        server.execute(
+            "SELECT COUNT(DISTINCT TABLE_NAME) FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = %s AND INDEX_NAME = 'k_1'",
+            (db,),
+        )[0][0]
+    )
+
+
+@pytest.mark.parametrize("keyed", [1, 2])
+def test_kill_9_once_some_tables_have_their_keys_then_rerun(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, keyed: int
+) -> None:
+    """Three tables with keys, several files each: killed once ``keyed`` of them have their keys (the
+    others' data still loading or their builds running), the rerun ends with every definition and
+    row as the source's."""
+    db, tables = fresh_db, ["k1", "k2", "k3"]
+    for table, rows in zip(tables, (24000, 12000, 6000), strict=True):
+        mariadb.execute(
+            f"CREATE TABLE `{db}`.{table} (id INT PRIMARY KEY, k INT NOT NULL, s VARCHAR(30), "
+            "KEY k_1 (k), KEY ks (s(6), k DESC)) ENGINE=InnoDB"
+        )
+        mariadb.execute(
+            f"INSERT INTO {table} SELECT seq, seq * 7919 % {rows}, CONCAT('s', seq % 977) FROM seq_1_to_{rows}",
+            database=db,
+        )
+    dump(mariadb, tmp_path, "-B", db, "-s", "4000", "-r", "3000")
+    shown = {t: mariadb.execute(f"SHOW CREATE TABLE `{db}`.`{t}`")[0][1] for t in tables}
+    sums = checksums(mariadb, db, tables)
+    mariadb.drop_database(db)
+    proc = _start_load(mariadb, tmp_path)
+    _wait_for(lambda: _keyed_tables(mariadb, db) >= keyed, proc, f"{keyed} table(s) had their keys")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    result = load(mariadb, str(tmp_path), "-t", "2")
+    assert result.resumed or result.already_loaded, "the rerun took up the killed run's checkpoint"
+    assert {t: mariadb.execute(f"SHOW CREATE TABLE `{db}`.`{t}`")[0][1] for t in tables} == shown
+    assert checksums(mariadb, db, tables) == sums, "no duplicate, no gap"
