@@ -246,12 +246,14 @@ def report(cases: list[Case], meta: str) -> str:
 
 def run_load_bench(server: MariaDBServer, conn: Any, s3: S3Server | None, args: argparse.Namespace) -> None:
     """``--load``: bench/load.py on the wide table (and the huge one with --huge); load-latest.md."""
-    from bench.load import bench_load, load_report
+    from bench.load import bench_load, load_report, many_tables
 
     clean_aws_env()
     env = {**os.environ, "MYSQL_PWD": server.password, "TIBACKUP_DB_PASSWORD": server.password}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    cases = bench_load(f"{args.rows // 1000}k rows", "bench_wide", server, s3, args, env)
+    cases = [] if args.no_wide else bench_load(f"{args.rows // 1000}k rows", "bench_wide", server, s3, args, env)
+    if args.many:
+        cases += many_tables(server, conn, args, env)
     if args.huge:
         conn.cursor().execute("CREATE DATABASE IF NOT EXISTS bench_huge")
         conn.select_db("bench_huge")
@@ -311,6 +313,9 @@ def main() -> None:
     parser.add_argument("--huge", action="store_true", help="--load: also load the 7M-row table")
     parser.add_argument("--only", default="", help="--load: only the tools whose name matches this regex")
     parser.add_argument("--huge-ab", action="store_true", help="--huge: the 7M rows with --no-defer-indexes too")
+    parser.add_argument("--many", action="store_true", help="--load: also the many-table backups (bench/load.py)")
+    parser.add_argument("--no-wide", action="store_true", help="--load: skip the 1M-row table")
+    parser.add_argument("--ab-src", default="", help="--load: also tibackup from this src folder (an A/B)")
     parser.add_argument("--no-s3", action="store_true")
     parser.add_argument("--bucket", default="bench")
     parser.add_argument("--load", action="store_true", help="the load benchmark instead (bench/load.py)")

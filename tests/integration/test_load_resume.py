@@ -59,11 +59,11 @@ def _nk_row_running(server: MariaDBServer, database: str) -> int:
     return 0
 
 
-def _start_load(server: MariaDBServer, folder: Path) -> subprocess.Popen[bytes]:
+def _start_load(server: MariaDBServer, folder: Path, *flags: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TIBACKUP_DB_PASSWORD": server.password}
     return subprocess.Popen(
         [sys.executable, "-m", "tibackup.cli.main", "load", "-d", str(folder), *db_flags(server), "-t", "2",
-         "--loglevel", "warn"],
+         "--loglevel", "warn", *flags],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
 

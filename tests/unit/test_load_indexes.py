@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tibackup.dump.conn import ServerType
 from tibackup.load.indexes import add_index_statements, defer_keys, index_clauses, references
+from tibackup.load.plan import data_order
+from tibackup.load.source import BackupFile, FileKind
 
 
 def _create(*lines: str, engine: str = "InnoDB") -> bytes:
@@ -87,3 +89,19 @@ def test_one_alter_per_table_except_tidb_before_6_2() -> None:
         b"ALTER TABLE `d`.`t` ADD KEY `a` (`a`)",
         b"ALTER TABLE `d`.`t` ADD KEY `b` (`b`)",
     ]
+
+
+def test_data_loads_biggest_table_first_with_its_files_together() -> None:
+    """Each table's files come together, the biggest table first: its data is in early, so its long
+    index build overlaps the smaller tables' data (files sorted by size alone spread a table's files —
+    and so its build — to the end)."""
+
+    def data(table: str, *sizes: int) -> list[BackupFile]:
+        return [BackupFile(f"d.{table}.{i:09d}.sql", n, FileKind.DATA, "d", table) for i, n in enumerate(sizes)]
+
+    big, mid, tiny = data("zbig", 100, 101, 30), data("mid", 102, 5), data("atiny", 20)
+    order = [f.name for f in data_order([*tiny, *mid, *big])]
+    assert order == [
+        "d.zbig.000000001.sql", "d.zbig.000000000.sql", "d.zbig.000000002.sql",
+        "d.mid.000000000.sql", "d.mid.000000001.sql", "d.atiny.000000000.sql",
+    ]  # fmt: skip

@@ -7,7 +7,9 @@ bounded queue hands the groups to the sessions, so one big file loads over every
 runs in one transaction together with the one checkpoint row that says it is done (see
 checkpoint.py): one commit per group, not per statement (myloader too commits 1000 queries at a time).
 A group the server rolled back (deadlock, lock wait timeout) runs again whole. A file's session
-statements (``SET NAMES …``) run on whichever session takes the file's next group.
+statements (``SET NAMES …``) run on whichever session takes the file's next group. The session that
+commits a table's last file (its file mark) builds that table's waiting keys there and then
+(indexes.py), while the others load on: no extra connection.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import queue
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from tibackup.dump.config import Connection
 from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.dump.progress import Progress
 from tibackup.errors import DatabaseError
@@ -30,6 +34,9 @@ from tibackup.load.csvdata import csv_statements
 from tibackup.load.plan import LoadPlan
 from tibackup.load.read import CheckedReader, decompressed, split_statements
 from tibackup.load.source import BackupFile, Source
+
+if TYPE_CHECKING:
+    from tibackup.load.indexes import DeferredIndexes
 
 log = logging.getLogger("tibackup.load")
 
@@ -53,6 +60,17 @@ def prepare_session(db: DB, config: LoadConfig) -> None:
         sql_mode = ",".join(filter(None, [sql_mode, "NO_BACKSLASH_ESCAPES"]))
     db.execute(f"SET SESSION sql_mode = {quote_string(sql_mode)}", "setting sql_mode")
     db.execute("SET SESSION foreign_key_checks = 0", "setting foreign_key_checks")
+
+
+def open_session(connection: Connection, config: LoadConfig) -> DB:
+    """A new session with the load's settings (``--params``, ``prepare_session``)."""
+    db = DB(connection, config.params)
+    try:
+        prepare_session(db, config)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def rewrite(sql: bytes, on_duplicate: OnDuplicate) -> bytes:
@@ -109,8 +127,11 @@ class DataLoader:
         checkpoint: Checkpoint | None,
         done: dict[str, Committed],
         progress: Progress,
+        indexes: DeferredIndexes | None = None,
     ) -> None:
         self.sessions, self.source, self.plan, self.config = sessions, source, plan, config
+        self.indexes = indexes  # tables whose keys wait: built by the session that loads their last file
+        self._tables_left: Counter[tuple[str, str]] = Counter()  # data files of each table not yet done
         self.checkpoint, self.done, self.progress = checkpoint, done, progress
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
@@ -128,6 +149,7 @@ class DataLoader:
         for f in todo:
             names.put(f.name)
             self._states[f.name] = _FileState()
+            self._tables_left[(f.db, f.table)] += 1
         readers = len(self.sessions) if self.source.parallel else 1
 
         def read_loop() -> None:
@@ -149,7 +171,7 @@ class DataLoader:
                 self._fail(exc)
 
         threads = [
-            threading.Thread(target=self._execute_loop, args=(db,), daemon=True) for db in self.sessions
+            threading.Thread(target=self._execute_loop, args=(i,), daemon=True) for i in range(len(self.sessions))
         ]
         reader_threads = [threading.Thread(target=read_loop, daemon=True) for _ in range(readers)]
         for t in (*threads, *reader_threads):
@@ -239,21 +261,24 @@ class DataLoader:
         with state.lock:
             state.read_all = True
             last = state.in_flight == 0
-        if last and self.checkpoint is not None:  # every statement is in: a session marks the file
+        if last:  # every statement is in: a session marks the file (and builds its table's keys)
             self._put(_Work(file, [], ()))
 
     # -- executing -------------------------------------------------------------------------------
-    def _execute_loop(self, db: DB) -> None:
+    def _execute_loop(self, index: int) -> None:
         current_db = ""
         session: tuple[bytes, ...] = ()
         while (work := self._queue.get()) is not None:
             if self.stop.is_set():
                 continue
+            db = self.sessions[index]
             try:
                 file = work.file
                 if not work.statements:
                     if self.checkpoint is not None:
                         self.checkpoint.mark(db, file.name, FILE_DONE)
+                    if self._file_loaded(index, file):
+                        current_db, session = "", ()  # a new session after an index build
                     continue
                 if file.db != current_db:
                     db.execute(f"USE {quote_ident(file.db)}", f"selecting database {file.db}")
@@ -273,10 +298,37 @@ class DataLoader:
                     last = state.read_all and state.in_flight == 0
                 if last and self.checkpoint is not None:
                     self.checkpoint.mark(db, file.name, FILE_DONE)
+                if last and self._file_loaded(index, file):
+                    current_db, session = "", ()
             except DatabaseError as exc:
                 self._fail(one_line(exc, work.file.name))
             except BaseException as exc:
                 self._fail(exc)
+
+    def _file_loaded(self, index: int, file: BackupFile) -> bool:
+        """A file is done (its mark committed): if it was its table's last and the table's keys wait,
+        build them on this session (one without a read timeout in its place meanwhile, the
+        connections stay ``-t``); True if the session was replaced."""
+        name = (file.db, file.table)
+        with self._rows_lock:
+            self._tables_left[name] -= 1
+            last = self._tables_left[name] == 0
+        if not last or self.indexes is None or not self.indexes.waits(name) or self.stop.is_set():
+            return False
+        try:
+            if not self.config.connection.read_timeout:
+                self.indexes.build_table(self.sessions[index], name)
+                return False
+            self.sessions[index].close()
+            builder = self.indexes.session()
+            try:
+                self.indexes.build_table(builder, name)
+            finally:
+                builder.close()
+            self.sessions[index] = open_session(self.config.connection, self.config)
+        except BaseException as exc:
+            self._fail(exc)
+        return True
 
     def _run(self, db: DB, work: _Work) -> int:
         """One group (and its checkpoint row) in one transaction; a transaction the server rolled

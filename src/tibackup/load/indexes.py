@@ -11,11 +11,19 @@ FOREIGN KEY of the backup refers to, keeps all its keys. The server sorts the ke
 (unique first, then the others in the order they were added, FULLTEXT last), so only the keys after
 the last one that stays can wait and the finished table's definition is exactly the source's.
 
+When: a table's keys are built as soon as its last data file is committed, on the data session that
+committed it (``build_table``, called by the data stage), while the other sessions go on loading the
+other tables — so on a backup of many tables the index builds overlap the data instead of all waiting
+for the last table. What the data stage did not build (tables whose data an earlier run loaded, tables
+without data files, a load stopped early) is built after the data over the ``-t`` sessions
+(``build``), before the views.
+
 Crash safety: before a table is created without its keys, its checkpoint gets a ``DEFERRED`` mark
-(file ``table:<db>.<table>``); at the end of the data, every marked table's schema file is compared
-with the table's indexes (information_schema.STATISTICS) and whatever is missing by name is added —
-so a rerun after a kill at any moment (before, during, after an ALTER) ends with the full definition.
-Tables that existed before the load are never altered. The finished mark comes after this stage.
+(file ``table:<db>.<table>``); each build compares the table's schema file with the table's indexes
+(information_schema.STATISTICS) and adds whatever is missing by name, and after the data every marked
+table not built by this run is checked so — so a rerun after a kill at any moment (before, during,
+after an ALTER, while other tables load) ends with the full definition. Tables that existed before
+the load are never altered. The finished mark comes after this stage.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from tibackup.dump.conn import DB, ServerType, quote_ident, quote_string
 from tibackup.errors import DatabaseError
 from tibackup.load.checkpoint import DEFERRED, Checkpoint, Committed, claim_name
 from tibackup.load.config import LoadConfig
-from tibackup.load.execute import prepare_session
+from tibackup.load.execute import open_session
 from tibackup.load.plan import LoadPlan
 from tibackup.load.schema import file_statements
 from tibackup.load.source import BackupFile, Source
@@ -160,6 +168,10 @@ class DeferredIndexes:
         self.alterable: set[str] = set()  # databases where the account may ALTER: set by the loader
         self._files = {(f.db, f.table): f for f in plan.tables if (f.db, f.table) not in plan.view_names}
         self._statements: dict[str, list[bytes]] = {}
+        self._clauses: dict[tuple[str, str], list[tuple[str, bytes]]] = {}  # set by prepare
+        self._server: tuple[ServerType, str] = (ServerType.MYSQL, "")
+        self.built: set[tuple[str, str]] = set()  # the tables whose keys this run completed
+        self._lock = threading.Lock()
 
     def _read(self, file: BackupFile) -> list[bytes]:
         if file.name not in self._statements:
@@ -191,41 +203,71 @@ class DeferredIndexes:
         self.tables.update(chosen)
         return out
 
-    def build(self, db: DB) -> int:
-        """Add every key the marked tables miss, tables over ``-t`` sessions at once; how many were added."""
-        work: list[tuple[tuple[str, str], list[bytes]]] = []
+    def prepare(self, db: DB) -> None:
+        """Before the data: the index lines of every marked table (read here, not in the sessions)."""
+        info = db.server_info()
+        self._server = (info.type, info.version)
         for name in sorted(self.tables & set(self._files)):
             statements = self._read(self._files[name])
             i = _create_statement(statements)
-            clauses = _missing(db, name, index_clauses(statements[i])) if i is not None else []
+            if i is not None:
+                self._clauses[name] = index_clauses(statements[i])
+
+    def waits(self, name: tuple[str, str]) -> bool:
+        """The table's keys wait for its data and this run has not completed them yet."""
+        with self._lock:
+            return name in self._clauses and name not in self.built
+
+    def build_table(self, db: DB, name: tuple[str, str]) -> int:
+        """Add the keys ``name`` misses (its data is in), on ``db``; how many were added."""
+        clauses = _missing(db, name, self._clauses[name])
+        if clauses:
+            log.debug("adding %d secondary index(es) to %s.%s: its data is in", len(clauses), *name)
+            _add(db, *self._server, name, clauses)
+        with self._lock:
+            self.built.add(name)
+        return len(clauses)
+
+    def session(self) -> DB:
+        """A session for index builds: an index build takes as long as the table is big, so no read
+        timeout (``--read-timeout`` bounds the data sessions)."""
+        return open_session(replace(self.config.connection, read_timeout=None), self.config)
+
+    def build(self, db: DB) -> int:
+        """Add every key the marked tables not built by the data stage miss, tables over ``-t``
+        sessions at once; how many were added."""
+        if not self._clauses:
+            self.prepare(db)
+        work: list[tuple[tuple[str, str], list[bytes]]] = []
+        for name in sorted(set(self._clauses) - self.built):
+            clauses = _missing(db, name, self._clauses[name])
             if clauses:
                 work.append((name, clauses))
+        if self.built:
+            log.info("added the secondary indexes of %d table(s) as their data came in", len(self.built))
         if not work:
             return 0
         keys = sum(len(c) for _, c in work)
         log.info("adding %d secondary index(es) to %d table(s) after the data", keys, len(work))
-        server = db.server_info()
+        server, version = self._server
         jobs: queue.Queue[tuple[tuple[str, str], list[bytes]]] = queue.Queue()
         for job in work:
             jobs.put(job)
         errors: list[BaseException] = []
-        # An index build takes as long as the table is big: these sessions have no read timeout.
-        connection = replace(self.config.connection, read_timeout=None)
 
         def build_loop() -> None:
             try:
-                session = DB(connection, self.config.params)
+                session = self.session()
             except BaseException as exc:
                 errors.append(exc)
                 return
             try:
-                prepare_session(session, self.config)
                 while not errors:
                     try:
                         name, clauses = jobs.get_nowait()
                     except queue.Empty:
                         return
-                    _add(session, server.type, server.version, name, clauses)
+                    _add(session, server, version, name, clauses)
             except BaseException as exc:
                 errors.append(exc)
             finally:

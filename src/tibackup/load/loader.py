@@ -1,5 +1,5 @@
-"""One load, top to bottom: source → plan → claim → schemas → data → secondary indexes → views → verify
-→ clean up.
+"""One load, top to bottom: source → plan → claim → schemas → data (each table's secondary indexes as
+soon as its data is in) → the secondary indexes still missing → views → verify → clean up.
 
 ``run_load`` is the whole flow (config in, result out, no Kubernetes; a Restore run calls it as a
 Backup run calls ``run_dump``). Data statements load over ``config.threads`` sessions, each in a
@@ -18,7 +18,7 @@ from tibackup.dump.progress import Progress
 from tibackup.errors import Interrupted
 from tibackup.load.checkpoint import CLAIMED, Checkpoint, claim_name
 from tibackup.load.config import LoadConfig, OnDuplicate
-from tibackup.load.execute import DataLoader, prepare_session
+from tibackup.load.execute import DataLoader, open_session, prepare_session
 from tibackup.load.indexes import DeferredIndexes
 from tibackup.load.plan import LoadPlan, plan_load
 from tibackup.load.privileges import check_privileges, may, needed
@@ -99,16 +99,15 @@ def run_load(
         indexes = DeferredIndexes(source, plan, config, checkpoint, done)
         indexes.alterable = {db for db in schemas if may(grants, "ALTER", db)}
         _, tables = create_schemas(main, source, plan, existing, indexes.create_statements)
+        indexes.prepare(main)
         for _ in range(config.threads):
-            session = DB(config.connection, config.params)
-            sessions.append(session)
-            prepare_session(session, config)
-        data = DataLoader(sessions, source, plan, config, checkpoint, done, progress)
-        data.run(plan.data)
-        for session in sessions:  # the index builds take sessions of their own
+            sessions.append(open_session(config.connection, config))
+        data = DataLoader(sessions, source, plan, config, checkpoint, done, progress, indexes)
+        data.run(plan.data)  # each table's keys are built once its last file is in
+        for session in sessions:  # the remaining index builds take sessions of their own
             session.close()
         sessions.clear()
-        indexes.build(main)  # every key of the tables it created, before the finished mark
+        indexes.build(main)  # every key still missing of the tables it created, before the finished mark
         views = create_views(main, source, plan)
         if config.on_duplicate is OnDuplicate.ERROR and plan.table_rows is not None:
             check_rows(main, plan, None if done else data.table_rows)  # a resumed load counts the tables
