@@ -156,7 +156,7 @@ def test_gc_restored_after_dump_fails_on_a_table_the_user_cannot_read(
             f"SELECT ON `{sample}`.t1",
             f"LOCK TABLES ON `{sample}`.*",
             f"INSERT ON `{sample}`.t2",  # t2 is visible, but cannot be read
-            "SELECT, UPDATE ON mysql.tidb",
+            "SELECT, INSERT, UPDATE, DELETE ON mysql.tidb",
         ],
     )
     runtime.secrets[(NS, DB_SECRET)] = {"password": "partial-pass-123"}
@@ -214,7 +214,7 @@ def test_recover_interrupted_restores_gc_and_aborts_uploads(
     # What a killed process leaves: the GC record saved, the value raised, status Running, an open upload.
     backup = make_backup(mariadb, s3_server, bucket, sample)
     runtime.save_gc_record(backup, {"variable": "tikv_gc_life_time", "value": "10m0s", "raisedTo": "72h"})
-    mariadb.execute("UPDATE mysql.tidb SET VARIABLE_VALUE = '72h'")
+    mariadb.execute("UPDATE mysql.tidb SET VARIABLE_VALUE = '72h' WHERE VARIABLE_NAME = 'tikv_gc_life_time'")
     backup.status.phase = Phase.RUNNING
     backup.status.backup_path = f"s3://{bucket}/nightly/demo1/backup-2024-01-01T00:00:00Z/"
     s3_server.client().create_multipart_upload(

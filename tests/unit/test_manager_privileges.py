@@ -6,7 +6,7 @@ from tibackup.manager.privileges import missing_privileges, parse_grants
 
 MARIADB_FULL = [
     "GRANT SELECT, RELOAD, LOCK TABLES, BINLOG MONITOR ON *.* TO `bk`@`%` IDENTIFIED BY PASSWORD '*ABC'",
-    "GRANT SELECT, UPDATE ON `mysql`.`tidb` TO `bk`@`%`",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON `mysql`.`tidb` TO `bk`@`%`",
 ]
 
 
@@ -27,7 +27,9 @@ def test_only_select_names_each_missing_privilege() -> None:
         "LOCK TABLES",
         "RELOAD",
         "REPLICATION CLIENT",
+        "INSERT ON mysql.tidb",
         "UPDATE ON mysql.tidb",
+        "DELETE ON mysql.tidb",
     ]
 
 
@@ -57,7 +59,7 @@ def test_column_lists_quotes_and_gc_table_via_schema_grant() -> None:
             "GRANT RELOAD, REPLICATION CLIENT ON *.* TO 'bk'@'%'",
             "GRANT SELECT (`a`, `b`), INSERT ON `my.db`.`t` TO 'bk'@'%'",
             "GRANT LOCK TABLES ON `my.db`.* TO 'bk'@'%'",
-            "GRANT SELECT, UPDATE ON mysql.* TO 'bk'@'%'",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON mysql.* TO 'bk'@'%'",
         ]
     )
     assert grants.on("my.db.t") == {"SELECT", "INSERT"}

@@ -41,8 +41,9 @@ def check_privileges(db: DB, server: ServerInfo, *, gc_table: bool) -> None:
     names = ", ".join(missing)
     raise MissingPrivilege(
         f"the database account {account} lacks {names}: grant {names} to it "
-        "(a backup needs SELECT, RELOAD, LOCK TABLES, REPLICATION CLIENT, and SELECT and UPDATE on "
-        "mysql.tidb for TiDB's GC life time), then run the backup again"
+        "(a backup needs SELECT, RELOAD, LOCK TABLES, REPLICATION CLIENT, and SELECT, INSERT, UPDATE, "
+        "DELETE on mysql.tidb for TiDB's GC life time, which the backups running at once share), then run "
+        "the backup again"
     )
 
 
