@@ -1,0 +1,117 @@
+"""The pure join/leave decision over tibackup's rows of ``mysql.tidb`` (manager/gcshare.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tibackup.dump import tidb
+from tibackup.manager import gcshare
+from tibackup.manager.gcshare import Holder, Shared
+
+NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _holder(target: str, since: datetime = NOW, backup: str = "ns/b") -> Holder:
+    return Holder(target, since.strftime("%Y-%m-%dT%H:%M:%SZ"), backup, "host-1")
+
+
+def test_first_join_records_the_current_value_as_the_original_and_raises() -> None:
+    change = gcshare.join(Shared(), "10m0s", "a", _holder("72h"), NOW)
+    assert change.value == "72h"
+    assert change.after == Shared("10m0s", {"a": _holder("72h")})
+
+
+def test_a_longer_current_value_is_kept_and_still_recorded_as_the_original() -> None:
+    change = gcshare.join(Shared(), "100h", "a", _holder("72h"), NOW)
+    assert change.value == "100h" and change.after.original == "100h" and "a" in change.after.holders
+
+
+def test_shorter_target_joining_then_the_first_leaving_keeps_the_second_target() -> None:
+    """Interleaving 1: A raises 10m0s → 72h; B (48h) joins; A ends first: B's 48h stays."""
+    a = gcshare.join(Shared(), "10m0s", "a", _holder("72h"), NOW)
+    b = gcshare.join(a.after, a.value, "b", _holder("48h"), NOW)
+    assert b.value == "72h" and b.after.original == "10m0s"
+    a_left = gcshare.leave(b.after, b.value, "a", NOW)
+    assert a_left.value == "48h" and set(a_left.after.holders) == {"b"}
+    b_left = gcshare.leave(a_left.after, a_left.value, "b", NOW)
+    assert b_left.value == "10m0s" and b_left.after == Shared()
+
+
+def test_longer_target_joining_then_both_leaving_restores_the_true_original() -> None:
+    """Interleaving 2: A raises to 72h; B (100h) raises 72h → 100h; both end: back to 10m0s, not 72h."""
+    a = gcshare.join(Shared(), "10m0s", "a", _holder("72h"), NOW)
+    b = gcshare.join(a.after, a.value, "b", _holder("100h"), NOW)
+    assert b.value == "100h" and b.after.original == "10m0s"
+    a_left = gcshare.leave(b.after, b.value, "a", NOW)
+    assert a_left.value == "100h"
+    assert gcshare.leave(a_left.after, a_left.value, "b", NOW).value == "10m0s"
+
+
+def test_the_second_of_two_simultaneous_joins_sees_the_first_holder() -> None:
+    """Interleaving 3: serialized by the row lock, the second join reads the first one's rows."""
+    a = gcshare.join(Shared(), "10m0s", "a", _holder("72h"), NOW)
+    b = gcshare.join(a.after, "72h", "b", _holder("72h"), NOW)
+    assert b.after.original == "10m0s"
+    assert gcshare.leave(b.after, b.value, "b", NOW).value == "72h"  # a still holds
+
+
+def test_leaving_twice_or_without_joining_lowers_nothing_others_hold() -> None:
+    shared = Shared("10m0s", {"a": _holder("72h")})
+    assert gcshare.leave(shared, "72h", "ghost", NOW).value == "72h"
+    assert gcshare.leave(shared, "72h", "ghost", NOW).after == shared
+    assert gcshare.leave(Shared(), "10m0s", "a", NOW).value == "10m0s"
+
+
+def test_value_changed_by_hand_while_held_is_set_back_to_what_the_holders_need() -> None:
+    shared = Shared("10m0s", {"a": _holder("72h"), "b": _holder("48h")})
+    assert gcshare.leave(shared, "1h", "b", NOW).value == "72h"
+
+
+def test_stale_holder_is_dropped_only_once_its_target_and_the_margin_have_passed() -> None:
+    old = NOW - timedelta(hours=72) - gcshare.STALE_MARGIN - timedelta(seconds=1)
+    recent = NOW - timedelta(hours=72) - gcshare.STALE_MARGIN + timedelta(minutes=5)
+    shared = Shared("10m0s", {"dead": _holder("72h", old), "alive": _holder("72h", recent)})
+    change = gcshare.join(shared, "72h", "c", _holder("1h"), NOW)
+    assert set(change.expired) == {"dead"} and set(change.after.holders) == {"alive", "c"}
+    assert change.value == "72h"
+    # Alone, a stale holder goes at the next leave of anyone: the original comes back.
+    alone = gcshare.leave(Shared("10m0s", {"dead": _holder("72h", old)}), "72h", "c", NOW)
+    assert alone.value == "10m0s" and set(alone.expired) == {"dead"}
+
+
+def test_own_entry_is_never_expired_and_an_unreadable_row_holds_the_current_value() -> None:
+    old = NOW - timedelta(days=30)
+    rejoin = gcshare.join(Shared("10m0s", {"a": _holder("72h", old)}), "72h", "a", _holder("72h"), NOW)
+    assert not rejoin.expired and rejoin.after.holders["a"].since.startswith("2026-12-01")
+    shared = gcshare.read_rows({
+        tidb.GC_ORIGINAL: ("10m0s", ""),
+        tidb.GC_HOLDER_PREFIX + "x": ("not json", ""),
+        tidb.GC_HOLDER_PREFIX + "a": (_holder("24h").text(), ""),
+    })  # fmt: skip
+    assert shared.holders["x"] == Holder("") and not gcshare.stale(shared.holders["x"], NOW)
+    assert gcshare.leave(shared, "100h", "a", NOW).value == "100h"  # x's need is unknown: not lowered
+
+
+def test_legacy_record_original_wins_over_a_value_it_had_raised() -> None:
+    """A record of the old format (raised alone, never restored) holds the true original."""
+    assert gcshare.join(Shared(), "72h", "a", _holder("72h"), NOW, legacy="10m0s").after.original == "10m0s"
+    assert gcshare.leave(Shared(), "72h", "a", NOW, legacy="10m0s").value == "10m0s"
+
+
+def test_row_changes_insert_update_and_delete_exactly_what_changed() -> None:
+    before = Shared("10m0s", {"a": _holder("72h"), "b": _holder("48h")})
+    after = Shared("10m0s", {"a": _holder("72h"), "c": _holder("1h")})
+    upserts, deletes = gcshare.row_changes(before, after)
+    assert set(upserts) == {tidb.GC_HOLDER_PREFIX + "c"} and deletes == [tidb.GC_HOLDER_PREFIX + "b"]
+    text, comment = upserts[tidb.GC_HOLDER_PREFIX + "c"]
+    assert Holder.parse(text) == _holder("1h")
+    assert f"DELETE FROM mysql.tidb WHERE VARIABLE_NAME = '{tidb.GC_HOLDER_PREFIX}c'" in comment
+    assert len(comment) <= 1024 and len(tidb.GC_HOLDER_PREFIX + "0" * 45) <= 64
+    upserts, deletes = gcshare.row_changes(after, Shared())
+    assert not upserts and set(deletes) == {
+        tidb.GC_ORIGINAL,
+        tidb.GC_HOLDER_PREFIX + "a",
+        tidb.GC_HOLDER_PREFIX + "c",
+    }
+    upserts, _ = gcshare.row_changes(Shared(), Shared("10m0s", {}))
+    assert upserts[tidb.GC_ORIGINAL][0] == "10m0s"
