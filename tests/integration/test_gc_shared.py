@@ -1,0 +1,205 @@
+"""Two Backups of one cluster at once share its GC life time (docs/gc-life-time.md), embedded runtime.
+
+One embedded controller runs both Backups (each a child process of its own), against the real MariaDB
+with the ``mysql.tidb`` stand-in and the real S3 server. Deterministic: each Backup's S3 endpoint is a
+gate (``tests/integration/faults.RequestGate``) that pauses its first dump-file upload — the GC life
+time joined, the dump under way — until the test lets it go; the "both at once" case holds the
+``tikv_gc_life_time`` row lock until both runs wait on it. On the old code (raise/restore per Backup)
+each test sees the value lowered under a running backup, or left raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.faults import RequestGate
+from tests.integration.test_embedded_cli import Env, backup_doc, env_fixture
+from tests.integration.test_embedded_controller import controller, gc_stand_in, stop, wait_for
+from tibackup.embedded.store import KIND_BACKUP, Store
+from tibackup.resources import Backup
+
+__all__ = ["env_fixture", "gc_stand_in"]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("gc_stand_in")]
+
+_DUMP_FILE = re.compile(rb"(?:PUT|POST) /\S+\.sql[ ?]")
+
+
+class Pause:
+    """A ``RequestGate`` rule: the first dump-file upload waits, unsent, until ``release``."""
+
+    def __init__(self) -> None:
+        self.held, self.go = threading.Event(), threading.Event()
+        self._taken = False
+        self._lock = threading.Lock()
+
+    def __call__(self, window: bytes) -> bool:
+        with self._lock:
+            if self._taken or not _DUMP_FILE.search(window):
+                return False
+            self._taken = True
+        self.held.set()
+        self.go.wait(300)
+        return False  # then it goes through unchanged
+
+    def release(self) -> None:
+        self.go.set()
+
+
+@contextlib.contextmanager
+def paused(env: Env) -> Iterator[tuple[RequestGate, Pause]]:
+    pause = Pause()
+    gate = RequestGate(env.s3, pause)
+    try:
+        yield gate, pause
+    finally:
+        pause.release()
+        gate.close()
+
+
+def apply(env: Env, name: str, gate: RequestGate, target: str) -> None:
+    doc = backup_doc(env, name, tikvGCLifeTime=target)
+    doc["spec"]["s3"]["endpoint"] = gate.endpoint
+    assert env.tib("apply", "-f", "-", stdin=yaml.safe_dump(doc)).code == 0
+
+
+def gc(env: Env) -> str:
+    rows = env.mariadb.execute(
+        "SELECT VARIABLE_VALUE FROM mysql.tidb WHERE VARIABLE_NAME = 'tikv_gc_life_time'"
+    )
+    return str(rows[0][0])
+
+
+def holder_rows(env: Env) -> list[str]:
+    rows = env.mariadb.execute("SELECT VARIABLE_NAME FROM mysql.tidb WHERE VARIABLE_NAME LIKE 'tibackup%'")
+    return sorted(str(r[0]) for r in rows)
+
+
+def backup(env: Env, name: str) -> Backup:
+    store = Store(env.state)
+    try:
+        found = store.get(KIND_BACKUP, "test1", name)
+    finally:
+        store.close()
+    assert isinstance(found, Backup)
+    return found
+
+
+def wait_phase(env: Env, name: str, phase: str) -> None:
+    wait_for(lambda: backup(env, name).status.phase == phase, 120, f"{name} to be {phase}")
+
+
+def wait_held(pause: Pause, what: str) -> None:
+    assert pause.held.wait(120), f"{what} never reached its first dump-file upload"
+
+
+def _one_then_the_other(env: Env, tmp_path: Path, target_b: str, after_a: str) -> None:
+    """A (72h) joins first, B (``target_b``) joins while A dumps; A ends first: the value must be
+    ``after_a`` while B still dumps, and 10m0s once B ended too."""
+    with paused(env) as (gate_a, pause_a), paused(env) as (gate_b, pause_b):
+        apply(env, "a", gate_a, "72h")
+        with controller(env, tmp_path / "controller.log") as process:
+            wait_held(pause_a, "a")
+            assert gc(env) == "72h"
+            apply(env, "b", gate_b, target_b)
+            wait_held(pause_b, "b")
+            assert gc(env) == max("72h", target_b, key=lambda v: int(v[:-1]))
+            pause_a.release()
+            wait_phase(env, "a", "Complete")
+            assert gc(env) == after_a, "lowered under the running backup b"
+            assert len(holder_rows(env)) == 2  # the original and b
+            pause_b.release()
+            wait_phase(env, "b", "Complete")
+            assert stop(process) == 0
+    assert gc(env) == "10m0s", "left raised"
+    assert holder_rows(env) == []
+    assert "GCLifeTimeKept" in env.tib("describe", "bk", "a", "-n", "test1").out
+    described_b = env.tib("describe", "bk", "b", "-n", "test1").out
+    assert "GCLifeTimeShared" in described_b and "GCLifeTimeRestored" in described_b
+
+
+def test_shorter_second_target_is_kept_when_the_first_backup_ends_first(env: Env, tmp_path: Path) -> None:
+    """A raises 10m0s → 72h; B (48h) sees 72h ≥ 48h; A ends first: B's 48h stays until B ends."""
+    _one_then_the_other(env, tmp_path, "48h", "48h")
+
+
+def test_longer_second_target_is_not_left_raised(env: Env, tmp_path: Path) -> None:
+    """A raises 10m0s → 72h; B raises 72h → 100h; A ends, then B: back to 10m0s, not to 72h."""
+    _one_then_the_other(env, tmp_path, "100h", "100h")
+
+
+def _waiting_on_gc_row(env: Env) -> int:
+    rows = env.mariadb.execute(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%mysql.tidb%' "
+        "AND ID <> CONNECTION_ID()"
+    )
+    return int(rows[0][0])
+
+
+def _lock_gc_row(env: Env) -> Any:
+    conn = env.mariadb.connect()
+    conn.autocommit(False)
+    conn.cursor().execute("SELECT * FROM mysql.tidb WHERE VARIABLE_NAME = 'tikv_gc_life_time' FOR UPDATE")
+    return conn
+
+
+def test_two_backups_starting_at_once_do_not_lower_it_under_each_other(env: Env, tmp_path: Path) -> None:
+    """Both reach the GC life time together (held on its row lock, then let go at once): the one that
+    ends first must not lower it under the other."""
+    with paused(env) as (gate_a, pause_a), paused(env) as (gate_b, pause_b):
+        apply(env, "a", gate_a, "72h")
+        apply(env, "b", gate_b, "48h")
+        lock = _lock_gc_row(env)
+        try:
+            with controller(env, tmp_path / "controller.log") as process:
+                wait_for(lambda: _waiting_on_gc_row(env) >= 2, 120, "both runs to wait on the GC row")
+                lock.rollback()
+                wait_held(pause_a, "a")
+                wait_held(pause_b, "b")
+                assert gc(env) == "72h"
+                pause_a.release()
+                wait_phase(env, "a", "Complete")
+                assert gc(env) == "48h", "lowered under the running backup b"
+                pause_b.release()
+                wait_phase(env, "b", "Complete")
+                assert stop(process) == 0
+        finally:
+            lock.close()
+    assert gc(env) == "10m0s" and holder_rows(env) == []
+
+
+def test_holder_killed_then_recovered_leaves_without_lowering_it_under_the_other(
+    env: Env, tmp_path: Path
+) -> None:
+    """kill -9 of A's run while both dump: the controller's recovery makes A leave (48h for B stays);
+    B's end restores 10m0s."""
+    with paused(env) as (gate_a, pause_a), paused(env) as (gate_b, pause_b):
+        apply(env, "a", gate_a, "72h")
+        with controller(env, tmp_path / "controller.log") as process:
+            wait_held(pause_a, "a")
+            apply(env, "b", gate_b, "48h")
+            wait_held(pause_b, "b")
+            store = Store(env.state)
+            try:
+                (run_a,) = [r for r in store.runs() if r.name == "a"]
+            finally:
+                store.close()
+            os.kill(run_a.pid, signal.SIGKILL)  # no finally runs in A: its holder row stays
+            wait_phase(env, "a", "Failed")
+            assert backup(env, "a").status.condition("Failed").reason == "Interrupted"  # type: ignore[union-attr]
+            assert gc(env) == "48h", "recovery lowered it under the running backup b"
+            assert len(holder_rows(env)) == 2  # the original and b
+            pause_b.release()
+            wait_phase(env, "b", "Complete")
+            assert stop(process) == 0
+    assert gc(env) == "10m0s" and holder_rows(env) == []
+    assert "GCLifeTimeKept" in env.tib("describe", "bk", "a", "-n", "test1").out
