@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from testenv.s3 import S3Server
 
 from tests.integration.faults import RequestGate
 from tests.integration.test_embedded_cli import Env, backup_doc, env_fixture
@@ -56,9 +57,9 @@ class Pause:
 
 
 @contextlib.contextmanager
-def paused(env: Env) -> Iterator[tuple[RequestGate, Pause]]:
+def paused(s3: S3Server) -> Iterator[tuple[RequestGate, Pause]]:
     pause = Pause()
-    gate = RequestGate(env.s3, pause)
+    gate = RequestGate(s3, pause)
     try:
         yield gate, pause
     finally:
@@ -105,7 +106,7 @@ def wait_held(pause: Pause, what: str) -> None:
 def _one_then_the_other(env: Env, tmp_path: Path, target_b: str, after_a: str) -> None:
     """A (72h) joins first, B (``target_b``) joins while A dumps; A ends first: the value must be
     ``after_a`` while B still dumps, and 10m0s once B ended too."""
-    with paused(env) as (gate_a, pause_a), paused(env) as (gate_b, pause_b):
+    with paused(env.s3) as (gate_a, pause_a), paused(env.s3) as (gate_b, pause_b):
         apply(env, "a", gate_a, "72h")
         with controller(env, tmp_path / "controller.log") as process:
             wait_held(pause_a, "a")
@@ -155,7 +156,7 @@ def _lock_gc_row(env: Env) -> Any:
 def test_two_backups_starting_at_once_do_not_lower_it_under_each_other(env: Env, tmp_path: Path) -> None:
     """Both reach the GC life time together (held on its row lock, then let go at once): the one that
     ends first must not lower it under the other."""
-    with paused(env) as (gate_a, pause_a), paused(env) as (gate_b, pause_b):
+    with paused(env.s3) as (gate_a, pause_a), paused(env.s3) as (gate_b, pause_b):
         apply(env, "a", gate_a, "72h")
         apply(env, "b", gate_b, "48h")
         lock = _lock_gc_row(env)
@@ -182,7 +183,7 @@ def test_holder_killed_then_recovered_leaves_without_lowering_it_under_the_other
 ) -> None:
     """kill -9 of A's run while both dump: the controller's recovery makes A leave (48h for B stays);
     B's end restores 10m0s."""
-    with paused(env) as (gate_a, pause_a), paused(env) as (gate_b, pause_b):
+    with paused(env.s3) as (gate_a, pause_a), paused(env.s3) as (gate_b, pause_b):
         apply(env, "a", gate_a, "72h")
         with controller(env, tmp_path / "controller.log") as process:
             wait_held(pause_a, "a")
