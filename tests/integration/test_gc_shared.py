@@ -204,3 +204,70 @@ def test_holder_killed_then_recovered_leaves_without_lowering_it_under_the_other
             assert stop(process) == 0
     assert gc(env) == "10m0s" and holder_rows(env) == []
     assert "GCLifeTimeKept" in env.tib("describe", "bk", "a", "-n", "test1").out
+
+
+def _run_alone(env: Env, tmp_path: Path, name: str, target: str, **spec: Any) -> Backup:
+    doc = backup_doc(env, name, tikvGCLifeTime=target, **spec)
+    assert env.tib("apply", "-f", "-", stdin=yaml.safe_dump(doc)).code == 0
+    with controller(env, tmp_path / f"{name}.log") as process:
+        wait_for(lambda: backup(env, name).status.phase in ("Complete", "Failed"), 120, f"{name} to end")
+        assert stop(process) == 0
+    return backup(env, name)
+
+
+def _foreign_holder(env: Env, uid: str, target: str, since: str) -> None:
+    value = f'{{"target":"{target}","since":"{since}","backup":"other/gone","host":"elsewhere"}}'
+    env.mariadb.execute(
+        f"INSERT INTO mysql.tidb VALUES ('tibackup_gc_original', '10m0s', ''), "
+        f"('tibackup_gc_holder_{uid}', '{value}', '')"
+    )
+
+
+def test_holder_that_vanished_keeps_it_raised_until_its_target_has_passed(env: Env, tmp_path: Path) -> None:
+    """A holder row whose backup is gone (never left): while it may still protect a snapshot the value
+    stays raised for it — "raised longer", never "lowered"; once its since + target (+ margin) lies
+    behind the server's clock, the next backup drops it, says so, and restores the original."""
+    env.mariadb.execute(
+        "UPDATE mysql.tidb SET VARIABLE_VALUE = '100h' WHERE VARIABLE_NAME = 'tikv_gc_life_time'"
+    )
+    now = str(env.mariadb.execute("SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%dT%H:%i:%sZ')")[0][0])
+    _foreign_holder(env, "recent", "100h", now)
+    done = _run_alone(env, tmp_path, "a", "72h")
+    assert done.status.phase == "Complete"
+    assert gc(env) == "100h" and holder_rows(env) == ["tibackup_gc_holder_recent", "tibackup_gc_original"]
+    described = env.tib("describe", "bk", "a", "-n", "test1").out
+    assert "GCLifeTimeShared" in described and "other/gone" in described and "GCLifeTimeKept" in described
+
+    env.mariadb.execute("DELETE FROM mysql.tidb WHERE VARIABLE_NAME LIKE 'tibackup%'")
+    _foreign_holder(env, "stale", "72h", "2020-01-01T00:00:00Z")
+    done = _run_alone(env, tmp_path, "b", "48h")
+    assert done.status.phase == "Complete"
+    assert gc(env) == "10m0s" and holder_rows(env) == []
+    described = env.tib("describe", "bk", "b", "-n", "test1").out
+    assert "GCLifeTimeHolderExpired" in described and "other/gone" in described
+
+
+def test_account_without_insert_and_delete_on_mysql_tidb_fails_preflight_naming_the_grant(
+    env: Env, tmp_path: Path
+) -> None:
+    """SELECT and UPDATE on mysql.tidb were enough before; sharing needs INSERT and DELETE too: the
+    Backup fails before anything changes, naming what to grant."""
+    env.mariadb.create_user(
+        "bk_gc_old", "old-grants-123",
+        ["SELECT, RELOAD, LOCK TABLES, REPLICATION CLIENT, SHOW VIEW", "SELECT, UPDATE ON mysql.tidb"],
+    )  # fmt: skip
+    created = env.tib(
+        "create", "secret", "generic", "bk-gc-old", "-n", "test1", "--from-literal=password=old-grants-123"
+    )
+    assert created.code == 0
+    source = {
+        "host": env.mariadb.host,
+        "port": env.mariadb.port,
+        "user": "bk_gc_old",
+        "secretName": "bk-gc-old",
+    }
+    done = _run_alone(env, tmp_path, "old", "72h", **{"from": source})
+    failed = done.status.condition("Failed")
+    assert done.status.phase == "Failed" and failed is not None and failed.reason == "MissingPrivilege"
+    assert "INSERT ON mysql.tidb, DELETE ON mysql.tidb" in (failed.message or ""), failed
+    assert gc(env) == "10m0s" and holder_rows(env) == []
