@@ -97,6 +97,7 @@ class Outcome:
     joined: bool
     before: str
     after: str
+    original: str | None  # the shared original after the change (None once the last holder left)
     others: dict[str, Holder]
     expired: dict[str, Holder]
 
@@ -130,6 +131,9 @@ def raise_gc_life_time(db: DB, backup: Backup, runtime: BackupRuntime, target: s
         return gcshare.join(shared, current, uid, holder, clock, legacy)
 
     outcome = _change(db, uid, True, decide)
+    record = runtime.load_gc_record(backup)
+    if record is not None and outcome.original and record.get("value") != outcome.original:
+        runtime.save_gc_record(backup, {**record, "value": outcome.original})  # what comes back at the end
     log.info("tikv_gc_life_time %s → %s for the backup (%d other holder(s))", outcome.before, outcome.after,
              len(outcome.others))  # fmt: skip
     return outcome
@@ -226,7 +230,7 @@ def _change(db: DB, uid: str, joined: bool, decide: Callable[[Shared, str, datet
                 continue
             raise
         others = {k: v for k, v in change.after.holders.items() if k != uid}
-        return Outcome(joined, current, change.value, others, change.expired)
+        return Outcome(joined, current, change.value, change.after.original, others, change.expired)
     raise AssertionError("unreachable")
 
 
