@@ -7,8 +7,8 @@
    (``tlsClientSecretName``: ``ca.crt``, and ``tls.crt``+``tls.key``) in a private temporary folder.
 3. Preflight: log in, check the privileges from ``SHOW GRANTS`` (each missing one named), check that
    the bucket accepts a probe object.
-4. ``Prepare``: raise TiDB's GC life time when shorter than ``spec.tikvGCLifeTime``, recording the old
-   value durably first (``gc.py``); it is restored in a ``finally`` whatever happens.
+4. ``Prepare``: join the backups that hold TiDB's GC life time (raised when shorter than
+   ``spec.tikvGCLifeTime``; recorded durably first, ``gc.py``); left in a ``finally`` whatever happens.
 5. Claim a folder of this Backup's own, before the first byte (``claim.py``): ``backup-<RFC 3339 UTC>``
    under ``s3://<bucket>[/<prefix>]/``, or ``…-2``, ``-3``… when another backup holds that second's.
    ``Running`` with that ``backupPath``, then the dump:
