@@ -24,9 +24,10 @@ import yaml
 from testenv.s3 import S3Server
 
 from tests.integration.faults import RequestGate
+from tests.integration.test_embedded_claim_window import stored
 from tests.integration.test_embedded_cli import Env, backup_doc, env_fixture
 from tests.integration.test_embedded_controller import controller, gc_stand_in, stop, wait_for
-from tibackup.embedded.store import KIND_BACKUP, Store
+from tibackup.embedded.store import Store
 from tibackup.resources import Backup
 
 __all__ = ["env_fixture", "gc_stand_in"]
@@ -85,18 +86,8 @@ def holder_rows(env: Env) -> list[str]:
     return sorted(str(r[0]) for r in rows)
 
 
-def backup(env: Env, name: str) -> Backup:
-    store = Store(env.state)
-    try:
-        found = store.get(KIND_BACKUP, "test1", name)
-    finally:
-        store.close()
-    assert isinstance(found, Backup)
-    return found
-
-
 def wait_phase(env: Env, name: str, phase: str) -> None:
-    wait_for(lambda: backup(env, name).status.phase == phase, 120, f"{name} to be {phase}")
+    wait_for(lambda: stored(env, name).status.phase == phase, 120, f"{name} to be {phase}")
 
 
 def wait_held(pause: Pause, what: str) -> None:
@@ -196,7 +187,7 @@ def test_holder_killed_then_recovered_leaves_without_lowering_it_under_the_other
                 store.close()
             os.kill(run_a.pid, signal.SIGKILL)  # no finally runs in A: its holder row stays
             wait_phase(env, "a", "Failed")
-            assert backup(env, "a").status.condition("Failed").reason == "Interrupted"  # type: ignore[union-attr]
+            assert stored(env, "a").status.condition("Failed").reason == "Interrupted"  # type: ignore[union-attr]
             assert gc(env) == "48h", "recovery lowered it under the running backup b"
             assert len(holder_rows(env)) == 2  # the original and b
             pause_b.release()
@@ -210,9 +201,9 @@ def _run_alone(env: Env, tmp_path: Path, name: str, target: str, **spec: Any) ->
     doc = backup_doc(env, name, tikvGCLifeTime=target, **spec)
     assert env.tib("apply", "-f", "-", stdin=yaml.safe_dump(doc)).code == 0
     with controller(env, tmp_path / f"{name}.log") as process:
-        wait_for(lambda: backup(env, name).status.phase in ("Complete", "Failed"), 120, f"{name} to end")
+        wait_for(lambda: stored(env, name).status.phase in ("Complete", "Failed"), 120, f"{name} to end")
         assert stop(process) == 0
-    return backup(env, name)
+    return stored(env, name)
 
 
 def _foreign_holder(env: Env, uid: str, target: str, since: str) -> None:
