@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tibackup.dump import tidb
-from tibackup.manager import gcshare
+from tibackup.errors import DatabaseError
+from tibackup.manager import gc, gcshare
 from tibackup.manager.gcshare import Holder, Shared
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
@@ -115,3 +118,49 @@ def test_row_changes_insert_update_and_delete_exactly_what_changed() -> None:
     }
     upserts, _ = gcshare.row_changes(Shared(), Shared("10m0s", {}))
     assert upserts[tidb.GC_ORIGINAL][0] == "10m0s"
+
+
+class _Session:
+    """A database session for ``gc._change``: the GC rows in a dict; the first COMMITs can fail."""
+
+    def __init__(self, fail_commits: list[int]) -> None:
+        self.fail_commits = fail_commits  # error codes for the next COMMITs
+        self.statements: list[str] = []
+        self.gc = "10m0s"
+
+    def execute(self, sql: str, doing: str = "") -> None:
+        self.statements.append(sql.split(" ", 1)[0])
+        if sql == "COMMIT" and self.fail_commits:
+            error = DatabaseError("write conflict (simulated)")
+            error.code = self.fail_commits.pop(0)
+            raise error
+        if sql.startswith("UPDATE mysql.tidb"):
+            self.gc = sql.split("VARIABLE_VALUE = '", 1)[1].split("'", 1)[0]
+
+    def query_text(self, sql: str, doing: str = "") -> list[tuple[str | None, ...]]:
+        if "VARIABLE_NAME = 'tikv_gc_life_time'" in sql:
+            return [(self.gc,)]
+        if sql == "SELECT UTC_TIMESTAMP()":
+            return [("2026-12-01 12:00:00",)]
+        return []
+
+
+def _join(session: _Session) -> gc.Outcome:
+    def decide(shared: Shared, current: str, clock: datetime) -> gcshare.Change:
+        return gcshare.join(shared, current, "a", _holder("72h"), clock)
+
+    return gc._change(session, "a", True, decide)  # type: ignore[arg-type]
+
+
+def test_a_write_conflict_or_deadlock_runs_the_whole_change_again() -> None:
+    session = _Session([9007, 1213])  # TiDB's optimistic write conflict, then a deadlock
+    outcome = _join(session)
+    assert outcome.after == "72h" and session.statements.count("ROLLBACK") == 2
+    assert session.statements.count("BEGIN") == 3 and session.statements[-1] == "COMMIT"
+
+
+def test_any_other_failure_is_rolled_back_and_raised() -> None:
+    session = _Session([1142])  # a missing privilege
+    with pytest.raises(DatabaseError):
+        _join(session)
+    assert session.statements.count("BEGIN") == 1 and session.statements[-1] == "ROLLBACK"
