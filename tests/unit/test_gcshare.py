@@ -164,3 +164,16 @@ def test_any_other_failure_is_rolled_back_and_raised() -> None:
     with pytest.raises(DatabaseError):
         _join(session)
     assert session.statements.count("BEGIN") == 1 and session.statements[-1] == "ROLLBACK"
+
+
+def test_events_name_the_other_holders_and_never_fail_on_an_unreadable_value() -> None:
+    b = {"b": _holder("48h", backup="test1/b")}
+    joined = gc.notes(gc.Outcome(True, "10m0s", "72h", "10m0s", b, {}))
+    assert [reason for _, reason, _ in joined] == ["GCLifeTimeRaised", "GCLifeTimeShared"]
+    assert "test1/b (uid b, target 48h" in joined[1][2]
+    (kept,) = gc.notes(gc.Outcome(False, "72h", "48h", "10m0s", b, {}))
+    assert kept[1] == "GCLifeTimeKept" and "set to 48h (from 72h)" in kept[2]
+    (restored,) = gc.notes(gc.Outcome(False, "ten minutes", "10m0s", None, {}, {}))
+    assert restored[1] == "GCLifeTimeRestored"
+    expired = gc.notes(gc.Outcome(False, "72h", "72h", None, {}, {"x": _holder("72h")}))
+    assert [(warn, reason) for warn, reason, _ in expired] == [(True, "GCLifeTimeHolderExpired")]

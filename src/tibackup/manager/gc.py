@@ -166,7 +166,7 @@ def notes(outcome: Outcome | None) -> list[tuple[bool, str, str]]:
          f"target {h.target}, so its snapshot is older than that keeps; its backup process is gone")
         for uid, h in outcome.expired.items()
     ]  # fmt: skip
-    changed = gcshare.seconds(outcome.before) != gcshare.seconds(outcome.after)
+    changed = not _same(outcome.before, outcome.after)
     others = ", ".join(_who(uid, h) for uid, h in sorted(outcome.others.items()))
     if outcome.joined and changed:
         out.append(
@@ -177,9 +177,10 @@ def notes(outcome: Outcome | None) -> list[tuple[bool, str, str]]:
                     f"tikv_gc_life_time {outcome.after} is also held by {len(outcome.others)} other "
                     f"backup(s): {others}"))  # fmt: skip
     elif outcome.others:
+        kept = f"set to {outcome.after} (from {outcome.before})" if changed else f"kept at {outcome.after}"
         out.append((False, "GCLifeTimeKept",
-                    f"tikv_gc_life_time kept at {outcome.after} for {len(outcome.others)} other running "
-                    f"backup(s): {others}"))  # fmt: skip
+                    f"tikv_gc_life_time {kept}, what {len(outcome.others)} other running backup(s) still "
+                    f"need: {others}"))  # fmt: skip
     elif not outcome.joined and changed:
         out.append((False, "GCLifeTimeRestored", f"tikv_gc_life_time restored to {outcome.after}"))
     return out
@@ -252,6 +253,13 @@ def _legacy_original(record: dict[str, Any] | None) -> str | None:
     if not record or "holder" in record or not record.get("value"):
         return None
     return str(record["value"])
+
+
+def _same(one: str, other: str) -> bool:
+    try:
+        return gcshare.seconds(one) == gcshare.seconds(other)
+    except DatabaseError:  # a value that is not a duration: only the text can say
+        return one == other
 
 
 def _who(uid: str, holder: Holder) -> str:
