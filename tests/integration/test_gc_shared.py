@@ -238,11 +238,8 @@ def test_holder_that_vanished_keeps_it_raised_until_its_target_has_passed(env: E
     assert "GCLifeTimeHolderExpired" in described and "other/gone" in described
 
 
-def test_account_without_insert_and_delete_on_mysql_tidb_fails_preflight_naming_the_grant(
-    env: Env, tmp_path: Path
-) -> None:
-    """SELECT and UPDATE on mysql.tidb were enough before; sharing needs INSERT and DELETE too: the
-    Backup fails before anything changes, naming what to grant."""
+def _old_grants_source(env: Env) -> dict[str, Any]:
+    """An account with the privileges SPEC §3 lists: SELECT and UPDATE on mysql.tidb, no INSERT, DELETE."""
     env.mariadb.create_user(
         "bk_gc_old", "old-grants-123",
         ["SELECT, RELOAD, LOCK TABLES, REPLICATION CLIENT, SHOW VIEW", "SELECT, UPDATE ON mysql.tidb"],
@@ -251,14 +248,62 @@ def test_account_without_insert_and_delete_on_mysql_tidb_fails_preflight_naming_
         "create", "secret", "generic", "bk-gc-old", "-n", "test1", "--from-literal=password=old-grants-123"
     )
     assert created.code == 0
-    source = {
-        "host": env.mariadb.host,
-        "port": env.mariadb.port,
-        "user": "bk_gc_old",
-        "secretName": "bk-gc-old",
-    }
-    done = _run_alone(env, tmp_path, "old", "72h", **{"from": source})
-    failed = done.status.condition("Failed")
-    assert done.status.phase == "Failed" and failed is not None and failed.reason == "MissingPrivilege"
-    assert "INSERT ON mysql.tidb, DELETE ON mysql.tidb" in (failed.message or ""), failed
+    return {"host": env.mariadb.host, "port": env.mariadb.port, "user": "bk_gc_old", "secretName": "bk-gc-old"}
+
+
+def test_account_with_only_select_and_update_on_mysql_tidb_backs_up_raising_it_alone(
+    env: Env, tmp_path: Path
+) -> None:
+    """The privileges SPEC lists are enough: the backup raises and sets back the value on its own, as
+    before sharing, and says once why and what to grant."""
+    done = _run_alone(env, tmp_path, "old", "72h", **{"from": _old_grants_source(env)})
+    assert done.status.phase == "Complete", done.status
     assert gc(env) == "10m0s" and holder_rows(env) == []
+    described = env.tib("describe", "bk", "old", "-n", "test1").out
+    assert described.count("GCLifeTimeNotShared") == 1, described
+    assert "GRANT INSERT, DELETE ON mysql.tidb TO 'bk_gc_old'@'%'" in described
+    assert "raised from 10m0s to 72h" in described and "restored to 10m0s" in described
+
+
+def _apply_with(env: Env, name: str, gate: RequestGate, target: str, **spec: Any) -> None:
+    doc = backup_doc(env, name, tikvGCLifeTime=target, **spec)
+    doc["spec"]["s3"]["endpoint"] = gate.endpoint
+    assert env.tib("apply", "-f", "-", stdin=yaml.safe_dump(doc)).code == 0
+
+
+def test_lone_backup_and_a_sharing_one_do_not_lower_it_under_each_other(env: Env, tmp_path: Path) -> None:
+    """A shares (48h); L, without INSERT, DELETE, raises 48h → 72h on its own and makes 72h the
+    sharers' original; A ends first: 72h stays under L; L ends: 10m0s. Then the other way round: L
+    raises 10m0s → 72h, A joins and takes 72h as its original; L ends first: A's 48h; A ends:
+    10m0s, not left raised at 72h."""
+    source = {"from": _old_grants_source(env)}
+    with paused(env.s3) as (gate_a, pause_a), paused(env.s3) as (gate_l, pause_l):
+        apply(env, "a", gate_a, "48h")
+        with controller(env, tmp_path / "controller.log", "--metrics-port", "0") as process:
+            wait_held(pause_a, "a")
+            _apply_with(env, "l", gate_l, "72h", **source)
+            wait_held(pause_l, "l")
+            assert gc(env) == "72h"
+            pause_a.release()
+            wait_phase(env, "a", "Complete")
+            assert gc(env) == "72h", "lowered under the lone backup l"
+            pause_l.release()
+            wait_phase(env, "l", "Complete")
+            assert stop(process) == 0
+    assert gc(env) == "10m0s" and holder_rows(env) == []
+
+    with paused(env.s3) as (gate_a, pause_a), paused(env.s3) as (gate_l, pause_l):
+        _apply_with(env, "l2", gate_l, "72h", **source)
+        with controller(env, tmp_path / "controller2.log", "--metrics-port", "0") as process:
+            wait_held(pause_l, "l2")
+            assert gc(env) == "72h"
+            apply(env, "a2", gate_a, "48h")
+            wait_held(pause_a, "a2")
+            pause_l.release()
+            wait_phase(env, "l2", "Complete")
+            assert gc(env) == "48h", "a2's target"
+            pause_a.release()
+            wait_phase(env, "a2", "Complete")
+            assert stop(process) == 0
+    assert gc(env) == "10m0s", "left raised"
+    assert holder_rows(env) == []

@@ -177,3 +177,69 @@ def test_events_name_the_other_holders_and_never_fail_on_an_unreadable_value() -
     assert restored[1] == "GCLifeTimeRestored"
     expired = gc.notes(gc.Outcome(False, "72h", "72h", None, {}, {"x": _holder("72h")}))
     assert [(warn, reason) for warn, reason, _ in expired] == [(True, "GCLifeTimeHolderExpired")]
+
+
+# A backup whose account has only SELECT and UPDATE on mysql.tidb raises the value on its own.
+
+
+def test_a_lone_backup_with_nobody_sharing_raises_and_sets_back_as_before() -> None:
+    joined = gcshare.alone_join(Shared(), "10m0s", "72h", NOW)
+    assert (joined.value, joined.original, joined.restore_to) == ("72h", None, "10m0s")
+    left = gcshare.alone_leave(Shared(), "72h", "10m0s", "72h", NOW)
+    assert (left.value, left.original) == ("10m0s", None)
+    not_raised = gcshare.alone_join(Shared(), "100h", "72h", NOW)
+    assert not_raised.restore_to is None  # nothing to set back
+
+
+def test_a_lone_backup_joining_sharers_becomes_their_original_so_their_end_keeps_its_target() -> None:
+    """A shares (48h); L alone (72h) raises 48h → 72h and makes 72h their original; A ends first: the
+    value stays 72h under L; L ends: the true original comes back."""
+    a = gcshare.join(Shared(), "10m0s", "a", _holder("48h"), NOW)
+    lone = gcshare.alone_join(a.after, a.value, "72h", NOW)
+    assert (lone.value, lone.original, lone.restore_to) == ("72h", "72h", "10m0s")
+    a_left = gcshare.leave(Shared("72h", a.after.holders), lone.value, "a", NOW)
+    assert a_left.value == "72h", "lowered under the lone backup"
+    assert gcshare.alone_leave(a_left.after, a_left.value, "10m0s", "72h", NOW).value == "10m0s"
+
+
+def test_a_lone_backup_ending_first_never_lowers_the_value_under_the_sharers() -> None:
+    """A shares (100h); L alone (72h) leaves the value at 100h but makes 72h their original (A might
+    end first); L ends first: their original is set back, A's 100h kept."""
+    a = gcshare.join(Shared(), "10m0s", "a", _holder("100h"), NOW)
+    lone = gcshare.alone_join(a.after, a.value, "72h", NOW)
+    assert (lone.value, lone.original, lone.restore_to) == ("100h", "72h", "10m0s")
+    left = gcshare.alone_leave(Shared("72h", a.after.holders), "100h", "10m0s", "72h", NOW)
+    assert (left.value, left.original) == ("100h", "10m0s")
+    shorter = gcshare.alone_join(Shared("100h", a.after.holders), "100h", "72h", NOW)
+    assert (shorter.value, shorter.original, shorter.restore_to) == ("100h", None, None)  # nothing to do
+
+
+def test_a_lone_raise_taken_as_the_original_by_a_later_sharer_is_set_back_at_its_end() -> None:
+    """L alone raises 10m0s → 72h; A (48h) joins and records 72h as the original; L ends: the original
+    becomes 10m0s again and the value A's 48h; A ends: 10m0s, not left raised at 72h."""
+    lone = gcshare.alone_join(Shared(), "10m0s", "72h", NOW)
+    a = gcshare.join(Shared(), lone.value, "a", _holder("48h"), NOW)
+    assert a.after.original == "72h"
+    left = gcshare.alone_leave(a.after, a.value, "10m0s", "72h", NOW)
+    assert (left.value, left.original) == ("48h", "10m0s")
+    a_left = gcshare.leave(Shared(left.original, a.after.holders), left.value, "a", NOW)
+    assert a_left.value == "10m0s", "left raised"
+
+
+def test_a_lone_backup_ignores_stale_holders_and_keeps_an_original_it_did_not_write() -> None:
+    stale = {"x": _holder("72h", since=NOW - timedelta(days=30))}
+    assert gcshare.alone_join(Shared("10m0s", stale), "72h", "48h", NOW).restore_to is None
+    left = gcshare.alone_leave(Shared("30m", {"a": _holder("48h")}), "72h", "10m0s", "72h", NOW)
+    assert (left.value, left.original) == ("48h", None)  # 30m was set by someone else: theirs
+
+
+def test_the_lone_backup_says_once_why_it_does_not_share_and_what_to_grant() -> None:
+    why = (
+        "… GRANT INSERT, DELETE ON mysql.tidb TO 'bk'@'%' so that concurrent Backups of the cluster share it"
+    )
+    joined = gc.notes(gc.Outcome(True, "10m0s", "72h", None, {}, {}, why))
+    assert [(warn, reason) for warn, reason, _ in joined] == [
+        (True, "GCLifeTimeNotShared"),
+        (False, "GCLifeTimeRaised"),
+    ]
+    assert joined[0][2] == why

@@ -163,6 +163,19 @@ def write_gc_share(
     db.execute("COMMIT", "committing the GC life time change")
 
 
+def write_gc_alone(db: Queryable, value: str, original: str | None) -> None:
+    """The change of a backup that shares nothing (its account has only SELECT and UPDATE on
+    ``mysql.tidb``): UPDATE only, of the value and, when given, of ``tibackup_gc_original``; commit."""
+    if original is not None:
+        db.execute(
+            f"UPDATE mysql.tidb SET VARIABLE_VALUE = {quote_string(original)} "
+            f"WHERE VARIABLE_NAME = {quote_string(GC_ORIGINAL)}",
+            "keeping tikv_gc_life_time for the backups that share it",
+        )
+    write_gc_life_time(db, value)
+    db.execute("COMMIT", "committing the GC life time change")
+
+
 def rollback(db: Queryable) -> None:
     db.execute("ROLLBACK", "rolling back")
 

@@ -34,6 +34,8 @@ from tibackup.dump.conn import DB, ServerInfo, ServerType
 from tibackup.errors import DatabaseError
 from tibackup.manager import gcshare
 from tibackup.manager.gcshare import Change, Holder, Shared
+from tibackup.manager.preflight import account_grants
+from tibackup.manager.privileges import GC_TABLE
 from tibackup.manager.runtime import BackupRuntime
 from tibackup.resources import (
     Backup,
@@ -100,6 +102,7 @@ class Outcome:
     original: str | None  # the shared original after the change (None once the last holder left)
     others: dict[str, Holder]
     expired: dict[str, Holder]
+    not_shared: str = ""  # why this backup raised it on its own (its account cannot add holder rows)
 
 
 def raise_gc_life_time(db: DB, backup: Backup, runtime: BackupRuntime, target: str, now: datetime) -> Outcome:
@@ -109,8 +112,24 @@ def raise_gc_life_time(db: DB, backup: Backup, runtime: BackupRuntime, target: s
     The runtime's record (``save_gc_record``) is saved BEFORE the join, so a killed backup still leaves.
     A record of the old format (an earlier run that raised it alone and never restored it) holds the
     true original: it becomes the shared original.
+
+    An account without INSERT and DELETE on ``mysql.tidb`` cannot add a holder row: the backup raises
+    the value on its own, as before sharing (``_raise_alone``), and says so (``GCLifeTimeNotShared``).
     """
     gcshare.seconds(target)  # a clear error before anything changes
+    account = unshared_account(db)
+    if account:
+        return _raise_alone(db, backup, runtime, target, account)
+    try:
+        return _join(db, backup, runtime, target, now)
+    except DatabaseError as exc:
+        if exc.code not in DENIED:  # roles that SHOW GRANTS does not spell out: found out here
+            raise
+        _rollback(db)
+        return _raise_alone(db, backup, runtime, target, _current_user(db))
+
+
+def _join(db: DB, backup: Backup, runtime: BackupRuntime, target: str, now: datetime) -> Outcome:
     previous = runtime.load_gc_record(backup)
     legacy = _legacy_original(previous)
     uid = holder_key(backup)
@@ -146,6 +165,12 @@ def restore_gc_life_time(connect: Callable[[], DB], backup: Backup, runtime: Bac
     record = runtime.load_gc_record(backup)
     if not record:
         return None
+    if record.get("alone"):
+        with connect() as db:
+            outcome = _leave_alone(db, record)
+        runtime.save_gc_record(backup, None)
+        log.info("tikv_gc_life_time %s → %s as the backup ended", outcome.before, outcome.after)
+        return outcome
     uid = str(record.get("holder") or holder_key(backup))
     legacy = _legacy_original(record)
     with connect() as db:
@@ -166,7 +191,9 @@ def notes(outcome: Outcome | None) -> list[tuple[bool, str, str]]:
          f"target {h.target}, so its snapshot is older than that keeps; its backup process is gone")
         for uid, h in outcome.expired.items()
     ]  # fmt: skip
-    changed = not _same(outcome.before, outcome.after)
+    if outcome.not_shared:
+        out.append((True, "GCLifeTimeNotShared", outcome.not_shared))
+    changed = not gcshare.same(outcome.before, outcome.after)
     others = ", ".join(_who(uid, h) for uid, h in sorted(outcome.others.items()))
     if outcome.joined and changed:
         out.append(
@@ -213,13 +240,23 @@ ATTEMPTS = 5
 
 def _change(db: DB, uid: str, joined: bool, decide: Callable[[Shared, str, datetime], Change]) -> Outcome:
     """Read under locks, decide, write and commit, in one transaction; rolled back on any failure."""
+
+    def step(current: str, shared: Shared, clock: datetime) -> Outcome:
+        change = decide(shared, current, clock)
+        upserts, deletes = gcshare.row_changes(shared, change.after)
+        tidb.write_gc_share(db, change.value, upserts, deletes)
+        others = {k: v for k, v in change.after.holders.items() if k != uid}
+        return Outcome(joined, current, change.value, change.after.original, others, change.expired)
+
+    return _transaction(db, step)
+
+
+def _transaction(db: DB, step: Callable[[str, Shared, datetime], Outcome]) -> Outcome:
+    """``step`` over the rows read under locks; run again on a conflict; rolled back on any failure."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             current, rows, clock = tidb.lock_gc_share(db)
-            shared = gcshare.read_rows(rows)
-            change = decide(shared, current, _server_time(clock))
-            upserts, deletes = gcshare.row_changes(shared, change.after)
-            tidb.write_gc_share(db, change.value, upserts, deletes)
+            return step(current, gcshare.read_rows(rows), _server_time(clock))
         except BaseException as exc:
             _rollback(db)
             if (
@@ -230,9 +267,74 @@ def _change(db: DB, uid: str, joined: bool, decide: Callable[[Shared, str, datet
                 log.info("tikv_gc_life_time change conflicted with another (%s): trying again", exc.message)
                 continue
             raise
-        others = {k: v for k, v in change.after.holders.items() if k != uid}
-        return Outcome(joined, current, change.value, change.after.original, others, change.expired)
     raise AssertionError("unreachable")
+
+
+# The account may not INSERT or DELETE on mysql.tidb (MySQL's ER_TABLEACCESS_DENIED_ERROR, also TiDB's).
+DENIED = frozenset({1142})
+SHARE_PRIVILEGES = ("INSERT", "DELETE")
+
+
+def unshared_account(db: DB) -> str:
+    """Empty when the account may add and remove holder rows (or has roles, which SHOW GRANTS does not
+    spell out: the join finds out); otherwise the account, as GRANT names it."""
+    grants = account_grants(db)
+    if grants.has_roles or all(grants.has(p, GC_TABLE) for p in SHARE_PRIVILEGES):
+        return ""
+    return _current_user(db)
+
+
+def _current_user(db: DB) -> str:
+    rows = db.query_text("SELECT CURRENT_USER()", "reading the account's name")
+    user, _, host = ((rows[0][0] if rows else None) or db.conn_info.user).rpartition("@")
+    return f"'{user}'@'{host}'" if user else f"'{host}'"
+
+
+def _raise_alone(db: DB, backup: Backup, runtime: BackupRuntime, target: str, account: str) -> Outcome:
+    """Raise the value on its own, as before sharing (``gcshare.alone_join``); the record, saved inside
+    the transaction before its commit, marks it ``alone``: its end is ``_leave_alone``."""
+    previous = runtime.load_gc_record(backup)
+    kept = _legacy_original(previous) if previous is None or "holder" not in previous else None
+
+    def step(current: str, shared: Shared, clock: datetime) -> Outcome:
+        alone = gcshare.alone_join(shared, current, target, clock)
+        restore_to = kept or alone.restore_to
+        if restore_to is not None:
+            runtime.save_gc_record(backup, {
+                "variable": tidb.GC_VARIABLE,
+                "alone": True,
+                "value": restore_to,
+                "raisedTo": target,
+                "host": db.conn_info.host,
+                "port": db.conn_info.port,
+                "savedAt": rfc3339(clock),
+            })  # fmt: skip
+        elif previous is not None:
+            runtime.save_gc_record(backup, None)  # a failed join's record: nothing to set back
+        tidb.write_gc_alone(db, alone.value, alone.original)
+        why = (
+            f"tikv_gc_life_time is raised by this backup on its own, not shared with the other backups "
+            f"of the cluster: the account {account} lacks INSERT, DELETE ON {GC_TABLE}; another backup of "
+            f"this cluster that ends while this one runs may lower it under this one: GRANT INSERT, "
+            f"DELETE ON {GC_TABLE} TO {account} so that concurrent Backups of the cluster share it"
+        )
+        return Outcome(True, current, alone.value, None, alone.others, {}, why)
+
+    outcome = _transaction(db, step)
+    log.warning("%s", outcome.not_shared)
+    log.info("tikv_gc_life_time %s → %s for the backup, on its own", outcome.before, outcome.after)
+    return outcome
+
+
+def _leave_alone(db: DB, record: dict[str, Any]) -> Outcome:
+    original, raised_to = str(record["value"]), str(record.get("raisedTo") or record["value"])
+
+    def step(current: str, shared: Shared, clock: datetime) -> Outcome:
+        alone = gcshare.alone_leave(shared, current, original, raised_to, clock)
+        tidb.write_gc_alone(db, alone.value, alone.original)
+        return Outcome(False, current, alone.value, None, alone.others, {})
+
+    return _transaction(db, step)
 
 
 def _rollback(db: DB) -> None:
@@ -253,13 +355,6 @@ def _legacy_original(record: dict[str, Any] | None) -> str | None:
     if not record or "holder" in record or not record.get("value"):
         return None
     return str(record["value"])
-
-
-def _same(one: str, other: str) -> bool:
-    try:
-        return gcshare.seconds(one) == gcshare.seconds(other)
-    except DatabaseError:  # a value that is not a duration: only the text can say
-        return one == other
 
 
 def _who(uid: str, holder: Holder) -> str:

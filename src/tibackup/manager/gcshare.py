@@ -140,6 +140,62 @@ def leave(shared: Shared, current: str, uid: str, now: datetime, legacy: str | N
     return Change(_held(after, current), after, expired)
 
 
+@dataclass(frozen=True)
+class Alone:
+    """What a backup whose account cannot add or remove rows (no INSERT, DELETE on ``mysql.tidb``)
+    writes, with UPDATE only: the value and, when it changes, ``tibackup_gc_original``."""
+
+    value: str
+    original: str | None = None  # the new tibackup_gc_original; None: left as it is
+    restore_to: str | None = None  # join: what its end sets back (recorded); None: nothing changed
+    others: dict[str, Holder] = field(default_factory=dict)  # the sharing backups seen (not stale)
+
+
+def alone_join(shared: Shared, current: str, target: str, now: datetime) -> Alone:
+    """A backup that raises the value on its own (as before sharing), made safer by what it can read.
+
+    Sharing backups hold it: their original is the true one (what this one sets back), and when this
+    target is longer it becomes their original, so the last of them to leave does not lower the value
+    under this one. Nobody holds it: raised when shorter, the current value recorded; not raised,
+    nothing recorded and nothing set back (the old rule)."""
+    others = _live(shared.holders, now)
+    if others and shared.original is not None:
+        bumped = target if seconds(target) > seconds(shared.original) else None
+        value = target if seconds(target) > seconds(current) else current
+        changed = bumped is not None or value != current
+        return Alone(value, bumped, shared.original if changed else None, others)
+    if seconds(target) <= seconds(current):
+        return Alone(current, None, None, others)
+    return Alone(target, None, current, others)
+
+
+def alone_leave(shared: Shared, current: str, original: str, raised_to: str, now: datetime) -> Alone:
+    """The end of a backup that raised the value on its own from ``original`` to ``raised_to``.
+
+    A ``tibackup_gc_original`` equal to ``raised_to`` is this backup's doing (its raise, taken as the
+    original by a backup that joined later, or its own bump): it becomes ``original`` again. Sharing
+    backups still hold it: ``max(their original, their targets)``, never lower; nobody: ``original``."""
+    others = _live(shared.holders, now)
+    new = None
+    if shared.original is not None and same(shared.original, raised_to) and not same(original, raised_to):
+        new = original
+    if others and shared.original is not None:
+        return Alone(_held(Shared(new or shared.original, others), current), new, None, others)
+    return Alone(original, new, None, others)
+
+
+def _live(holders: dict[str, Holder], now: datetime) -> dict[str, Holder]:
+    return {uid: holder for uid, holder in holders.items() if not stale(holder, now)}
+
+
+def same(one: str, other: str) -> bool:
+    """Two GC life times that mean the same duration ('72h', '72h0m0s')."""
+    try:
+        return seconds(one) == seconds(other)
+    except DatabaseError:  # a value that is not a duration: only the text can say
+        return one == other
+
+
 def _held(shared: Shared, current: str) -> str:
     """max(original, the holders' targets); an unreadable holder row keeps at least the current value."""
     candidates = [shared.original or current]

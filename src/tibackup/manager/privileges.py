@@ -1,8 +1,7 @@
 """Which of the privileges a backup needs does the account lack? Read from ``SHOW GRANTS``.
 
 The seed lists ``SELECT``, ``RELOAD``, ``LOCK TABLES``, ``REPLICATION CLIENT``, and ``SELECT`` and
-``UPDATE`` on ``mysql.tidb`` (to adjust the GC life time on TiDB); sharing the GC life time between the
-backups running at once adds ``INSERT`` and ``DELETE`` on ``mysql.tidb`` (docs/gc-life-time.md). ``RELOAD`` and ``REPLICATION
+``UPDATE`` on ``mysql.tidb`` (to adjust the GC life time on TiDB). ``RELOAD`` and ``REPLICATION
 CLIENT`` only exist globally (``ON *.*``); ``SELECT`` and ``LOCK TABLES`` may be granted per database, so
 a grant on any database counts (a table the account cannot read still fails the dump, by name).
 
@@ -18,8 +17,8 @@ from dataclasses import dataclass, field
 
 REQUIRED_GLOBAL = ("RELOAD", "REPLICATION CLIENT")
 REQUIRED_ANYWHERE = ("SELECT", "LOCK TABLES")
-# INSERT and DELETE: the rows that record which backups hold the GC life time raised (manager/gcshare.py).
-REQUIRED_GC_TABLE = ("SELECT", "INSERT", "UPDATE", "DELETE")
+# INSERT and DELETE as well let the backups running at once share it (manager/gc.py: can_share).
+REQUIRED_GC_TABLE = ("SELECT", "UPDATE")
 GC_TABLE = "mysql.tidb"
 
 # MariaDB 10.5+ renamed REPLICATION CLIENT; SHOW GRANTS prints the new name.
