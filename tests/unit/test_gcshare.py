@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -10,6 +13,7 @@ from tibackup.dump import tidb
 from tibackup.errors import DatabaseError
 from tibackup.manager import gc, gcshare
 from tibackup.manager.gcshare import Holder, Shared
+from tibackup.resources import Backup
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -243,3 +247,49 @@ def test_the_lone_backup_says_once_why_it_does_not_share_and_what_to_grant() -> 
         (False, "GCLifeTimeRaised"),
     ]
     assert joined[0][2] == why
+
+
+class _RoleSession(_Session):
+    """An account whose privileges come through a role (SHOW GRANTS does not list them) and that may
+    not INSERT into mysql.tidb: the join is refused with 1142."""
+
+    conn_info = SimpleNamespace(host="127.0.0.1", port=4000, user="bk")
+
+    def execute(self, sql: str, doing: str = "") -> None:
+        if sql.startswith("INSERT INTO mysql.tidb"):
+            self.statements.append("INSERT")
+            error = DatabaseError("INSERT command denied to user 'bk'@'%' for table 'tidb'")
+            error.code = 1142
+            raise error
+        super().execute(sql, doing)
+
+    def query_text(self, sql: str, doing: str = "") -> list[tuple[str | None, ...]]:
+        if sql == "SHOW GRANTS":
+            return [("GRANT USAGE ON *.* TO `bk`@`%`",), ("GRANT `backup_role` TO `bk`@`%`",)]
+        if sql == "SELECT CURRENT_USER()":
+            return [("bk@%",)]
+        return super().query_text(sql, doing)
+
+
+class _Records:
+    def __init__(self) -> None:
+        self.record: dict[str, Any] | None = None
+
+    def load_gc_record(self, backup: Backup) -> dict[str, Any] | None:
+        return self.record
+
+    def save_gc_record(self, backup: Backup, record: dict[str, Any] | None) -> None:
+        self.record = record
+
+
+def test_a_join_refused_for_a_missing_privilege_falls_back_to_raising_it_alone() -> None:
+    session, records = _RoleSession([]), _Records()
+    backup = Backup.model_validate(
+        {"metadata": {"name": "b1", "namespace": "test1", "uid": "u-1"}, "spec": {}}
+    )
+    outcome = gc.raise_gc_life_time(session, backup, records, "72h", NOW)  # type: ignore[arg-type]
+    assert session.gc == "72h" and "ROLLBACK" in session.statements and session.statements[-1] == "COMMIT"
+    assert "GRANT INSERT, DELETE ON mysql.tidb TO 'bk'@'%'" in outcome.not_shared
+    assert records.record is not None and records.record["alone"] and records.record["value"] == "10m0s"
+    left = gc.restore_gc_life_time(lambda: contextlib.nullcontext(session), backup, records)  # type: ignore[arg-type, return-value]
+    assert left is not None and session.gc == "10m0s" and records.record is None

@@ -6,7 +6,7 @@ from tibackup.manager.privileges import missing_privileges, parse_grants
 
 MARIADB_FULL = [
     "GRANT SELECT, RELOAD, LOCK TABLES, BINLOG MONITOR ON *.* TO `bk`@`%` IDENTIFIED BY PASSWORD '*ABC'",
-    "GRANT SELECT, INSERT, UPDATE, DELETE ON `mysql`.`tidb` TO `bk`@`%`",
+    "GRANT SELECT, UPDATE ON `mysql`.`tidb` TO `bk`@`%`",
 ]
 
 
@@ -27,9 +27,7 @@ def test_only_select_names_each_missing_privilege() -> None:
         "LOCK TABLES",
         "RELOAD",
         "REPLICATION CLIENT",
-        "INSERT ON mysql.tidb",
         "UPDATE ON mysql.tidb",
-        "DELETE ON mysql.tidb",
     ]
 
 
@@ -59,7 +57,7 @@ def test_column_lists_quotes_and_gc_table_via_schema_grant() -> None:
             "GRANT RELOAD, REPLICATION CLIENT ON *.* TO 'bk'@'%'",
             "GRANT SELECT (`a`, `b`), INSERT ON `my.db`.`t` TO 'bk'@'%'",
             "GRANT LOCK TABLES ON `my.db`.* TO 'bk'@'%'",
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON mysql.* TO 'bk'@'%'",
+            "GRANT SELECT, UPDATE ON mysql.* TO 'bk'@'%'",
         ]
     )
     assert grants.on("my.db.t") == {"SELECT", "INSERT"}
@@ -70,3 +68,10 @@ def test_role_grants_are_noticed() -> None:
     grants = parse_grants(["GRANT USAGE ON *.* TO `bk`@`%`", "GRANT `backup_role` TO `bk`@`%`"])
     assert grants.has_roles
     assert not parse_grants(MARIADB_FULL).has_roles
+
+
+def test_the_privileges_spec_lists_are_enough_without_insert_and_delete_on_mysql_tidb() -> None:
+    """SPEC §3: SELECT and UPDATE on mysql.tidb; INSERT and DELETE only let backups share (gc.py)."""
+    grants = parse_grants(MARIADB_FULL)
+    assert not grants.has("INSERT", "mysql.tidb")
+    assert missing_privileges(grants, gc_table=True) == []
