@@ -68,8 +68,8 @@ def paused(s3: S3Server) -> Iterator[tuple[RequestGate, Pause]]:
         gate.close()
 
 
-def apply(env: Env, name: str, gate: RequestGate, target: str) -> None:
-    doc = backup_doc(env, name, tikvGCLifeTime=target)
+def apply(env: Env, name: str, gate: RequestGate, target: str, **spec: Any) -> None:
+    doc = backup_doc(env, name, tikvGCLifeTime=target, **spec)
     doc["spec"]["s3"]["endpoint"] = gate.endpoint
     assert env.tib("apply", "-f", "-", stdin=yaml.safe_dump(doc)).code == 0
 
@@ -92,6 +92,18 @@ def wait_phase(env: Env, name: str, phase: str) -> None:
 
 def wait_held(pause: Pause, what: str) -> None:
     assert pause.held.wait(120), f"{what} never reached its first dump-file upload"
+
+
+def end_in_turn(
+    env: Env, process: Any, first: tuple[str, Pause], second: tuple[str, Pause], kept: str
+) -> None:
+    """Let ``first`` end: the value must stay ``kept`` for ``second``; then let ``second`` end."""
+    first[1].release()
+    wait_phase(env, first[0], "Complete")
+    assert gc(env) == kept, f"lowered under the running backup {second[0]}"
+    second[1].release()
+    wait_phase(env, second[0], "Complete")
+    assert stop(process) == 0
 
 
 def _one_then_the_other(env: Env, tmp_path: Path, target_b: str, after_a: str) -> None:
@@ -158,12 +170,7 @@ def test_two_backups_starting_at_once_do_not_lower_it_under_each_other(env: Env,
                 wait_held(pause_a, "a")
                 wait_held(pause_b, "b")
                 assert gc(env) == "72h"
-                pause_a.release()
-                wait_phase(env, "a", "Complete")
-                assert gc(env) == "48h", "lowered under the running backup b"
-                pause_b.release()
-                wait_phase(env, "b", "Complete")
-                assert stop(process) == 0
+                end_in_turn(env, process, ("a", pause_a), ("b", pause_b), "48h")
         finally:
             lock.close()
     assert gc(env) == "10m0s" and holder_rows(env) == []
@@ -248,7 +255,12 @@ def _old_grants_source(env: Env) -> dict[str, Any]:
         "create", "secret", "generic", "bk-gc-old", "-n", "test1", "--from-literal=password=old-grants-123"
     )
     assert created.code == 0
-    return {"host": env.mariadb.host, "port": env.mariadb.port, "user": "bk_gc_old", "secretName": "bk-gc-old"}
+    return {
+        "host": env.mariadb.host,
+        "port": env.mariadb.port,
+        "user": "bk_gc_old",
+        "secretName": "bk-gc-old",
+    }
 
 
 def test_account_with_only_select_and_update_on_mysql_tidb_backs_up_raising_it_alone(
@@ -265,12 +277,6 @@ def test_account_with_only_select_and_update_on_mysql_tidb_backs_up_raising_it_a
     assert "raised from 10m0s to 72h" in described and "restored to 10m0s" in described
 
 
-def _apply_with(env: Env, name: str, gate: RequestGate, target: str, **spec: Any) -> None:
-    doc = backup_doc(env, name, tikvGCLifeTime=target, **spec)
-    doc["spec"]["s3"]["endpoint"] = gate.endpoint
-    assert env.tib("apply", "-f", "-", stdin=yaml.safe_dump(doc)).code == 0
-
-
 def test_lone_backup_and_a_sharing_one_do_not_lower_it_under_each_other(env: Env, tmp_path: Path) -> None:
     """A shares (48h); L, without INSERT, DELETE, raises 48h → 72h on its own and makes 72h the
     sharers' original; A ends first: 72h stays under L; L ends: 10m0s. Then the other way round: L
@@ -281,29 +287,19 @@ def test_lone_backup_and_a_sharing_one_do_not_lower_it_under_each_other(env: Env
         apply(env, "a", gate_a, "48h")
         with controller(env, tmp_path / "controller.log", "--metrics-port", "0") as process:
             wait_held(pause_a, "a")
-            _apply_with(env, "l", gate_l, "72h", **source)
+            apply(env, "l", gate_l, "72h", **source)
             wait_held(pause_l, "l")
             assert gc(env) == "72h"
-            pause_a.release()
-            wait_phase(env, "a", "Complete")
-            assert gc(env) == "72h", "lowered under the lone backup l"
-            pause_l.release()
-            wait_phase(env, "l", "Complete")
-            assert stop(process) == 0
+            end_in_turn(env, process, ("a", pause_a), ("l", pause_l), "72h")
     assert gc(env) == "10m0s" and holder_rows(env) == []
 
     with paused(env.s3) as (gate_a, pause_a), paused(env.s3) as (gate_l, pause_l):
-        _apply_with(env, "l2", gate_l, "72h", **source)
+        apply(env, "l2", gate_l, "72h", **source)
         with controller(env, tmp_path / "controller2.log", "--metrics-port", "0") as process:
             wait_held(pause_l, "l2")
             assert gc(env) == "72h"
             apply(env, "a2", gate_a, "48h")
             wait_held(pause_a, "a2")
-            pause_l.release()
-            wait_phase(env, "l2", "Complete")
-            assert gc(env) == "48h", "a2's target"
-            pause_a.release()
-            wait_phase(env, "a2", "Complete")
-            assert stop(process) == 0
+            end_in_turn(env, process, ("l2", pause_l), ("a2", pause_a), "48h")
     assert gc(env) == "10m0s", "left raised"
     assert holder_rows(env) == []
