@@ -132,7 +132,11 @@ class FailingStorage:
 
 
 def gc_value(mariadb: MariaDBServer) -> str:
-    return str(mariadb.execute("SELECT VARIABLE_VALUE FROM mysql.tidb")[0][0])
+    return str(
+        mariadb.execute("SELECT VARIABLE_VALUE FROM mysql.tidb WHERE VARIABLE_NAME = 'tikv_gc_life_time'")[0][
+            0
+        ]
+    )
 
 
 def make_backup(

@@ -195,7 +195,11 @@ def gc_stand_in(env: Env) -> Iterator[None]:
 
 
 def _gc(env: Env) -> str:
-    return str(env.mariadb.execute("SELECT VARIABLE_VALUE FROM mysql.tidb")[0][0])
+    return str(
+        env.mariadb.execute(
+            "SELECT VARIABLE_VALUE FROM mysql.tidb WHERE VARIABLE_NAME = 'tikv_gc_life_time'"
+        )[0][0]
+    )
 
 
 def test_controller_killed_mid_backup_then_restarted_recovers(

@@ -214,7 +214,7 @@ def test_recover_interrupted_restores_gc_and_aborts_uploads(
     # What a killed process leaves: the GC record saved, the value raised, status Running, an open upload.
     backup = make_backup(mariadb, s3_server, bucket, sample)
     runtime.save_gc_record(backup, {"variable": "tikv_gc_life_time", "value": "10m0s", "raisedTo": "72h"})
-    mariadb.execute("UPDATE mysql.tidb SET VARIABLE_VALUE = '72h'")
+    mariadb.execute("UPDATE mysql.tidb SET VARIABLE_VALUE = '72h' WHERE VARIABLE_NAME = 'tikv_gc_life_time'")
     backup.status.phase = Phase.RUNNING
     backup.status.backup_path = f"s3://{bucket}/nightly/demo1/backup-2024-01-01T00:00:00Z/"
     s3_server.client().create_multipart_upload(

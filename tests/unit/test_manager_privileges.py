@@ -68,3 +68,10 @@ def test_role_grants_are_noticed() -> None:
     grants = parse_grants(["GRANT USAGE ON *.* TO `bk`@`%`", "GRANT `backup_role` TO `bk`@`%`"])
     assert grants.has_roles
     assert not parse_grants(MARIADB_FULL).has_roles
+
+
+def test_the_privileges_spec_lists_are_enough_without_insert_and_delete_on_mysql_tidb() -> None:
+    """SPEC §3: SELECT and UPDATE on mysql.tidb; INSERT and DELETE only let backups share (gc.py)."""
+    grants = parse_grants(MARIADB_FULL)
+    assert not grants.has("INSERT", "mysql.tidb")
+    assert missing_privileges(grants, gc_table=True) == []

@@ -46,6 +46,10 @@ class TiDBStandIn:
             return [("tidb-binlog", self.tso, "", "", "")]
         if sql.startswith("SELECT VARIABLE_VALUE FROM mysql.tidb"):
             return [(self.gc,)]
+        if sql.startswith("SELECT VARIABLE_NAME, VARIABLE_VALUE, COMMENT FROM mysql.tidb"):
+            return [("tibackup_gc_original", "10m0s", "c"), ("tibackup_gc_other_row", "x", None)]
+        if sql == "SELECT UTC_TIMESTAMP()":
+            return [("2026-12-01 12:00:00",)]
         if sql.startswith("SHOW TABLE ") and sql.endswith(" NEXT_ROW_ID"):  # columns as TiDB's docs give
             return [("db", "s", "_tidb_rowid", "1", "_TIDB_ROWID"), ("db", "s", "", "2001", "SEQUENCE")]
         raise AssertionError(f"the stand-in does not know {sql!r}")
@@ -139,6 +143,26 @@ def test_gc_life_time_read_and_written_in_mysql_tidb() -> None:
     assert tidb.parse_go_duration("1h30m15.5s") == 5415.5
     with pytest.raises(ValueError):
         tidb.parse_go_duration("ten minutes")
+
+
+def test_gc_share_change_locks_the_gc_row_first_in_a_pessimistic_transaction() -> None:
+    """BEGIN PESSIMISTIC in TiDB's comment syntax, the tikv_gc_life_time row locked before tibackup's rows
+    are read (locking reads: the latest committed rows), the life time row written last, then COMMIT."""
+    db = TiDBStandIn()
+    current, rows, clock = tidb.lock_gc_share(db)
+    assert (current, clock) == ("10m0s", "2026-12-01 12:00:00")
+    assert rows == {"tibackup_gc_original": ("10m0s", "c"), "tibackup_gc_other_row": ("x", "")}
+    begin, lock, ours, _ = db.statements
+    assert begin == "BEGIN /*T! PESSIMISTIC */"
+    assert lock.endswith("WHERE VARIABLE_NAME = 'tikv_gc_life_time' FOR UPDATE")
+    assert "LIKE 'tibackup_gc_%'" in ours and ours.endswith("FOR UPDATE")
+    db.statements.clear()
+    tidb.write_gc_share(db, "72h", {"tibackup_gc_holder_a": ("{}", "it's")}, ["tibackup_gc_holder_b"])
+    insert, delete, update, commit = db.statements
+    assert insert.startswith("INSERT INTO mysql.tidb") and "ON DUPLICATE KEY UPDATE" in insert
+    assert "'it\\'s'" in insert
+    assert delete == "DELETE FROM mysql.tidb WHERE VARIABLE_NAME IN ('tibackup_gc_holder_b')"
+    assert update.startswith("UPDATE mysql.tidb") and commit == "COMMIT" and db.gc == "72h"
 
 
 def test_sequence_next_value_reads_the_sequence_row_of_next_row_id() -> None:

@@ -102,6 +102,84 @@ def write_gc_life_time(db: Queryable, value: str) -> None:
     )
 
 
+# tibackup's own rows in mysql.tidb: the GC life time shared by the backups running at once
+# (``manager/gcshare.py`` decides, these statements read and write; docs/gc-life-time.md).
+GC_SHARE_PREFIX = "tibackup_gc_"
+GC_ORIGINAL = GC_SHARE_PREFIX + "original"  # the value before the first of them raised it
+GC_HOLDER_PREFIX = GC_SHARE_PREFIX + "holder_"  # + the Backup's uid: one row per running backup
+# Deadlock, and TiDB's write conflict / "cannot retry" answers of an optimistic transaction: run it again.
+GC_CHANGE_RETRY_CODES = frozenset({1213, 8002, 8022, 9007})
+
+
+def lock_gc_share(db: Queryable) -> tuple[str, dict[str, tuple[str, str]], str]:
+    """Begin the transaction of one change of the shared GC life time and read it under locks.
+
+    Every change by tibackup first locks the ``tikv_gc_life_time`` row, so changes run one at a time
+    whichever process, controller or operator makes them. Pessimistic on TiDB (``/*T! */`` is read by
+    TiDB only; other servers see a comment); the reads are locking ("current") reads, which see the
+    latest committed rows, not the transaction's start snapshot. Returns the current value, tibackup's
+    rows (name → (value, comment)) and the server's clock (UTC, ``YYYY-MM-DD HH:MM:SS``).
+    """
+    db.execute("BEGIN /*T! PESSIMISTIC */", "starting the GC life time change")
+    current = db.query_text(
+        f"SELECT VARIABLE_VALUE FROM mysql.tidb WHERE VARIABLE_NAME = {quote_string(GC_VARIABLE)} FOR UPDATE",
+        "locking tikv_gc_life_time",
+    )
+    if not current or current[0][0] is None:
+        raise DatabaseError("mysql.tidb has no tikv_gc_life_time row: is this a TiDB cluster?")
+    rows = db.query_text(
+        "SELECT VARIABLE_NAME, VARIABLE_VALUE, COMMENT FROM mysql.tidb WHERE VARIABLE_NAME LIKE "
+        f"{quote_string(GC_SHARE_PREFIX + '%')} FOR UPDATE",
+        "reading the backups that hold tikv_gc_life_time",
+    )
+    ours = {
+        name: (value or "", comment or "")
+        for name, value, comment in rows
+        if name and name.startswith(GC_SHARE_PREFIX)
+    }
+    clock = db.query_text("SELECT UTC_TIMESTAMP()", "reading the server's clock")
+    return current[0][0], ours, (clock[0][0] or "") if clock else ""
+
+
+def write_gc_share(
+    db: Queryable, value: str, upserts: dict[str, tuple[str, str]], deletes: list[str]
+) -> None:
+    """Write the change read by ``lock_gc_share`` and commit it. The ``tikv_gc_life_time`` row is written
+    even when its value stays, so two optimistic transactions on TiDB always conflict on it."""
+    for name, (text, comment) in sorted(upserts.items()):
+        db.execute(
+            "INSERT INTO mysql.tidb (VARIABLE_NAME, VARIABLE_VALUE, COMMENT) VALUES "
+            f"({quote_string(name)}, {quote_string(text)}, {quote_string(comment)}) "
+            "ON DUPLICATE KEY UPDATE VARIABLE_VALUE = VALUES(VARIABLE_VALUE), COMMENT = VALUES(COMMENT)",
+            "recording a backup that holds tikv_gc_life_time",
+        )
+    if deletes:
+        names = ", ".join(quote_string(name) for name in sorted(deletes))
+        db.execute(
+            f"DELETE FROM mysql.tidb WHERE VARIABLE_NAME IN ({names})",
+            "removing backups that held tikv_gc_life_time",
+        )
+    write_gc_life_time(db, value)
+    db.execute("COMMIT", "committing the GC life time change")
+
+
+def write_gc_alone(db: Queryable, value: str, original: str | None) -> None:
+    """The change of a backup that shares nothing (its account has only SELECT and UPDATE on
+    ``mysql.tidb``): UPDATE only, of the value and, when given, of ``tibackup_gc_original``; commit."""
+    if original is not None:
+        db.execute(
+            f"UPDATE mysql.tidb SET VARIABLE_VALUE = {quote_string(original)} "
+            f"WHERE VARIABLE_NAME = {quote_string(GC_ORIGINAL)}",
+            "keeping tikv_gc_life_time for the backups that share it",
+        )
+    write_gc_life_time(db, value)
+    db.execute("COMMIT", "committing the GC life time change")
+
+
+def rollback(db: Queryable) -> None:
+    db.execute("ROLLBACK", "rolling back")
+
+
 def gc_table_exists(db: Queryable) -> bool:
     """Whether ``mysql.tidb`` (TiDB's GC settings table) is visible to this account.
 

@@ -1,14 +1,17 @@
-"""TiKV's GC life time, raised while a backup reads and restored afterwards whatever happened (SPEC §3).
+"""TiKV's GC life time, raised while backups read and restored when the last one ends (SPEC §3).
 
 TiDB garbage-collects old row versions after ``tikv_gc_life_time`` (a row of ``mysql.tidb``); a dump
-that reads one snapshot for longer than that fails. So the manager raises it to ``spec.tikvGCLifeTime``
-when it is shorter — after recording the old value durably through the runtime, so that a killed
-backup can still be undone by ``recover_interrupted`` — and sets it back when the dump ends.
+that reads one snapshot for longer than that fails. Several Backups of one cluster may run at once (in
+one embedded controller, in the operator's Jobs, in both), so none of them simply raises and restores
+the value: each *joins* the holders before its dump and *leaves* after it (``gcshare.py`` decides,
+``dump/tidb.py`` runs the transaction on the database, the one place they all share). The value is
+``max(original, the holders' targets)`` while any holder remains and the original once the last one
+left (docs/gc-life-time.md).
 
-A restore that fails (the database is down, frozen or refusing) keeps the record: the Backup shows the
-condition ``GCLifeTimeRestorePending`` (the old value and the last error) and the embedded controller
-and the operator retry (``recover.retry_gc_restore``) until the database answers; the condition goes
-once the value is back.
+Each Backup also records, through its runtime and BEFORE it joins, that it joined (so that a killed
+backup can still leave, by ``recover_interrupted``). A leave that fails (the database is down, frozen
+or refusing) keeps the record: the Backup shows the condition ``GCLifeTimeRestorePending`` and the
+embedded controller and the operator retry (``recover.retry_gc_restore``) until the database answers.
 
 On a server that is not TiDB the same is done when a ``mysql.tidb`` table with a ``tikv_gc_life_time``
 row exists: a stand-in for TiDB's GC table, which is how the tests exercise this on MariaDB.
@@ -16,23 +19,29 @@ row exists: a stand-in for TiDB's GC table, which is how the tests exercise this
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import logging
+import socket
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from tibackup.dump import tidb
 from tibackup.dump.config import Connection
 from tibackup.dump.conn import DB, ServerInfo, ServerType
-from tibackup.errors import DatabaseError, InvalidSpecError
+from tibackup.errors import DatabaseError
+from tibackup.manager import gcshare
+from tibackup.manager.gcshare import Change, Holder, Shared
+from tibackup.manager.preflight import account_grants
+from tibackup.manager.privileges import GC_TABLE
 from tibackup.manager.runtime import BackupRuntime
 from tibackup.resources import (
     Backup,
     BackupStatus,
     ConditionType,
     drop_condition,
-    parse_duration,
     rfc3339,
     set_side_condition,
 )
@@ -55,9 +64,11 @@ def mark_pending(status: BackupStatus, record: dict[str, Any], error: str, now: 
     """``status`` with the ``GCLifeTimeRestorePending`` condition: the value to restore and the last error."""
     value, raised = record.get("value", "its old value"), record.get("raisedTo", "a longer value")
     message = (
-        f"tikv_gc_life_time is still raised to {raised}; restoring it to {value} failed: {error}; retried "
-        f"until the database answers (by hand: UPDATE mysql.tidb SET VARIABLE_VALUE='{value}' WHERE "
-        "VARIABLE_NAME='tikv_gc_life_time')"
+        f"tikv_gc_life_time is still held at {raised} or more for this backup; releasing it (back to "
+        f"{value} unless other running backups hold it) failed: {error}; retried until the database "
+        "answers (by hand, only when no backup of this cluster runs: UPDATE mysql.tidb SET "
+        f"VARIABLE_VALUE='{value}' WHERE VARIABLE_NAME='tikv_gc_life_time'; DELETE FROM mysql.tidb WHERE "
+        "VARIABLE_NAME LIKE 'tibackup_gc_%')"
     )
     return set_side_condition(status, PENDING, PENDING_REASON, message, now)
 
@@ -81,62 +92,273 @@ def gc_applies(db: DB, server: ServerInfo) -> bool:
     return True
 
 
-def raise_gc_life_time(
-    db: DB, backup: Backup, runtime: BackupRuntime, target: str, now: datetime
-) -> tuple[str, str] | None:
-    """Raise ``tikv_gc_life_time`` to ``target`` if it is shorter; return (old, new) when it changed.
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One join or leave: the value before and after, the other holders left, the stale ones dropped."""
 
-    The old value is saved with ``runtime.save_gc_record`` BEFORE the change. A record left by an
-    earlier run of this Backup that never restored it holds the true original and is kept as is.
+    joined: bool
+    before: str
+    after: str
+    original: str | None  # the shared original after the change (None once the last holder left)
+    others: dict[str, Holder]
+    expired: dict[str, Holder]
+    not_shared: str = ""  # why this backup raised it on its own (its account cannot add holder rows)
+
+
+def raise_gc_life_time(db: DB, backup: Backup, runtime: BackupRuntime, target: str, now: datetime) -> Outcome:
+    """Join the backups that hold ``tikv_gc_life_time``: raised to ``target`` when shorter, and never
+    lowered under it by another backup's end until this one leaves (``restore_gc_life_time``).
+
+    The runtime's record (``save_gc_record``) is saved BEFORE the join, so a killed backup still leaves.
+    A record of the old format (an earlier run that raised it alone and never restored it) holds the
+    true original: it becomes the shared original.
+
+    An account without INSERT and DELETE on ``mysql.tidb`` cannot add a holder row: the backup raises
+    the value on its own, as before sharing (``_raise_alone``), and says so (``GCLifeTimeNotShared``).
     """
-    current = tidb.read_gc_life_time(db)
-    target_seconds = parse_duration(target, "spec.tikvGCLifeTime").total_seconds()
-    if _seconds(current) >= target_seconds:
-        log.info("tikv_gc_life_time is %s, not shorter than %s: left as is", current, target)
-        return None
+    gcshare.seconds(target)  # a clear error before anything changes
+    account = unshared_account(db)
+    if account:
+        return _raise_alone(db, backup, runtime, target, account)
+    try:
+        return _join(db, backup, runtime, target, now)
+    except DatabaseError as exc:
+        if exc.code not in DENIED:  # roles that SHOW GRANTS does not spell out: found out here
+            raise
+        _rollback(db)
+        return _raise_alone(db, backup, runtime, target, _current_user(db))
+
+
+def _join(db: DB, backup: Backup, runtime: BackupRuntime, target: str, now: datetime) -> Outcome:
     previous = runtime.load_gc_record(backup)
-    original = str(previous["value"]) if previous and previous.get("value") else current
-    if previous is None:
-        record: dict[str, Any] = {
+    legacy = _legacy_original(previous)
+    uid = holder_key(backup)
+    if previous is None or legacy is not None:
+        runtime.save_gc_record(backup, {
             "variable": tidb.GC_VARIABLE,
-            "value": original,
+            "holder": uid,
+            "value": legacy or tidb.read_gc_life_time(db),
             "raisedTo": target,
             "host": db.conn_info.host,
             "port": db.conn_info.port,
             "savedAt": rfc3339(now),
-        }
-        runtime.save_gc_record(backup, record)
-    tidb.write_gc_life_time(db, target)
-    log.info("raised tikv_gc_life_time from %s to %s for the backup", current, target)
-    return current, target
+        })  # fmt: skip
+    me = f"{backup.metadata.namespace or 'default'}/{backup.metadata.name}"
 
+    def decide(shared: Shared, current: str, clock: datetime) -> Change:
+        holder = Holder(target, rfc3339(clock), me, socket.gethostname())
+        return gcshare.join(shared, current, uid, holder, clock, legacy)
 
-def restore_gc_life_time(connect: Callable[[], DB], backup: Backup, runtime: BackupRuntime) -> str | None:
-    """Set ``tikv_gc_life_time`` back to the recorded value and forget the record; return the value.
-
-    Nothing is recorded → nothing to do (returns None). A failure raises and keeps the record, so a
-    later ``recover_interrupted`` can try again.
-    """
+    outcome = _change(db, uid, True, decide)
     record = runtime.load_gc_record(backup)
-    if not record or not record.get("value"):
+    if record is not None and outcome.original and record.get("value") != outcome.original:
+        runtime.save_gc_record(backup, {**record, "value": outcome.original})  # what comes back at the end
+    log.info("tikv_gc_life_time %s → %s for the backup (%d other holder(s))", outcome.before, outcome.after,
+             len(outcome.others))  # fmt: skip
+    return outcome
+
+
+def restore_gc_life_time(connect: Callable[[], DB], backup: Backup, runtime: BackupRuntime) -> Outcome | None:
+    """Leave the holders (the value others still need, or the original when none is left) and forget
+    the record. Nothing recorded → nothing to do (None). A failure raises and keeps the record, so a
+    later ``retry_gc_restore`` or ``recover_interrupted`` tries again; leaving twice is harmless."""
+    record = runtime.load_gc_record(backup)
+    if not record:
         return None
-    value = str(record["value"])
+    if record.get("alone"):
+        with connect() as db:
+            outcome = _leave_alone(db, record)
+        runtime.save_gc_record(backup, None)
+        log.info("tikv_gc_life_time %s → %s as the backup ended", outcome.before, outcome.after)
+        return outcome
+    uid = str(record.get("holder") or holder_key(backup))
+    legacy = _legacy_original(record)
     with connect() as db:
-        tidb.write_gc_life_time(db, value)
+        outcome = _change(db, uid, False, lambda shared, current, clock: gcshare.leave(
+            shared, current, uid, clock, legacy))  # fmt: skip
     runtime.save_gc_record(backup, None)
-    log.info("restored tikv_gc_life_time to %s", value)
-    return value
+    log.info("tikv_gc_life_time %s → %s as the backup ended", outcome.before, outcome.after)
+    return outcome
 
 
-def _seconds(value: str) -> float:
+def notes(outcome: Outcome | None) -> list[tuple[bool, str, str]]:
+    """The events one join or leave deserves: (warning?, reason, message)."""
+    if outcome is None:
+        return []
+    out: list[tuple[bool, str, str]] = [
+        (True, "GCLifeTimeHolderExpired",
+         f"dropped {_who(uid, h)} from the holders of tikv_gc_life_time: it joined at {h.since} with "
+         f"target {h.target}, so its snapshot is older than that keeps; its backup process is gone")
+        for uid, h in outcome.expired.items()
+    ]  # fmt: skip
+    if outcome.not_shared:
+        out.append((True, "GCLifeTimeNotShared", outcome.not_shared))
+    changed = not gcshare.same(outcome.before, outcome.after)
+    others = ", ".join(_who(uid, h) for uid, h in sorted(outcome.others.items()))
+    if outcome.joined and changed:
+        out.append(
+            (False, "GCLifeTimeRaised", f"tikv_gc_life_time raised from {outcome.before} to {outcome.after}")
+        )
+    if outcome.others and outcome.joined:
+        out.append((False, "GCLifeTimeShared",
+                    f"tikv_gc_life_time {outcome.after} is also held by {len(outcome.others)} other "
+                    f"backup(s): {others}"))  # fmt: skip
+    elif outcome.others:
+        kept = f"set to {outcome.after} (from {outcome.before})" if changed else f"kept at {outcome.after}"
+        out.append((False, "GCLifeTimeKept",
+                    f"tikv_gc_life_time {kept}, what {len(outcome.others)} other running backup(s) still "
+                    f"need: {others}"))  # fmt: skip
+    elif not outcome.joined and changed:
+        out.append((False, "GCLifeTimeRestored", f"tikv_gc_life_time restored to {outcome.after}"))
+    return out
+
+
+class Teller(Protocol):
+    def info(self, reason: str, message: str) -> None: ...
+
+    def warning(self, reason: str, message: str) -> None: ...
+
+
+def tell(report: Teller, outcome: Outcome | None) -> None:
+    """Record the events of one join or leave on the Backup."""
+    for warn, reason, message in notes(outcome):
+        (report.warning if warn else report.info)(reason, message)
+
+
+def holder_key(backup: Backup) -> str:
+    """The Backup's uid; without one (tests, tools) a digest of namespace/name. Fits VARIABLE_NAME (64)."""
+    uid = backup.metadata.uid or ""
+    if uid and len(tidb.GC_HOLDER_PREFIX + uid) <= 64:
+        return uid
+    name = f"{backup.metadata.namespace or 'default'}/{backup.metadata.name}/{uid}"
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+# Deadlocks and TiDB's optimistic write conflicts: the whole change runs again, a few times.
+ATTEMPTS = 5
+
+
+def _change(db: DB, uid: str, joined: bool, decide: Callable[[Shared, str, datetime], Change]) -> Outcome:
+    """Read under locks, decide, write and commit, in one transaction; rolled back on any failure."""
+
+    def step(current: str, shared: Shared, clock: datetime) -> Outcome:
+        change = decide(shared, current, clock)
+        upserts, deletes = gcshare.row_changes(shared, change.after)
+        tidb.write_gc_share(db, change.value, upserts, deletes)
+        others = {k: v for k, v in change.after.holders.items() if k != uid}
+        return Outcome(joined, current, change.value, change.after.original, others, change.expired)
+
+    return _transaction(db, step)
+
+
+def _transaction(db: DB, step: Callable[[str, Shared, datetime], Outcome]) -> Outcome:
+    """``step`` over the rows read under locks; run again on a conflict; rolled back on any failure."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            current, rows, clock = tidb.lock_gc_share(db)
+            return step(current, gcshare.read_rows(rows), _server_time(clock))
+        except BaseException as exc:
+            _rollback(db)
+            if (
+                isinstance(exc, DatabaseError)
+                and exc.code in tidb.GC_CHANGE_RETRY_CODES
+                and attempt < ATTEMPTS
+            ):
+                log.info("tikv_gc_life_time change conflicted with another (%s): trying again", exc.message)
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
+# The account may not INSERT or DELETE on mysql.tidb (MySQL's ER_TABLEACCESS_DENIED_ERROR, also TiDB's).
+DENIED = frozenset({1142})
+SHARE_PRIVILEGES = ("INSERT", "DELETE")
+
+
+def unshared_account(db: DB) -> str:
+    """Empty when the account may add and remove holder rows (or has roles, which SHOW GRANTS does not
+    spell out: the join finds out); otherwise the account, as GRANT names it."""
+    grants = account_grants(db)
+    if grants.has_roles or all(grants.has(p, GC_TABLE) for p in SHARE_PRIVILEGES):
+        return ""
+    return _current_user(db)
+
+
+def _current_user(db: DB) -> str:
+    rows = db.query_text("SELECT CURRENT_USER()", "reading the account's name")
+    user, _, host = ((rows[0][0] if rows else None) or db.conn_info.user).rpartition("@")
+    return f"'{user}'@'{host}'" if user else f"'{host}'"
+
+
+def _raise_alone(db: DB, backup: Backup, runtime: BackupRuntime, target: str, account: str) -> Outcome:
+    """Raise the value on its own, as before sharing (``gcshare.alone_join``); the record, saved inside
+    the transaction before its commit, marks it ``alone``: its end is ``_leave_alone``."""
+    previous = runtime.load_gc_record(backup)
+    kept = _legacy_original(previous) if previous is None or "holder" not in previous else None
+
+    def step(current: str, shared: Shared, clock: datetime) -> Outcome:
+        alone = gcshare.alone_join(shared, current, target, clock)
+        restore_to = kept or alone.restore_to
+        if restore_to is not None:
+            runtime.save_gc_record(backup, {
+                "variable": tidb.GC_VARIABLE,
+                "alone": True,
+                "value": restore_to,
+                "raisedTo": target,
+                "host": db.conn_info.host,
+                "port": db.conn_info.port,
+                "savedAt": rfc3339(clock),
+            })  # fmt: skip
+        elif previous is not None:
+            runtime.save_gc_record(backup, None)  # a failed join's record: nothing to set back
+        tidb.write_gc_alone(db, alone.value, alone.original)
+        why = (
+            f"tikv_gc_life_time is raised by this backup on its own, not shared with the other backups "
+            f"of the cluster: the account {account} lacks INSERT, DELETE ON {GC_TABLE}; another backup of "
+            f"this cluster that ends while this one runs may lower it under this one: GRANT INSERT, "
+            f"DELETE ON {GC_TABLE} TO {account} so that concurrent Backups of the cluster share it"
+        )
+        return Outcome(True, current, alone.value, None, alone.others, {}, why)
+
+    outcome = _transaction(db, step)
+    log.warning("%s", outcome.not_shared)
+    log.info("tikv_gc_life_time %s → %s for the backup, on its own", outcome.before, outcome.after)
+    return outcome
+
+
+def _leave_alone(db: DB, record: dict[str, Any]) -> Outcome:
+    original, raised_to = str(record["value"]), str(record.get("raisedTo") or record["value"])
+
+    def step(current: str, shared: Shared, clock: datetime) -> Outcome:
+        alone = gcshare.alone_leave(shared, current, original, raised_to, clock)
+        tidb.write_gc_alone(db, alone.value, alone.original)
+        return Outcome(False, current, alone.value, None, alone.others, {})
+
+    return _transaction(db, step)
+
+
+def _rollback(db: DB) -> None:
+    with contextlib.suppress(DatabaseError):  # the connection is gone: so is the transaction
+        tidb.rollback(db)
+
+
+def _server_time(clock: str) -> datetime:
+    """The database's clock (shared by every holder, unlike the machines running them)."""
     try:
-        return tidb.parse_go_duration(value)
+        return datetime.fromisoformat(clock).replace(tzinfo=UTC)
     except ValueError:
-        pass
-    try:
-        return parse_duration(value, "tikv_gc_life_time").total_seconds()
-    except InvalidSpecError:
-        raise DatabaseError(
-            f"mysql.tidb holds tikv_gc_life_time = {value!r}, which is not a duration: set it to e.g. '10m0s'",
-            reason="GCLifeTimeUnreadable",
-        ) from None
+        return datetime.now(UTC)
+
+
+def _legacy_original(record: dict[str, Any] | None) -> str | None:
+    """The value a record of the old, unshared format restores to (None for a shared-format record)."""
+    if not record or "holder" in record or not record.get("value"):
+        return None
+    return str(record["value"])
+
+
+def _who(uid: str, holder: Holder) -> str:
+    return (
+        f"{holder.backup or 'an unreadable holder row'} (uid {uid}, target {holder.target or '?'}, "
+        f"since {holder.since or '?'}, on {holder.host or '?'})"
+    )

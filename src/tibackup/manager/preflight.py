@@ -6,7 +6,7 @@ import logging
 
 from tibackup.dump.conn import DB, ServerInfo
 from tibackup.errors import DatabaseError, StorageError
-from tibackup.manager.privileges import missing_privileges, parse_grants
+from tibackup.manager.privileges import Grants, missing_privileges, parse_grants
 from tibackup.storage.base import Storage
 
 log = logging.getLogger("tibackup.manager")
@@ -20,6 +20,10 @@ class StorageCheckFailed(StorageError):
     reason = "StorageCheckFailed"
 
 
+def account_grants(db: DB) -> Grants:
+    return parse_grants(row[0] or "" for row in db.query_text("SHOW GRANTS", "reading the account's grants"))
+
+
 def check_privileges(db: DB, server: ServerInfo, *, gc_table: bool) -> None:
     """Fail naming every privilege of the seed's list that ``SHOW GRANTS`` does not show.
 
@@ -27,8 +31,7 @@ def check_privileges(db: DB, server: ServerInfo, *, gc_table: bool) -> None:
     present a gap is only logged, and the dump itself will fail by name if a privilege is really missing.
     """
     conn = db.conn_info
-    lines = [row[0] or "" for row in db.query_text("SHOW GRANTS", "reading the account's grants")]
-    grants = parse_grants(lines)
+    grants = account_grants(db)
     missing = missing_privileges(grants, gc_table=gc_table)
     if not missing:
         return

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 REQUIRED_GLOBAL = ("RELOAD", "REPLICATION CLIENT")
 REQUIRED_ANYWHERE = ("SELECT", "LOCK TABLES")
+# INSERT and DELETE as well let the backups running at once share it (manager/gc.py: unshared_account).
 REQUIRED_GC_TABLE = ("SELECT", "UPDATE")
 GC_TABLE = "mysql.tidb"
 

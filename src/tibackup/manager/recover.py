@@ -2,7 +2,8 @@
 
 Nothing will finish it, so ``recover_interrupted`` undoes what the run changed and says so:
 
-1. restores TiDB's GC life time from the record the run saved before raising it (``gc.py``);
+1. leaves the holders of TiDB's GC life time it joined (the record the run saved first; ``gc.py``):
+   restored when no other backup holds it, kept at what the others need otherwise;
 2. aborts the unfinished multipart uploads under its ``backupPath`` (S3 keeps those, and bills for
    them, until they are aborted), and releases the claim of a run stopped between claiming its folder
    and ``Running`` (``claimPath``; kept for deletion or a re-run when S3 does not answer);
@@ -116,7 +117,7 @@ def _restore_gc(report: Reporter, secrets: Secrets | None) -> str | None:
         with tls_files(secrets) as tls:
             config = settings.dump_config(backup.spec, "staging", secrets.password, tls)
             connection = gc.restore_connection(config.connection)
-            value = gc.restore_gc_life_time(lambda: DB(connection), backup, runtime)
+            left = gc.restore_gc_life_time(lambda: DB(connection), backup, runtime)
     except TibackupError as exc:
         error = report.clean(exc.message)
         problem = f"tikv_gc_life_time was not restored to {record.get('value')}: {error}"
@@ -124,8 +125,7 @@ def _restore_gc(report: Reporter, secrets: Secrets | None) -> str | None:
         report.update(gc.mark_pending(backup.status, record, error, report.now()), save=False)
         return problem
     report.update(gc.clear_pending(backup.status), save=False)
-    if value:
-        report.info("GCLifeTimeRestored", f"tikv_gc_life_time restored to {value}")
+    gc.tell(report, left)
     return None
 
 

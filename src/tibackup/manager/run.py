@@ -7,8 +7,8 @@
    (``tlsClientSecretName``: ``ca.crt``, and ``tls.crt``+``tls.key``) in a private temporary folder.
 3. Preflight: log in, check the privileges from ``SHOW GRANTS`` (each missing one named), check that
    the bucket accepts a probe object.
-4. ``Prepare``: raise TiDB's GC life time when shorter than ``spec.tikvGCLifeTime``, recording the old
-   value durably first (``gc.py``); it is restored in a ``finally`` whatever happens.
+4. ``Prepare``: join the backups that hold TiDB's GC life time (raised when shorter than
+   ``spec.tikvGCLifeTime``; recorded durably first, ``gc.py``); left in a ``finally`` whatever happens.
 5. Claim a folder of this Backup's own, before the first byte (``claim.py``): ``backup-<RFC 3339 UTC>``
    under ``s3://<bucket>[/<prefix>]/``, or ``…-2``, ``-3``… when another backup holds that second's.
    ``Running`` with that ``backupPath``, then the dump:
@@ -183,9 +183,8 @@ def _run(
     try:
         if manage_gc:
             with connect(conn) as db:
-                changed = gc.raise_gc_life_time(db, backup, runtime, spec.tikv_gc_life_time, now())
-            if changed:
-                report.info("GCLifeTimeRaised", f"tikv_gc_life_time raised from {changed[0]} to {changed[1]}")
+                joined = gc.raise_gc_life_time(db, backup, runtime, spec.tikv_gc_life_time, now())
+            gc.tell(report, joined)
 
         # 5. Running: dump (and upload), then 6. verify.
         staging = Staging(runtime.staging_dir(backup)) if mode is DataPath.STAGED else None
@@ -366,7 +365,7 @@ def _restore_gc(conn: Connection, backup: Backup, report: Reporter) -> None:
     the controller or operator clears when its retry succeeds); it never hides the backup's own outcome.
     The status is saved with the outcome that follows."""
     try:
-        value = gc.restore_gc_life_time(lambda: connect(gc.restore_connection(conn)), backup, report.runtime)
+        left = gc.restore_gc_life_time(lambda: connect(gc.restore_connection(conn)), backup, report.runtime)
     except Exception as exc:
         record = report.runtime.load_gc_record(backup) or {}
         message = report.clean(exc.message if isinstance(exc, TibackupError) else str(exc))
@@ -378,8 +377,7 @@ def _restore_gc(conn: Connection, backup: Backup, report: Reporter) -> None:
         report.update(gc.mark_pending(backup.status, record, message, report.now()), save=False)
         return
     report.update(gc.clear_pending(backup.status), save=False)
-    if value:
-        report.info("GCLifeTimeRestored", f"tikv_gc_life_time restored to {value}")
+    gc.tell(report, left)
 
 
 __all__ = ["finish_verified", "release_claim", "run_backup", "utc_now", "validate"]
