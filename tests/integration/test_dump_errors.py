@@ -116,6 +116,20 @@ def test_flush_refused_falls_back_to_lock(mariadb: MariaDBServer, small_db: str,
     assert (tmp_path / f"{small_db}.t.000000000.sql").read_bytes().count(b"\n(") == 3000
 
 
+def test_snapshot_without_snapshot_consistency_is_ignored_with_a_warning(
+    mariadb: MariaDBServer, small_db: str, tmp_path: Path
+) -> None:
+    """--snapshot only applies to --consistency snapshot (TiDB), as in Dumpling; elsewhere it is said."""
+    proc = run_cli(
+        *db_args(mariadb), "-B", small_db, "-o", str(tmp_path), "--snapshot", "434512343210311681",
+        env={"TIBACKUP_DB_PASSWORD": mariadb.password},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "--snapshot 434512343210311681 is ignored" in proc.stdout
+    assert "--consistency flush on MariaDB" in proc.stdout
+    assert (tmp_path / "metadata").exists()
+
+
 def test_missing_bucket(mariadb: MariaDBServer, s3_server: S3Server, small_db: str) -> None:
     proc = run_cli(
         *db_args(mariadb), "-B", small_db, "-o", "s3://no-such-bucket-" + uuid.uuid4().hex[:8] + "/x",

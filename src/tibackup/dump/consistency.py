@@ -48,6 +48,12 @@ class ConsistencyGuard:
     def __init__(self, main: DB, mode: Consistency, server: ServerInfo, snapshot: str = "") -> None:
         self.main, self.mode, self.server = main, mode, server
         self.snapshot = snapshot
+        if snapshot and mode is not Consistency.SNAPSHOT:  # Dumpling ignores it too, without a word
+            log.warning(
+                "--snapshot %s is ignored: it is only used with --consistency snapshot (TiDB), and this "
+                "dump uses --consistency %s on %s",
+                snapshot, mode.value, server.type.value,
+            )  # fmt: skip
         self._locked = False
 
     def begin(self, tables: Sequence[Table]) -> None:
