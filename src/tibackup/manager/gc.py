@@ -294,7 +294,7 @@ def _raise_alone(db: DB, backup: Backup, runtime: BackupRuntime, target: str, ac
     """Raise the value on its own, as before sharing (``gcshare.alone_join``); the record, saved inside
     the transaction before its commit, marks it ``alone``: its end is ``_leave_alone``."""
     previous = runtime.load_gc_record(backup)
-    kept = _legacy_original(previous) if previous is None or "holder" not in previous else None
+    kept = _legacy_original(previous)  # None for no record or a shared-format one
 
     def step(current: str, shared: Shared, clock: datetime) -> Outcome:
         alone = gcshare.alone_join(shared, current, target, clock)
