@@ -303,3 +303,63 @@ def test_lone_backup_and_a_sharing_one_do_not_lower_it_under_each_other(env: Env
             end_in_turn(env, process, ("l2", pause_l), ("a2", pause_a), "48h")
     assert gc(env) == "10m0s", "left raised"
     assert holder_rows(env) == []
+
+
+def _role_source(env: Env, user: str, role: str, on_gc_table: str) -> dict[str, Any]:
+    """An account whose privileges on mysql.tidb come from a default role (``SHOW GRANTS`` names the
+    role, not what it grants): ``on_gc_table`` is granted to the role."""
+    env.mariadb.execute(f"DROP ROLE IF EXISTS {role}")
+    env.mariadb.create_user(
+        user, "role-grants-123", ["SELECT, RELOAD, LOCK TABLES, REPLICATION CLIENT, SHOW VIEW"]
+    )
+    for statement in (
+        f"CREATE ROLE {role}",
+        f"GRANT {on_gc_table} ON mysql.tidb TO {role}",
+        f"GRANT {role} TO '{user}'@'%'",
+        f"SET DEFAULT ROLE {role} FOR '{user}'@'%'",
+    ):
+        env.mariadb.execute(statement)
+    secret = user.replace("_", "-")
+    created = env.tib(
+        "create", "secret", "generic", secret, "-n", "test1", "--from-literal=password=role-grants-123"
+    )
+    assert created.code == 0
+    return {"host": env.mariadb.host, "port": env.mariadb.port, "user": user, "secretName": secret}
+
+
+def test_role_that_may_insert_but_not_delete_raises_it_alone_and_sets_it_back(
+    env: Env, tmp_path: Path
+) -> None:
+    """A role with SELECT, UPDATE, INSERT but no DELETE on mysql.tidb: joining would add a holder row
+    the backup cannot remove, leaving the value raised until the row expires. The join proves first
+    that it can remove its row; refused, the backup raises the value on its own and sets it back."""
+    source = _role_source(env, "bk_gc_role", "gc_no_delete", "SELECT, UPDATE, INSERT")
+    done = _run_alone(env, tmp_path, "norole", "72h", **{"from": source})
+    assert done.status.phase == "Complete", done.status
+    assert done.status.condition("GCLifeTimeRestorePending") is None, done.status
+    assert gc(env) == "10m0s", "left raised"
+    assert holder_rows(env) == []
+    described = env.tib("describe", "bk", "norole", "-n", "test1").out
+    assert described.count("GCLifeTimeNotShared") == 1, described
+    assert "lacks DELETE ON mysql.tidb" in described, described
+    assert "GRANT INSERT, DELETE ON mysql.tidb TO 'bk_gc_role'@'%'" in described, described
+    assert "raised from 10m0s to 72h" in described and "restored to 10m0s" in described
+
+
+def test_role_with_all_four_privileges_shares_it(env: Env, tmp_path: Path) -> None:
+    """A role with SELECT, UPDATE, INSERT, DELETE on mysql.tidb shares: its holder row is there while
+    it dumps, and gone (with the value set back) once it ended."""
+    source = _role_source(env, "bk_gc_role4", "gc_all_four", "SELECT, UPDATE, INSERT, DELETE")
+    with paused(env.s3) as (gate, pause):
+        apply(env, "role4", gate, "72h", **{"from": source})
+        with controller(env, tmp_path / "controller.log") as process:
+            wait_held(pause, "role4")
+            assert gc(env) == "72h"
+            rows = holder_rows(env)
+            assert len(rows) == 2 and "tibackup_gc_original" in rows, rows
+            pause.release()
+            wait_phase(env, "role4", "Complete")
+            assert stop(process) == 0
+    assert gc(env) == "10m0s" and holder_rows(env) == []
+    described = env.tib("describe", "bk", "role4", "-n", "test1").out
+    assert "GCLifeTimeNotShared" not in described, described

@@ -293,3 +293,47 @@ def test_a_join_refused_for_a_missing_privilege_falls_back_to_raising_it_alone()
     assert records.record is not None and records.record["alone"] and records.record["value"] == "10m0s"
     left = gc.restore_gc_life_time(lambda: contextlib.nullcontext(session), backup, records)  # type: ignore[arg-type, return-value]
     assert left is not None and session.gc == "10m0s" and records.record is None
+
+
+class _NoDeleteRoleSession(_RoleSession):
+    """A role that may INSERT into mysql.tidb but not DELETE: the join must be refused before it
+    adds a row it could never remove."""
+
+    def execute(self, sql: str, doing: str = "") -> None:
+        if sql.startswith("DELETE FROM mysql.tidb"):
+            self.statements.append("DELETE")
+            error = DatabaseError("DELETE command denied to user 'bk'@'%' for table `mysql`.`tidb`")
+            error.code = 1142
+            raise error
+        _Session.execute(self, sql, doing)
+
+
+def test_a_join_proves_it_can_remove_its_row_before_it_adds_it() -> None:
+    session, records = _NoDeleteRoleSession([]), _Records()
+    backup = Backup.model_validate(
+        {"metadata": {"name": "b1", "namespace": "test1", "uid": "u-1"}, "spec": {}}
+    )
+    outcome = gc.raise_gc_life_time(session, backup, records, "72h", NOW)  # type: ignore[arg-type]
+    first = session.statements[: session.statements.index("ROLLBACK")]
+    assert "DELETE" in first and "INSERT" not in first, session.statements
+    assert "INSERT" not in session.statements  # nothing was added that it could not remove
+    assert "lacks DELETE ON mysql.tidb" in outcome.not_shared
+    assert "GRANT INSERT, DELETE ON mysql.tidb TO 'bk'@'%'" in outcome.not_shared
+    assert session.gc == "72h" and records.record is not None and records.record["alone"]
+
+
+def test_a_join_that_may_remove_its_row_rewrites_it_after_the_check() -> None:
+    """Joining again (its row already there): the check removes it, the join writes it anew."""
+    session = _Session([])
+    rows = {tidb.GC_HOLDER_PREFIX + "a": (_holder("72h").text(), "")}
+    original = tidb.lock_gc_share
+
+    def locked(db: Any) -> tuple[str, dict[str, tuple[str, str]], str]:
+        current, _, clock = original(db)
+        return current, {**rows, tidb.GC_ORIGINAL: ("10m0s", "")}, clock
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tidb, "lock_gc_share", locked)
+        _join(session)
+    assert session.statements[1:].count("DELETE") == 1
+    assert session.statements.index("DELETE") < session.statements.index("INSERT")

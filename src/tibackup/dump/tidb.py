@@ -141,6 +141,19 @@ def lock_gc_share(db: Queryable) -> tuple[str, dict[str, tuple[str, str]], str]:
     return current[0][0], ours, (clock[0][0] or "") if clock else ""
 
 
+def prove_gc_leave(db: Queryable, holder: str) -> None:
+    """Inside a join's transaction, before it adds ``holder``: remove that row (this backup's own).
+
+    A join must prove it can leave: an account (or its roles, which ``SHOW GRANTS`` does not spell
+    out) with INSERT but not DELETE on ``mysql.tidb`` would add its row and never remove it. The
+    privilege is checked whether or not a row matches — MariaDB and MySQL when they open the table,
+    TiDB when it builds the plan — so such an account is refused here (1142) and the join rolled back."""
+    db.execute(
+        f"DELETE FROM mysql.tidb WHERE VARIABLE_NAME = {quote_string(holder)}",
+        "checking that this backup may remove its holder row of tikv_gc_life_time",
+    )
+
+
 def write_gc_share(
     db: Queryable, value: str, upserts: dict[str, tuple[str, str]], deletes: list[str]
 ) -> None:

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import re
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -113,20 +114,23 @@ def raise_gc_life_time(db: DB, backup: Backup, runtime: BackupRuntime, target: s
     A record of the old format (an earlier run that raised it alone and never restored it) holds the
     true original: it becomes the shared original.
 
-    An account without INSERT and DELETE on ``mysql.tidb`` cannot add a holder row: the backup raises
-    the value on its own, as before sharing (``_raise_alone``), and says so (``GCLifeTimeNotShared``).
+    An account without INSERT and DELETE on ``mysql.tidb`` cannot add and remove a holder row: the
+    backup raises the value on its own, as before sharing (``_raise_alone``), and says so
+    (``GCLifeTimeNotShared``). Privileges from roles, which ``SHOW GRANTS`` does not spell out, are
+    found out by the join itself: it removes its own row before it adds it (``tidb.prove_gc_leave``),
+    so a join that could not leave is refused (1142) and rolled back before it counts as shared.
     """
     gcshare.seconds(target)  # a clear error before anything changes
-    account = unshared_account(db)
+    account, missing = unshared_account(db)
     if account:
-        return _raise_alone(db, backup, runtime, target, account)
+        return _raise_alone(db, backup, runtime, target, account, missing)
     try:
         return _join(db, backup, runtime, target, now)
     except DatabaseError as exc:
         if exc.code not in DENIED:  # roles that SHOW GRANTS does not spell out: found out here
             raise
         _rollback(db)
-        return _raise_alone(db, backup, runtime, target, _current_user(db))
+        return _raise_alone(db, backup, runtime, target, _current_user(db), _refused(exc.message))
 
 
 def _join(db: DB, backup: Backup, runtime: BackupRuntime, target: str, now: datetime) -> Outcome:
@@ -243,6 +247,9 @@ def _change(db: DB, uid: str, joined: bool, decide: Callable[[Shared, str, datet
 
     def step(current: str, shared: Shared, clock: datetime) -> Outcome:
         change = decide(shared, current, clock)
+        if joined:  # prove it can leave before it counts as shared; its row, if any, is written anew
+            tidb.prove_gc_leave(db, tidb.GC_HOLDER_PREFIX + uid)
+            shared = Shared(shared.original, {k: v for k, v in shared.holders.items() if k != uid})
         upserts, deletes = gcshare.row_changes(shared, change.after)
         tidb.write_gc_share(db, change.value, upserts, deletes)
         others = {k: v for k, v in change.after.holders.items() if k != uid}
@@ -275,13 +282,20 @@ DENIED = frozenset({1142})
 SHARE_PRIVILEGES = ("INSERT", "DELETE")
 
 
-def unshared_account(db: DB) -> str:
+def unshared_account(db: DB) -> tuple[str, str]:
     """Empty when the account may add and remove holder rows (or has roles, which SHOW GRANTS does not
-    spell out: the join finds out); otherwise the account, as GRANT names it."""
+    spell out: the join finds out); otherwise the account, as GRANT names it, and what it lacks."""
     grants = account_grants(db)
-    if grants.has_roles or all(grants.has(p, GC_TABLE) for p in SHARE_PRIVILEGES):
-        return ""
-    return _current_user(db)
+    missing = [p for p in SHARE_PRIVILEGES if not grants.has(p, GC_TABLE)]
+    if grants.has_roles or not missing:
+        return "", ""
+    return _current_user(db), ", ".join(missing)
+
+
+def _refused(message: str) -> str:
+    """The privilege a refused join lacked, from the server's 1142 message ('DELETE command denied …')."""
+    found = re.search(r"\b(INSERT|DELETE|UPDATE|SELECT) command denied", message, re.IGNORECASE)
+    return found.group(1).upper() if found else ", ".join(SHARE_PRIVILEGES)
 
 
 def _current_user(db: DB) -> str:
@@ -290,7 +304,9 @@ def _current_user(db: DB) -> str:
     return f"'{user}'@'{host}'" if user else f"'{host}'"
 
 
-def _raise_alone(db: DB, backup: Backup, runtime: BackupRuntime, target: str, account: str) -> Outcome:
+def _raise_alone(
+    db: DB, backup: Backup, runtime: BackupRuntime, target: str, account: str, missing: str
+) -> Outcome:
     """Raise the value on its own, as before sharing (``gcshare.alone_join``); the record, saved inside
     the transaction before its commit, marks it ``alone``: its end is ``_leave_alone``."""
     previous = runtime.load_gc_record(backup)
@@ -314,7 +330,7 @@ def _raise_alone(db: DB, backup: Backup, runtime: BackupRuntime, target: str, ac
         tidb.write_gc_alone(db, alone.value, alone.original)
         why = (
             f"tikv_gc_life_time is raised by this backup on its own, not shared with the other backups "
-            f"of the cluster: the account {account} lacks INSERT, DELETE ON {GC_TABLE}; another backup of "
+            f"of the cluster: the account {account} lacks {missing} ON {GC_TABLE}; another backup of "
             f"this cluster that ends while this one runs may lower it under this one: GRANT INSERT, "
             f"DELETE ON {GC_TABLE} TO {account} so that concurrent Backups of the cluster share it"
         )
