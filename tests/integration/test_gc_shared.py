@@ -292,6 +292,9 @@ def test_lone_backup_and_a_sharing_one_do_not_lower_it_under_each_other(env: Env
             assert gc(env) == "72h"
             end_in_turn(env, process, ("a", pause_a), ("l", pause_l), "72h")
     assert gc(env) == "10m0s" and holder_rows(env) == []
+    lone = env.tib("describe", "bk", "l", "-n", "test1").out
+    assert "GCLifeTimeSharedByOthers" in lone and "holds no row" in lone and "test1/a" in lone, lone
+    assert "is also held by" not in lone, "a lone backup claimed to share the value"
 
     with paused(env.s3) as (gate_a, pause_a), paused(env.s3) as (gate_l, pause_l):
         apply(env, "l2", gate_l, "72h", **source)

@@ -337,3 +337,22 @@ def test_a_join_that_may_remove_its_row_rewrites_it_after_the_check() -> None:
         _join(session)
     assert session.statements[1:].count("DELETE") == 1
     assert session.statements.index("DELETE") < session.statements.index("INSERT")
+
+
+def test_a_lone_backup_that_sees_sharers_says_it_raised_alone_and_holds_no_row() -> None:
+    """It shares nothing: its event must not claim the value is 'also held' by it."""
+    b = {"b": _holder("48h", backup="test1/b")}
+    notes = gc.notes(gc.Outcome(True, "48h", "72h", "72h", b, {}, "… on its own …"))
+    assert [(warn, reason) for warn, reason, _ in notes] == [
+        (True, "GCLifeTimeNotShared"),
+        (False, "GCLifeTimeRaised"),
+        (False, "GCLifeTimeSharedByOthers"),
+    ]
+    message = notes[2][2]
+    assert "holds no row" in message and "on its own" in message and "1 other backup(s)" in message
+    assert "test1/b (uid b, target 48h" in message
+    assert "72h is now their tikv_gc_life_time original" in message
+    (unchanged,) = [
+        m for _, r, m in gc.notes(gc.Outcome(True, "100h", "100h", None, b, {}, "…")) if r.endswith("Others")
+    ]
+    assert "original" not in unchanged and "not raised by it" in unchanged

@@ -100,7 +100,8 @@ class Outcome:
     joined: bool
     before: str
     after: str
-    original: str | None  # the shared original after the change (None once the last holder left)
+    original: str | None  # the shared original after the change (None once the last holder left;
+    # a lone join: the tibackup_gc_original it set for the sharers, None when it left theirs as it was)
     others: dict[str, Holder]
     expired: dict[str, Holder]
     not_shared: str = ""  # why this backup raised it on its own (its account cannot add holder rows)
@@ -203,7 +204,9 @@ def notes(outcome: Outcome | None) -> list[tuple[bool, str, str]]:
         out.append(
             (False, "GCLifeTimeRaised", f"tikv_gc_life_time raised from {outcome.before} to {outcome.after}")
         )
-    if outcome.others and outcome.joined:
+    if outcome.others and outcome.joined and outcome.not_shared:  # it sees sharers but holds no row
+        out.append((False, "GCLifeTimeSharedByOthers", _lone_among_sharers(outcome, changed, others)))
+    elif outcome.others and outcome.joined:
         out.append((False, "GCLifeTimeShared",
                     f"tikv_gc_life_time {outcome.after} is also held by {len(outcome.others)} other "
                     f"backup(s): {others}"))  # fmt: skip
@@ -215,6 +218,24 @@ def notes(outcome: Outcome | None) -> list[tuple[bool, str, str]]:
     elif not outcome.joined and changed:
         out.append((False, "GCLifeTimeRestored", f"tikv_gc_life_time restored to {outcome.after}"))
     return out
+
+
+def _lone_among_sharers(outcome: Outcome, changed: bool, others: str) -> str:
+    what = (
+        f"raised to {outcome.after} by this backup on its own"
+        if changed
+        else f"{outcome.after}, not raised by it"
+    )
+    bumped = (
+        f"; {outcome.original} is now their tikv_gc_life_time original, so the last of them to leave "
+        "sets it back to no less than this backup's target"
+        if outcome.original
+        else ""
+    )
+    return (
+        f"tikv_gc_life_time is {what}; this backup holds no row among its holders, while "
+        f"{len(outcome.others)} other backup(s) share it: {others}{bumped}"
+    )
 
 
 class Teller(Protocol):
@@ -334,11 +355,12 @@ def _raise_alone(
             f"this cluster that ends while this one runs may lower it under this one: GRANT INSERT, "
             f"DELETE ON {GC_TABLE} TO {account} so that concurrent Backups of the cluster share it"
         )
-        return Outcome(True, current, alone.value, None, alone.others, {}, why)
+        return Outcome(True, current, alone.value, alone.original, alone.others, {}, why)
 
     outcome = _transaction(db, step)
     log.warning("%s", outcome.not_shared)
-    log.info("tikv_gc_life_time %s → %s for the backup, on its own", outcome.before, outcome.after)
+    log.info("tikv_gc_life_time %s → %s for the backup, on its own (holding no row; %d other backup(s) "
+             "share it)", outcome.before, outcome.after, len(outcome.others))  # fmt: skip
     return outcome
 
 
