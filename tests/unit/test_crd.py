@@ -15,9 +15,12 @@ import pytest
 import yaml
 
 from tibackup.control.naming import backup_from_schedule
+from tibackup.manager import phases
 from tibackup.resources import Backup, BackupSchedule, Phase, load_resources, set_condition, to_dict
 from tibackup.resources.apigroups import GROUPS, TIBACKUP_GROUP
 from tibackup.resources.crd import CRD_DIRS, CRD_FILES, OWNER_LABEL, crd_schema, render_crds, strict_schema
+from tibackup.resources.meta import kube_alias
+from tibackup.resources.restore import Restore, RestoreStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "deploy" / "crds"
@@ -256,3 +259,40 @@ def test_restore_crd_names_columns_and_kustomization() -> None:
     assert "crds/restores.yaml" in yaml.safe_load((overlay / "kustomization.yaml").read_text())["resources"]
     ours = yaml.safe_load((overlay / "crds" / "restores.yaml").read_text())
     assert (ours["metadata"]["name"], ours["spec"]["group"]) == ("restores.backup.tibackup.io", "backup.tibackup.io")
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_restore_status_has_only_fields_a_restore_sets(group: str) -> None:
+    """A Restore never records a claim (that is a Backup's folder being written): its status has no
+    ``claimPath``, in the model, in both groups' CRDs; a Backup's status keeps it. Every field of TiDB
+    Operator's RestoreStatus that tibackup sets is there."""
+    rendered = {name: yaml.safe_load(text) for name, text in render_crds(group).items()}
+
+    def status_fields(name: str) -> set[str]:
+        schema = rendered[name]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        return set(schema["properties"]["status"]["properties"])
+
+    restore, backup = status_fields("restores.yaml"), status_fields("backups.yaml")
+    assert "claimPath" not in restore and "claimPath" in backup
+    assert {"phase", "conditions", "timeStarted", "timeCompleted", "timeTaken", "commitTs"} <= restore
+    assert {"backupPath", "backupSize", "backupSizeReadable", "rerunToken", "restoredRows"} <= restore
+    assert "claim_path" not in RestoreStatus.model_fields
+    assert restore == {kube_alias(name) for name in RestoreStatus.model_fields}
+
+
+def test_a_restores_status_as_get_shows_it_fits_the_restore_crd() -> None:
+    """What ``get restore -o json|yaml`` prints (``to_dict``) of a Restore taken through its phases
+    validates, unknown fields forbidden, against the committed Restore CRD; a stored Restore of an
+    older tibackup that still carries ``claimPath`` loads, without it."""
+    now = datetime(2024, 3, 1, tzinfo=UTC)
+    restore = Restore.model_validate(
+        {"metadata": {"name": "back", "namespace": "test1"}, "spec": {"to": {"host": "db", "secretName": "s"}}}
+    )
+    status = phases.to_running(restore.status, "s3://bucket/backup-1/", "restoring", now)
+    status = phases.to_complete(status.model_copy(update={"restored_rows": 7}), 1_300, "4242", "done", now)
+    restore.status = status
+    document = to_dict(restore)
+    assert "claimPath" not in document["status"] and document["status"]["restoredRows"] == 7
+    jsonschema.validate(document, forbid_unknown(committed_schema("Restore")))
+    older = Restore.model_validate({**document, "status": {**document["status"], "claimPath": "s3://b/x/"}})
+    assert "claimPath" not in to_dict(older)["status"]

@@ -66,17 +66,14 @@ def rerun_status(status: S, token: str) -> S:
     """The status a re-run starts from: no phase, no outcome, the token recorded.
 
     Kept: ``backupPath`` (the data the failed run left there stays the Backup's, for its cleanPolicy;
-    a staged re-run uploads to it again), ``claimPath`` (a claim a stopped run left, which the re-run
-    releases first) and the conditions that are not phases (a GC life time restore
+    a staged re-run uploads to it again), ``claimPath`` (a Backup's: a claim a stopped run left, which the
+    re-run releases first) and the conditions that are not phases (a GC life time restore
     still pending)."""
     phases = {p.value for p in Phase} | {ConditionType.VERIFIED.value}  # Verified: of that run only
     kept = [c.model_copy() for c in status.conditions or () if c.type not in phases]
-    return type(status)(
-        backup_path=status.backup_path,
-        claim_path=status.claim_path,
-        conditions=kept or None,
-        rerun_token=token,
-    )
+    fields = type(status).model_fields
+    carried = {name: getattr(status, name) for name in ("backup_path", "claim_path") if name in fields}
+    return type(status)(**carried, conditions=kept or None, rerun_token=token)
 
 
 def refused_status(status: S, token: str) -> S:

@@ -13,12 +13,14 @@ from tibackup.resources import (
     BackupStatus,
     ConditionType,
     Phase,
+    RunStatus,
     drop_condition,
     format_duration,
     human_size_si,
     set_condition,
     set_side_condition,
 )
+from tibackup.resources.status import S  # a Backup's status or a Restore's: each comes back as it went in
 
 
 def one_line(text: str, limit: int = 1000) -> str:
@@ -37,34 +39,35 @@ def time_taken(started: datetime, finished: datetime) -> str:
     return format_duration(taken)
 
 
-def to_invalid(status: BackupStatus, reason: str, message: str, now: datetime) -> BackupStatus:
+def to_invalid(status: S, reason: str, message: str, now: datetime) -> S:
     return set_condition(status, Phase.INVALID, reason, one_line(message), now)
 
 
-def to_prepare(status: BackupStatus, message: str, now: datetime) -> BackupStatus:
+def to_prepare(status: S, message: str, now: datetime) -> S:
     return set_condition(status, Phase.PREPARE, "Preparing", one_line(message), now)
 
 
-def to_running(status: BackupStatus, backup_path: str, message: str, now: datetime) -> BackupStatus:
-    """``Running``, with where the files go and when it started; a previous outcome is cleared."""
+def to_running(status: S, backup_path: str, message: str, now: datetime) -> S:
+    """``Running``, with where the files go and when it started; a previous outcome is cleared (and a
+    Backup's claim: ``backupPath`` now names its folder)."""
     new = drop_condition(
         set_condition(status, Phase.RUNNING, "Running", one_line(message), now), ConditionType.VERIFIED
     )
-    return new.model_copy(
-        update={
-            "backup_path": backup_path,
-            "claim_path": None,
-            "time_started": now,
-            "time_completed": None,
-            "time_taken": None,
-            "backup_size": None,
-            "backup_size_readable": None,
-            "commit_ts": None,
-        }
-    )
+    update: dict[str, object] = {
+        "backup_path": backup_path,
+        "time_started": now,
+        "time_completed": None,
+        "time_taken": None,
+        "backup_size": None,
+        "backup_size_readable": None,
+        "commit_ts": None,
+    }
+    if isinstance(new, BackupStatus):  # a Restore's status has no claimPath
+        update["claim_path"] = None
+    return new.model_copy(update=update)
 
 
-def to_verified(status: BackupStatus, size: int, commit_ts: str, message: str, now: datetime) -> BackupStatus:
+def to_verified(status: S, size: int, commit_ts: str, message: str, now: datetime) -> S:
     """Still ``Running``, but the folder is verified complete: the condition ``Verified`` (its message is
     the ``Complete`` message to come) with ``backupSize`` and ``commitTs``. What is left (clearing the
     staging folder, restoring the GC life time) cannot make the backup incomplete, so a run stopped from
@@ -79,7 +82,7 @@ def to_verified(status: BackupStatus, size: int, commit_ts: str, message: str, n
     )
 
 
-def verified(status: BackupStatus) -> bool:
+def verified(status: RunStatus) -> bool:
     """Whether this run's folder was verified complete (``to_verified``) and ``Complete`` not recorded:
     still ``Running``, or ``Failed`` by the operator because the Job died (the run itself never records
     ``Failed`` after verifying; a re-run drops the condition)."""
@@ -88,7 +91,7 @@ def verified(status: BackupStatus) -> bool:
     )
 
 
-def to_complete(status: BackupStatus, size: int, commit_ts: str, message: str, now: datetime) -> BackupStatus:
+def to_complete(status: S, size: int, commit_ts: str, message: str, now: datetime) -> S:
     new = set_condition(status, Phase.COMPLETE, "Complete", one_line(message), now)
     started = status.time_started or now
     return new.model_copy(
@@ -102,6 +105,6 @@ def to_complete(status: BackupStatus, size: int, commit_ts: str, message: str, n
     )
 
 
-def to_failed(status: BackupStatus, reason: str, message: str, now: datetime) -> BackupStatus:
+def to_failed(status: S, reason: str, message: str, now: datetime) -> S:
     """``Failed``: the reason is CamelCase, the message says what happened and what to do."""
     return set_condition(status, Phase.FAILED, reason or "Failed", one_line(message), now)

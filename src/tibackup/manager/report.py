@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 from tibackup.manager import phases
 from tibackup.manager.runtime import BackupRuntime
 from tibackup.manager.secrets import Secrets
-from tibackup.resources import Backup, BackupStatus, Restore
+from tibackup.resources import Backup, Restore, RunStatus
 
 log = logging.getLogger("tibackup.manager")
 R = TypeVar("R", Backup, Restore)
@@ -43,13 +43,13 @@ class Reporter(Generic[R]):
         log.warning("%s %s: %s", self.noun, self.who, message)
         self.runtime.event(self.backup, "Warning", reason, message)
 
-    def _save(self, status: BackupStatus) -> R:
+    def _save(self, status: RunStatus) -> R:
         # The phase helpers copy the status they are given, so a RestoreStatus stays one.
         self.backup.status = status  # type: ignore[assignment,unused-ignore]
         self.runtime.save_status(self.backup)
         return self.backup
 
-    def update(self, status: BackupStatus, save: bool = True) -> R:
+    def update(self, status: RunStatus, save: bool = True) -> R:
         """Replace the status (e.g. a condition that is not a phase); saved at once unless ``save`` is False."""
         if not save:
             self.backup.status = status  # type: ignore[assignment,unused-ignore]

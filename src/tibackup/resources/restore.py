@@ -18,7 +18,7 @@ from tibackup.resources import defaults
 from tibackup.resources.apigroups import ApiVersion
 from tibackup.resources.backup import JobPodFields, S3StorageProvider, TiDBAccessConfig
 from tibackup.resources.meta import API_VERSION, JSONObject, ObjectMeta, SpecModel
-from tibackup.resources.status import BackupStatus
+from tibackup.resources.status import RunStatus
 
 OnDuplicateWord = Literal["error", "replace", "ignore"]
 DEFAULT_RESTORE_THREADS = 4
@@ -95,10 +95,11 @@ class RestoreSpec(JobPodFields):
     tool_image: str | None = None
 
 
-class RestoreStatus(BackupStatus):
+class RestoreStatus(RunStatus):
     """The status of a Restore: ``phase`` (``RestorePhase`` values), conditions, ``timeStarted``,
     ``timeCompleted``, ``timeTaken``, ``commitTs`` (the backup's position) as the reference has them;
-    beyond it ``backupPath`` (what was loaded), ``backupSize`` (bytes loaded) and ``restoredRows``."""
+    beyond it ``backupPath`` (what was loaded), ``backupSize`` (bytes loaded), ``rerunToken`` and
+    ``restoredRows``. No ``claimPath``: a Restore claims no folder (only a Backup writes one)."""
 
     restored_rows: int | None = None
 

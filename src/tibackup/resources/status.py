@@ -1,4 +1,5 @@
-"""Status of a Backup: phases, conditions, sizes, times; and the pure helpers that update it."""
+"""Status of a Backup (and the part a Restore's shares): phases, conditions, sizes, times; and the pure
+helpers that update it."""
 
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ class BackupCondition(StatusModel):
     message: str | None = None
 
 
-class BackupStatus(StatusModel):
+class RunStatus(StatusModel):
+    """What the status of a Backup and of a Restore share (each adds only fields it sets itself)."""
+
     phase: Phase | None = None
     conditions: list[BackupCondition] | None = None
     backup_path: str | None = None
@@ -69,10 +72,6 @@ class BackupStatus(StatusModel):
     # Beyond the reference: the ``tibackup.pingcap.com/rerun`` annotation value last acted on (a new
     # value asks for a new run of a Failed Backup; see tibackup.control.rerun).
     rerun_token: str | None = None
-    # Beyond the reference: the folder whose claim this Backup's run is writing, recorded before the
-    # claim's first object and cleared when ``Running`` records ``backupPath``; left set by a run stopped
-    # in between, so recovery and deletion can take back its claim files (manager.claim.release).
-    claim_path: str | None = None
 
     def condition(self, type_: ConditionType | Phase | str) -> BackupCondition | None:
         """The condition of that type, if it was ever set."""
@@ -82,7 +81,15 @@ class BackupStatus(StatusModel):
         return None
 
 
-S = TypeVar("S", bound=BackupStatus)  # a Backup's status, or a Restore's (the same shape, plus fields)
+class BackupStatus(RunStatus):
+    # The status of a Backup: TiDB Operator's fields (``RunStatus``), and ``claimPath``.
+    # Beyond the reference: the folder whose claim this Backup's run is writing, recorded before the
+    # claim's first object and cleared when ``Running`` records ``backupPath``; left set by a run stopped
+    # in between, so recovery and deletion can take back its claim files (manager.claim.release).
+    claim_path: str | None = None
+
+
+S = TypeVar("S", bound=RunStatus)  # a Backup's status, or a Restore's
 
 
 def set_condition(
@@ -139,7 +146,7 @@ def set_side_condition(
     return status.model_copy(update={"conditions": conditions})
 
 
-def drop_condition(status: BackupStatus, type_: ConditionType | str) -> BackupStatus:
+def drop_condition(status: S, type_: ConditionType | str) -> S:
     """A copy of ``status`` without the condition ``type_`` (the same object when it has none)."""
     if status.condition(type_) is None:
         return status
