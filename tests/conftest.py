@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from testenv._proc import ServerStartError
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server, clean_aws_env, make_s3_server
 
+from tibackup.cli.listen import METRICS_PORT
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # The machine's AWS_CA_BUNDLE, a developer's AWS_PROFILE or AWS_REGION must not change what the code
@@ -26,6 +29,26 @@ def pytest_configure(config: pytest.Config) -> None:
     clean_aws_env()
     # `tibackup dump` notes its S3 uploads in a journal under the user's home by default: not in tests.
     os.environ.setdefault("TIBACKUP_UPLOAD_JOURNAL", tempfile.mkdtemp(prefix="tibackup-test-journal-"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_metrics_port_held() -> Iterator[None]:
+    """Hold 127.0.0.1:9840, the default metrics port of ``tibackup controller`` and ``tibackup
+    operator``, for the whole session: a test that starts either without a free port of its own
+    (``testenv._proc.free_port``, or ``--metrics-port 0``) fails at once instead of colliding with
+    another suite running on this machine. Already held (another suite, a real controller): so be it."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.bind(("127.0.0.1", METRICS_PORT))
+        holder.listen()
+    except OSError:
+        holder.close()
+        yield
+        return
+    try:
+        yield
+    finally:
+        holder.close()
 
 
 def _reuse() -> bool:

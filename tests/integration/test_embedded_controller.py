@@ -35,11 +35,13 @@ NAME_FORMAT = re.compile(r"^sched-\d{4}-\d{2}-\d{2}t\d{2}-\d{2}-\d{2}$")
 
 @contextmanager
 def controller(env: Env, log: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
-    """The controller as its own process group (so a test can kill it with its children at once)."""
+    """The controller as its own process group (so a test can kill it with its children at once), its
+    metrics on a free port unless ``extra`` names one (never the default 9840: tests/conftest.py)."""
+    port = () if "--metrics-port" in extra else ("--metrics-port", str(free_port()))
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tibackup.cli.main", "controller", "--state-dir", str(env.state),
-             "--interval", "0.5", *extra],
+             "--interval", "0.5", *port, *extra],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testenv._proc import free_port
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
 
@@ -178,7 +179,7 @@ def test_controller_process_group_signal_burst(env: Env, big_db: str, tmp_path: 
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tibackup.cli.main", "controller", "--state-dir", str(env.state),
-             "--interval", "0.5"],
+             "--interval", "0.5", "--metrics-port", str(free_port())],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import kmock
 import kopf
 import pytest
 import pytest_asyncio
+from testenv._proc import free_port
 
 from tests.operator.harness import (
     ADMIN_TOKEN,
@@ -69,12 +69,6 @@ class Cluster:
 
 
 OVERLAY = ROOT / "deploy" / "overlays" / "beside-tidb-operator"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest_asyncio.fixture()
