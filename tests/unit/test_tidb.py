@@ -165,6 +165,13 @@ def test_gc_share_change_locks_the_gc_row_first_in_a_pessimistic_transaction() -
     assert update.startswith("UPDATE mysql.tidb") and commit == "COMMIT" and db.gc == "72h"
 
 
+def test_the_join_check_removes_only_its_own_holder_row() -> None:
+    """The DELETE a join runs before it adds its row: that one row by exact name, nothing else."""
+    db = TiDBStandIn()
+    tidb.prove_gc_leave(db, "tibackup_gc_holder_u-1")
+    assert db.statements == ["DELETE FROM mysql.tidb WHERE VARIABLE_NAME = 'tibackup_gc_holder_u-1'"]
+
+
 def test_sequence_next_value_reads_the_sequence_row_of_next_row_id() -> None:
     session = TiDBStandIn()
     assert tidb.sequence_next_value(session, "db", "s") == 2001

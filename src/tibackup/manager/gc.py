@@ -221,20 +221,14 @@ def notes(outcome: Outcome | None) -> list[tuple[bool, str, str]]:
 
 
 def _lone_among_sharers(outcome: Outcome, changed: bool, others: str) -> str:
-    what = (
-        f"raised to {outcome.after} by this backup on its own"
-        if changed
-        else f"{outcome.after}, not raised by it"
-    )
-    bumped = (
-        f"; {outcome.original} is now their tikv_gc_life_time original, so the last of them to leave "
-        "sets it back to no less than this backup's target"
-        if outcome.original
-        else ""
-    )
+    how = "raised to {} by this backup on its own" if changed else "{}, not raised by it"
+    bumped = ""
+    if outcome.original:  # its target became the sharers' original
+        bumped = f"; {outcome.original} is now their tikv_gc_life_time original, so the last of them to "
+        bumped += "leave sets it back to no less than this backup's target"
     return (
-        f"tikv_gc_life_time is {what}; this backup holds no row among its holders, while "
-        f"{len(outcome.others)} other backup(s) share it: {others}{bumped}"
+        f"tikv_gc_life_time is {how.format(outcome.after)}; this backup holds no row among its holders, "
+        f"while {len(outcome.others)} other backup(s) share it: {others}{bumped}"
     )
 
 
