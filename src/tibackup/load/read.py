@@ -73,17 +73,21 @@ def decompressed(reader: CheckedReader, compression: Compression) -> Iterator[by
 
 def _gunzip(reader: CheckedReader) -> Iterator[bytes]:
     z = zlib.decompressobj(31)
+    fed = False  # the current member has had input (a member begun but not ended: the file is cut)
     while data := reader.read(CHUNK):
         while data:
+            fed = True
             out = z.decompress(data)
             if out:
                 yield out
             data = z.unused_data
             if z.eof:  # a file of several gzip members (concatenated), as gzip itself reads it
-                z = zlib.decompressobj(31)
-    tail = z.flush()
-    if tail:
-        yield tail
+                z, fed = zlib.decompressobj(31), False
+    if fed and not z.eof:
+        raise VerifyFailed(
+            f"{reader.name} ends inside its gzip stream (no end of stream): the file is cut short; "
+            "the backup is damaged, restore from another backup"
+        )
 
 
 def _unzstd(reader: CheckedReader) -> Iterator[bytes]:
@@ -128,6 +132,9 @@ _STATEMENT_ESCAPED = re.compile(
     rb"""(?:[^'";`/#-]++|'[^'\\]*+(?:\\.[^'\\]*+)*+'|"[^"\\]*+(?:\\.[^"\\]*+)*+"|""" + _COMMON + rb")*+;",
     re.S,
 )
+_COMMENTS_ONLY = re.compile(  # what may follow a file's last ';': blanks and comments
+    rb"(?:\s++|/\*(?:[^*]++|\*(?!/))*+\*/|--(?:[ \t][^\n]*+)?(?=\n|\Z)|\#[^\n]*+)*+", re.S
+)
 _STATEMENT_PLAIN = re.compile(rb"""(?:[^'";`/#-]++|'[^']*+'|"[^"]*+"|""" + _COMMON + rb")*+;", re.S)
 
 
@@ -158,7 +165,12 @@ def split_statements(
         buf = buf[pos:]
         base += pos
     if buf.strip():
-        yield base, buf  # the last statement may lack its ';'
+        if _COMMENTS_ONLY.fullmatch(buf) is None:  # Dumpling ends every statement with ';'
+            raise VerifyFailed(
+                f"{name or 'a file'} ends in the middle of its statement at byte {base} (no closing ';'): "
+                "the file is cut short or damaged; restore from another backup"
+            )
+        yield base, buf  # comments after the last statement (mysqldump's trailer)
 
 
 _SPECIAL = (b"\\", b"#", b"/*", b"--")

@@ -47,7 +47,7 @@ def existing_objects(db: DB, schemas: set[str]) -> dict[tuple[str, str], str]:
     return found
 
 
-def refuse_non_empty(db: DB, tables: list[tuple[str, str]]) -> None:
+def refuse_non_empty(db: DB, tables: list[tuple[str, str]], flag: str = "--on-duplicate") -> None:
     """Raise TargetNotEmpty naming every table of ``tables`` that holds a row."""
     full = [
         f"{schema}.{table}"
@@ -60,8 +60,7 @@ def refuse_non_empty(db: DB, tables: list[tuple[str, str]]) -> None:
         shown = ", ".join(full[:10]) + (f" and {len(full) - 10} more" if len(full) > 10 else "")
         raise TargetNotEmpty(
             f"{len(full)} target table(s) already hold rows: {shown}; nothing was loaded. Empty or drop "
-            "them, or pass --on-duplicate replace (the backup's rows win) or --on-duplicate ignore "
-            "(the target's rows stay)"
+            f"them, or use {flag} replace (the backup's rows win) or {flag} ignore (the target's rows stay)"
         )
 
 

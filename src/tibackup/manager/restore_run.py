@@ -32,7 +32,7 @@ from tibackup.dump.metadata import METADATA_NAME
 from tibackup.dump.progress import Progress
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import Interrupted, InvalidSpecError, TibackupError, UsageError
-from tibackup.load.config import LoadConfig, OnDuplicate
+from tibackup.load.config import RESTORE_NAMES, LoadConfig, OnDuplicate
 from tibackup.load.loader import run_load
 from tibackup.load.source import FolderSource, open_source
 from tibackup.manager import settings
@@ -159,6 +159,7 @@ def load_config(restore: Restore, source: str, password: str, tls: TLSFiles | No
         threads=spec.tibackup.threads,
         on_duplicate=OnDuplicate(spec.tibackup.on_duplicate),
         progress=False,
+        names=RESTORE_NAMES,
     )
 
 
@@ -241,12 +242,19 @@ def _run(restore: Restore, report: Reporter[Restore], config: LoadConfig, secret
 
     # 6. Complete.
     report.update(report.backup.status.model_copy(update={"restored_rows": result.rows}), save=False)
-    return report.complete(
-        result.bytes,
-        position,
-        f"restored {result.tables} tables, {result.views} views, {result.rows} rows ({human_size(result.bytes)}) "
-        f"from {config.source}" + (f" at position {position}" if position else ""),
-    )
+    if result.already_loaded:  # the same backup, filter and onDuplicate, finished into this database
+        message = (
+            f"already restored: an earlier load of {config.source} with the same tableFilter and onDuplicate "
+            f"finished into {conn.host}:{conn.port} ({result.rows} rows) and its tables are there; nothing "
+            "was loaded (to load it again, drop its tables first)"
+        )
+    else:
+        message = (
+            f"restored {result.tables} tables, {result.views} views, {result.rows} rows "
+            f"({human_size(result.bytes)}) from {config.source}"
+        )
+        message += f" at position {position}" if position else ""
+    return report.complete(result.bytes, position, message)
 
 
 __all__ = ["load_config", "locate", "run_restore", "validate"]
