@@ -132,8 +132,8 @@ _STATEMENT_ESCAPED = re.compile(
     rb"""(?:[^'";`/#-]++|'[^'\\]*+(?:\\.[^'\\]*+)*+'|"[^"\\]*+(?:\\.[^"\\]*+)*+"|""" + _COMMON + rb")*+;",
     re.S,
 )
-_COMMENTS_ONLY = re.compile(  # what may follow a file's last ';': blanks and comments
-    rb"(?:\s++|/\*(?:[^*]++|\*(?!/))*+\*/|--(?:[ \t][^\n]*+)?(?=\n|\Z)|\#[^\n]*+)*+", re.S
+_COMMENTS_ONLY = re.compile(  # what may follow a file's last ';': blanks and comments (not /*!…*/)
+    rb"(?:\s++|/\*(?!!)(?:[^*]++|\*(?!/))*+\*/|--(?:[ \t][^\n]*+)?(?=\n|\Z)|\#[^\n]*+)*+", re.S
 )
 _STATEMENT_PLAIN = re.compile(rb"""(?:[^'";`/#-]++|'[^']*+'|"[^"]*+"|""" + _COMMON + rb")*+;", re.S)
 

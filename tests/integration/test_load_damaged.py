@@ -1,0 +1,76 @@
+"""`tibackup load` of a damaged backup without a manifest (as Dumpling writes them), and of a filter
+that matches nothing: one line naming the cause, exit 4 / 2, never "load complete" with rows missing."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+from testenv.mariadb import MariaDBServer
+
+from tests.integration.dumputil import dump
+from tests.integration.loadutil import db_flags, load_cli
+from tests.integration.test_load_errors import _one_error
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def backup(mariadb: MariaDBServer, fresh_db: str, tmp_path: Path) -> Path:
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    mariadb.execute(f"INSERT INTO `{fresh_db}`.t SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_3000")
+    folder = tmp_path / "backup"
+    dump(mariadb, folder, "-B", fresh_db, "-s", "4096")  # statements of ~4 kB: several per file
+    mariadb.drop_database(fresh_db)
+    (folder / "tibackup-manifest.json").unlink()  # as Dumpling's own backups: nothing to check against
+    return folder
+
+
+def _pw(server: MariaDBServer) -> dict[str, str]:
+    return {"TIBACKUP_DB_PASSWORD": server.password}
+
+
+def _data_file(folder: Path, db: str) -> Path:
+    (path,) = folder.glob(f"{db}.t.*.sql*")
+    return path
+
+
+def test_a_data_file_cut_after_a_row_fails_instead_of_losing_the_rest(
+    mariadb: MariaDBServer, fresh_db: str, backup: Path
+) -> None:
+    path = _data_file(backup, fresh_db)
+    data = path.read_bytes()
+    cut = data.index(b"),\n(", len(data) // 2) + 1  # right after a row: a valid INSERT of fewer rows
+    path.write_bytes(data[:cut])
+    proc = load_cli("-d", str(backup), *db_flags(mariadb), env=_pw(mariadb))
+    _one_error(proc, 4, f"{path.name} ends in the middle of its statement", "cut short")
+    assert "load complete" not in proc.stderr + proc.stdout
+    mariadb.drop_database(fresh_db)
+
+
+def test_a_gzip_data_file_cut_short_is_named(mariadb: MariaDBServer, fresh_db: str, backup: Path) -> None:
+    path = _data_file(backup, fresh_db)
+    packed = path.with_name(path.name + ".gz")
+    packed.write_bytes(gzip.compress(path.read_bytes())[:-8])  # the stream's end (CRC, size) is gone
+    path.unlink()
+    proc = load_cli("-d", str(backup), *db_flags(mariadb), env=_pw(mariadb))
+    _one_error(proc, 4, f"{packed.name} ends inside its gzip stream", "cut short")
+    mariadb.drop_database(fresh_db)
+
+
+def test_a_filter_that_matches_nothing_loads_nothing_and_says_so(
+    mariadb: MariaDBServer, fresh_db: str, backup: Path
+) -> None:
+    proc = load_cli("-d", str(backup), *db_flags(mariadb), "-f", f"{fresh_db}.nosuch", env=_pw(mariadb))
+    _one_error(proc, 2, "matches nothing", f"{fresh_db}.t", "fix the rules")
+    assert not mariadb.execute("SHOW DATABASES LIKE %s", (fresh_db,))  # nothing created
+
+
+def test_a_folder_of_other_files_is_not_a_backup(mariadb: MariaDBServer, tmp_path: Path, backup: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(backup / "metadata", other / "metadata.txt")
+    proc = load_cli("-d", str(other), *db_flags(mariadb), "--allow-incomplete", env=_pw(mariadb))
+    _one_error(proc, 4, "no file of Dumpling's layout", "metadata.txt", "check -d")
