@@ -324,3 +324,32 @@ def test_tidb_operator_tgz_by_path(
     assert checksums(target, env.database, names) == checksums(env.mariadb, env.database, names)
     views = "SELECT table_name FROM information_schema.views WHERE table_schema = %s ORDER BY 1"
     assert target.execute(views, (env.database,)) == env.mariadb.execute(views, (env.database,))
+
+
+def test_a_restores_errors_name_its_fields_and_a_second_restore_says_already_restored(
+    renv: Env, target: MariaDBServer
+) -> None:
+    env = renv
+    take_backup(env)
+    code, first, output = apply_restore(env, restore_doc(env, "first", target, tibackup={"fromBackup": "source"}))
+    assert code == 0 and first["status"]["phase"] == "Complete", output
+    # The same backup again, into the same database: the load's finished mark says it is there.
+    code, again, output = apply_restore(env, restore_doc(env, "again", target, tibackup={"fromBackup": "source"}))
+    assert code == 0 and again["status"]["phase"] == "Complete", output
+    assert condition(again)["message"].startswith("already restored: "), condition(again)
+    assert again["status"]["restoredRows"] == first["status"]["restoredRows"]
+    # Without the mark the tables are someone else's: refused, naming the Restore's field, not a flag.
+    target.execute("DROP DATABASE tibackup_load")
+    code, refused, output = apply_restore(env, restore_doc(env, "onto", target, tibackup={"fromBackup": "source"}))
+    cond = condition(refused)
+    assert code == 1 and cond["reason"] == "TargetNotEmpty", output
+    assert "spec.tibackup.onDuplicate: replace" in cond["message"] and "--on-duplicate" not in cond["message"]
+    # A tableFilter that matches no table of the backup: Failed, not "Complete, 0 rows".
+    code, typo, output = apply_restore(
+        env,
+        restore_doc(env, "typo", target, tableFilter=[f"{env.database}x.*"], tibackup={"fromBackup": "source"}),
+    )
+    cond = condition(typo)
+    assert code == 1 and cond["reason"] == "FilterMatchesNothing", output
+    assert "spec.tableFilter" in cond["message"] and f"{env.database}.customers" in cond["message"]
+    assert "Traceback" not in output
