@@ -353,3 +353,41 @@ def test_a_restores_errors_name_its_fields_and_a_second_restore_says_already_res
     assert code == 1 and cond["reason"] == "FilterMatchesNothing", output
     assert "spec.tableFilter" in cond["message"] and f"{env.database}.customers" in cond["message"]
     assert "Traceback" not in output
+
+
+def test_ctrl_c_of_apply_wait_names_the_rerun_and_the_rerun_resumes(
+    renv: Env, target: MariaDBServer, tmp_path: Any
+) -> None:
+    env = renv
+    take_backup(env)
+    names = tables(env.mariadb, env.database)
+    # An empty copy of one table in the target, locked by the test: the load waits there for sure.
+    target.execute(f"CREATE DATABASE `{env.database}`")
+    create = env.mariadb.execute(f"SHOW CREATE TABLE `{env.database}`.`{names[0]}`")[0][1]
+    target.execute(create, database=env.database)
+    locker = target.connect(database=env.database)
+    locker.cursor().execute(f"LOCK TABLES `{names[0]}` READ")
+    path = tmp_path / "restore.yaml"
+    path.write_text(restore_doc(env, "stopped", target, tibackup={"fromBackup": "source", "threads": 1}))
+    command = [sys.executable, "-m", "tibackup.cli.main", "apply", "-f", str(path), "--wait",
+               "--state-dir", str(env.state)]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = "SELECT COUNT(*) FROM information_schema.processlist WHERE state LIKE 'Waiting for table%%'"
+    deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
+    while not target.execute(waiting)[0][0] and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    locker.close()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert "tibackup rerun rt stopped -n test1" in line and "same command" not in line, line
+    stopped = get_json(env, "rt", "stopped")
+    assert stopped["status"]["phase"] == "Failed" and condition(stopped)["reason"] == "Interrupted"
+    assert condition(stopped)["message"] == line.removeprefix("error: ")
+    # What the error says to do works: the rerun ends with exactly the backup's rows.
+    rerun = env.tib("rerun", "rt", "stopped", "-n", "test1", "--wait")
+    assert rerun.code == 0, rerun
+    assert get_json(env, "rt", "stopped")["status"]["phase"] == "Complete"
+    assert checksums(target, env.database, names) == checksums(env.mariadb, env.database, names)

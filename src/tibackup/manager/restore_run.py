@@ -82,13 +82,18 @@ def run_restore(
                 }
             )
             return _run(restore, report, config, spec.to.secret_name)
-    except (KeyboardInterrupt, SystemExit, Interrupted):
-        report.failed(
-            "Interrupted",
-            "the restore was interrupted before it finished; what it loaded is checkpointed: run it again "
-            "(annotation tibackup.pingcap.com/rerun) to resume",
+    except (KeyboardInterrupt, SystemExit, Interrupted) as exc:
+        # Not the load's "run the same command again": applying a Failed Restore again does not run it.
+        name, namespace = restore.metadata.name, restore.metadata.namespace or "default"
+        message = (
+            "the restore was interrupted before it finished; what it loaded is checkpointed in the target: "
+            f"run it again to resume (tibackup rerun rt {name} -n {namespace}, or on Kubernetes the "
+            "annotation tibackup.pingcap.com/rerun)"
         )
-        raise
+        report.failed("Interrupted", message)
+        if isinstance(exc, SystemExit):
+            raise
+        raise Interrupted(message) from None
     except TibackupError as exc:
         return report.failed(exc.reason, exc.message)
     except Exception as exc:  # a bug in tibackup: still a clear status, the traceback only at debug
