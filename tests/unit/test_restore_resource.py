@@ -76,6 +76,8 @@ def test_unknown_field_is_refused_naming_it() -> None:
         ({"s3": {"provider": "ceph", "path": "s3://bkt/p/"}}, "spec.s3.endpoint"),
         ({"tableFilter": ["db.t["]}, "spec.tableFilter"),
         ({"storageSize": "lots"}, "spec.storageSize"),
+        ({"br": {"cluster": "basic", "clusterNamespace": "tidb"}}, "spec.br"),  # upstream's BR restore
+        ({"useKMS": True}, "spec.useKMS"),  # as a Backup's: refused, not silently ignored
     ],
 )
 def test_spec_that_can_never_work_is_invalid(change: dict[str, object], field: str) -> None:

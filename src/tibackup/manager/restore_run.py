@@ -113,6 +113,14 @@ def validate(restore: Restore) -> None:
         raise InvalidSpecError(
             "spec.s3.path", "required; the backup's folder, e.g. s3://bucket/prefix/backup-…/"
         )
+    if spec.br is not None:  # upstream's BR restore (physical, TiKV-level): tibackup cannot run one
+        raise InvalidSpecError(
+            "spec.br",
+            "BR restores are not supported by tibackup, which loads logical (Dumpling-layout) backups: "
+            "remove it to load a tibackup or Dumpling backup, or restore a BR backup with TiDB Operator",
+        )
+    if spec.use_kms:
+        raise InvalidSpecError("spec.useKMS", "decrypting Secrets with KMS is not supported by tibackup; remove it")
     _check_as_backup(restore, _placeholder_s3(spec.s3))
     table_filter(restore)
 
