@@ -74,3 +74,21 @@ def test_a_folder_of_other_files_is_not_a_backup(mariadb: MariaDBServer, tmp_pat
     shutil.copy(backup / "metadata", other / "metadata.txt")
     proc = load_cli("-d", str(other), *db_flags(mariadb), "--allow-incomplete", env=_pw(mariadb))
     _one_error(proc, 4, "no file of Dumpling's layout", "metadata.txt", "check -d")
+
+
+def test_a_damaged_gzip_object_of_a_tibackup_backup_is_verify_failed_not_an_internal_error(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
+) -> None:
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    mariadb.execute(f"INSERT INTO `{fresh_db}`.t SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_3000")
+    folder = tmp_path / "gz"
+    dump(mariadb, folder, "-B", fresh_db, "-c", "gzip")  # with its manifest this time
+    mariadb.drop_database(fresh_db)
+    path = _data_file(folder, fresh_db)
+    packed = bytearray(path.read_bytes())
+    packed[len(packed) // 2] ^= 0xFF  # the same size: only the content check (or gzip's) can tell
+    path.write_bytes(bytes(packed))
+    proc = load_cli("-d", str(folder), *db_flags(mariadb), env=_pw(mariadb))
+    line = _one_error(proc, 4, path.name, "damaged")
+    assert "internal error" not in line
+    mariadb.drop_database(fresh_db)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 
 import pytest
 
@@ -102,3 +103,21 @@ def test_a_folder_without_any_dumpling_file_is_not_a_backup() -> None:
     # A finished dump of nothing (its filter matched no table: `metadata` alone) is what it is.
     plan = _plan(_Folder("metadata"))
     assert plan.table_names == [] and plan.databases == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("compression", [Compression.GZIP, Compression.ZSTD, Compression.SNAPPY])
+def test_a_damaged_compressed_file_is_verify_failed_naming_it_not_an_internal_error(
+    compression: Compression,
+) -> None:
+    from tibackup.dump.compress import make_compressor
+
+    content = b"".join(b"INSERT INTO `t` VALUES (%d,'%s');\n" % (i, b"x" * (i % 50)) for i in range(3000))
+    packer = make_compressor(compression)
+    packed = bytearray(packer.compress(content) + packer.finish())
+    whole = list(decompressed(CheckedReader(io.BytesIO(bytes(packed)), "x"), compression))
+    assert b"".join(whole) == content
+    name = f"db.t.000000000.sql{compression.suffix}"
+    for at in range(len(packed) // 3, len(packed) // 3 + 40):  # several damaged bytes in the middle
+        packed[at] ^= 0x5A
+    with pytest.raises(VerifyFailed, match=rf"{re.escape(name)} cannot be decompressed \({compression.value}: "):
+        list(decompressed(CheckedReader(io.BytesIO(bytes(packed)), name), compression))

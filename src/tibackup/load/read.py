@@ -60,15 +60,26 @@ class CheckedReader:
 
 def decompressed(reader: CheckedReader, compression: Compression) -> Iterator[bytes]:
     """The file's content in pieces, whatever its compression (the file is read to its end)."""
-    if compression is Compression.GZIP:
-        yield from _gunzip(reader)
-    elif compression is Compression.ZSTD:
-        yield from _unzstd(reader)
-    elif compression is Compression.SNAPPY:
-        yield from _unsnappy(reader)
-    else:
+    if compression is Compression.NONE:
         while data := reader.read(CHUNK):
             yield data
+        return
+    unpack = {Compression.GZIP: _gunzip, Compression.ZSTD: _unzstd, Compression.SNAPPY: _unsnappy}
+    try:
+        yield from unpack[compression](reader)
+    except VerifyFailed:
+        raise
+    except Exception as exc:  # zlib.error, ZstdError, cramjam's DecompressionError: the bytes are bad
+        if not _decompression_error(exc):
+            raise
+        raise VerifyFailed(
+            f"{reader.name} cannot be decompressed ({compression.value}: {exc}): the file is damaged; "
+            "restore from another backup"
+        ) from None
+
+
+def _decompression_error(exc: Exception) -> bool:
+    return isinstance(exc, zlib.error) or type(exc).__name__ in ("ZstdError", "DecompressionError")
 
 
 def _gunzip(reader: CheckedReader) -> Iterator[bytes]:
