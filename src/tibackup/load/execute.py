@@ -32,7 +32,7 @@ from tibackup.load.checkpoint import FILE_DONE, Checkpoint, Committed
 from tibackup.load.config import LoadConfig, OnDuplicate
 from tibackup.load.csvdata import csv_statements
 from tibackup.load.plan import LoadPlan
-from tibackup.load.read import CheckedReader, decompressed, split_statements
+from tibackup.load.read import CheckedReader, decompressed, manifest_first, split_statements
 from tibackup.load.source import BackupFile, Source
 
 if TYPE_CHECKING:
@@ -222,8 +222,12 @@ class DataLoader:
         state = self._states[file.name]
         session: tuple[bytes, ...] = ()
         group: _Work | None = None  # the last group waits until the whole file is verified
+        want = self.plan.expected.get(file.name)
+        statements = self._statements(file, reader)
+        if want is not None:
+            statements = manifest_first(statements, reader, want.size, want.sha256)
         try:
-            for offset, sql in self._statements(file, reader):
+            for offset, sql in statements:
                 if self.stop.is_set():
                     return
                 if not _DATA.match(sql):
@@ -242,7 +246,6 @@ class DataLoader:
                     group = _Work(file, [], session)
                 group.statements.append((offset, sql))
                 group.size += len(sql)
-            want = self.plan.expected.get(file.name)
             if want is not None:
                 reader.check(want.size, want.sha256)
             if group is not None:

@@ -58,6 +58,22 @@ class CheckedReader:
             )
 
 
+def manifest_first(
+    statements: Iterator[tuple[int, bytes]], reader: CheckedReader, size: int | None, sha256: str | None
+) -> Iterator[tuple[int, bytes]]:
+    """``statements``, but when they end in a damaged-file error (cut short, cannot be decompressed)
+    and the manifest knows the file, the manifest's verdict is the error (it says exactly what
+    differs): the rest of the file is read and compared first."""
+    try:
+        yield from statements
+    except VerifyFailed:
+        if size is not None or sha256:
+            while reader.read(CHUNK):
+                pass
+            reader.check(size, sha256)
+        raise
+
+
 def decompressed(reader: CheckedReader, compression: Compression) -> Iterator[bytes]:
     """The file's content in pieces, whatever its compression (the file is read to its end)."""
     if compression is Compression.NONE:

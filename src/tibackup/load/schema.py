@@ -15,7 +15,7 @@ from collections.abc import Callable
 from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.errors import DatabaseError
 from tibackup.load.plan import LoadPlan
-from tibackup.load.read import CheckedReader, VerifyFailed, decompressed, split_statements
+from tibackup.load.read import CheckedReader, VerifyFailed, decompressed, manifest_first, split_statements
 from tibackup.load.source import BackupFile, Source
 
 log = logging.getLogger("tibackup.load")
@@ -67,8 +67,11 @@ def refuse_non_empty(db: DB, tables: list[tuple[str, str]], flag: str = "--on-du
 def file_statements(source: Source, plan: LoadPlan, file: BackupFile) -> list[bytes]:
     """The statements of a (small) schema file, checked against the manifest before any runs."""
     reader = CheckedReader(io.BytesIO(source.read(file.name)), file.name)
-    statements = [sql for _, sql in split_statements(decompressed(reader, file.compression))]
     want = plan.expected.get(file.name)
+    split = split_statements(decompressed(reader, file.compression), name=file.name)
+    if want is not None:
+        split = manifest_first(split, reader, want.size, want.sha256)
+    statements = [sql for _, sql in split]
     if want is not None:
         reader.check(want.size, want.sha256)
     return statements
