@@ -3,6 +3,8 @@ unknown fields refused, and the pure steps of a Restore run (validate, locate th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -166,3 +168,12 @@ def test_restore_in_tibackup_group_applies() -> None:
     doc["apiVersion"] = "example.com/v1alpha1"
     with pytest.raises(InvalidSpecError, match="apiVersion"):
         parse_resource(doc)
+
+
+def test_apply_of_a_restore_without_a_controller_says_the_controller_runs_restores(tmp_path: Path) -> None:
+    from tests.integration.test_embedded_cli import tib
+
+    applied = tib("apply", "-f", "-", "--state-dir", str(tmp_path / "state"), stdin=UPSTREAM)
+    assert applied.code == 0, applied
+    (note,) = [line for line in applied.err.splitlines() if line.startswith("note: ")]
+    assert "to run Backups, Restores and schedules" in note and "Backup or Restore again with --wait" in note

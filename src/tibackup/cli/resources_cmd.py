@@ -124,14 +124,14 @@ Examples:
 @click.option(
     "-n", "--namespace", default=None, callback=valid_namespace, help="Namespace for objects that name none."
 )
-@click.option("--wait", is_flag=True, help="Run the applied Backups to their end in the foreground.")
+@click.option("--wait", is_flag=True, help="Run the applied Backups and Restores to their end in the foreground.")
 @state_dir_option
 def apply(
     files: tuple[str, ...], recursive: bool, namespace: str | None, wait: bool, state_dir: Path | None
 ) -> None:
     """Create or update Backups, BackupSchedules and Restores from YAML (several documents per file allowed).
 
-    A Backup applied without --wait is run by `tibackup controller`."""
+    A Backup or Restore applied without --wait is run by `tibackup controller`."""
     resources = _validated(files, namespace, recursive)  # all or nothing: a bad document stores none
     store = open_store(state_dir)
     claimed = _claim_runs(store, resources) if wait else []
@@ -262,8 +262,8 @@ def _hint_controller(store: Store, resources: list[Resource]) -> None:
 
     if not controller_running(store.state_dir):
         click.echo(
-            "note: no controller is running; start `tibackup controller` to run Backups and schedules "
-            "(or re-apply a Backup with --wait)",
+            "note: no controller is running; start `tibackup controller` to run Backups, Restores and "
+            "schedules (or apply a Backup or Restore again with --wait)",
             err=True,
         )
 
