@@ -32,8 +32,8 @@ def _pw(server: MariaDBServer) -> dict[str, str]:
     return {"TIBACKUP_DB_PASSWORD": server.password}
 
 
-def _data_file(folder: Path, db: str) -> Path:
-    (path,) = folder.glob(f"{db}.t.*.sql*")
+def _data_file(folder: Path, db: str, kind: str = "sql") -> Path:
+    (path,) = folder.glob(f"{db}.t.*.{kind}*")
     return path
 
 
@@ -91,4 +91,21 @@ def test_a_damaged_gzip_object_of_a_tibackup_backup_is_verify_failed_not_an_inte
     proc = load_cli("-d", str(folder), *db_flags(mariadb), env=_pw(mariadb))
     line = _one_error(proc, 4, path.name, "damaged")
     assert "internal error" not in line
+    mariadb.drop_database(fresh_db)
+
+
+def test_a_csv_data_file_cut_inside_a_line_fails_instead_of_loading_a_changed_row(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
+) -> None:
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    mariadb.execute(f"INSERT INTO `{fresh_db}`.t SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_3000")
+    folder = tmp_path / "csv"
+    dump(mariadb, folder, "-B", fresh_db, "--filetype", "csv")
+    mariadb.drop_database(fresh_db)
+    (folder / "tibackup-manifest.json").unlink()
+    path = _data_file(folder, fresh_db, "csv")
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b",", len(data) // 2) + 1])  # "1234," — the old load: (1234,'')
+    proc = load_cli("-d", str(folder), *db_flags(mariadb), env=_pw(mariadb))
+    _one_error(proc, 4, f"{path.name} ends in the middle of its line", "cut short")
     mariadb.drop_database(fresh_db)

@@ -121,3 +121,26 @@ def test_a_damaged_compressed_file_is_verify_failed_naming_it_not_an_internal_er
         packed[at] ^= 0x5A
     with pytest.raises(VerifyFailed, match=rf"{re.escape(name)} cannot be decompressed \({compression.value}: "):
         list(decompressed(CheckedReader(io.BytesIO(bytes(packed)), name), compression))
+
+
+def test_a_csv_file_cut_inside_a_line_fails_naming_the_file() -> None:
+    from tibackup.dump.config import CSVOptions
+    from tibackup.load.csvdata import csv_statements
+    from tibackup.load.source import BackupFile, FileKind
+
+    data = b'"id","s"\r\n1,"a"\r\n2,"bcd"\r\n3,"e"\r\n'
+    file = BackupFile("db.t.000000000.csv", len(data), FileKind.DATA, "db", "t", csv=True)
+    config = LoadConfig(Connection(), "x", csv=CSVOptions())
+
+    def rows(piece: bytes) -> bytes:
+        return b"".join(sql for _, sql in csv_statements([piece], file, config))
+
+    assert rows(data).endswith(b"(3,'e');\n")
+    for cut in range(len(b'"id","s"\r\n') + 1, len(data)):
+        piece = data[:cut]
+        if piece.endswith(b"\r\n"):
+            continue
+        # The old reader ended the cut line itself and loaded what was left: (3,'') from `3,`, and a
+        # number cut short as a smaller number.
+        with pytest.raises(VerifyFailed, match=r"db\.t\.000000000\.csv ends in the middle of its line at byte"):
+            rows(piece)

@@ -140,7 +140,7 @@ def _csv_config(**csv: object) -> LoadConfig:
 
 @pytest.mark.parametrize("size", [1, 5, 1 << 20])
 def test_csv_to_insert(size: int) -> None:
-    data = b'"id","s","n"\r\n1,"a\\"b\'c;\\n",\\N\r\n2,"",3.5e2\r\n3,"x\\\\",-4'
+    data = b'"id","s","n"\r\n1,"a\\"b\'c;\\n",\\N\r\n2,"",3.5e2\r\n3,"x\\\\",-4\r\n'
     file = BackupFile("db.t.000000000.csv", len(data), FileKind.DATA, "db", "t", csv=True)
     out = list(csv_statements(_pieces(data, size), file, _csv_config()))
     assert len(out) == 1
