@@ -391,3 +391,37 @@ def test_ctrl_c_of_apply_wait_names_the_rerun_and_the_rerun_resumes(
     assert rerun.code == 0, rerun
     assert get_json(env, "rt", "stopped")["status"]["phase"] == "Complete"
     assert checksums(target, env.database, names) == checksums(env.mariadb, env.database, names)
+
+
+def test_delete_of_a_restore_running_under_apply_wait_says_it_was_deleted(
+    renv: Env, target: MariaDBServer, tmp_path: Any
+) -> None:
+    env = renv
+    take_backup(env)
+    names = tables(env.mariadb, env.database)
+    target.execute(f"CREATE DATABASE `{env.database}`")
+    create = env.mariadb.execute(f"SHOW CREATE TABLE `{env.database}`.`{names[0]}`")[0][1]
+    target.execute(create, database=env.database)
+    locker = target.connect(database=env.database)
+    locker.cursor().execute(f"LOCK TABLES `{names[0]}` READ")  # the load waits here for sure
+    path = tmp_path / "restore.yaml"
+    path.write_text(restore_doc(env, "doomed", target, tibackup={"fromBackup": "source", "threads": 1}))
+    command = [sys.executable, "-m", "tibackup.cli.main", "apply", "-f", str(path), "--wait",
+               "--state-dir", str(env.state)]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = "SELECT COUNT(*) FROM information_schema.processlist WHERE state LIKE 'Waiting for table%%'"
+    deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
+    while not target.execute(waiting)[0][0] and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()
+    try:
+        deleted = env.tib("delete", "rt", "doomed", "-n", "test1")
+    finally:
+        locker.close()
+    assert deleted.code == 0, deleted
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert line == 'error: restore "doomed" was deleted while it ran, which stopped it: the rows it loaded ' \
+        "stay in the target (deleting a Restore never touches data)", line
+    assert env.tib("get", "rt", "doomed", "-n", "test1").code == 1
