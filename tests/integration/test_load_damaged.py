@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from testenv.mariadb import MariaDBServer
+from testenv.s3 import S3Server
 
 from tests.integration.dumputil import dump
-from tests.integration.loadutil import db_flags, load_cli
+from tests.integration.loadutil import db_flags, load_cli, s3_flags
 from tests.integration.test_load_errors import _one_error
 
 pytestmark = pytest.mark.integration
@@ -109,3 +110,13 @@ def test_a_csv_data_file_cut_inside_a_line_fails_instead_of_loading_a_changed_ro
     proc = load_cli("-d", str(folder), *db_flags(mariadb), env=_pw(mariadb))
     _one_error(proc, 4, f"{path.name} ends in the middle of its line", "cut short")
     mariadb.drop_database(fresh_db)
+
+
+def test_a_missing_bucket_names_the_commands_own_flag(mariadb: MariaDBServer, s3_server: S3Server) -> None:
+    creds = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
+    proc = load_cli(
+        "-d", "s3://no-such-bucket-tryout/backup/", *db_flags(mariadb), *s3_flags(s3_server),
+        env={**_pw(mariadb), **creds},
+    )  # fmt: skip
+    line = _one_error(proc, 4, "bucket 'no-such-bucket-tryout' does not exist", "-d of load")
+    assert "s3.bucket" not in line  # a Backup's field: the command line has none
