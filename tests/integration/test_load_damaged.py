@@ -20,12 +20,22 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture()
 def backup(mariadb: MariaDBServer, fresh_db: str, tmp_path: Path) -> Path:
-    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
-    mariadb.execute(f"INSERT INTO `{fresh_db}`.t SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_3000")
-    folder = tmp_path / "backup"
-    dump(mariadb, folder, "-B", fresh_db, "-s", "4096")  # statements of ~4 kB: several per file
-    mariadb.drop_database(fresh_db)
-    (folder / "tibackup-manifest.json").unlink()  # as Dumpling's own backups: nothing to check against
+    _table_of_3000_rows(mariadb, fresh_db)
+    # Statements of ~4 kB (several per file); no manifest, as Dumpling's own backups: nothing to check against.
+    return _dumped(mariadb, fresh_db, tmp_path / "backup", "-s", "4096")
+
+
+def _table_of_3000_rows(mariadb: MariaDBServer, db: str) -> None:
+    mariadb.execute(f"CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    mariadb.execute(f"INSERT INTO `{db}`.t SELECT seq, CONCAT('v', seq) FROM `{db}`.seq_1_to_3000")
+
+
+def _dumped(mariadb: MariaDBServer, db: str, folder: Path, *flags: str, manifest: bool = False) -> Path:
+    """A dump of ``db`` (its table, then the database dropped), without its manifest unless asked."""
+    dump(mariadb, folder, "-B", db, *flags)
+    mariadb.drop_database(db)
+    if not manifest:
+        (folder / "tibackup-manifest.json").unlink()
     return folder
 
 
@@ -80,11 +90,8 @@ def test_a_folder_of_other_files_is_not_a_backup(mariadb: MariaDBServer, tmp_pat
 def test_a_damaged_gzip_object_of_a_tibackup_backup_is_verify_failed_not_an_internal_error(
     mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
 ) -> None:
-    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
-    mariadb.execute(f"INSERT INTO `{fresh_db}`.t SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_3000")
-    folder = tmp_path / "gz"
-    dump(mariadb, folder, "-B", fresh_db, "-c", "gzip")  # with its manifest this time
-    mariadb.drop_database(fresh_db)
+    _table_of_3000_rows(mariadb, fresh_db)
+    folder = _dumped(mariadb, fresh_db, tmp_path / "gz", "-c", "gzip", manifest=True)  # checked this time
     path = _data_file(folder, fresh_db)
     packed = bytearray(path.read_bytes())
     packed[len(packed) // 2] ^= 0xFF  # the same size: only the content check (or gzip's) can tell
@@ -98,12 +105,8 @@ def test_a_damaged_gzip_object_of_a_tibackup_backup_is_verify_failed_not_an_inte
 def test_a_csv_data_file_cut_inside_a_line_fails_instead_of_loading_a_changed_row(
     mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
 ) -> None:
-    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
-    mariadb.execute(f"INSERT INTO `{fresh_db}`.t SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_3000")
-    folder = tmp_path / "csv"
-    dump(mariadb, folder, "-B", fresh_db, "--filetype", "csv")
-    mariadb.drop_database(fresh_db)
-    (folder / "tibackup-manifest.json").unlink()
+    _table_of_3000_rows(mariadb, fresh_db)
+    folder = _dumped(mariadb, fresh_db, tmp_path / "csv", "--filetype", "csv")
     path = _data_file(folder, fresh_db, "csv")
     data = path.read_bytes()
     path.write_bytes(data[: data.index(b",", len(data) // 2) + 1])  # "1234," — the old load: (1234,'')

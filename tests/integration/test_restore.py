@@ -355,20 +355,20 @@ def test_a_restores_errors_name_its_fields_and_a_second_restore_says_already_res
     assert "Traceback" not in output
 
 
-def test_ctrl_c_of_apply_wait_names_the_rerun_and_the_rerun_resumes(
-    renv: Env, target: MariaDBServer, tmp_path: Any
-) -> None:
-    env = renv
+def _restore_waiting_on_a_lock(
+    env: Env, target: MariaDBServer, tmp_path: Any, name: str
+) -> tuple[subprocess.Popen[str], Any, list[str]]:
+    """`apply -f restore.yaml --wait` in a process of its own, its load waiting for sure: an empty copy
+    of one table in the target, locked by the test. (the process, the locking connection, the tables)"""
     take_backup(env)
     names = tables(env.mariadb, env.database)
-    # An empty copy of one table in the target, locked by the test: the load waits there for sure.
     target.execute(f"CREATE DATABASE `{env.database}`")
     create = env.mariadb.execute(f"SHOW CREATE TABLE `{env.database}`.`{names[0]}`")[0][1]
     target.execute(create, database=env.database)
     locker = target.connect(database=env.database)
     locker.cursor().execute(f"LOCK TABLES `{names[0]}` READ")
     path = tmp_path / "restore.yaml"
-    path.write_text(restore_doc(env, "stopped", target, tibackup={"fromBackup": "source", "threads": 1}))
+    path.write_text(restore_doc(env, name, target, tibackup={"fromBackup": "source", "threads": 1}))
     command = [sys.executable, "-m", "tibackup.cli.main", "apply", "-f", str(path), "--wait",
                "--state-dir", str(env.state)]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -377,11 +377,24 @@ def test_ctrl_c_of_apply_wait_names_the_rerun_and_the_rerun_resumes(
     while not target.execute(waiting)[0][0] and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
-    locker.close()
+    return proc, locker, names
+
+
+def _error_line(proc: subprocess.Popen[str]) -> str:
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    return line
+
+
+def test_ctrl_c_of_apply_wait_names_the_rerun_and_the_rerun_resumes(
+    renv: Env, target: MariaDBServer, tmp_path: Any
+) -> None:
+    env = renv
+    proc, locker, names = _restore_waiting_on_a_lock(env, target, tmp_path, "stopped")
+    proc.send_signal(signal.SIGINT)
+    locker.close()
+    line = _error_line(proc)
     assert "tibackup rerun rt stopped -n test1" in line and "same command" not in line, line
     stopped = get_json(env, "rt", "stopped")
     assert stopped["status"]["phase"] == "Failed" and condition(stopped)["reason"] == "Interrupted"
@@ -397,31 +410,13 @@ def test_delete_of_a_restore_running_under_apply_wait_says_it_was_deleted(
     renv: Env, target: MariaDBServer, tmp_path: Any
 ) -> None:
     env = renv
-    take_backup(env)
-    names = tables(env.mariadb, env.database)
-    target.execute(f"CREATE DATABASE `{env.database}`")
-    create = env.mariadb.execute(f"SHOW CREATE TABLE `{env.database}`.`{names[0]}`")[0][1]
-    target.execute(create, database=env.database)
-    locker = target.connect(database=env.database)
-    locker.cursor().execute(f"LOCK TABLES `{names[0]}` READ")  # the load waits here for sure
-    path = tmp_path / "restore.yaml"
-    path.write_text(restore_doc(env, "doomed", target, tibackup={"fromBackup": "source", "threads": 1}))
-    command = [sys.executable, "-m", "tibackup.cli.main", "apply", "-f", str(path), "--wait",
-               "--state-dir", str(env.state)]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    waiting = "SELECT COUNT(*) FROM information_schema.processlist WHERE state LIKE 'Waiting for table%%'"
-    deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
-    while not target.execute(waiting)[0][0] and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, proc.communicate()
-    try:
+    proc, locker, _ = _restore_waiting_on_a_lock(env, target, tmp_path, "doomed")
+    try:  # the lock stays held: the load must stop anyway (before, it was SIGKILLed after 30 s)
         deleted = env.tib("delete", "rt", "doomed", "-n", "test1")
     finally:
         locker.close()
     assert deleted.code == 0, deleted
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
-    (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    line = _error_line(proc)
     assert line == 'error: restore "doomed" was deleted while it ran, which stopped it: the rows it loaded ' \
         "stay in the target (deleting a Restore never touches data)", line
     assert env.tib("get", "rt", "doomed", "-n", "test1").code == 1
