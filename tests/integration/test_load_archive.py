@@ -81,3 +81,32 @@ def test_not_an_archive(mariadb: MariaDBServer, tmp_path: Path) -> None:
     bogus.write_bytes(b"not a gzip file at all")
     with pytest.raises(StorageError, match=r"is not a readable \.tgz archive"):
         load(mariadb, str(bogus))
+
+
+def _dumpling_archive(server: MariaDBServer, database: str, tmp_path: Path) -> bytes:
+    """An archive as TiDB Operator makes of a Dumpling backup: no tibackup manifest to check against."""
+    folder = tmp_path / NAME
+    dump(server, folder, "-B", database, "-F", "64KiB")
+    (folder / "tibackup-manifest.json").unlink()
+    subprocess.run(["tar", "--force-local", "-czf", f"{NAME}.tgz", f"{NAME}/"], cwd=tmp_path, check=True)
+    return (tmp_path / f"{NAME}.tgz").read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["flipped", "cut"])
+def test_a_damaged_archive_without_manifest_is_refused_before_anything_is_written(
+    mariadb: MariaDBServer, alltypes: str, tmp_path: Path, damage: str
+) -> None:
+    packed = bytearray(_dumpling_archive(mariadb, alltypes, tmp_path))
+    mariadb.drop_database(alltypes)
+    if damage == "flipped":
+        for at in range(len(packed) // 3, len(packed) // 3 + 16):  # gzip's CRC (if nothing else) tells
+            packed[at] ^= 0x5A
+    else:
+        del packed[len(packed) * 2 // 3 :]
+    archive = tmp_path / "damaged.tgz"
+    archive.write_bytes(bytes(packed))
+    # Before, tarfile ended quietly at the damage: a shorter list of files, some tables' data loaded
+    # and the rest missing (or a misleading "no schema file" error).
+    with pytest.raises(VerifyFailed, match=r"damaged\.tgz(:| ends inside its gzip stream| cannot be decompressed)"):
+        load(mariadb, str(archive))
+    assert not mariadb.execute("SHOW DATABASES LIKE %s", (alltypes,)), "nothing may be written"

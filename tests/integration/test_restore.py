@@ -324,3 +324,99 @@ def test_tidb_operator_tgz_by_path(
     assert checksums(target, env.database, names) == checksums(env.mariadb, env.database, names)
     views = "SELECT table_name FROM information_schema.views WHERE table_schema = %s ORDER BY 1"
     assert target.execute(views, (env.database,)) == env.mariadb.execute(views, (env.database,))
+
+
+def test_a_restores_errors_name_its_fields_and_a_second_restore_says_already_restored(
+    renv: Env, target: MariaDBServer
+) -> None:
+    env = renv
+    take_backup(env)
+    code, first, output = apply_restore(env, restore_doc(env, "first", target, tibackup={"fromBackup": "source"}))
+    assert code == 0 and first["status"]["phase"] == "Complete", output
+    # The same backup again, into the same database: the load's finished mark says it is there.
+    code, again, output = apply_restore(env, restore_doc(env, "again", target, tibackup={"fromBackup": "source"}))
+    assert code == 0 and again["status"]["phase"] == "Complete", output
+    assert condition(again)["message"].startswith("already restored: "), condition(again)
+    assert again["status"]["restoredRows"] == first["status"]["restoredRows"]
+    # Without the mark the tables are someone else's: refused, naming the Restore's field, not a flag.
+    target.execute("DROP DATABASE tibackup_load")
+    code, refused, output = apply_restore(env, restore_doc(env, "onto", target, tibackup={"fromBackup": "source"}))
+    cond = condition(refused)
+    assert code == 1 and cond["reason"] == "TargetNotEmpty", output
+    assert "spec.tibackup.onDuplicate: replace" in cond["message"] and "--on-duplicate" not in cond["message"]
+    # A tableFilter that matches no table of the backup: Failed, not "Complete, 0 rows".
+    code, typo, output = apply_restore(
+        env,
+        restore_doc(env, "typo", target, tableFilter=[f"{env.database}x.*"], tibackup={"fromBackup": "source"}),
+    )
+    cond = condition(typo)
+    assert code == 1 and cond["reason"] == "FilterMatchesNothing", output
+    assert "spec.tableFilter" in cond["message"] and f"{env.database}.customers" in cond["message"]
+    assert "Traceback" not in output
+
+
+def _restore_waiting_on_a_lock(
+    env: Env, target: MariaDBServer, tmp_path: Any, name: str
+) -> tuple[subprocess.Popen[str], Any, list[str]]:
+    """`apply -f restore.yaml --wait` in a process of its own, its load waiting for sure: an empty copy
+    of one table in the target, locked by the test. (the process, the locking connection, the tables)"""
+    take_backup(env)
+    names = tables(env.mariadb, env.database)
+    target.execute(f"CREATE DATABASE `{env.database}`")
+    create = env.mariadb.execute(f"SHOW CREATE TABLE `{env.database}`.`{names[0]}`")[0][1]
+    target.execute(create, database=env.database)
+    locker = target.connect(database=env.database)
+    locker.cursor().execute(f"LOCK TABLES `{names[0]}` READ")
+    path = tmp_path / "restore.yaml"
+    path.write_text(restore_doc(env, name, target, tibackup={"fromBackup": "source", "threads": 1}))
+    command = [sys.executable, "-m", "tibackup.cli.main", "apply", "-f", str(path), "--wait",
+               "--state-dir", str(env.state)]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = "SELECT COUNT(*) FROM information_schema.processlist WHERE state LIKE 'Waiting for table%%'"
+    deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
+    while not target.execute(waiting)[0][0] and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()
+    return proc, locker, names
+
+
+def _error_line(proc: subprocess.Popen[str]) -> str:
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    return line
+
+
+def test_ctrl_c_of_apply_wait_names_the_rerun_and_the_rerun_resumes(
+    renv: Env, target: MariaDBServer, tmp_path: Any
+) -> None:
+    env = renv
+    proc, locker, names = _restore_waiting_on_a_lock(env, target, tmp_path, "stopped")
+    proc.send_signal(signal.SIGINT)
+    locker.close()
+    line = _error_line(proc)
+    assert "tibackup rerun rt stopped -n test1" in line and "same command" not in line, line
+    stopped = get_json(env, "rt", "stopped")
+    assert stopped["status"]["phase"] == "Failed" and condition(stopped)["reason"] == "Interrupted"
+    assert condition(stopped)["message"] == line.removeprefix("error: ")
+    # What the error says to do works: the rerun ends with exactly the backup's rows.
+    rerun = env.tib("rerun", "rt", "stopped", "-n", "test1", "--wait")
+    assert rerun.code == 0, rerun
+    assert get_json(env, "rt", "stopped")["status"]["phase"] == "Complete"
+    assert checksums(target, env.database, names) == checksums(env.mariadb, env.database, names)
+
+
+def test_delete_of_a_restore_running_under_apply_wait_says_it_was_deleted(
+    renv: Env, target: MariaDBServer, tmp_path: Any
+) -> None:
+    env = renv
+    proc, locker, _ = _restore_waiting_on_a_lock(env, target, tmp_path, "doomed")
+    try:  # the lock stays held: the load must stop anyway (before, it was SIGKILLed after 30 s)
+        deleted = env.tib("delete", "rt", "doomed", "-n", "test1")
+    finally:
+        locker.close()
+    assert deleted.code == 0, deleted
+    line = _error_line(proc)
+    assert line == 'error: restore "doomed" was deleted while it ran, which stopped it: the rows it loaded ' \
+        "stay in the target (deleting a Restore never touches data)", line
+    assert env.tib("get", "rt", "doomed", "-n", "test1").code == 1

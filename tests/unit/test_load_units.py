@@ -29,7 +29,7 @@ SQL = (
     b"INSERT INTO `t` VALUES\n(1,'a;b\\';c','x'';\\n'),\n(2,\"q;\\\"\",NULL);\n"
     b"-- a comment; with 'a quote\n"
     b"INSERT INTO `t` VALUES\n(3,'/* not a comment; */',-1),\n(4,x'3b',`w;`);\n"
-    b"INSERT INTO `t` VALUES (5,'no semicolon at the end')"
+    b"INSERT INTO `t` VALUES (5,'the last one');\n-- a trailer without a statement\n"
 )
 
 
@@ -44,8 +44,9 @@ def test_split_statements_at_any_read_size(size: int) -> None:
     assert texts[0] == b"/*!40101 SET NAMES binary*/;"
     assert texts[1].endswith(b'(2,"q;\\"",NULL);')
     assert texts[2].startswith(b"-- a comment") and texts[2].endswith(b"`w;`);")
-    assert texts[3] == b"INSERT INTO `t` VALUES (5,'no semicolon at the end')"
-    assert len(texts) == 4
+    assert texts[3] == b"INSERT INTO `t` VALUES (5,'the last one');"
+    assert texts[4] == b"-- a trailer without a statement"
+    assert len(texts) == 5
     assert [o for o, _ in statements] == [o for o, _ in split_statements([SQL])], (
         "offsets do not depend on reads"
     )
@@ -139,7 +140,7 @@ def _csv_config(**csv: object) -> LoadConfig:
 
 @pytest.mark.parametrize("size", [1, 5, 1 << 20])
 def test_csv_to_insert(size: int) -> None:
-    data = b'"id","s","n"\r\n1,"a\\"b\'c;\\n",\\N\r\n2,"",3.5e2\r\n3,"x\\\\",-4'
+    data = b'"id","s","n"\r\n1,"a\\"b\'c;\\n",\\N\r\n2,"",3.5e2\r\n3,"x\\\\",-4\r\n'
     file = BackupFile("db.t.000000000.csv", len(data), FileKind.DATA, "db", "t", csv=True)
     out = list(csv_statements(_pieces(data, size), file, _csv_config()))
     assert len(out) == 1

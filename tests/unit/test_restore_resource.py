@@ -3,6 +3,8 @@ unknown fields refused, and the pure steps of a Restore run (validate, locate th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -76,6 +78,8 @@ def test_unknown_field_is_refused_naming_it() -> None:
         ({"s3": {"provider": "ceph", "path": "s3://bkt/p/"}}, "spec.s3.endpoint"),
         ({"tableFilter": ["db.t["]}, "spec.tableFilter"),
         ({"storageSize": "lots"}, "spec.storageSize"),
+        ({"br": {"cluster": "basic", "clusterNamespace": "tidb"}}, "spec.br"),  # upstream's BR restore
+        ({"useKMS": True}, "spec.useKMS"),  # as a Backup's: refused, not silently ignored
     ],
 )
 def test_spec_that_can_never_work_is_invalid(change: dict[str, object], field: str) -> None:
@@ -164,3 +168,12 @@ def test_restore_in_tibackup_group_applies() -> None:
     doc["apiVersion"] = "example.com/v1alpha1"
     with pytest.raises(InvalidSpecError, match="apiVersion"):
         parse_resource(doc)
+
+
+def test_apply_of_a_restore_without_a_controller_says_the_controller_runs_restores(tmp_path: Path) -> None:
+    from tests.integration.test_embedded_cli import tib
+
+    applied = tib("apply", "-f", "-", "--state-dir", str(tmp_path / "state"), stdin=UPSTREAM)
+    assert applied.code == 0, applied
+    (note,) = [line for line in applied.err.splitlines() if line.startswith("note: ")]
+    assert "to run Backups, Restores and schedules" in note and "Backup or Restore again with --wait" in note

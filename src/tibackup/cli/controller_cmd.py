@@ -60,7 +60,7 @@ def controller(
     log_level: str,
     state_dir: Path | None,
 ) -> None:
-    """Run pending Backups and every BackupSchedule (with retention) until SIGTERM or Ctrl-C.
+    """Run pending Backups and Restores and every BackupSchedule (with retention) until SIGTERM or Ctrl-C.
 
     Each Backup runs in its own child process; a Backup left in Prepare/Running by a process that died
     becomes Failed (reason Interrupted), or Complete when it had already verified its folder, with the

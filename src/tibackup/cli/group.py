@@ -14,7 +14,8 @@ from tibackup.cli.main import COMMANDS
 # Each line is the first sentence of the command's own help; a test keeps them equal. None: hidden.
 SUMMARIES: dict[str, str | None] = {
     "apply": "Create or update Backups, BackupSchedules and Restores from YAML (several documents per file allowed).",
-    "controller": "Run pending Backups and every BackupSchedule (with retention) until SIGTERM or Ctrl-C.",
+    "controller": "Run pending Backups and Restores and every BackupSchedule (with retention) until SIGTERM "
+    "or Ctrl-C.",
     "create": "Create objects from the command line (Secrets).",
     "delete": "Delete Backups (their data per spec.cleanPolicy), BackupSchedules (with their Backups), Restores or Secrets.",
     "describe": "Show a Backup, BackupSchedule or Restore in detail: spec, status, conditions and events.",

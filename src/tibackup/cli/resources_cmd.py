@@ -28,7 +28,7 @@ from tibackup.cli.get_cmd import KubectlNotFound, selected
 from tibackup.embedded import lifecycle, restores
 from tibackup.embedded.procs import start_ticks
 from tibackup.embedded.store import KIND_BACKUP, Store, UnreadableError
-from tibackup.errors import InvalidSpecError, NotFoundError, UsageError
+from tibackup.errors import Interrupted, InvalidSpecError, NotFoundError, UsageError
 from tibackup.resources import (
     FINISHED_PHASES,
     Backup,
@@ -124,14 +124,14 @@ Examples:
 @click.option(
     "-n", "--namespace", default=None, callback=valid_namespace, help="Namespace for objects that name none."
 )
-@click.option("--wait", is_flag=True, help="Run the applied Backups to their end in the foreground.")
+@click.option("--wait", is_flag=True, help="Run the applied Backups and Restores to their end in the foreground.")
 @state_dir_option
 def apply(
     files: tuple[str, ...], recursive: bool, namespace: str | None, wait: bool, state_dir: Path | None
 ) -> None:
     """Create or update Backups, BackupSchedules and Restores from YAML (several documents per file allowed).
 
-    A Backup applied without --wait is run by `tibackup controller`."""
+    A Backup or Restore applied without --wait is run by `tibackup controller`."""
     resources = _validated(files, namespace, recursive)  # all or nothing: a bad document stores none
     store = open_store(state_dir)
     claimed = _claim_runs(store, resources) if wait else []
@@ -221,15 +221,33 @@ def _wait_for_run(store: Store, applied: Backup | Restore, claimed: bool, runs: 
         if current.status.phase in FINISHED_PHASES:
             return current
         if claimed:
-            return runs.run_in_process(store, current, adopt=True)
+            return _run_here(store, current, runs, adopt=True)
         record = runs.live_run(store, current)
         if record is None and current.status.phase in runs.in_progress:
             recovered = runs.recover(store, current)  # its process died: Failed (Interrupted)
             if recovered is not None:
                 return recovered
         if record is None and not current.status.phase:
-            return runs.run_in_process(store, current)
+            return _run_here(store, current, runs)
         time.sleep(0.5)  # another process runs it: wait for its end
+
+
+def _run_here(store: Store, resource: Backup | Restore, runs: _Runs, adopt: bool = False) -> Any:
+    """Run it in this process; stopped by a ``tibackup delete`` of it, say that (not how to rerun it)."""
+    try:
+        return runs.run_in_process(store, resource, adopt=True) if adopt else runs.run_in_process(store, resource)
+    except (KeyboardInterrupt, Interrupted):
+        ns, name = lifecycle.namespace_of(resource), resource.metadata.name
+        now = runs.current(store, ns, name)
+        if now is not None and now.metadata.deletion_timestamp is None:
+            raise
+        kept = (
+            "the rows it loaded stay in the target (deleting a Restore never touches data)"
+            if isinstance(resource, Restore)
+            else "its data goes or stays per its spec.cleanPolicy"
+        )
+        kind = resource.kind.lower()
+        raise Interrupted(f'{kind} "{name}" was deleted while it ran, which stopped it: {kept}') from None
 
 
 def _wait_for(store: Store, applied: Backup, claimed: bool) -> Backup:
@@ -262,8 +280,8 @@ def _hint_controller(store: Store, resources: list[Resource]) -> None:
 
     if not controller_running(store.state_dir):
         click.echo(
-            "note: no controller is running; start `tibackup controller` to run Backups and schedules "
-            "(or re-apply a Backup with --wait)",
+            "note: no controller is running; start `tibackup controller` to run Backups, Restores and "
+            "schedules (or apply a Backup or Restore again with --wait)",
             err=True,
         )
 

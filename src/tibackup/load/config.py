@@ -23,6 +23,18 @@ class OnDuplicate(StrEnum):
 
 
 @dataclass(frozen=True)
+class OptionNames:
+    """How the load's options are named where it was asked for (flags, or a Restore's fields), so an
+    error's fix names what the user can change."""
+
+    table_filter: str = "-f/--filter"
+    on_duplicate: str = "--on-duplicate"
+
+
+RESTORE_NAMES = OptionNames(table_filter="spec.tableFilter", on_duplicate="spec.tibackup.onDuplicate:")
+
+
+@dataclass(frozen=True)
 class LoadConfig:
     connection: Connection
     source: str  # a local folder, s3://bucket/prefix/, or a .tgz archive (local or s3://…/x.tgz)
@@ -39,6 +51,7 @@ class LoadConfig:
     progress: bool | None = None  # None: show progress when stderr is a terminal
     checkpoint: bool = True  # record progress in the target (exactly once across a crash)
     defer_indexes: bool = True  # tables the load creates get their plain secondary keys after the data
+    names: OptionNames = field(default_factory=OptionNames)  # how errors name the options
 
     def __repr__(self) -> str:
         return f"LoadConfig(source={self.source!r}, connection={self.connection!r}, threads={self.threads})"

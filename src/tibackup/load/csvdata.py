@@ -107,8 +107,12 @@ def _rows(chunks: Iterable[bytes], file: BackupFile, config: LoadConfig) -> Iter
         if chunk is None:
             if not buf:
                 break
-            if not buf.endswith(term):
-                buf += term  # the last line may lack its terminator
+            if not buf.endswith(term):  # Dumpling ends every line with it: the file was cut
+                raise VerifyFailed(
+                    f"{file.name} ends in the middle of its line at byte {base + row_start} (no line "
+                    "terminator after it): the file is cut short or damaged; restore from another backup "
+                    "(or check --csv-line-terminator)"
+                )
         else:
             buf = buf + chunk if buf else chunk
         pos = 0

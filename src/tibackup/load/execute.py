@@ -32,8 +32,9 @@ from tibackup.load.checkpoint import FILE_DONE, Checkpoint, Committed
 from tibackup.load.config import LoadConfig, OnDuplicate
 from tibackup.load.csvdata import csv_statements
 from tibackup.load.plan import LoadPlan
-from tibackup.load.read import CheckedReader, decompressed, split_statements
+from tibackup.load.read import CheckedReader, decompressed, manifest_first, split_statements
 from tibackup.load.source import BackupFile, Source
+from tibackup.load.stopping import RunningStatements
 
 if TYPE_CHECKING:
     from tibackup.load.indexes import DeferredIndexes
@@ -140,6 +141,7 @@ class DataLoader:
         self._states: dict[str, _FileState] = {}
         self.table_rows: dict[tuple[str, str], int] = {}  # rows inserted per table by this run
         self._rows_lock = threading.Lock()
+        self.running = RunningStatements(config)  # what an interruption stops
 
     # -- the whole stage -------------------------------------------------------------------------
     def run(self, files: list[BackupFile]) -> None:
@@ -176,21 +178,19 @@ class DataLoader:
         reader_threads = [threading.Thread(target=read_loop, daemon=True) for _ in range(readers)]
         for t in (*threads, *reader_threads):
             t.start()
-        interrupted = False
         try:
             for t in reader_threads:
                 t.join()
-        except KeyboardInterrupt:
-            self.stop.set()
-            interrupted = True
-            raise
-        finally:
             for _ in threads:
                 self._put(None, force=True)
-            for t in threads:
-                # Normally every queued statement must be done before the load goes on to views and
-                # checks; when interrupted, the sessions drop the queue and finish their statement.
-                t.join(timeout=30 if interrupted else None)
+            for t in threads:  # every queued statement is done before the load goes on to views and checks
+                t.join()
+        except KeyboardInterrupt:
+            # The sessions drop the queue; their statements are stopped (one waiting on a lock, or a
+            # long one, must not hold Ctrl-C up), their open transactions roll back.
+            self.stop.set()
+            self.running.stop(threads, self._queue)
+            raise
         if self.errors:
             raise self.errors[0]
 
@@ -222,8 +222,12 @@ class DataLoader:
         state = self._states[file.name]
         session: tuple[bytes, ...] = ()
         group: _Work | None = None  # the last group waits until the whole file is verified
+        want = self.plan.expected.get(file.name)
+        statements = self._statements(file, reader)
+        if want is not None:
+            statements = manifest_first(statements, reader, want.size, want.sha256)
         try:
-            for offset, sql in self._statements(file, reader):
+            for offset, sql in statements:
                 if self.stop.is_set():
                     return
                 if not _DATA.match(sql):
@@ -242,7 +246,6 @@ class DataLoader:
                     group = _Work(file, [], session)
                 group.statements.append((offset, sql))
                 group.size += len(sql)
-            want = self.plan.expected.get(file.name)
             if want is not None:
                 reader.check(want.size, want.sha256)
             if group is not None:
@@ -273,6 +276,7 @@ class DataLoader:
                 continue
             db = self.sessions[index]
             try:
+                self.running.remember(index, db)
                 file = work.file
                 if not work.statements:
                     if self.checkpoint is not None:
@@ -322,6 +326,7 @@ class DataLoader:
             self.sessions[index].close()
             builder = self.indexes.session()
             try:
+                self.running.remember(index, builder)
                 self.indexes.build_table(builder, name)
             finally:
                 builder.close()
@@ -339,6 +344,8 @@ class DataLoader:
                 db.execute("BEGIN", doing)
                 rows = 0
                 for _, sql in work.statements:
+                    if self.stop.is_set():
+                        raise _Stopped  # (its transaction is rolled back when the session closes)
                     rows += db.execute_bytes(rewrite(sql, self.config.on_duplicate), doing)
                 if self.checkpoint is not None:
                     first, last = work.statements[0][0], work.statements[-1][0]

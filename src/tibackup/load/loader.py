@@ -25,6 +25,7 @@ from tibackup.load.privileges import check_privileges, may, needed
 from tibackup.load.progress import LoadProgress
 from tibackup.load.schema import check_rows, create_schemas, create_views, existing_objects, refuse_non_empty
 from tibackup.load.source import Source, open_source
+from tibackup.units import human_size
 
 log = logging.getLogger("tibackup.load")
 
@@ -59,8 +60,8 @@ def run_load(
         started = datetime.now()
         server = main.server_info()
         log.info(
-            "loading %d tables, %d views (%d data files, %d bytes) from %s into %s %s at %s:%d",
-            len(plan.table_names), len(plan.views), len(plan.data), plan.data_bytes, source.url,
+            "loading %d table(s), %d view(s) (%d data files, %s) from %s into %s %s at %s:%d",
+            len(plan.table_names), len(plan.views), len(plan.data), human_size(plan.data_bytes), source.url,
             server.type.value, server.version, config.connection.host, config.connection.port,
         )  # fmt: skip
         schemas = {name[0] for name in plan.table_names} | {f.db for f in plan.databases}
@@ -91,6 +92,7 @@ def run_load(
                     name for name in plan.table_names
                     if existing.get(name) == "BASE TABLE" and CLAIMED not in done.get(claim_name(*name), set())
                 ],
+                config.names.on_duplicate,
             )  # fmt: skip
         if checkpoint and plan.table_names:
             main.execute(checkpoint.claim_sql(plan.table_names), "recording the load's tables")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tibackup.dump.metadata import MANIFEST_NAME, METADATA_NAME
 from tibackup.dump.tablefilter import TableFilter
-from tibackup.errors import StorageError
+from tibackup.errors import StorageError, UsageError
 from tibackup.load.checkpoint import SCHEMA as CHECKPOINT_SCHEMA
 from tibackup.load.config import LoadConfig
 from tibackup.load.read import VerifyFailed
@@ -92,6 +92,11 @@ def plan_load(source: Source, config: LoadConfig) -> LoadPlan:
             # tibackup's own bookkeeping beside the dump (the backup folder's claims) is expected there.
             own = f.name.startswith("tibackup-") and "/" not in f.name
             log.log(logging.DEBUG if own else logging.WARNING, "skipping %s: not a file of Dumpling's layout", f.name)
+    _refuse_nothing_to_load(
+        files, chosen, metadata_found=METADATA_NAME in listing, config=config, url=source.url
+    )
+    if not chosen:
+        log.warning("the backup at %s holds no database and no table: there is nothing to load", source.url)
     if table_rows is not None:
         table_rows = {key: rows for key, rows in table_rows.items() if _wanted_key(key, rule)}
     identity = json.dumps(
@@ -107,6 +112,35 @@ def plan_load(source: Source, config: LoadConfig) -> LoadPlan:
         expected=expected,
         table_rows=table_rows,
     )
+
+
+def _refuse_nothing_to_load(
+    files: list[BackupFile], chosen: list[BackupFile], *, metadata_found: bool, config: LoadConfig, url: str
+) -> None:
+    """A load that would load nothing is a mistake, not a success: a filter that matches none of the
+    backup's tables (a typo would otherwise end "complete, 0 rows"), or a folder with no file of
+    Dumpling's layout at all. A finished dump of nothing (``metadata`` alone) loads as the nothing it is."""
+    layout = [f for f in files if f.kind is not FileKind.OTHER and f.db.lower() not in SYSTEM_SCHEMAS]
+    tables_in = any(f.kind is not FileKind.DATABASE for f in layout)  # the backup has tables or views
+    if (
+        config.table_filter is not None
+        and layout
+        and not any(f.kind is not FileKind.DATABASE or not tables_in for f in chosen)
+    ):
+        names = sorted({f"{f.db}.{f.table}" for f in layout if f.table} or {f.db for f in layout})
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise UsageError(
+            f"the table filter ({config.names.table_filter} {', '.join(config.table_filter.rules)}) matches "
+            f"nothing in {url}, which holds {shown}: nothing was loaded; fix the rules",
+            reason="FilterMatchesNothing",
+        )
+    if not chosen and not layout and not metadata_found:
+        others = sorted(f.name for f in files)
+        raise StorageError(
+            f"no backup at {url}: it holds no file of Dumpling's layout (e.g. {', '.join(others[:3])}); "
+            "check -d (a backup folder, s3://bucket/prefix/ or a .tgz archive)",
+            reason="NoBackupFiles",
+        )
 
 
 def data_order(files: list[BackupFile]) -> list[BackupFile]:

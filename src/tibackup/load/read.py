@@ -58,32 +58,63 @@ class CheckedReader:
             )
 
 
+def manifest_first(
+    statements: Iterator[tuple[int, bytes]], reader: CheckedReader, size: int | None, sha256: str | None
+) -> Iterator[tuple[int, bytes]]:
+    """``statements``, but when they end in a damaged-file error (cut short, cannot be decompressed)
+    and the manifest knows the file, the manifest's verdict is the error (it says exactly what
+    differs): the rest of the file is read and compared first."""
+    try:
+        yield from statements
+    except VerifyFailed:
+        if size is not None or sha256:
+            while reader.read(CHUNK):
+                pass
+            reader.check(size, sha256)
+        raise
+
+
 def decompressed(reader: CheckedReader, compression: Compression) -> Iterator[bytes]:
     """The file's content in pieces, whatever its compression (the file is read to its end)."""
-    if compression is Compression.GZIP:
-        yield from _gunzip(reader)
-    elif compression is Compression.ZSTD:
-        yield from _unzstd(reader)
-    elif compression is Compression.SNAPPY:
-        yield from _unsnappy(reader)
-    else:
+    if compression is Compression.NONE:
         while data := reader.read(CHUNK):
             yield data
+        return
+    unpack = {Compression.GZIP: _gunzip, Compression.ZSTD: _unzstd, Compression.SNAPPY: _unsnappy}
+    try:
+        yield from unpack[compression](reader)
+    except VerifyFailed:
+        raise
+    except Exception as exc:  # zlib.error, ZstdError, cramjam's DecompressionError: the bytes are bad
+        if not _decompression_error(exc):
+            raise
+        raise VerifyFailed(
+            f"{reader.name} cannot be decompressed ({compression.value}: {exc}): the file is damaged; "
+            "restore from another backup"
+        ) from None
+
+
+def _decompression_error(exc: Exception) -> bool:
+    return isinstance(exc, zlib.error) or type(exc).__name__ in ("ZstdError", "DecompressionError")
 
 
 def _gunzip(reader: CheckedReader) -> Iterator[bytes]:
     z = zlib.decompressobj(31)
+    fed = False  # the current member has had input (a member begun but not ended: the file is cut)
     while data := reader.read(CHUNK):
         while data:
+            fed = True
             out = z.decompress(data)
             if out:
                 yield out
             data = z.unused_data
             if z.eof:  # a file of several gzip members (concatenated), as gzip itself reads it
-                z = zlib.decompressobj(31)
-    tail = z.flush()
-    if tail:
-        yield tail
+                z, fed = zlib.decompressobj(31), False
+    if fed and not z.eof:
+        raise VerifyFailed(
+            f"{reader.name} ends inside its gzip stream (no end of stream): the file is cut short; "
+            "the backup is damaged, restore from another backup"
+        )
 
 
 def _unzstd(reader: CheckedReader) -> Iterator[bytes]:
@@ -128,6 +159,9 @@ _STATEMENT_ESCAPED = re.compile(
     rb"""(?:[^'";`/#-]++|'[^'\\]*+(?:\\.[^'\\]*+)*+'|"[^"\\]*+(?:\\.[^"\\]*+)*+"|""" + _COMMON + rb")*+;",
     re.S,
 )
+_COMMENTS_ONLY = re.compile(  # what may follow a file's last ';': blanks and comments (not /*!…*/)
+    rb"(?:\s++|/\*(?!!)(?:[^*]++|\*(?!/))*+\*/|--(?:[ \t][^\n]*+)?(?=\n|\Z)|\#[^\n]*+)*+", re.S
+)
 _STATEMENT_PLAIN = re.compile(rb"""(?:[^'";`/#-]++|'[^']*+'|"[^"]*+"|""" + _COMMON + rb")*+;", re.S)
 
 
@@ -158,7 +192,12 @@ def split_statements(
         buf = buf[pos:]
         base += pos
     if buf.strip():
-        yield base, buf  # the last statement may lack its ';'
+        if _COMMENTS_ONLY.fullmatch(buf) is None:  # Dumpling ends every statement with ';'
+            raise VerifyFailed(
+                f"{name or 'a file'} ends in the middle of its statement at byte {base} (no closing ';'): "
+                "the file is cut short or damaged; restore from another backup"
+            )
+        yield base, buf  # comments after the last statement (mysqldump's trailer)
 
 
 _SPECIAL = (b"\\", b"#", b"/*", b"--")

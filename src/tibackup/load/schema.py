@@ -15,7 +15,7 @@ from collections.abc import Callable
 from tibackup.dump.conn import DB, quote_ident, quote_string
 from tibackup.errors import DatabaseError
 from tibackup.load.plan import LoadPlan
-from tibackup.load.read import CheckedReader, VerifyFailed, decompressed, split_statements
+from tibackup.load.read import CheckedReader, VerifyFailed, decompressed, manifest_first, split_statements
 from tibackup.load.source import BackupFile, Source
 
 log = logging.getLogger("tibackup.load")
@@ -47,7 +47,7 @@ def existing_objects(db: DB, schemas: set[str]) -> dict[tuple[str, str], str]:
     return found
 
 
-def refuse_non_empty(db: DB, tables: list[tuple[str, str]]) -> None:
+def refuse_non_empty(db: DB, tables: list[tuple[str, str]], flag: str = "--on-duplicate") -> None:
     """Raise TargetNotEmpty naming every table of ``tables`` that holds a row."""
     full = [
         f"{schema}.{table}"
@@ -60,16 +60,18 @@ def refuse_non_empty(db: DB, tables: list[tuple[str, str]]) -> None:
         shown = ", ".join(full[:10]) + (f" and {len(full) - 10} more" if len(full) > 10 else "")
         raise TargetNotEmpty(
             f"{len(full)} target table(s) already hold rows: {shown}; nothing was loaded. Empty or drop "
-            "them, or pass --on-duplicate replace (the backup's rows win) or --on-duplicate ignore "
-            "(the target's rows stay)"
+            f"them, or use {flag} replace (the backup's rows win) or {flag} ignore (the target's rows stay)"
         )
 
 
 def file_statements(source: Source, plan: LoadPlan, file: BackupFile) -> list[bytes]:
     """The statements of a (small) schema file, checked against the manifest before any runs."""
     reader = CheckedReader(io.BytesIO(source.read(file.name)), file.name)
-    statements = [sql for _, sql in split_statements(decompressed(reader, file.compression))]
     want = plan.expected.get(file.name)
+    split = split_statements(decompressed(reader, file.compression), name=file.name)
+    if want is not None:
+        split = manifest_first(split, reader, want.size, want.sha256)
+    statements = [sql for _, sql in split]
     if want is not None:
         reader.check(want.size, want.sha256)
     return statements

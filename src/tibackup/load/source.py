@@ -22,6 +22,7 @@ from tibackup.dump.config import Compression
 from tibackup.dump.metadata import MANIFEST_NAME, METADATA_NAME
 from tibackup.dump.naming import _FIELD, check_template
 from tibackup.errors import StorageError, UsageError
+from tibackup.load.read import CHUNK, CheckedReader, VerifyFailed, decompressed
 from tibackup.storage import open_storage
 from tibackup.storage.base import ObjectInfo, Storage
 from tibackup.storage.options import S3Options
@@ -180,15 +181,26 @@ class ArchiveSource:
         return self._url
 
     def _members(self) -> Iterator[tuple[str, tarfile.TarInfo, tarfile.TarFile]]:
+        last = ""
         try:
-            with self._open() as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
-                for member in tar:
-                    if not member.isfile():
-                        continue
-                    _top, slash, name = member.name.lstrip("./").partition("/")
-                    if not slash or "/" in name:
-                        continue  # the archive holds one folder of files; anything else is not ours
-                    yield name, member, tar
+            with self._open() as raw:
+                unpacked = _Gunzipped(raw, self._url)
+                with tarfile.open(fileobj=unpacked, mode="r|") as tar:  # type: ignore[call-overload]
+                    for member in tar:
+                        last = member.name
+                        if not member.isfile():
+                            continue
+                        _top, slash, name = member.name.lstrip("./").partition("/")
+                        if not slash or "/" in name:
+                            continue  # the archive holds one folder of files; anything else is not ours
+                        yield name, member, tar
+                # tarfile ends quietly at a header it cannot read: only zero blocks may follow the
+                # last entry (and reading to the end makes gzip check its CRC and length).
+                if not unpacked.rest_is_padding():
+                    raise VerifyFailed(
+                        f"{self._url}: the archive is damaged after its entry {last!r} (what follows is not "
+                        "a tar entry): restore from another backup"
+                    )
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise StorageError(
                 f"{self._url} is not a readable .tgz archive ({exc}): give a TiDB Operator backup archive "
@@ -206,6 +218,50 @@ class ArchiveSource:
         for name, member, tar in self._members():
             if name in wanted:
                 yield name, _extract(tar, member)
+
+
+class _Gunzipped:
+    """An archive's gzip stream decompressed for tarfile's stream mode (``r|``) with gzip's own checks:
+    a cut stream, a bad CRC or length, bytes that do not decompress are VerifyFailed naming the archive
+    (tarfile's own ``r|gz`` ends quietly on some of them, so a damaged archive looked shorter)."""
+
+    def __init__(self, raw: BinaryIO, name: str) -> None:
+        head = raw.read(2)
+        if head != b"\x1f\x8b":
+            raise tarfile.ReadError("not a gzip file")
+        self._chunks = decompressed(CheckedReader(_Chained(head, raw), name), Compression.GZIP)  # type: ignore[arg-type]
+        self._buf, self._pos = b"", 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            out = b"".join([self._buf[self._pos :], *self._chunks])
+            self._buf, self._pos = b"", 0
+            return out
+        while len(self._buf) - self._pos < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buf, self._pos = self._buf[self._pos :] + chunk, 0
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def rest_is_padding(self) -> bool:
+        while data := self.read(CHUNK):
+            if data.strip(b"\0"):
+                return False
+        return True
+
+
+class _Chained:
+    """``head`` (bytes already read), then the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head, self._raw = head, raw
+
+    def read(self, n: int = -1) -> bytes:
+        head, self._head = self._head, b""
+        return head + self._raw.read(n - len(head) if n >= 0 else -1) if head else self._raw.read(n)
 
 
 def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo) -> BinaryIO:

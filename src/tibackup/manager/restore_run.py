@@ -32,7 +32,7 @@ from tibackup.dump.metadata import METADATA_NAME
 from tibackup.dump.progress import Progress
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import Interrupted, InvalidSpecError, TibackupError, UsageError
-from tibackup.load.config import LoadConfig, OnDuplicate
+from tibackup.load.config import RESTORE_NAMES, LoadConfig, OnDuplicate
 from tibackup.load.loader import run_load
 from tibackup.load.source import FolderSource, open_source
 from tibackup.manager import settings
@@ -82,13 +82,18 @@ def run_restore(
                 }
             )
             return _run(restore, report, config, spec.to.secret_name)
-    except (KeyboardInterrupt, SystemExit, Interrupted):
-        report.failed(
-            "Interrupted",
-            "the restore was interrupted before it finished; what it loaded is checkpointed: run it again "
-            "(annotation tibackup.pingcap.com/rerun) to resume",
+    except (KeyboardInterrupt, SystemExit, Interrupted) as exc:
+        # Not the load's "run the same command again": applying a Failed Restore again does not run it.
+        name, namespace = restore.metadata.name, restore.metadata.namespace or "default"
+        message = (
+            "the restore was interrupted before it finished; what it loaded is checkpointed in the target: "
+            f"run it again to resume (tibackup rerun rt {name} -n {namespace}, or on Kubernetes the "
+            "annotation tibackup.pingcap.com/rerun)"
         )
-        raise
+        report.failed("Interrupted", message)
+        if isinstance(exc, SystemExit):
+            raise
+        raise Interrupted(message) from None
     except TibackupError as exc:
         return report.failed(exc.reason, exc.message)
     except Exception as exc:  # a bug in tibackup: still a clear status, the traceback only at debug
@@ -108,6 +113,14 @@ def validate(restore: Restore) -> None:
         raise InvalidSpecError(
             "spec.s3.path", "required; the backup's folder, e.g. s3://bucket/prefix/backup-…/"
         )
+    if spec.br is not None:  # upstream's BR restore (physical, TiKV-level): tibackup cannot run one
+        raise InvalidSpecError(
+            "spec.br",
+            "BR restores are not supported by tibackup, which loads logical (Dumpling-layout) backups: "
+            "remove it to load a tibackup or Dumpling backup, or restore a BR backup with TiDB Operator",
+        )
+    if spec.use_kms:
+        raise InvalidSpecError("spec.useKMS", "decrypting Secrets with KMS is not supported by tibackup; remove it")
     _check_as_backup(restore, _placeholder_s3(spec.s3))
     table_filter(restore)
 
@@ -159,6 +172,7 @@ def load_config(restore: Restore, source: str, password: str, tls: TLSFiles | No
         threads=spec.tibackup.threads,
         on_duplicate=OnDuplicate(spec.tibackup.on_duplicate),
         progress=False,
+        names=RESTORE_NAMES,
     )
 
 
@@ -241,12 +255,19 @@ def _run(restore: Restore, report: Reporter[Restore], config: LoadConfig, secret
 
     # 6. Complete.
     report.update(report.backup.status.model_copy(update={"restored_rows": result.rows}), save=False)
-    return report.complete(
-        result.bytes,
-        position,
-        f"restored {result.tables} tables, {result.views} views, {result.rows} rows ({human_size(result.bytes)}) "
-        f"from {config.source}" + (f" at position {position}" if position else ""),
-    )
+    if result.already_loaded:  # the same backup, filter and onDuplicate, finished into this database
+        message = (
+            f"already restored: an earlier load of {config.source} with the same tableFilter and onDuplicate "
+            f"finished into {conn.host}:{conn.port} ({result.rows} rows) and its tables are there; nothing "
+            "was loaded (to load it again, drop its tables first)"
+        )
+    else:
+        message = (
+            f"restored {result.tables} tables, {result.views} views, {result.rows} rows "
+            f"({human_size(result.bytes)}) from {config.source}"
+        )
+        message += f" at position {position}" if position else ""
+    return report.complete(result.bytes, position, message)
 
 
 __all__ = ["load_config", "locate", "run_restore", "validate"]

@@ -25,6 +25,7 @@ COMMAND_LINE: tuple[tuple[str, str], ...] = (
         f"only one of {_KEYS.replace(' and ', ' or ')} is set: set both",
     ),
     ("set s3.bucket or use -o s3://bucket/prefix", "use -o s3://bucket/prefix"),
+    ("create it or fix s3.bucket", "create it or fix the bucket in s3://BUCKET/… (-o of dump, -d of load)"),
     ("set s3 ca_bundle", "set --s3.ca-bundle"),
     ("put the path in s3.prefix", "write -o s3://bucket/prefix"),
     ("s3.storageClass", "--s3.storage-class"),
