@@ -1,9 +1,10 @@
 """Side-by-side dump benchmark: tibackup vs mydumper vs mysqldump vs the C client's plain SELECT (the floor).
 
 Every tool dumps the same data from the same server in the same run; each case is run ``--repeat``
-times (``--repeat-short``, 11, when its first round took under a second), the tools taking turns (round after round, so a slow moment of a shared machine hits them alike),
+times (``--repeat-short``, 15, when its first round took under a second), the tools taking turns (round after round, so a slow moment of a shared machine hits them alike),
 and the median wall time is reported with the ratio to mydumper and to the floor, the tool's own CPU
-time (user + system) and its peak resident memory (GNU time). tibackup runs from compiled bytecode, as
+time (user + system) and its peak resident memory (GNU time), the server's CPU during the run (mariadbd's
+/proc/PID/stat) and the core-seconds the machine left idle (/proc/stat; bench/procstat.py). tibackup runs from compiled bytecode, as
 an installed package does (PYTHONDONTWRITEBYTECODE is dropped from its environment).
 
     python bench/run.py                    # 1M rows, 50 tables (local and S3), the 7M-row table: ~5 min
@@ -322,9 +323,9 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument(
-        "--repeat-short", type=int, default=11, help="rounds of a sub-second case (default 11)"
+        "--repeat-short", type=int, default=15, help="rounds of a sub-second case (default 15)"
     )
-    parser.add_argument("--large-repeat", type=int, default=3, help="rounds on the large table (default 3)")
+    parser.add_argument("--large-repeat", type=int, default=5, help="rounds on the large table (default 5)")
     parser.add_argument("--huge", action="store_true", help="--load: also load the 7M-row table")
     parser.add_argument("--only", default="", help="--load: only the tools whose name matches this regex")
     parser.add_argument("--huge-ab", action="store_true", help="--huge: the 7M rows with --no-defer-indexes too")

@@ -85,6 +85,47 @@ def test_the_dump_paths_records_are_plain_dataclasses_at_run_time() -> None:
     assert _run_bare(code) == "['tibackup.dump.config.CSVOptions']"
 
 
+def test_the_records_share_one_repr_that_reads_as_a_dataclasss_own() -> None:
+    """A record's ``__repr__`` is record.py's one function, not one compiled per class at start-up; it
+    gives a dataclass's text (fields with repr=False left out), and a class's own ``__repr__`` stays."""
+    import dataclasses
+
+    from tibackup.dump.chunks import Chunk
+    from tibackup.dump.config import Connection, TLSFiles
+    from tibackup.dump.record import _record_repr, record
+
+    code = _LOAD_DUMP_PATH + (
+        "from tibackup.dump.record import _record_repr\n"
+        "print(sorted(f'{v.__module__}.{v.__qualname__}' for n, m in list(sys.modules.items())\n"
+        "    if n.startswith('tibackup.dump') and n not in before for v in vars(m).values()\n"
+        "    if isinstance(v, type) and hasattr(v, '__dataclass_params__') and v.__module__ == n\n"
+        "    and v.__dataclass_params__.repr))\n"
+    )
+    generated = _run_bare(code)  # dataclasses that still compile a repr of their own
+    assert "chunks.Chunk" not in generated and "catalog." not in generated
+
+    @record
+    class Shown:
+        """a record"""
+
+        name: str
+        secret: str = dataclasses.field(default="", repr=False)
+        sizes: tuple[int, ...] = ()
+
+    @dataclasses.dataclass
+    class Same:
+        """the dataclass it reads as"""
+
+        name: str
+        secret: str = dataclasses.field(default="", repr=False)
+        sizes: tuple[int, ...] = ()
+
+    assert Shown.__repr__ is _record_repr and Chunk.__repr__ is _record_repr
+    assert repr(Shown("a'b", "pw", (1, 2))) == repr(Same("a'b", "pw", (1, 2))).replace("Same", "Shown")
+    assert repr(TLSFiles(ca="ca.pem")) == "TLSFiles(ca='ca.pem', cert=None, key=None)"
+    assert repr(Connection(password="pw")) == "Connection(host='127.0.0.1', port=4000, user='root')"
+
+
 def test_the_records_are_still_frozen_for_the_type_checker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """mypy reports an assignment to a record's field (through ``dataclass_transform(frozen_default=True)``)."""
     from mypy import api
