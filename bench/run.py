@@ -1,9 +1,10 @@
 """Side-by-side dump benchmark: tibackup vs mydumper vs mysqldump vs the C client's plain SELECT (the floor).
 
 Every tool dumps the same data from the same server in the same run; each case is run ``--repeat``
-times (``--repeat-short``, 11, when its first round took under a second), the tools taking turns (round after round, so a slow moment of a shared machine hits them alike),
+times (``--repeat-short``, 15, when its first round took under a second), the tools taking turns (round after round, so a slow moment of a shared machine hits them alike),
 and the median wall time is reported with the ratio to mydumper and to the floor, the tool's own CPU
-time (user + system) and its peak resident memory (GNU time). tibackup runs from compiled bytecode, as
+time (user + system) and its peak resident memory (GNU time), the server's CPU during the run (mariadbd's
+/proc/PID/stat) and the core-seconds the machine left idle (/proc/stat; bench/procstat.py). tibackup runs from compiled bytecode, as
 an installed package does (PYTHONDONTWRITEBYTECODE is dropped from its environment).
 
     python bench/run.py                    # 1M rows, 50 tables (local and S3), the 7M-row table: ~5 min
@@ -42,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import idle_seconds, server_cpu, server_pid  # noqa: E402
 from bench.startuptimes import startup_report, startup_times  # noqa: E402
 from testenv.mariadb import MariaDBServer  # noqa: E402
 from testenv.s3 import S3Server, clean_aws_env, make_s3_server  # noqa: E402
@@ -53,6 +55,8 @@ class Run:
     wall: float
     peak_rss_mb: float
     cpu: float  # user + system seconds of the tool
+    server_cpu: float = 0.0  # mariadbd's user + system seconds during the run (/proc/PID/stat)
+    idle: float = 0.0  # idle core-seconds of the machine during the run (/proc/stat)
 
 
 @dataclass
@@ -72,20 +76,31 @@ class Case:
         return statistics.median(r.cpu for r in self.runs)
 
     @property
+    def server_cpu(self) -> float:
+        return statistics.median(r.server_cpu for r in self.runs)
+
+    @property
+    def idle(self) -> float:
+        return statistics.median(r.idle for r in self.runs)
+
+    @property
     def rss(self) -> float:
         return max(r.peak_rss_mb for r in self.runs)
 
 
-def timed(cmd: list[str], env: dict[str, str], stdout_path: Path | None = None) -> Run:
+def timed(cmd: list[str], env: dict[str, str], stdout_path: Path | None = None, pid: int | None = None) -> Run:
     """Wall time, and the peak RSS of the tool itself via GNU time (a forked child's own rusage would
-    count this benchmark's pages, shared until exec)."""
+    count this benchmark's pages, shared until exec); with the server's ``pid``, its CPU during the run,
+    and the machine's idle core-seconds (bench/procstat.py)."""
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
         wrapped = ["/usr/bin/time", "-f", "%M %U %S", "-o", rss.name, *cmd]
         out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
         try:
+            server0, idle0 = server_cpu(pid), idle_seconds()
             start = time.perf_counter()
             proc = subprocess.run(wrapped, stdout=out, stderr=subprocess.PIPE, env=env)
             wall = time.perf_counter() - start
+            server1, idle1 = server_cpu(pid), idle_seconds()
         finally:
             if stdout_path:
                 out.close()  # type: ignore[union-attr]
@@ -95,7 +110,7 @@ def timed(cmd: list[str], env: dict[str, str], stdout_path: Path | None = None) 
                 f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{stderr[-2000:]}"
             )
         peak_kb, user, system = rss.read().strip().splitlines()[-1].split()
-    return Run(wall, int(peak_kb) / 1024, float(user) + float(system))
+    return Run(wall, int(peak_kb) / 1024, float(user) + float(system), server1 - server0, idle1 - idle0)
 
 
 def folder_size(path: Path) -> int:
@@ -157,6 +172,7 @@ def bench_dataset(
     threads, rows = str(args.threads), str(args.chunk_rows)
     work = Path(tempfile.mkdtemp(prefix="tibackup-bench-"))
     tools = tool_commands(db, tables, server, args, full)
+    pid = server_pid(server)
     local = {tool: Case(name, "local disk", tool, []) for tool in tools}
     for i in range(max(args.repeat, args.repeat_short)):
         for tool, template in tools.items():
@@ -167,7 +183,7 @@ def bench_dataset(
             shutil.rmtree(out, ignore_errors=True)
             cmd = [part.replace("{out}", str(out)) for part in template]
             to_file = out.with_suffix(".sql") if "{out}" not in " ".join(template) else None
-            case.runs.append(timed(cmd, env, to_file))
+            case.runs.append(timed(cmd, env, to_file, pid))
             case.bytes_out = folder_size(out) if out.exists() else (to_file.stat().st_size if to_file else 0)
             if to_file:
                 to_file.unlink()
@@ -192,7 +208,7 @@ def bench_dataset(
         slug = "".join(ch if ch.isalnum() else "-" for ch in name)
         for i in range(args.repeat):  # interleaved too
             for j, (tool, cmd_for) in enumerate(s3tools.items()):
-                remote[tool].runs.append(timed(cmd_for(f"{slug}-{j}-{i}"), s3env))
+                remote[tool].runs.append(timed(cmd_for(f"{slug}-{j}-{i}"), s3env, pid=pid))
         for case in remote.values():
             show(case)
             cases.append(case)
@@ -210,7 +226,7 @@ def rounds_for(case: Case, args: argparse.Namespace) -> int:
 def show(case: Case) -> None:
     print(
         f"  {case.dataset:>10} | {case.target:10} | {case.tool:44} | {case.wall:6.2f} s ({spread(case)}) | "
-        f"{case.cpu:6.2f} s | {case.rss:6.1f} MB",
+        f"{case.cpu:6.2f} s | {case.server_cpu:6.2f} s | {case.idle:5.2f} s | {case.rss:6.1f} MB",
         flush=True,
     )
 
@@ -222,7 +238,7 @@ def spread(case: Case) -> str:
 
 def report(cases: list[Case], meta: str) -> str:
     lines = [meta, "", "| data | target | tool | wall (median) | spread (min–max) | × mydumper | × floor | tool CPU | "
-             "peak RSS | output |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "server CPU | idle | peak RSS | output |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for case in cases:
         peers = [c for c in cases if c.dataset == case.dataset]
         same = [c for c in peers if c.target == case.target and c.tool.startswith("mydumper")]
@@ -239,7 +255,7 @@ def report(cases: list[Case], meta: str) -> str:
         size = f"{case.bytes_out / 1e6:.1f} MB" if case.bytes_out else "–"
         lines.append(
             f"| {case.dataset} | {case.target} | {case.tool} | {case.wall:.2f} s | {spread(case)} s | {ratio_m} | "
-            f"{ratio_f} | {case.cpu:.2f} s | {case.rss:.0f} MB | {size} |"
+            f"{ratio_f} | {case.cpu:.2f} s | {case.server_cpu:.2f} s | {case.idle:.2f} s | {case.rss:.0f} MB | {size} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -307,9 +323,9 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument(
-        "--repeat-short", type=int, default=11, help="rounds of a sub-second case (default 11)"
+        "--repeat-short", type=int, default=15, help="rounds of a sub-second case (default 15)"
     )
-    parser.add_argument("--large-repeat", type=int, default=3, help="rounds on the large table (default 3)")
+    parser.add_argument("--large-repeat", type=int, default=5, help="rounds on the large table (default 5)")
     parser.add_argument("--huge", action="store_true", help="--load: also load the 7M-row table")
     parser.add_argument("--only", default="", help="--load: only the tools whose name matches this regex")
     parser.add_argument("--huge-ab", action="store_true", help="--huge: the 7M rows with --no-defer-indexes too")
@@ -344,7 +360,7 @@ def main() -> None:
         conn = server.connect()
         cases: list[Case] = []
         compileall.compile_dir(ROOT / "src" / "tibackup", quiet=1)  # what pip install does
-        print(f"  {'dataset':>10} | {'target':10} | {'tool':44} | {'wall':>8} | {'CPU':>8} | peak RSS")
+        print(f"  {'dataset':>10} | {'target':10} | {'tool':44} | {'wall':>8} | {'CPU':>8} | {'server':>8} | {'idle':>7} | peak RSS")
         conn.cursor().execute("CREATE DATABASE IF NOT EXISTS bench_wide")
         conn.select_db("bench_wide")
         fill_wide(conn, "bench_wide", args.rows)

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Modules the dump path must not load unless asked: TOML and the column-filter parser (only
 # --column-filter), platform (the welcome line's Python version comes from sys), the compressors (only
-# -c), the control plane's CLI library, the S3 client and the upload journal (only S3 output), json
-# (only the manifest, written at the end).
+# -c), the control plane's CLI library, the S3 client, its options and multipart sizes and the upload
+# journal (only S3 output), the thread pool of background commits (only S3: a local folder's files are
+# closed by the worker), json (only the manifest, written at the end).
 NOT_AT_START = (
     "tomllib",
     "platform",
@@ -27,6 +28,9 @@ NOT_AT_START = (
     "boto3",
     "tibackup.dump.columnfilter",
     "tibackup.storage.journal",
+    "tibackup.storage.options",
+    "tibackup.storage.multipart",
+    "concurrent.futures",
     "json",
 )
 
@@ -79,6 +83,47 @@ def test_the_dump_paths_records_are_plain_dataclasses_at_run_time() -> None:
         "    and (v.__dataclass_params__.eq or v.__dataclass_params__.frozen)))\n"
     )
     assert _run_bare(code) == "['tibackup.dump.config.CSVOptions']"
+
+
+def test_the_records_share_one_repr_that_reads_as_a_dataclasss_own() -> None:
+    """A record's ``__repr__`` is record.py's one function, not one compiled per class at start-up; it
+    gives a dataclass's text (fields with repr=False left out), and a class's own ``__repr__`` stays."""
+    import dataclasses
+
+    from tibackup.dump.chunks import Chunk
+    from tibackup.dump.config import Connection, TLSFiles
+    from tibackup.dump.record import _record_repr, record
+
+    code = _LOAD_DUMP_PATH + (
+        "from tibackup.dump.record import _record_repr\n"
+        "print(sorted(f'{v.__module__}.{v.__qualname__}' for n, m in list(sys.modules.items())\n"
+        "    if n.startswith('tibackup.dump') and n not in before for v in vars(m).values()\n"
+        "    if isinstance(v, type) and hasattr(v, '__dataclass_params__') and v.__module__ == n\n"
+        "    and v.__dataclass_params__.repr))\n"
+    )
+    generated = _run_bare(code)  # dataclasses that still compile a repr of their own
+    assert "chunks.Chunk" not in generated and "catalog." not in generated
+
+    @record
+    class Shown:
+        """a record"""
+
+        name: str
+        secret: str = dataclasses.field(default="", repr=False)
+        sizes: tuple[int, ...] = ()
+
+    @dataclasses.dataclass
+    class Same:
+        """the dataclass it reads as"""
+
+        name: str
+        secret: str = dataclasses.field(default="", repr=False)
+        sizes: tuple[int, ...] = ()
+
+    assert Shown.__repr__ is _record_repr and Chunk.__repr__ is _record_repr
+    assert repr(Shown("a'b", "pw", (1, 2))) == repr(Same("a'b", "pw", (1, 2))).replace("Same", "Shown")
+    assert repr(TLSFiles(ca="ca.pem")) == "TLSFiles(ca='ca.pem', cert=None, key=None)"
+    assert repr(Connection(password="pw")) == "Connection(host='127.0.0.1', port=4000, user='root')"
 
 
 def test_the_records_are_still_frozen_for_the_type_checker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,6 +181,29 @@ def test_the_parts_loaded_on_first_use_still_work() -> None:
     assert tidb.parse_go_duration("1h10m0s") == 4200.0
     with pytest.raises(ValueError):
         tidb.parse_go_duration("ten minutes")
+
+
+def test_the_s3_parts_loaded_on_first_use_still_work(tmp_path: Path) -> None:
+    """The storage package's S3 names load when asked for, S3 flags still build their options, and a
+    Finisher with background commits still gets its thread pool."""
+    import tibackup.storage as storage
+    from tibackup.dump.config import Compression
+    from tibackup.dump.options import build_parser, config_from_namespace
+    from tibackup.dump.writer import Finisher
+    from tibackup.storage import multipart, options
+
+    assert storage.S3Options is options.S3Options and storage.parse_s3_url is options.parse_s3_url
+    assert storage.part_size_for is multipart.part_size_for
+    with pytest.raises(AttributeError):
+        storage.NoSuchName  # noqa: B018
+    ns = build_parser().parse_args(["-o", "s3://bucket/prefix", "--s3.endpoint", "http://127.0.0.1:9"])
+    config = config_from_namespace(ns, {}, default_output="unused")
+    assert config.s3 is not None and (config.s3.bucket, config.s3.prefix) == ("bucket", "prefix")
+    finisher = Finisher(2, background=True)
+    written = []
+    finisher.write_whole(storage.LocalStorage(tmp_path), "f", b"x", Compression.NONE, "db", "t", written.append)
+    finisher.wait()
+    assert (tmp_path / "f").read_bytes() == b"x" and len(written) == 1
 
 
 def test_the_welcome_line_names_the_python_as_platform_does() -> None:

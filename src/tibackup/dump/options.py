@@ -23,10 +23,10 @@ from tibackup.dump.config import (
 )
 from tibackup.dump.tablefilter import filter_from_dumpling_flags
 from tibackup.errors import StorageError, UsageError
-from tibackup.storage.options import S3Options
 
 if TYPE_CHECKING:
     from tibackup.dump.columnfilter import ColumnFilter
+    from tibackup.storage.options import S3Options
 
 PASSWORD_ENV_VARS = ("TIBACKUP_DB_PASSWORD", "MYSQL_PWD")
 
@@ -422,7 +422,7 @@ def connection_from_namespace(ns: Any, env: Mapping[str, str]) -> Connection:
 
 
 def s3_options_from_flags(ns: Any, output: str, env: Mapping[str, str]) -> S3Options:
-    from tibackup.storage.options import parse_s3_url
+    from tibackup.storage.options import S3Options, parse_s3_url  # only S3 output (start-up)
 
     bucket, prefix = parse_s3_url(output)
     return S3Options(

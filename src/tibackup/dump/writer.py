@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from tibackup.dump import trace
 from tibackup.dump.compress import make_compressor
@@ -20,6 +20,9 @@ from tibackup.dump.conn import ServerType
 from tibackup.dump.naming import DataFileNamer
 from tibackup.dump.record import record
 from tibackup.storage.base import ObjectWriter, Storage
+
+if TYPE_CHECKING:  # loaded only for background commits (S3): a local dump has no pool (start-up)
+    from concurrent.futures import ThreadPoolExecutor
 
 SQL_HEADER = b"/*!40101 SET NAMES binary*/;\n"
 # Dumpling's first lines, so a file loads whatever order its tables come in: every schema file
@@ -92,7 +95,11 @@ class Finisher:
         self, limit: int, on_error: Callable[[], None] = lambda: None, *, background: bool = True
     ) -> None:
         self._slots = threading.BoundedSemaphore(limit)
-        self._executor = ThreadPoolExecutor(limit, thread_name_prefix="finish") if background else None
+        self._executor: ThreadPoolExecutor | None = None
+        if background:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(limit, thread_name_prefix="finish")
         self._on_error = on_error
         self._errors: list[BaseException] = []
 

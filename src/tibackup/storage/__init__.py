@@ -8,25 +8,32 @@ from typing import TYPE_CHECKING, Any
 
 from tibackup.storage.base import ObjectInfo, ObjectNotFound, ObjectWriter, Storage
 from tibackup.storage.local import LocalStorage
-from tibackup.storage.multipart import part_size_for
-from tibackup.storage.options import S3Options, parse_s3_url
 
 if TYPE_CHECKING:
+    from tibackup.storage.multipart import part_size_for
+    from tibackup.storage.options import S3Options, parse_s3_url
     from tibackup.storage.s3 import S3Storage
+
+_LAZY = {  # a local dump loads none of them (boto3 alone takes ~0.1 s; the S3 options ~1 ms)
+    "S3Storage": "tibackup.storage.s3",
+    "S3Options": "tibackup.storage.options",
+    "parse_s3_url": "tibackup.storage.options",
+    "part_size_for": "tibackup.storage.multipart",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # boto3 takes ~0.1 s to import: a local dump or a `--help` should not pay for it.
-    if name == "S3Storage":
-        from tibackup.storage.s3 import S3Storage
+    if name in _LAZY:
+        import importlib
 
-        return S3Storage
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)
 
 
 def open_storage(url: str, s3: S3Options | None = None) -> Storage:
     """``s3://bucket/prefix`` → S3Storage (bucket and prefix from the URL win); else a local folder."""
     if url.startswith("s3://"):
+        from tibackup.storage.options import S3Options, parse_s3_url
         from tibackup.storage.s3 import S3Storage
 
         bucket, prefix = parse_s3_url(url)
