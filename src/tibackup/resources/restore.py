@@ -18,7 +18,7 @@ from tibackup.resources import defaults
 from tibackup.resources.apigroups import ApiVersion
 from tibackup.resources.backup import JobPodFields, S3StorageProvider, TiDBAccessConfig
 from tibackup.resources.meta import API_VERSION, JSONObject, ObjectMeta, SpecModel
-from tibackup.resources.status import RunStatus
+from tibackup.resources.status import Phase, RunStatus
 
 OnDuplicateWord = Literal["error", "replace", "ignore"]
 DEFAULT_RESTORE_THREADS = 4
@@ -34,6 +34,11 @@ class RestorePhase(StrEnum):
     FAILED = "Failed"
     RETRY_FAILED = "RetryFailed"
     INVALID = "Invalid"
+
+
+# What a Restore's status.phase and condition types can be: RestorePhase's values that tibackup sets (so
+# not RetryFailed, which the shared status model would not read back); the CRD lists only these.
+RESTORE_STATUS_VALUES: tuple[str, ...] = tuple(p.value for p in RestorePhase if p.value in set(Phase))
 
 
 class RestoreS3(S3StorageProvider):
