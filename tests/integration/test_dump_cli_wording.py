@@ -3,6 +3,9 @@ and S3 credential errors name the environment variables and flags, never a Secre
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 from testenv.mariadb import MariaDBServer
 from testenv.s3 import S3Server
@@ -57,3 +60,36 @@ def test_no_credentials_names_the_variables(
     assert proc.returncode == 4, proc.stderr
     line = assert_one_line_error(proc, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     _no_backup_words(line)
+
+
+def _warnings(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if " WARNING " in line]
+
+
+def test_filter_that_matches_nothing_completes_with_one_warning(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
+) -> None:
+    """A typo in -f gives an empty backup, as in Dumpling, but not silently: one warning names the filter."""
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id INT PRIMARY KEY)")
+    env = {"TIBACKUP_DB_PASSWORD": mariadb.password}
+    proc = run_cli(*db_args(mariadb), "-f", f"{fresh_db}.nosuch*", "-o", str(tmp_path / "typo"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "dump complete: " in proc.stdout
+    (line,) = _warnings(proc)
+    assert f"the table filter ({fresh_db}.nosuch*) matched no table or view" in line, line
+    assert "the backup holds no data; check -f/-T/-B" in line
+    assert (tmp_path / "typo" / "metadata").exists()  # still a complete (empty) backup
+
+    proc = run_cli(*db_args(mariadb), "-f", f"{fresh_db}.*", "-o", str(tmp_path / "ok"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert _warnings(proc) == []
+
+
+def test_sql_dump_never_warns_about_the_filter(mariadb: MariaDBServer, fresh_db: str, tmp_path: Path) -> None:
+    env = {"TIBACKUP_DB_PASSWORD": mariadb.password}
+    proc = run_cli(
+        *db_args(mariadb), "-f", f"{fresh_db}.nosuch*", "--sql", "SELECT 1 AS one", "-o", str(tmp_path / "q"),
+        env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert _warnings(proc) == []

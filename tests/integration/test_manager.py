@@ -465,3 +465,21 @@ def test_full_staging_disk_fails_clearly_and_restores_gc(
     assert "\n" not in (failed.message or "")
     assert gc_value(mariadb) == "10m0s" and rt.gc_records == {}
     assert not [k for k in s3_server.list_keys(bucket) if k.endswith("/metadata")], "nothing looks complete"
+
+
+def test_table_filter_matching_nothing_completes_with_a_warning_event(
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, runtime: MemoryRuntime
+) -> None:
+    backup = make_backup(mariadb, s3_server, bucket, "tibackup_no_such_db")
+
+    done = run_backup(backup, runtime)
+
+    assert done.status.phase == Phase.COMPLETE, runtime.events
+    warnings = [(reason, text) for kind, reason, text in runtime.events if kind == "Warning"]
+    assert warnings == [
+        (
+            "TableFilterMatchedNothing",
+            "the table filter (tibackup_no_such_db.*) matched no table or view: the backup holds no data; "
+            "check -f/-T/-B (a Backup's spec.tableFilter or its dumpling.options)",
+        )
+    ], runtime.events

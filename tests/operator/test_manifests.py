@@ -253,3 +253,25 @@ def test_restore_job_gets_every_pass_through_pod_field_as_a_backup_job() -> None
     [backup_container], [restore_container] = backup_pod["containers"], restore_pod["containers"]
     assert restore_container["resources"] == backup_container["resources"] == POD_FIELDS["resources"]
     assert {"name": "TZ", "value": "UTC"} in restore_container["env"]
+
+
+def test_restore_job_gets_upstreams_additional_volumes_as_a_backup_job() -> None:
+    from tibackup.operator.restores import job_manifest as restore_job
+    from tibackup.resources import Restore, parse_resource
+
+    volume = {"name": "extra", "emptyDir": {}}
+    mount = {"name": "extra", "mountPath": "/extra"}
+    restore = parse_resource({
+        "apiVersion": "pingcap.com/v1alpha1", "kind": "Restore", "metadata": {"name": "r", "namespace": "n"},
+        "spec": {"to": {"host": "db", "secretName": "db-secret"}, "s3": {"provider": "aws", "path": "s3://b/x/"},
+                 "additionalVolumes": [volume], "additionalVolumeMounts": [mount]},
+    })  # fmt: skip
+    assert isinstance(restore, Restore)
+    body = restore_job(restore, "image:1", "s3-secret")
+    kubernetes_validate.validate(body, VERSION, strict=True)
+    pod = body["spec"]["template"]["spec"]
+    assert volume in pod["volumes"] and mount in pod["containers"][0]["volumeMounts"]
+    assert ignored_fields(restore, operator=True) == []  # the operator uses them
+    assert {w.split(" ", 1)[0] for w in ignored_fields(restore)} == {  # the embedded runtime cannot
+        "spec.additionalVolumes", "spec.additionalVolumeMounts"
+    }

@@ -296,3 +296,19 @@ def test_a_restores_status_as_get_shows_it_fits_the_restore_crd() -> None:
     jsonschema.validate(document, forbid_unknown(committed_schema("Restore")))
     older = Restore.model_validate({**document, "status": {**document["status"], "claimPath": "s3://b/x/"}})
     assert "claimPath" not in to_dict(older)["status"]
+
+
+def _status_enums(name: str) -> tuple[list[str], list[str]]:
+    crd = yaml.safe_load(render_crds()[name])
+    status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    return status["phase"]["enum"], status["conditions"]["items"]["properties"]["type"]["enum"]
+
+
+def test_restore_crd_lists_only_the_phases_a_restore_can_have() -> None:
+    """A Restore is Scheduled, Running, Complete, Failed or Invalid (docs/restore.md); the Backup-only
+    values (Prepare, Clean, CleanFailed, GCLifeTimeRestorePending, Verified) stay the Backup's."""
+    restore_values = ["Scheduled", "Running", "Complete", "Failed", "Invalid"]
+    assert _status_enums("restores.yaml") == (restore_values, restore_values)
+    backup_phases, backup_conditions = _status_enums("backups.yaml")
+    assert {"Prepare", "Clean", "CleanFailed"} <= set(backup_phases)
+    assert {"Prepare", "Clean", "CleanFailed", "GCLifeTimeRestorePending", "Verified"} <= set(backup_conditions)

@@ -177,3 +177,116 @@ def test_apply_of_a_restore_without_a_controller_says_the_controller_runs_restor
     assert applied.code == 0, applied
     (note,) = [line for line in applied.err.splitlines() if line.startswith("note: ")]
     assert "to run Backups, Restores and schedules" in note and "Backup or Restore again with --wait" in note
+
+
+# TiDB Operator's PITR example (docs: "Point-in-time recovery" from S3 with BR), as v1.6 spells it.
+UPSTREAM_PITR = """
+apiVersion: pingcap.com/v1alpha1
+kind: Restore
+metadata:
+  name: demo3-restore-s3
+  namespace: test1
+spec:
+  restoreMode: pitr
+  br:
+    cluster: demo3
+  s3:
+    provider: aws
+    region: us-west-1
+    bucket: my-bucket
+    prefix: my-log-backup-folder-pitr
+  pitrRestoredTs: "2022-10-10T17:21:00+08:00"
+  pitrFullBackupStorageProvider:
+    s3:
+      provider: aws
+      region: us-west-1
+      bucket: my-bucket
+      prefix: my-full-backup-folder-pitr
+"""
+# TiDB Operator's manifests/backup/restore-aws-s3-br.yaml (its comments left out).
+UPSTREAM_BR = """
+apiVersion: pingcap.com/v1alpha1
+kind: Restore
+metadata:
+  name: demo1-restore-s3-br
+  namespace: test1
+spec:
+  br:
+    cluster: myCluster
+  to:
+    host: 172.30.6.56
+    secretName: mySecret
+  s3:
+    provider: aws
+    region: us-west-2
+    bucket: backup
+    prefix: test1-demo1
+"""
+# Every BR-only field of v1.6's RestoreSpec that a logical load has no use for, with a value that asks for
+# something (not upstream's default).
+BR_ONLY_FIELDS: dict[str, object] = {
+    "pitrRestoredTs": "2022-10-10T17:21:00+08:00",
+    "logRestoreStartTs": "435000000000000000",
+    "pitrFullBackupStorageProvider": {"s3": {"provider": "aws", "bucket": "b", "prefix": "full"}},
+    "federalVolumeRestorePhase": "restore-volume",
+    "volumeAZ": "us-west-2a",
+    "warmup": "sync",
+    "warmupImage": "example/warmup:v1",
+    "warmupStrategy": "fsr",
+    "tolerateSingleTiKVOutage": True,
+    "backoffLimit": 3,
+    "additionalVolumes": [{"name": "extra", "emptyDir": {}}],
+    "additionalVolumeMounts": [{"name": "extra", "mountPath": "/extra"}],
+}
+
+
+def test_br_only_fields_are_accepted_and_each_ignored_with_a_warning() -> None:
+    doc = yaml.safe_load(UPSTREAM)
+    doc["spec"].update(BR_ONLY_FIELDS)
+    restore = parse_resource(doc)
+    assert isinstance(restore, Restore)
+    validate(restore)
+    warned = {w.split(" ", 1)[0]: w for w in ignored_fields(restore)}
+    for name in BR_ONLY_FIELDS:
+        assert f"spec.{name}" in warned, sorted(warned)
+        assert warned[f"spec.{name}"].startswith(f"spec.{name} is ignored: "), warned[f"spec.{name}"]
+    assert "BR" in warned["spec.pitrRestoredTs"] and "BR" in warned["spec.volumeAZ"]
+
+
+def test_upstream_defaults_of_br_only_fields_apply_without_warnings() -> None:
+    """What an upstream API server fills in on every Restore (its CRD's defaults) is no reason to warn."""
+    doc = yaml.safe_load(UPSTREAM)
+    defaults = {"restoreMode": "snapshot", "warmupStrategy": "hybrid", "tolerateSingleTiKVOutage": False,
+                "backoffLimit": 0}  # fmt: skip
+    doc["spec"].update(defaults)
+    restore = parse_resource(doc)
+    assert isinstance(restore, Restore)
+    validate(restore)
+    assert not [w for w in ignored_fields(restore) if w.split(" ", 1)[0].removeprefix("spec.") in defaults]
+
+
+@pytest.mark.parametrize("mode", ["pitr", "volume-snapshot"])
+def test_restore_modes_of_br_are_refused_with_the_reason(mode: str) -> None:
+    doc = yaml.safe_load(UPSTREAM)
+    doc["spec"]["restoreMode"] = mode
+    with pytest.raises(InvalidSpecError) as caught:
+        parse_resource(doc)
+    assert caught.value.field == "spec.restoreMode"
+    assert f"{mode!r} is not supported" in caught.value.message and "BR" in caught.value.message
+    assert "unknown field" not in caught.value.message
+
+
+def test_upstream_pitr_example_is_refused_for_its_mode_not_as_unknown_fields() -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        load_resources(UPSTREAM_PITR)
+    assert caught.value.field == "spec.restoreMode", caught.value.message
+    assert "unknown field" not in caught.value.message
+
+
+def test_upstream_br_example_is_refused_naming_br() -> None:
+    (restore,) = load_resources(UPSTREAM_BR)
+    assert isinstance(restore, Restore)
+    with pytest.raises(InvalidSpecError) as caught:
+        validate(restore)
+    assert caught.value.field == "spec.br"
+    assert "BR restores are not supported by tibackup" in caught.value.message

@@ -34,6 +34,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see 'tibackup load --help'")
 
 
+# dump's --s3.* flags that only shape the objects it writes (or note its uploads): hidden from load's help.
+WRITE_ONLY_S3_FLAGS: dict[str, str] = {
+    "s3_storage_class": "--s3.storage-class",
+    "s3_sse": "--s3.sse",
+    "s3_sse_kms_key_id": "--s3.sse-kms-key-id",
+    "s3_acl": "--s3.acl",
+    "s3_upload_journal": "--s3.upload-journal",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="tibackup load",
@@ -110,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-L", "--logfile", default="", help="also write the log to this file")
     run.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
     add_s3_flags(p, "S3 (with -d s3://…)")
+    for action in p._actions:  # dump's flags for what it writes: not load's (refused by name below)
+        if action.dest in WRITE_ONLY_S3_FLAGS:
+            action.help = argparse.SUPPRESS
     return p
 
 
@@ -120,6 +133,12 @@ def config_from_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[LoadC
         raise UsageError("no backup given: pass -d DIR, -d s3://bucket/prefix/ or -d s3://…/backup.tgz")
     if ns.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {ns.threads}")
+    given = [flag for dest, flag in WRITE_ONLY_S3_FLAGS.items() if getattr(ns, dest)]
+    if given:
+        raise UsageError(
+            f"{given[0]} only applies when writing a backup (tibackup dump): load reads the objects as "
+            "they are stored, so remove it"
+        )
     s3 = None
     if source.startswith("s3://"):
         s3 = s3_options_from_flags(ns, source, env)

@@ -84,6 +84,7 @@ class DumpResult:
     consistency: str
     position: BinlogPosition | None
     files: list[FileRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # lines the dump logged at WARNING, for the caller
 
     @property
     def rows(self) -> int:
@@ -124,6 +125,9 @@ def run_dump(
             f"{len(catalog.base_tables)} tables and {len(catalog.views)} views from {len(catalog.schemas)} databases"
         )  # fmt: skip
         log.info("dumping %s on %s %s to %s", what, server.type.value, server.version, storage.url)
+        warnings = [w for w in (filter_matched_nothing(config, catalog),) if w]
+        for warning in warnings:
+            log.warning("%s", warning)
 
         # Lock, open every worker at the same point in time, note the position, unlock.
         guard = ConsistencyGuard(main, mode, server, config.snapshot)
@@ -169,7 +173,7 @@ def run_dump(
             write_whole_file(
                 storage, METADATA_NAME, metadata_text(started, finished, position), Compression.NONE
             )
-        return DumpResult(storage.url, started, finished, server, guard.mode.value, position, files)
+        return DumpResult(storage.url, started, finished, server, guard.mode.value, position, files, warnings)
     except KeyboardInterrupt:
         raise Interrupted(
             "the dump was interrupted; it is incomplete (no metadata file was written)"
@@ -180,6 +184,20 @@ def run_dump(
         for db in (*workers, main):
             db.close()
         trace.write()
+
+
+def filter_matched_nothing(config: DumpConfig, catalog: Catalog) -> str | None:
+    """A user's table filter (-f/-T/-B, a Backup's spec.tableFilter) that selects no table and no view: the
+    dump completes, as Dumpling's does (an empty database is a legitimate backup), but says so, since a
+    typo in the filter would otherwise give an empty backup reported complete."""
+    chosen = config.table_filter
+    if config.sql or chosen is None or catalog.tables:
+        return None
+    shown = ", ".join(chosen.rules) + (f" -B {','.join(chosen.databases)}" if chosen.databases else "")
+    return (
+        f"the table filter ({shown}) matched no table or view: the backup holds no data; "
+        "check -f/-T/-B (a Backup's spec.tableFilter or its dumpling.options)"
+    )
 
 
 def prepare_session(db: DB, server: ServerInfo, config: DumpConfig) -> None:

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 
 from tibackup.dump.config import Connection, DumpConfig
 from tibackup.dump.conn import DB
-from tibackup.dump.dumper import run_dump
+from tibackup.dump.dumper import DumpResult, run_dump
 from tibackup.dump.metadata import METADATA_NAME
 from tibackup.dump.progress import Progress
 from tibackup.errors import DatabaseError, Interrupted, InvalidSpecError, TibackupError
@@ -304,8 +304,14 @@ def release_claim(report: Reporter, s3: S3Options) -> None:
 def _dump_direct(config: DumpConfig, storage: Storage, report: Reporter) -> None:
     progress = Progress()
     with ProgressLog(progress, interval=PROGRESS_INTERVAL):
-        run_dump(config, storage, progress)
+        result = run_dump(config, storage, progress)
     report.info("Dumped", describe(progress) + f" straight to {storage.url}")
+    _dump_warnings(report, result)
+
+
+def _dump_warnings(report: Reporter, result: DumpResult) -> None:
+    for warning in result.warnings:  # only the table filter's, which matched nothing
+        report.warning("TableFilterMatchedNothing", warning)
 
 
 def _dump_staged(
@@ -330,11 +336,12 @@ def _dump_staged(
         progress = Progress()
         try:
             with ProgressLog(progress, interval=PROGRESS_INTERVAL):
-                run_dump(config, local, progress)
+                result = run_dump(config, local, progress)
         except BaseException:
             staging.clear()  # an unfinished dump can never be uploaded: free the volume
             raise
         report.info("Dumped", describe(progress) + f" to the staging folder {local.url}")
+        _dump_warnings(report, result)
     progress = Progress()
     try:
         with ProgressLog(progress, "uploaded", interval=PROGRESS_INTERVAL):

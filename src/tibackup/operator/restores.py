@@ -16,6 +16,9 @@ from tibackup.operator.runs import COMPONENT, RunController
 from tibackup.resources import Backup, BackupSpec, Phase, Restore, parse_resource
 from tibackup.resources.backup import PASS_THROUGH_POD_FIELDS
 
+# Upstream's additionalVolumes / additionalVolumeMounts go to the restore Job's Pod as to a Backup's.
+EXTRA_VOLUMES = frozenset({"additional_volumes", "additional_volume_mounts"})
+
 log = logging.getLogger(__name__)
 ANNOTATION_RESTORE = "tibackup.pingcap.com/restore"  # the full Restore name on its Job
 UNFINISHED = (None, Phase.SCHEDULED, Phase.RUNNING)
@@ -37,7 +40,9 @@ def job_manifest(restore: Restore, image: str, s3_secret: str | None) -> dict[st
     secretKeyRef, TLS volume, pass-through Pod fields, no retry) with the Restore's name, owner and command.
     ``s3_secret``: the S3 Secret (spec.s3's, or the fromBackup Backup's)."""
     meta, spec = restore.metadata, restore.spec
-    passed = spec.model_dump(by_alias=True, include=set(PASS_THROUGH_POD_FIELDS), exclude_none=True)
+    passed = spec.model_dump(
+        by_alias=True, include=set(PASS_THROUGH_POD_FIELDS | EXTRA_VOLUMES), exclude_none=True
+    )
     view = Backup(
         api_version=restore.api_version,
         metadata=meta,

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from tibackup.resources.apigroups import PINGCAP_GROUP, TIBACKUP_GROUP, VERSION, api_version
 from tibackup.resources.backup import Backup
 from tibackup.resources.backup_schedule import BackupSchedule
-from tibackup.resources.restore import Restore
+from tibackup.resources.restore import RESTORE_STATUS_VALUES, Restore
 
 CRD_FILES: dict[str, type[BaseModel]] = {
     "backups.yaml": Backup, "backupschedules.yaml": BackupSchedule, "restores.yaml": Restore,
@@ -152,7 +152,20 @@ def _convert(model: type[BaseModel], strict: bool) -> dict[str, Any]:
     properties["metadata"] = {"type": "object"}
     schema["description"] = (model.__doc__ or "").strip()
     schema["required"] = ["spec"]
+    if model is Restore:
+        _restore_status_values(properties["status"]["properties"])
     return schema
+
+
+def _restore_status_values(status: dict[str, Any]) -> None:
+    """A Restore shares a Backup's status model, whose phase and condition types include Backup-only
+    values (Prepare, Clean, Verified, …): its CRD lists only those a Restore can have."""
+    phase = status["phase"]
+    phase["enum"] = list(RESTORE_STATUS_VALUES)
+    phase["description"] = "Where a Restore is in its life; also the type of its conditions."
+    condition = status["conditions"]["items"]["properties"]["type"]
+    condition["enum"] = list(RESTORE_STATUS_VALUES)
+    condition["description"] = "The type of a condition: a phase of the Restore."
 
 
 def _kind(model: type[BaseModel]) -> str:

@@ -193,6 +193,11 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> tuple[str, str]:
                 f"{value!r} is not supported: tibackup makes logical snapshot backups only (log and "
                 "volume-snapshot backups need TiDB Operator's BR)"
             )
+        if loc and loc[-1] == "restoreMode":
+            return field, (
+                f"{value!r} is not supported: tibackup restores logical snapshot backups only (pitr and "
+                "volume-snapshot restores need TiDB Operator's BR)"
+            )
         if loc and loc[-1] == "backupType":
             return field, (
                 f"{value!r} is not supported: tibackup makes full backups only "

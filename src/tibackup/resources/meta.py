@@ -16,6 +16,8 @@ _ALIASES = {
     "from_": "from",
     "tikv_gc_life_time": "tikvGCLifeTime",
     "use_kms": "useKMS",
+    "volume_az": "volumeAZ",
+    "tolerate_single_tikv_outage": "tolerateSingleTiKVOutage",
 }
 
 

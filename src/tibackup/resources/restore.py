@@ -18,7 +18,7 @@ from tibackup.resources import defaults
 from tibackup.resources.apigroups import ApiVersion
 from tibackup.resources.backup import JobPodFields, S3StorageProvider, TiDBAccessConfig
 from tibackup.resources.meta import API_VERSION, JSONObject, ObjectMeta, SpecModel
-from tibackup.resources.status import RunStatus
+from tibackup.resources.status import Phase, RunStatus
 
 OnDuplicateWord = Literal["error", "replace", "ignore"]
 DEFAULT_RESTORE_THREADS = 4
@@ -34,6 +34,11 @@ class RestorePhase(StrEnum):
     FAILED = "Failed"
     RETRY_FAILED = "RetryFailed"
     INVALID = "Invalid"
+
+
+# What a Restore's status.phase and condition types can be: RestorePhase's values that tibackup sets (so
+# not RetryFailed, which the shared status model would not read back); the CRD lists only these.
+RESTORE_STATUS_VALUES: tuple[str, ...] = tuple(p.value for p in RestorePhase if p.value in set(Phase))
 
 
 class RestoreS3(S3StorageProvider):
@@ -90,9 +95,27 @@ class RestoreSpec(JobPodFields):
     )
     tibackup: TibackupRestoreOptions = Field(default_factory=lambda: TibackupRestoreOptions())
     use_kms: bool | None = None
-    # Pass-through fields for the restore Job (beside JobPodFields'), shaped as in Kubernetes' core/v1 types.
+    # Upstream's BR restore: in the schema only so that validation refuses it with the reason (a physical
+    # restore of TiKV data, which a logical load cannot stand in for), not as an unknown field.
     br: JSONObject | None = None
+    restore_mode: Literal["snapshot"] | None = Field(
+        default=None, description="Only snapshot: pitr and volume-snapshot restores are BR's."
+    )
+    # Accepted so that upstream's YAML applies as it is; they have no effect here and apply warns about
+    # each one given (see resources.upstream, which says why per field).
     tool_image: str | None = None
+    pitr_restored_ts: str | None = None
+    log_restore_start_ts: str | None = None
+    pitr_full_backup_storage_provider: JSONObject | None = None
+    federal_volume_restore_phase: str | None = None
+    volume_az: str | None = None
+    warmup: str | None = None
+    warmup_image: str | None = None
+    warmup_strategy: str | None = None
+    tolerate_single_tikv_outage: bool | None = None
+    backoff_limit: int | None = None
+    additional_volumes: list[JSONObject] | None = None
+    additional_volume_mounts: list[JSONObject] | None = None
 
 
 class RestoreStatus(RunStatus):

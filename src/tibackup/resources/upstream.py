@@ -17,7 +17,7 @@ from tibackup.resources.restore import Restore
 
 _LOG = "log backups are BR's; tibackup makes logical snapshot backups"
 _VOLUME = "only for EBS volume-snapshot backups (BR's)"
-_NO_POD = "the embedded runtime runs no Pod (the operator gives them to the backup Job's Pod)"
+_NO_POD = "the embedded runtime runs no Pod (the operator gives them to the Job's Pod)"
 
 # Kubernetes spelling of a BackupSpec field -> why tibackup ignores it.
 IGNORED_BACKUP_FIELDS: Final[dict[str, str]] = {
@@ -48,7 +48,19 @@ IGNORED_SCHEDULE_FIELDS: Final[dict[str, str]] = {
     "compactSpan": _LOG,
 }
 _NO_STAGING = "the load streams the backup from S3 and needs no staging volume"
+_PITR = "point-in-time restores are BR's (restoreMode: pitr); tibackup loads a logical snapshot backup"
+_VOLUME_RESTORE = "only for EBS volume-snapshot restores (BR's)"
 IGNORED_RESTORE_FIELDS: Final[dict[str, str]] = {
+    "pitrRestoredTs": _PITR,
+    "logRestoreStartTs": _PITR,
+    "pitrFullBackupStorageProvider": _PITR,
+    "federalVolumeRestorePhase": _VOLUME_RESTORE,
+    "volumeAZ": _VOLUME_RESTORE,
+    "warmup": _VOLUME_RESTORE,
+    "warmupImage": _VOLUME_RESTORE,
+    "warmupStrategy": _VOLUME_RESTORE,
+    "tolerateSingleTiKVOutage": "it tunes BR's restore into TiKV; a logical load goes through SQL",
+    "backoffLimit": "a failed restore is not retried (the Job's backoffLimit stays 0): rerun it",
     "storageClassName": _NO_STAGING,
     "storageSize": _NO_STAGING,
     "tikvGCLifeTime": "a logical restore holds no snapshot, so tibackup leaves the GC life time alone",
@@ -57,11 +69,24 @@ IGNORED_RESTORE_FIELDS: Final[dict[str, str]] = {
 }
 
 
-def _set_fields(spec: BaseModel, names: dict[str, str], where: str) -> list[str]:
+# Upstream's CRD defaults, which its API server fills in on every Restore: no reason to warn.
+UPSTREAM_RESTORE_DEFAULTS: Final[dict[str, object]] = {
+    "warmupStrategy": "hybrid",
+    "tolerateSingleTiKVOutage": False,
+    "backoffLimit": 0,
+}
+
+
+def _set_fields(
+    spec: BaseModel, names: dict[str, str], where: str, quiet: dict[str, object] | None = None
+) -> list[str]:
     warnings = []
     for name in sorted(spec.model_fields_set):
         alias = type(spec).model_fields[name].alias or name
-        if alias in names and getattr(spec, name) is not None:
+        value = getattr(spec, name)
+        if quiet and alias in quiet and value == quiet[alias]:
+            continue
+        if alias in names and value is not None:
             warnings.append(f"{where}.{alias} is ignored: {names[alias]}")
     return warnings
 
@@ -80,7 +105,10 @@ def _spec_warnings(spec: BackupSpec, where: str, operator: bool) -> list[str]:
 def ignored_fields(resource: Backup | BackupSchedule | Restore, operator: bool = False) -> list[str]:
     """One line per upstream field ``resource`` sets that has no effect in this runtime, saying why."""
     if isinstance(resource, Restore):
-        return _set_fields(resource.spec, IGNORED_RESTORE_FIELDS, "spec")
+        ignored = (
+            IGNORED_RESTORE_FIELDS if operator else {**IGNORED_RESTORE_FIELDS, **IGNORED_EMBEDDED_FIELDS}
+        )
+        return _set_fields(resource.spec, ignored, "spec", UPSTREAM_RESTORE_DEFAULTS)
     if isinstance(resource, Backup):
         return _spec_warnings(resource.spec, "spec", operator)
     warnings = _set_fields(resource.spec, IGNORED_SCHEDULE_FIELDS, "spec")
