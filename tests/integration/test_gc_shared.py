@@ -316,9 +316,9 @@ def _role_source(env: Env, user: str, role: str, on_gc_table: str) -> dict[str, 
         user, "role-grants-123", ["SELECT, RELOAD, LOCK TABLES, REPLICATION CLIENT, SHOW VIEW"]
     )
     for statement in (
-        f"CREATE ROLE {role}",
+        # granted to the user (with admin) instead of root, whom MariaDB would grant it to as its creator
+        f"CREATE ROLE {role} WITH ADMIN '{user}'@'%'",
         f"GRANT {on_gc_table} ON mysql.tidb TO {role}",
-        f"GRANT {role} TO '{user}'@'%'",
         f"SET DEFAULT ROLE {role} FOR '{user}'@'%'",
     ):
         env.mariadb.execute(statement)

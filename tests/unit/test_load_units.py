@@ -347,3 +347,22 @@ def test_grants_read_and_judged_only_where_certain() -> None:
     assert missing(everything, want) == {}
     role = parse_grants(["GRANT USAGE ON *.* TO `u`@`%`", "GRANT `loader` TO `u`@`%`"])
     assert missing(role, want) == {}, "a role's privileges are not read here: nothing is judged"
+
+
+def test_a_granted_role_keeps_the_listed_grants_as_what_is_surely_held() -> None:
+    """MariaDB grants every role to the account that created it (root, WITH ADMIN OPTION): such a root
+    still surely holds ALL on *.*, so its loads still defer their indexes (ALTER), while a privilege
+    the listing lacks is not judged (the role may give it). Before, any role line made nothing sure:
+    a root that had ever created a role loaded every table with its keys in place."""
+    from tibackup.load.privileges import may, missing, parse_grants
+
+    root = parse_grants([
+        "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION",
+        "GRANT `gc_role` TO `root`@`localhost` WITH ADMIN OPTION",
+    ])  # fmt: skip
+    assert may(root, "ALTER", "shop")
+    mysql_style = parse_grants(["GRANT SELECT, INSERT, ALTER ON `shop`.* TO `u`@`%`", "GRANT `r`@`%` TO `u`@`%`"])
+    assert may(mysql_style, "ALTER", "shop") and not may(mysql_style, "ALTER", "other")
+    assert missing(mysql_style, {"other": {"INSERT"}}) == {}, "the role may grant it: not judged"
+    odd = parse_grants(["GRANT ALL PRIVILEGES ON *.* TO `u`@`%`", "SOMETHING ELSE ENTIRELY"])
+    assert not may(odd, "ALTER", "shop"), "a line of an unknown shape still makes nothing sure"

@@ -5,8 +5,11 @@ The account's grants are read with ``SHOW GRANTS`` (MySQL, MariaDB and TiDB prin
 INSERT on every target database, CREATE where a database or table is missing, DELETE with
 ``--on-duplicate replace`` (REPLACE deletes the old row), CREATE VIEW and DROP for views (a view
 replaces Dumpling's stand-in table), and CREATE, INSERT, DELETE, SELECT on the checkpoint schema.
-Where the grants cannot be read for certain (a role, table- or column-level grants on that database,
-a line of another shape), that database is not judged: the server itself refuses later, as before.
+Where the grants cannot be read for certain (table- or column-level grants on that database, a line
+of another shape), that database is not judged: the server itself refuses later, as before. A granted
+role only adds privileges (MariaDB grants every role to the account that created it), so the listed
+grants stay what the account surely holds: a missing one is not judged (the role may give it), a
+listed one still counts (e.g. for the deferred index builds, which need ALTER).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ _GRANT = re.compile(
     r"^GRANT (?P<privs>.+?) ON (?P<db>\*|`(?:[^`]|``)*`|'[^']*'|\w+)\.(?P<table>\*|`(?:[^`]|``)*`|\w+) TO ",
     re.IGNORECASE,
 )
+# A role granted to the account: ``GRANT `r` TO …`` (MariaDB), ``GRANT `r`@`%` TO …`` (MySQL) — no ON.
+_ROLE = re.compile(r"^GRANT (?:(?! ON ).)+ TO ", re.IGNORECASE)
 ALL = "ALL PRIVILEGES"
 
 
@@ -38,6 +43,7 @@ class Grants:
     per_db: list[tuple[str, set[str]]] = field(default_factory=list)
     unsure: list[str] = field(default_factory=list)  # db patterns; "*": nothing can be judged
     account: str = ""
+    roles: bool = False  # a role is granted: more may be held than is listed
 
     def held(self, db: str) -> set[str] | None:
         """The privileges held on every table of ``db`` (None: cannot tell)."""
@@ -56,6 +62,9 @@ def parse_grants(lines: list[str], account: str = "") -> Grants:
         m = _GRANT.match(line.strip())
         if m is None:
             if line.strip().upper().startswith("GRANT PROXY"):
+                continue
+            if _ROLE.match(line.strip()):
+                grants.roles = True
                 continue
             grants.unsure.append("*")  # a role granted, or a shape not known here
             continue
@@ -86,7 +95,7 @@ def missing(grants: Grants, want: dict[str, set[str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for db, privs in sorted(want.items()):
         held = grants.held(db)
-        if held is None or ALL in held:
+        if held is None or ALL in held or grants.roles:  # a role may hold what is not listed
             continue
         lacking = sorted(privs - held)
         if lacking:
