@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from testenv.mariadb import MariaDBServer
@@ -57,25 +56,3 @@ def table_state(server: MariaDBServer, database: str, tables: list[str]) -> dict
     if "gen" in tables:
         state["gen"] = server.execute(f"SELECT * FROM `{database}`.gen ORDER BY id")
     return state
-
-
-def alter_count(server: MariaDBServer, settle: float = 10.0) -> int:
-    """``Com_alter_table`` of the whole server, once the sessions of the load just run have ended.
-
-    MariaDB folds a closing session's counters into the global ones as the session goes away, after
-    the client has closed it: read too soon (a busy machine) and the load's ALTERs are not there yet.
-    So wait (bounded) until no client session but this one is left."""
-    conn = server.connect()
-    try:
-        cur = conn.cursor()
-        others = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Daemon' AND ID <> CONNECTION_ID()"
-        deadline = time.monotonic() + settle
-        while time.monotonic() < deadline:
-            cur.execute(others)
-            if int(cur.fetchone()[0]) == 0:
-                break
-            time.sleep(0.05)
-        cur.execute("SHOW GLOBAL STATUS LIKE 'Com_alter_table'")
-        return int(cur.fetchone()[1])
-    finally:
-        conn.close()
