@@ -290,3 +290,39 @@ def test_upstream_br_example_is_refused_naming_br() -> None:
         validate(restore)
     assert caught.value.field == "spec.br"
     assert "BR restores are not supported by tibackup" in caught.value.message
+
+
+def test_a_restores_status_refuses_backup_only_phases_and_conditions() -> None:
+    """The Restore CRD lists only a Restore's phases; the Python model takes the same list: a stored or
+    received status with a Backup-only phase or condition is refused, naming the value, and the phase
+    helpers never produce one. A Backup's status keeps them all."""
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from tibackup.manager import phases
+    from tibackup.resources.restore import RESTORE_STATUS_VALUES, RestoreStatus
+    from tibackup.resources.status import BackupStatus, ConditionType, set_condition, set_side_condition
+
+    now = datetime(2024, 3, 1, tzinfo=UTC)
+    spec = {"to": {"host": "db", "secretName": "s"}}
+    for phase in ("Prepare", "Clean", "CleanFailed"):
+        with pytest.raises(ValidationError, match=f"'{phase}'.*a Restore's status is one of Scheduled"):
+            Restore.model_validate({"metadata": {"name": "r"}, "spec": spec, "status": {"phase": phase}})
+    for kind in ("Verified", "GCLifeTimeRestorePending", "Prepare"):
+        with pytest.raises(ValidationError, match=f"'{kind}'"):
+            RestoreStatus.model_validate({"conditions": [{"type": kind, "status": "True"}]})
+    restore = RestoreStatus()
+    with pytest.raises(ValueError, match="'Prepare'"):
+        phases.to_prepare(restore, "preparing", now)
+    with pytest.raises(ValueError, match="'Verified'"):
+        set_side_condition(restore, ConditionType.VERIFIED, "Verified", "ok", now)
+    with pytest.raises(ValueError, match="'Clean'"):
+        set_condition(restore, Phase.CLEAN, "Deleting", "x", now)
+    with pytest.raises(ValidationError, match="'Prepare'"):
+        restore.phase = Phase.PREPARE
+    for value in RESTORE_STATUS_VALUES:
+        assert set_condition(RestoreStatus(), value, None, None, now).phase == value
+    assert set(RestoreStatus.allowed_types) == set(RESTORE_STATUS_VALUES)
+    backup = BackupStatus.model_validate({"phase": "Prepare", "conditions": [{"type": "Verified"}]})
+    assert set_condition(backup, Phase.CLEAN, None, None, now).phase == Phase.CLEAN

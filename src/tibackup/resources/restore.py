@@ -10,7 +10,7 @@ under ``spec.tibackup`` (``threads``, ``onDuplicate``, ``fromBackup``); the filt
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -123,6 +123,9 @@ class RestoreStatus(RunStatus):
     ``timeCompleted``, ``timeTaken``, ``commitTs`` (the backup's position) as the reference has them;
     beyond it ``backupPath`` (what was loaded), ``backupSize`` (bytes loaded), ``rerunToken`` and
     ``restoredRows``. No ``claimPath``: a Restore claims no folder (only a Backup writes one)."""
+
+    allowed_types: ClassVar[frozenset[str]] = frozenset(RESTORE_STATUS_VALUES)
+    owner_kind: ClassVar[str] = "Restore"
 
     restored_rows: int | None = None
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import ClassVar, Literal, Self, TypeVar
+
+from pydantic import model_validator
 
 from tibackup.resources.meta import KubeTime, StatusModel, utc
 
@@ -60,6 +62,11 @@ class BackupCondition(StatusModel):
 class RunStatus(StatusModel):
     """What the status of a Backup and of a Restore share (each adds only fields it sets itself)."""
 
+    # The phases and condition types this status may hold, and whose status it is: a Backup's has every
+    # one; a Restore's narrows them (resources.restore, whose list its CRD takes too).
+    allowed_types: ClassVar[frozenset[str]] = frozenset(kind.value for kind in ConditionType)
+    owner_kind: ClassVar[str] = "Backup"
+
     phase: Phase | None = None
     conditions: list[BackupCondition] | None = None
     backup_path: str | None = None
@@ -79,6 +86,23 @@ class RunStatus(StatusModel):
             if cond.type == type_:
                 return cond
         return None
+
+    @model_validator(mode="after")
+    def _only_allowed_types(self) -> Self:
+        for value in (self.phase, *(cond.type for cond in self.conditions or ())):
+            if value is not None:
+                refuse_foreign_type(type(self), value)
+        return self
+
+
+def refuse_foreign_type(status_type: type[RunStatus], value: str) -> None:
+    """Raise ValueError when ``value`` is no phase or condition type of ``status_type`` (a Restore's
+    status cannot be ``Prepare``, ``Clean``, ``Verified``, …)."""
+    allowed = status_type.allowed_types
+    if value not in allowed:
+        listed = ", ".join(kind.value for kind in ConditionType if kind.value in allowed)
+        raise ValueError(f"{str(value)!r} is no status of a {status_type.owner_kind}: "
+                         f"a {status_type.owner_kind}'s status is one of {listed}")  # fmt: skip
 
 
 class BackupStatus(RunStatus):
@@ -120,6 +144,7 @@ def set_side_condition(
 ) -> S:
     """A copy of ``status`` with the condition ``type_`` set as ``set_condition`` does, phase untouched."""
     kind = ConditionType(type_)
+    refuse_foreign_type(type(status), kind)
     conditions = [cond.model_copy() for cond in status.conditions or ()]
     for index, cond in enumerate(conditions):
         if cond.type == kind:
