@@ -468,11 +468,17 @@ def test_full_staging_disk_fails_clearly_and_restores_gc(
 
 
 def test_table_filter_matching_nothing_completes_with_a_warning_event(
-    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, runtime: MemoryRuntime
+    mariadb: MariaDBServer, s3_server: S3Server, bucket: str, runtime: MemoryRuntime,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The event is there, and the manager's log says it once (the dumper's line), not twice."""
     backup = make_backup(mariadb, s3_server, bucket, "tibackup_no_such_db")
 
-    done = run_backup(backup, runtime)
+    with caplog.at_level(logging.INFO, logger="tibackup"):
+        done = run_backup(backup, runtime)
+
+    said = [r for r in caplog.records if "matched no table or view" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING, [r.getMessage() for r in said]
 
     assert done.status.phase == Phase.COMPLETE, runtime.events
     warnings = [(reason, text) for kind, reason, text in runtime.events if kind == "Warning"]

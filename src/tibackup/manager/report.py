@@ -38,9 +38,12 @@ class Reporter(Generic[R]):
         log.info("%s %s: %s", self.noun, self.who, message)
         self.runtime.event(self.backup, "Normal", reason, message)
 
-    def warning(self, reason: str, message: str) -> None:
+    def warning(self, reason: str, message: str, logged: bool = False) -> None:
+        """A Warning event and a warning line; ``logged``: the engine already logged the line (the
+        event only, so the log says it once)."""
         message = self.clean(message)
-        log.warning("%s %s: %s", self.noun, self.who, message)
+        if not logged:
+            log.warning("%s %s: %s", self.noun, self.who, message)
         self.runtime.event(self.backup, "Warning", reason, message)
 
     def _save(self, status: RunStatus) -> R:

@@ -310,8 +310,8 @@ def _dump_direct(config: DumpConfig, storage: Storage, report: Reporter) -> None
 
 
 def _dump_warnings(report: Reporter, result: DumpResult) -> None:
-    for warning in result.warnings:  # only the table filter's, which matched nothing
-        report.warning("TableFilterMatchedNothing", warning)
+    for warning in result.warnings:  # only the table filter's, which matched nothing; the dump logged it
+        report.warning("TableFilterMatchedNothing", warning, logged=True)
 
 
 def _dump_staged(
