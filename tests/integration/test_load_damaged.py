@@ -123,3 +123,43 @@ def test_a_missing_bucket_names_the_commands_own_flag(mariadb: MariaDBServer, s3
     )  # fmt: skip
     line = _one_error(proc, 4, "bucket 'no-such-bucket-tryout' does not exist", "-d of load")
     assert "s3.bucket" not in line  # a Backup's field: the command line has none
+
+
+def _flip_a_digit_in_a_snappy_block(framed: bytes) -> bytes:
+    """``framed`` (snappy's framing format) with one bit of its first compressed block flipped where the block still decompresses
+    and reads as valid SQL with one digit changed: only the block's CRC-32C can tell."""
+    import cramjam
+
+    start = 10  # after the stream identifier; find the first compressed block (type 0x00)
+    while framed[start] != 0x00:
+        start += 4 + int.from_bytes(framed[start + 1 : start + 4], "little")
+    length = int.from_bytes(framed[start + 1 : start + 4], "little")
+    head, body, tail = framed[: start + 8], framed[start + 8 : start + 4 + length], framed[start + 4 + length :]
+    original = bytes(cramjam.snappy.decompress_raw(body))
+    for at in range(len(body) // 2, len(body)):
+        changed = bytearray(body)
+        changed[at] ^= 0x01
+        try:
+            out = bytes(cramjam.snappy.decompress_raw(bytes(changed)))
+        except Exception:
+            continue
+        diff = [i for i in range(min(len(out), len(original))) if out[i] != original[i]]
+        if len(out) == len(original) and len(diff) == 1 and chr(out[diff[0]]).isdigit():
+            if chr(original[diff[0]]).isdigit():
+                return head + bytes(changed) + tail
+    raise AssertionError("no digit to flip in the first block")
+
+
+def test_a_snappy_block_whose_crc_fails_is_verify_failed_naming_the_file(
+    mariadb: MariaDBServer, fresh_db: str, tmp_path: Path
+) -> None:
+    """A flipped byte inside a snappy block that still decompresses (to a row with one digit changed)
+    fails the load, exit 4 naming the file, as gzip's CRC does — never a changed row loaded."""
+    _table_of_3000_rows(mariadb, fresh_db)
+    folder = _dumped(mariadb, fresh_db, tmp_path / "snappy", "-c", "snappy")  # no manifest: Dumpling's
+    path = _data_file(folder, fresh_db)
+    path.write_bytes(_flip_a_digit_in_a_snappy_block(path.read_bytes()))
+    proc = load_cli("-d", str(folder), *db_flags(mariadb), env=_pw(mariadb))
+    line = _one_error(proc, 4, path.name, "CRC-32C", "damaged")
+    assert "internal error" not in line and "load complete" not in proc.stdout + proc.stderr
+    mariadb.drop_database(fresh_db)

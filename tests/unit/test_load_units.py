@@ -134,6 +134,42 @@ def test_decompress_and_check(codec: Compression) -> None:
         reader.check(len(stored) + 1, None)
 
 
+def test_snappy_blocks_are_checked_against_their_crc32c() -> None:
+    """Each block of snappy's framing format carries a masked CRC-32C of its data: a flipped bit in a
+    compressed block that still decompresses, or in an uncompressed block, is VerifyFailed naming
+    the file (a backup without a manifest has nothing else to catch it)."""
+    import os
+
+    import cramjam
+
+    text = b"".join(b"(%d,'v%d')," % (n, n) for n in range(20_000))
+    noise = os.urandom(100_000)  # incompressible: written as uncompressed blocks (type 0x01)
+    for raw, kind in ((text, 0x00), (noise, 0x01)):
+        stored = bytes(cramjam.snappy.compress(raw))
+        assert stored[10] == kind
+        assert b"".join(decompressed(CheckedReader(io.BytesIO(stored), "f"), Compression.SNAPPY)) == raw  # type: ignore[arg-type]
+        length = int.from_bytes(stored[11:14], "little")
+        bad = bytearray(stored)
+        for at in range(14 + length - 1, 18, -1):  # the last data byte of the first block that still decodes
+            bad = bytearray(stored)
+            bad[at] ^= 0x01
+            if kind == 0x01 or _decodes(bytes(bad[18 : 14 + length])):
+                break
+        reader = CheckedReader(io.BytesIO(bytes(bad)), "db.t.000000000.sql.snappy")  # type: ignore[arg-type]
+        with pytest.raises(VerifyFailed, match=r"db\.t\.000000000\.sql\.snappy .*CRC-32C.*damaged"):
+            b"".join(decompressed(reader, Compression.SNAPPY))
+
+
+def _decodes(block: bytes) -> bool:
+    import cramjam
+
+    try:
+        cramjam.snappy.decompress_raw(block)
+    except Exception:
+        return False
+    return True
+
+
 def _csv_config(**csv: object) -> LoadConfig:
     return LoadConfig(Connection(), "x", csv=CSVOptions(**csv))  # type: ignore[arg-type]
 

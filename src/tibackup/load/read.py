@@ -13,7 +13,7 @@ import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from tibackup.dump.config import Compression
 from tibackup.errors import StorageError
@@ -143,15 +143,30 @@ def _unsnappy(reader: CheckedReader) -> Iterator[bytes]:
                 raise VerifyFailed(f"{reader.name} ends inside a snappy frame: the file is cut short")
             return
         kind, length = buf[0], int.from_bytes(buf[1:4], "little")
-        body, buf = buf[4 : 4 + length], buf[4 + length :]
-        if kind == 0x00:
-            yield bytes(cramjam.snappy.decompress_raw(body[4:]))  # first 4 bytes: masked CRC-32C
-        elif kind == 0x01:
-            yield body[4:]
+        block, buf = buf[: 4 + length], buf[4 + length :]
+        if kind in (0x00, 0x01):  # compressed / uncompressed data
+            yield _snappy_block(cramjam, block, reader.name)
         elif kind in (0xFF, 0xFE) or 0x80 <= kind <= 0xFD:
             continue  # stream identifier, padding, skippable chunks
         else:
             raise VerifyFailed(f"{reader.name} is not a framed snappy file (chunk type {kind:#x})")
+
+
+_SNAPPY_STREAM_ID = b"\xff\x06\x00\x00sNaPpY"
+
+
+def _snappy_block(cramjam: Any, block: bytes, name: str) -> bytes:
+    """One data block's content, its masked CRC-32C (the block's first 4 bytes after the header)
+    checked: cramjam's framed decoder checks it, so the block is handed to it as a stream of one."""
+    try:
+        return bytes(cramjam.snappy.decompress(_SNAPPY_STREAM_ID + block))
+    except Exception as exc:
+        if _decompression_error(exc) and "checksum" in str(exc).lower():
+            raise VerifyFailed(
+                f"{name} has a snappy block that fails its CRC-32C check: the file is damaged; "
+                "restore from another backup"
+            ) from None
+        raise
 
 
 _COMMON = rb"`[^`]*+`|/\*(?:[^*]++|\*(?!/))*+\*/|--[ \t][^\n]*+|\#[^\n]*+|[/#-]"
