@@ -43,6 +43,7 @@ from tibackup.load.execute import open_session
 from tibackup.load.plan import LoadPlan
 from tibackup.load.schema import file_statements
 from tibackup.load.source import BackupFile, Source
+from tibackup.load.stopping import RunningStatements
 
 log = logging.getLogger("tibackup.load")
 
@@ -254,10 +255,12 @@ class DeferredIndexes:
         for job in work:
             jobs.put(job)
         errors: list[BaseException] = []
+        running = RunningStatements(self.config)  # what an interruption stops
 
-        def build_loop() -> None:
+        def build_loop(index: int) -> None:
             try:
                 session = self.session()
+                running.remember(index, session)
             except BaseException as exc:
                 errors.append(exc)
                 return
@@ -274,11 +277,16 @@ class DeferredIndexes:
                 session.close()
 
         sessions = min(self.config.threads, len(work))
-        threads = [threading.Thread(target=build_loop, daemon=True) for _ in range(sessions)]
+        threads = [threading.Thread(target=build_loop, args=(i,), daemon=True) for i in range(sessions)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except KeyboardInterrupt:  # the builds are stopped (an ALTER waiting on a lock too), rolled back
+            errors.append(KeyboardInterrupt())
+            running.stop(threads)
+            raise
         if errors:
             raise errors[0]
         return keys

@@ -25,6 +25,7 @@ from tibackup.load.privileges import check_privileges, may, needed
 from tibackup.load.progress import LoadProgress
 from tibackup.load.schema import check_rows, create_schemas, create_views, existing_objects, refuse_non_empty
 from tibackup.load.source import Source, open_source
+from tibackup.load.stopping import MainSession
 from tibackup.units import human_size
 
 log = logging.getLogger("tibackup.load")
@@ -54,7 +55,7 @@ def run_load(
     progress.total_rows = sum((plan.table_rows or {}).values())
     if isinstance(progress, LoadProgress):
         progress.total_bytes, progress.total_files = plan.data_bytes, len(plan.data)
-    main = DB(config.connection, config.params)
+    main = MainSession(config.connection, config.params)  # its statements stop on Ctrl-C/SIGTERM too
     sessions: list[DB] = []
     try:
         started = datetime.now()

@@ -5,6 +5,12 @@ open) would otherwise keep the load — and the Ctrl-C — waiting for as long a
 session's server connection id is known (asked once per connection); an interruption runs ``KILL
 QUERY`` on each from a connection of its own, round after round until the sessions have ended. Their
 open transactions roll back; what was committed (rows and checkpoint rows together) stays.
+
+The main session (the checks before the data, schemas, views, the row check, the finished mark) is
+stopped the same way: ``MainSession`` runs each of its statements on a thread of its own while the
+caller's thread waits, so the signal is seen at once (a thread inside the client library's read is
+not interrupted by it), and its statement is stopped with ``KILL QUERY`` before the interruption goes
+on.
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-from tibackup.dump.conn import DB
+from tibackup.dump.config import Connection
+from tibackup.dump.conn import DB, Row
 from tibackup.errors import DatabaseError
 from tibackup.load.config import LoadConfig
 
@@ -32,37 +40,110 @@ class RunningStatements:
         if known is None or known[0] is not db:
             self._ids[index] = (db, int(db.scalar_text("SELECT CONNECTION_ID()") or 0))
 
-    def stop(self, threads: list[threading.Thread], work: queue.Queue[Any], rounds: int = 60) -> None:
+    def stop(self, threads: list[threading.Thread], work: queue.Queue[Any] | None = None, rounds: int = 60) -> None:
         """Stop every session's statement until the sessions (``threads``, which skip what is queued
         once the load's stop is set) have ended; each gets its None on ``work`` as soon as there is
         room. A session between two statements may start one more: the next round stops it."""
-        ends = len(threads)
-        try:
-            killer: DB | None = DB(self.config.connection, self.config.params)
-        except DatabaseError as exc:  # the server is unreachable: the sessions end with their statement
-            log.debug("could not stop the running statements: %s", exc.message)
-            killer = None
-        try:
-            for _ in range(rounds):
-                if killer is not None:
-                    self._kill(killer)
-                while ends:
-                    try:
-                        work.put_nowait(None)
-                        ends -= 1
-                    except queue.Full:
-                        break
-                for t in threads:
-                    t.join(timeout=0.5)
-                if not any(t.is_alive() for t in threads):
-                    return
-        finally:
-            if killer is not None:
-                killer.close()
+        ends = len(threads) if work is not None else 0
 
-    def _kill(self, killer: DB) -> None:
-        for cid in sorted({cid for _, cid in list(self._ids.values()) if cid}):
+        def hand_out_ends() -> None:
+            nonlocal ends
+            while ends and work is not None:
+                try:
+                    work.put_nowait(None)
+                    ends -= 1
+                except queue.Full:
+                    break
+
+        def ids() -> list[int]:
+            return [cid for _, cid in list(self._ids.values())]
+
+        stop_statements(self.config.connection, self.config.params, ids, threads, rounds, hand_out_ends)
+
+
+def stop_statements(
+    connection: Connection,
+    params: tuple[tuple[str, str], ...],
+    ids: Callable[[], Iterable[int]],
+    threads: list[threading.Thread],
+    rounds: int = 60,
+    each_round: Callable[[], None] = lambda: None,
+) -> None:
+    """``KILL QUERY`` each connection of ``ids`` from a connection of its own, round after round (half
+    a second each, at most ``rounds``) until ``threads`` have ended."""
+    try:
+        killer: DB | None = DB(connection, params)
+    except DatabaseError as exc:  # the server is unreachable: the sessions end with their statement
+        log.debug("could not stop the running statements: %s", exc.message)
+        killer = None
+    try:
+        for _ in range(rounds):
+            if killer is not None:
+                _kill(killer, ids())
+            each_round()
+            for t in threads:
+                t.join(timeout=0.5)
+            if not any(t.is_alive() for t in threads):
+                return
+    finally:
+        if killer is not None:
+            killer.close()
+
+
+def _kill(killer: DB, ids: Iterable[int]) -> None:
+    for cid in sorted({cid for cid in ids if cid}):
+        try:
+            killer.execute(f"KILL QUERY {cid}", "stopping the load's statements")
+        except DatabaseError:
+            continue  # that connection has gone already
+
+
+T = TypeVar("T")
+
+
+class MainSession(DB):
+    """The load's main session, whose every statement an interruption stops (module docstring)."""
+
+    def __init__(self, conn: Connection, params: tuple[tuple[str, str], ...] = ()) -> None:
+        self._id = 0  # the server's id of this connection; 0 while connecting (statements run directly)
+        self._params = params
+        self._busy: threading.Thread | None = None  # a statement's thread that outlived an interruption
+        super().__init__(conn, params)
+        self._id = int(self.scalar_text("SELECT CONNECTION_ID()") or 0)
+
+    def execute(self, sql: str, doing: str = "") -> None:
+        self._stoppable(super().execute, sql, doing)
+
+    def execute_bytes(self, sql: bytes, doing: str = "") -> int:
+        return self._stoppable(super().execute_bytes, sql, doing)
+
+    def query(self, sql: str, doing: str = "") -> list[Row]:  # query_text, scalar, scalar_text too
+        return self._stoppable(super().query, sql, doing)
+
+    def close(self) -> None:
+        if self._busy is None or not self._busy.is_alive():  # never under a statement still running
+            super().close()
+
+    def _stoppable(self, call: Callable[[T, str], Any], sql: T, doing: str) -> Any:
+        if not self._id:
+            return call(sql, doing)
+        outcome: list[Any] = []
+
+        def run() -> None:
             try:
-                killer.execute(f"KILL QUERY {cid}", "stopping the load's statements")
-            except DatabaseError:
-                continue  # that connection has gone already
+                outcome.append((True, call(sql, doing)))
+            except BaseException as exc:
+                outcome.append((False, exc))
+
+        thread = threading.Thread(target=run, name="tibackup-load-main", daemon=True)
+        thread.start()
+        try:
+            thread.join()
+        except KeyboardInterrupt:
+            stop_statements(self.conn_info, self._params, lambda: [self._id], [thread])
+            self._busy = thread
+            raise
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
