@@ -58,19 +58,20 @@ class RunningStatements:
         def ids() -> list[int]:
             return [cid for _, cid in list(self._ids.values())]
 
-        stop_statements(self.config.connection, self.config.params, ids, threads, rounds, hand_out_ends)
+        stop_statements(self.config.connection, self.config.params, ids, joined(threads), rounds, hand_out_ends)
 
 
 def stop_statements(
     connection: Connection,
     params: tuple[tuple[str, str], ...],
     ids: Callable[[], Iterable[int]],
-    threads: list[threading.Thread],
+    ended: Callable[[float], bool],
     rounds: int = 60,
     each_round: Callable[[], None] = lambda: None,
 ) -> None:
-    """``KILL QUERY`` each connection of ``ids`` from a connection of its own, round after round (half
-    a second each, at most ``rounds``) until ``threads`` have ended."""
+    """``KILL QUERY`` each connection of ``ids`` from a connection of its own, round after round, until
+    ``ended`` (which waits up to the seconds it is given) says the statements have ended; at most
+    ``rounds`` rounds of half a second."""
     try:
         killer: DB | None = DB(connection, params)
     except DatabaseError as exc:  # the server is unreachable: the sessions end with their statement
@@ -81,13 +82,22 @@ def stop_statements(
             if killer is not None:
                 _kill(killer, ids())
             each_round()
-            for t in threads:
-                t.join(timeout=0.5)
-            if not any(t.is_alive() for t in threads):
+            if ended(0.5):
                 return
     finally:
         if killer is not None:
             killer.close()
+
+
+def joined(threads: list[threading.Thread]) -> Callable[[float], bool]:
+    """``stop_statements``' ``ended`` for sessions that are threads: they have all ended."""
+
+    def ended(timeout: float) -> bool:
+        for t in threads:
+            t.join(timeout=timeout)
+        return not any(t.is_alive() for t in threads)
+
+    return ended
 
 
 def _kill(killer: DB, ids: Iterable[int]) -> None:
@@ -102,12 +112,15 @@ T = TypeVar("T")
 
 
 class MainSession(DB):
-    """The load's main session, whose every statement an interruption stops (module docstring)."""
+    """The load's main session, whose every statement an interruption stops (module docstring): its
+    statements run on one thread of its own, started with the first, while the caller waits."""
 
     def __init__(self, conn: Connection, params: tuple[tuple[str, str], ...] = ()) -> None:
         self._id = 0  # the server's id of this connection; 0 while connecting (statements run directly)
         self._params = params
-        self._busy: threading.Thread | None = None  # a statement's thread that outlived an interruption
+        self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._running = threading.Event()  # set while a statement runs on the worker
         super().__init__(conn, params)
         self._id = int(self.scalar_text("SELECT CONNECTION_ID()") or 0)
 
@@ -121,27 +134,39 @@ class MainSession(DB):
         return self._stoppable(super().query, sql, doing)
 
     def close(self) -> None:
-        if self._busy is None or not self._busy.is_alive():  # never under a statement still running
+        if self._worker is not None:
+            self._calls.put(None)
+        if not self._running.is_set():  # never under a statement still running (stopping it failed)
             super().close()
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            call()
 
     def _stoppable(self, call: Callable[[T, str], Any], sql: T, doing: str) -> Any:
         if not self._id:
             return call(sql, doing)
-        outcome: list[Any] = []
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._serve, name="tibackup-load-main", daemon=True)
+            self._worker.start()
+        outcome: list[tuple[bool, Any]] = []
+        done = threading.Event()
 
         def run() -> None:
             try:
                 outcome.append((True, call(sql, doing)))
             except BaseException as exc:
                 outcome.append((False, exc))
+            finally:
+                self._running.clear()
+                done.set()
 
-        thread = threading.Thread(target=run, name="tibackup-load-main", daemon=True)
-        thread.start()
+        self._running.set()
+        self._calls.put(run)
         try:
-            thread.join()
+            done.wait()
         except KeyboardInterrupt:
-            stop_statements(self.conn_info, self._params, lambda: [self._id], [thread])
-            self._busy = thread
+            stop_statements(self.conn_info, self._params, lambda: [self._id], done.wait)
             raise
         ok, value = outcome[0]
         if not ok:
