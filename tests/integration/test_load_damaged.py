@@ -144,9 +144,9 @@ def _flip_a_digit_in_a_snappy_block(framed: bytes) -> bytes:
         except Exception:
             continue
         diff = [i for i in range(min(len(out), len(original))) if out[i] != original[i]]
-        if len(out) == len(original) and len(diff) == 1 and chr(out[diff[0]]).isdigit():
-            if chr(original[diff[0]]).isdigit():
-                return head + bytes(changed) + tail
+        digits = len(diff) == 1 and chr(out[diff[0]]).isdigit() and chr(original[diff[0]]).isdigit()
+        if len(out) == len(original) and digits:
+            return head + bytes(changed) + tail
     raise AssertionError("no digit to flip in the first block")
 
 

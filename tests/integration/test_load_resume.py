@@ -215,27 +215,53 @@ def _dump_and_start(
     return before, _start_load(mariadb, tmp_path)
 
 
+_WAITING_ON_LK = (
+    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND STATE LIKE 'Waiting for table%%' "
+    "AND INFO LIKE 'INSERT INTO `lk`%%'"
+)
+
+
 def test_lost_connection_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
-    before, proc = _dump_and_start(mariadb, source_db, tmp_path)
-    deadline = time.monotonic() + 120
-    killed = False
-    while not killed and proc.poll() is None and time.monotonic() < deadline:
-        if _committed(mariadb, source_db) >= 3000:
-            for (session,) in mariadb.execute(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s", (source_db,)
-            ):
-                with contextlib.suppress(Exception):  # it may have ended on its own meanwhile
-                    mariadb.execute(f"KILL CONNECTION {int(session)}")  # as a server restart would
-                    killed = True
-        time.sleep(0.005)
-    proc.wait(timeout=120)
-    assert killed and proc.returncode == 3
+    """The server drops the load's connections mid-load (as a restart would): one line naming the lost
+    connection, exit 3, and the rerun resumes to exactly the source's rows. Surely mid-load: a third
+    table ``lk`` (one file, one group; there already, empty) is locked by another client, so one
+    session waits on it while the other commits the rest — the load cannot finish before its
+    connections are killed (before, it sometimes did, and the test failed: a flake)."""
+    tables = [*TABLES, "lk"]
+    mariadb.execute(f"CREATE TABLE `{source_db}`.lk (id INT PRIMARY KEY)")
+    mariadb.execute("INSERT INTO lk SELECT seq FROM seq_1_to_10", database=source_db)
+    dump(mariadb, tmp_path, "-B", source_db, "-s", "4000", "-F", "200KiB")
+    before = checksums(mariadb, source_db, tables)
+    create_lk = mariadb.execute(f"SHOW CREATE TABLE `{source_db}`.lk")[0][1]
+    mariadb.drop_database(source_db)
+    mariadb.create_database(source_db)
+    mariadb.execute(create_lk, database=source_db)
+    locker = mariadb.connect()  # no default database: not among the connections the test kills
+    locker.cursor().execute(f"LOCK TABLES `{source_db}`.lk READ")
+    try:
+        proc = _start_load(mariadb, tmp_path)
+        deadline = time.monotonic() + 120  # a bound against hangs, not a timing assertion
+        while not (_committed(mariadb, source_db) >= 3000 and mariadb.execute(_WAITING_ON_LK, (source_db,))[0][0]):
+            assert proc.poll() is None and time.monotonic() < deadline, "the load never waited on lk's lock"
+            time.sleep(0.005)
+        sessions = mariadb.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s", (source_db,))
+        killed = 0
+        for (session,) in sessions:
+            with contextlib.suppress(Exception):  # once one is killed, the load ends and closes the rest
+                mariadb.execute(f"KILL CONNECTION {int(session)}")  # as a server restart would
+                killed += 1
+        assert killed, "the load's connections were there to kill (it cannot have finished)"
+        proc.wait(timeout=120)
+    finally:
+        locker.close()
     stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode == 3, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "connection" in errors[0].lower(), stderr
+    assert mariadb.execute(f"SELECT COUNT(*) FROM `{source_db}`.lk")[0][0] == 0, "lk's rows never ran"
     result = load(mariadb, str(tmp_path))
     assert result.resumed
-    assert checksums(mariadb, source_db, TABLES) == before
+    assert checksums(mariadb, source_db, tables) == before
 
 
 def test_sigterm_stops_cleanly_then_rerun(mariadb: MariaDBServer, source_db: str, tmp_path: Path) -> None:
