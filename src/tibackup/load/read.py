@@ -13,7 +13,7 @@ import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from tibackup.dump.config import Compression
 from tibackup.errors import StorageError
@@ -127,8 +127,6 @@ def _unzstd(reader: CheckedReader) -> Iterator[bytes]:
 
 def _unsnappy(reader: CheckedReader) -> Iterator[bytes]:
     """Snappy's framing format (what Dumpling writes): chunks of type, 3-byte length, payload."""
-    import cramjam
-
     buf = b""
     eof = False
     while True:
@@ -145,7 +143,7 @@ def _unsnappy(reader: CheckedReader) -> Iterator[bytes]:
         kind, length = buf[0], int.from_bytes(buf[1:4], "little")
         block, buf = buf[: 4 + length], buf[4 + length :]
         if kind in (0x00, 0x01):  # compressed / uncompressed data
-            yield _snappy_block(cramjam, block, reader.name)
+            yield _snappy_block(block, reader.name)
         elif kind in (0xFF, 0xFE) or 0x80 <= kind <= 0xFD:
             continue  # stream identifier, padding, skippable chunks
         else:
@@ -155,9 +153,11 @@ def _unsnappy(reader: CheckedReader) -> Iterator[bytes]:
 _SNAPPY_STREAM_ID = b"\xff\x06\x00\x00sNaPpY"
 
 
-def _snappy_block(cramjam: Any, block: bytes, name: str) -> bytes:
+def _snappy_block(block: bytes, name: str) -> bytes:
     """One data block's content, its masked CRC-32C (the block's first 4 bytes after the header)
     checked: cramjam's framed decoder checks it, so the block is handed to it as a stream of one."""
+    import cramjam
+
     try:
         return bytes(cramjam.snappy.decompress(_SNAPPY_STREAM_ID + block))
     except Exception as exc:
