@@ -79,6 +79,17 @@ def _interrupt_once_waiting(mariadb: MariaDBServer, db: str, folder: Path, sig: 
     _one_error(proc, 130, "interrupted", "run the same command again to resume")
 
 
+def _table_and_view_dumped(mariadb: MariaDBServer, db: str, tmp_path: Path, keys: str) -> tuple[Path, object]:
+    """``db`` given a table ``a`` of 2000 rows (with ``keys``) and a view ``w`` of 9, dumped; the
+    folder and a's checksum."""
+    mariadb.execute(f"CREATE TABLE `{db}`.a (id INT PRIMARY KEY, v VARCHAR(20){keys})")
+    mariadb.execute(f"INSERT INTO `{db}`.a SELECT seq, CONCAT('v', seq) FROM `{db}`.seq_1_to_2000")
+    mariadb.execute(f"CREATE VIEW `{db}`.w AS SELECT id FROM `{db}`.a WHERE id < 10")
+    folder = tmp_path / "backup"
+    dump(mariadb, folder, "-B", db, "--no-views=false")
+    return folder, checksums(mariadb, db, ["a"])
+
+
 @pytest.mark.parametrize("stage,sig", [("refusal check", signal.SIGTERM), ("views", signal.SIGINT)])
 def test_a_signal_while_the_main_session_waits_on_a_lock_stops_it_and_the_rerun_finishes(
     mariadb: MariaDBServer, fresh_db: str, tmp_path: Path, stage: str, sig: int
@@ -87,12 +98,7 @@ def test_a_signal_while_the_main_session_waits_on_a_lock_stops_it_and_the_rerun_
     views after it) wait on a lock another client holds: SIGTERM / Ctrl-C stops them as the data
     sessions' (KILL QUERY), exit 130 with the resume line; the rerun, the lock gone, ends with the
     backup's rows and its view."""
-    mariadb.execute(f"CREATE TABLE `{fresh_db}`.a (id INT PRIMARY KEY, v VARCHAR(20))")
-    mariadb.execute(f"INSERT INTO `{fresh_db}`.a SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_2000")
-    mariadb.execute(f"CREATE VIEW `{fresh_db}`.w AS SELECT id FROM `{fresh_db}`.a WHERE id < 10")
-    folder = tmp_path / "backup"
-    dump(mariadb, folder, "-B", fresh_db, "--no-views=false")
-    before = checksums(mariadb, fresh_db, ["a"])
+    folder, before = _table_and_view_dumped(mariadb, fresh_db, tmp_path, "")
     create = mariadb.execute(f"SHOW CREATE TABLE `{fresh_db}`.a")[0][1]
     mariadb.drop_database(fresh_db)
     mariadb.create_database(fresh_db)
@@ -121,12 +127,7 @@ def test_a_signal_while_an_index_build_after_the_data_waits_on_a_lock_stops_it_a
     """A rerun whose data is all in builds the keys still missing after the data, on sessions of its
     own; one such ALTER waiting on a lock (another client's open transaction has read the table) is
     stopped by SIGTERM too, and the next rerun adds the key."""
-    mariadb.execute(f"CREATE TABLE `{fresh_db}`.a (id INT PRIMARY KEY, v VARCHAR(20), KEY k_v (v))")
-    mariadb.execute(f"INSERT INTO `{fresh_db}`.a SELECT seq, CONCAT('v', seq) FROM `{fresh_db}`.seq_1_to_2000")
-    mariadb.execute(f"CREATE VIEW `{fresh_db}`.w AS SELECT id FROM `{fresh_db}`.a WHERE id < 10")
-    folder = tmp_path / "backup"
-    dump(mariadb, folder, "-B", fresh_db, "--no-views=false")
-    before = checksums(mariadb, fresh_db, ["a"])
+    folder, before = _table_and_view_dumped(mariadb, fresh_db, tmp_path, ", KEY k_v (v)")
     mariadb.drop_database(fresh_db)
     mariadb.create_database(fresh_db)
     mariadb.execute("CREATE TABLE w (id INT)", database=fresh_db)  # the view's stand-in: its DROP waits
