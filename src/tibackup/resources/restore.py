@@ -37,7 +37,8 @@ class RestorePhase(StrEnum):
 
 
 # What a Restore's status.phase and condition types can be: RestorePhase's values that tibackup sets (so
-# not RetryFailed, which the shared status model would not read back); the CRD lists only these.
+# not RetryFailed, which the shared status model would not read back). The one list: the CRD lists only
+# these, and RestoreStatus refuses any other (a Backup's Prepare, Clean, Verified, …).
 RESTORE_STATUS_VALUES: tuple[str, ...] = tuple(p.value for p in RestorePhase if p.value in set(Phase))
 
 
