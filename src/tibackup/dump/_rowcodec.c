@@ -523,9 +523,15 @@ static PyObject *client_version(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return PyUnicode_FromString(mysql_get_client_info());
 }
 
+static PyObject *spare_buffers(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromLong(nspare);
+}
+
 static PyMethodDef methods[] = {
     {"client_version", client_version, METH_NOARGS,
      "The C client library this module links (must equal mysqlclient's get_client_info())."},
+    {"spare_buffers", spare_buffers, METH_NOARGS,
+     "How many buffers of finished readers are kept for the next ones (at most 4)."},
     {NULL, NULL, 0, NULL},
 };
 
