@@ -7,14 +7,17 @@
 Runs the commands in turns (interleaved rounds, the output folder emptied before each) with the general
 log on, and prints per command the median (fastest–slowest) time from its process start, taken here, to
 its first statement, its first and last data SELECT (a SELECT of the dumped rows with a WHERE: the
-chunks), the last session's Quit and the process gone. The same instrument for both tools, with no
+chunks; a table read whole), the last session's Quit and the process gone. The same instrument for both tools, with no
 tracing in either (strace would slow the one that opens more files: Python's imports). The password is
-taken from MYSQL_PWD; the general log is switched off again at the end.
+taken from MYSQL_PWD; the general log is switched off again at the end. ``--kinds`` also counts each
+command's statements of the last round by kind (their first words: ``Query SELECT``, ``Query SHOW
+CREATE``, ``Connect``, ``Quit``…), to compare the round trips per table.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import shlex
 import shutil
@@ -27,11 +30,33 @@ import MySQLdb
 
 def data_select(command: str, argument: str) -> bool:
     text = argument.upper()
-    return (
-        command == "Query"
-        and text.startswith("SELECT")
-        and " WHERE " in text
-        and "INFORMATION_SCHEMA" not in text
+    if command != "Query" or not text.startswith("SELECT") or "INFORMATION_SCHEMA" in text:
+        return False
+    if " WHERE " in text:  # a chunk's range
+        return True
+    # A table read whole (mydumper: small tables, no WHERE), not a lookup of the plan or the server
+    return " FROM " in text and not any(w in text for w in ("MIN(", "MAX(", "COUNT(", "@@", "MYSQL."))
+
+
+def kind(command: str, argument: str) -> str:
+    """A statement's kind: the command and the argument's first two words (a SELECT of data or of
+    information_schema told apart)."""
+    words = argument.upper().replace("(", " ").replace("`", " ").split()[:2]
+    if command != "Query":
+        return command
+    if words and words[0] == "SELECT":
+        if "INFORMATION_SCHEMA" in argument.upper():
+            return "Query SELECT … information_schema"
+        return "Query SELECT (data)" if data_select(command, argument) else "Query SELECT (other)"
+    return "Query " + " ".join(words)
+
+
+def kinds(cursor: MySQLdb.cursors.Cursor) -> collections.Counter[str]:
+    cursor.execute(
+        "SELECT command_type, LEFT(argument, 300) FROM mysql.general_log WHERE thread_id <> CONNECTION_ID()"
+    )
+    return collections.Counter(
+        kind(k, a.decode() if isinstance(a, bytes) else a) for k, a in cursor.fetchall()
     )
 
 
@@ -61,6 +86,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--user", default="root")
     parser.add_argument("--clean", default="", help="the output folder, emptied before each run")
+    parser.add_argument("--kinds", action="store_true", help="also the statements of the last round by kind")
     parser.add_argument("commands", nargs="+")
     args = parser.parse_args()
     db = MySQLdb.connect(
@@ -74,6 +100,7 @@ def main() -> None:
     cursor.execute("SET GLOBAL log_output = 'TABLE'")
     cursor.execute("SET GLOBAL general_log = 1")
     results: dict[str, list[dict[str, float]]] = {c: [] for c in args.commands}
+    counted: dict[str, collections.Counter[str]] = {}
     try:
         for _ in range(args.rounds):
             for command in args.commands:
@@ -83,6 +110,8 @@ def main() -> None:
                 started = time.time()  # the server's event_time is wall-clock time too
                 subprocess.run(shlex.split(command), check=True, stdout=subprocess.DEVNULL)
                 results[command].append(milestones(cursor, started, time.time()))
+                if args.kinds:
+                    counted[command] = kinds(cursor)
     finally:
         cursor.execute("SET GLOBAL general_log = 0")
         cursor.execute("SET GLOBAL log_output = 'FILE'")
@@ -91,6 +120,8 @@ def main() -> None:
         for name in runs[0]:
             values = [r[name] for r in runs]
             print(f"  {name:20} {statistics.median(values):7.1f} ({min(values):.1f}-{max(values):.1f})")
+        for name, count in sorted(counted.get(command, {}).items(), key=lambda kv: -kv[1]):
+            print(f"    {count:5}  {name}")
 
 
 if __name__ == "__main__":

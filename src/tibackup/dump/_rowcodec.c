@@ -27,8 +27,12 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <mysql.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* mysqlclient's _mysql_ConnectionObject (src/MySQLdb/_mysql.c), the fields up to ``open``. It embeds
  * the MYSQL struct; the module checks at import time (client_version) that both sides link one
@@ -39,37 +43,147 @@ typedef struct {
     int open;
 } MysqlclientConnection;
 
-static const char HEX[] = "0123456789abcdef";
 static PyObject *RowcodecError;
 
-/* ESCAPE[c]: the letter after the backslash for a byte Dumpling escapes, 0 for a byte written as is. */
-static char ESCAPE[256];
+/* HEX2[b]: the two lower-case hex digits of byte b, as they are stored (one 16-bit copy a byte). */
+static char HEX2[256][2];
 
-static void init_escapes(void) {
-    ESCAPE[0] = '0';
-    ESCAPE['\n'] = 'n';
-    ESCAPE['\r'] = 'r';
-    ESCAPE['\\'] = '\\';
-    ESCAPE['\''] = '\'';
-    ESCAPE['"'] = '"';
-    ESCAPE[26] = 'Z';
+/* An escape table: the letter after the backslash for each byte (0 for a byte written as is), and the
+ * bytes it escapes (at most 8), each repeated 16 times for the 16-bytes-at-a-time scan; unused slots
+ * repeat the first byte. */
+typedef struct {
+    char letter[256];
+    unsigned char special[8][16];
+    int nspecial;
+} Escapes;
+
+/* The bytes Dumpling escapes in SQL strings (dumpling/export/sql_type.go escapeBackslashSQL). */
+static Escapes SQL_ESCAPES;
+
+static void escapes_add(Escapes *e, unsigned char c, char letter) {
+    if (e->letter[c]) return;
+    e->letter[c] = letter;
+    if (e->nspecial == 0) {
+        for (int k = 0; k < 8; k++) memset(e->special[k], c, 16);
+    } else {
+        memset(e->special[e->nspecial], c, 16);
+    }
+    e->nspecial++;
 }
 
-/* Runs of bytes that need no escape are copied whole: most values have none. */
-static size_t put_escaped(char *out, const unsigned char *s, size_t n, const char *escape) {
-    size_t len = 0, t = 0;
-    while (t < n) {
-        size_t start = t;
-        while (t < n && !escape[s[t]]) t++;
-        memcpy(out + len, s + start, t - start);
-        len += t - start;
-        if (t < n) {
+static void init_tables(void) {
+    static const char HEX[] = "0123456789abcdef";
+    for (int b = 0; b < 256; b++) {
+        HEX2[b][0] = HEX[b >> 4];
+        HEX2[b][1] = HEX[b & 15];
+    }
+    escapes_add(&SQL_ESCAPES, 0, '0');
+    escapes_add(&SQL_ESCAPES, '\n', 'n');
+    escapes_add(&SQL_ESCAPES, '\r', 'r');
+    escapes_add(&SQL_ESCAPES, '\\', '\\');
+    escapes_add(&SQL_ESCAPES, '\'', '\'');
+    escapes_add(&SQL_ESCAPES, '"', '"');
+    escapes_add(&SQL_ESCAPES, 26, 'Z');
+}
+
+/* n bytes (a number's text, a separator) without a call to memcpy: most are a few bytes long. Reads
+ * only the n bytes given. */
+static inline void copy_small(char *out, const char *s, size_t n) {
+    if (n >= 8) {
+        if (n > 16) { memcpy(out, s, n); return; }
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(out, &a, 8);
+        memcpy(out + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(out, &a, 4);
+        memcpy(out + n - 4, &b, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) out[i] = s[i];
+    }
+}
+
+/* s escaped by a backslash where ``e`` says, into out; returns the length written. Never reads past
+ * s + n, and never writes past out + 2 * n (the caller reserves two bytes a byte). */
+static size_t put_escaped_bytewise(char *restrict out, const unsigned char *restrict s, size_t n,
+                                   const char *restrict letters) {
+    size_t len = 0;
+    for (size_t t = 0; t < n; t++) {
+        char letter = letters[s[t]];
+        if (letter) {
             out[len++] = '\\';
-            out[len++] = escape[s[t++]];
+            out[len++] = letter;
+        } else {
+            out[len++] = (char)s[t];
         }
     }
     return len;
 }
+
+#if defined(__SSE2__)
+/* Where SSE2 is there (every x86-64): 16 bytes at a time. A block with no byte to escape is stored
+ * whole; else the bytes before the first one are kept and that one is escaped (the block's store
+ * writes at most 16 bytes from where the output stands, within the two bytes a byte reserved for
+ * the 16 bytes of s still ahead). The last partial block is checked the same way, read from the
+ * block that ends at s + n (or from a copy, for a value shorter than 16 bytes), and copied whole
+ * when it has nothing to escape, which is what most values are. */
+static size_t put_escaped(char *restrict out, const unsigned char *restrict s, size_t n, const Escapes *e) {
+    const __m128i c0 = _mm_loadu_si128((const __m128i *)e->special[0]);
+    const __m128i c1 = _mm_loadu_si128((const __m128i *)e->special[1]);
+    const __m128i c2 = _mm_loadu_si128((const __m128i *)e->special[2]);
+    const __m128i c3 = _mm_loadu_si128((const __m128i *)e->special[3]);
+    const __m128i c4 = _mm_loadu_si128((const __m128i *)e->special[4]);
+    const __m128i c5 = _mm_loadu_si128((const __m128i *)e->special[5]);
+    const __m128i c6 = _mm_loadu_si128((const __m128i *)e->special[6]);
+    const __m128i c7 = _mm_loadu_si128((const __m128i *)e->special[7]);
+#define HITS(v)                                                                                        \
+    ((unsigned int)_mm_movemask_epi8(_mm_or_si128(                                                   \
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, c0), _mm_cmpeq_epi8(v, c1)),                     \
+                     _mm_or_si128(_mm_cmpeq_epi8(v, c2), _mm_cmpeq_epi8(v, c3))),                    \
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, c4), _mm_cmpeq_epi8(v, c5)),                     \
+                     _mm_or_si128(_mm_cmpeq_epi8(v, c6), _mm_cmpeq_epi8(v, c7))))))
+    size_t len = 0, t = 0;
+    while (n - t >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + t));
+        unsigned int mask = HITS(v);
+        _mm_storeu_si128((__m128i *)(out + len), v);
+        if (mask == 0) {
+            len += 16;
+            t += 16;
+            continue;
+        }
+        unsigned int k = (unsigned int)__builtin_ctz(mask);
+        len += k;
+        t += k;
+        out[len++] = '\\';
+        out[len++] = e->letter[s[t++]];
+    }
+    size_t r = n - t;
+    if (r == 0) return len;
+    unsigned int mask;
+    if (n >= 16) {
+        mask = HITS(_mm_loadu_si128((const __m128i *)(s + n - 16))) >> (16 - r);
+    } else {
+        unsigned char block[16] = {0};
+        copy_small((char *)block, (const char *)s, n);
+        mask = HITS(_mm_loadu_si128((const __m128i *)block)) & ((1u << r) - 1);
+    }
+#undef HITS
+    if (mask == 0) {
+        copy_small(out + len, (const char *)s + t, r);
+        return len + r;
+    }
+    return len + put_escaped_bytewise(out + len, s + t, r, e->letter);
+}
+#else
+static size_t put_escaped(char *out, const unsigned char *s, size_t n, const Escapes *e) {
+    return put_escaped_bytewise(out, s, n, e->letter);
+}
+#endif
 
 /* Bytes as given (a separator, a delimiter, a null value). */
 typedef struct {
@@ -86,7 +200,7 @@ static int text_init(Text *t, const char *data, Py_ssize_t len) {
 }
 
 static inline size_t put(char *out, const Text *t) {
-    memcpy(out, t->data, t->len);
+    copy_small(out, t->data, t->len);
     return t->len;
 }
 
@@ -103,8 +217,41 @@ typedef struct {
     /* The format: SQL, or CSV with these texts and its own escape table. */
     int csv;
     Text field_sep, row_sep, null_value, delimiter;
-    char csv_escape[256];
+    Escapes csv_escape;
 } Reader;
+
+/* Buffers of finished readers, for the next ones: a dump creates a reader per chunk (and per half or
+ * quarter), and a buffer grown afresh to its 1-2 MiB each time costs a page fault per 4 KiB
+ * (~7k faults on 50 tables, more than the rows' encoding of a small table). Taken and given back
+ * with the GIL held (Reader_init, close, abort, dealloc), so no lock; at most SPARE_MAX buffers of at
+ * most SPARE_CAP_MAX bytes are kept, so an idle process holds little. */
+#define SPARE_MAX 4
+#define SPARE_CAP_MAX ((size_t)8 << 20)
+static struct {
+    char *buf;
+    size_t cap;
+} spare[SPARE_MAX];
+static int nspare;
+
+static void take_spare(Reader *self) {
+    if (self->buf != NULL || nspare == 0) return;
+    nspare--;
+    self->buf = spare[nspare].buf;
+    self->cap = spare[nspare].cap;
+}
+
+static void give_back(Reader *self) {
+    if (self->buf == NULL) return;
+    if (nspare < SPARE_MAX && self->cap <= SPARE_CAP_MAX) {
+        spare[nspare].buf = self->buf;
+        spare[nspare].cap = self->cap;
+        nspare++;
+    } else {
+        PyMem_RawFree(self->buf);
+    }
+    self->buf = NULL;
+    self->cap = 0;
+}
 
 static PyObject *raise_mysql(MYSQL *mysql) {
     const char *msg = mysql_error(mysql);
@@ -170,15 +317,13 @@ static int init_format(Reader *self, PyObject *csv) {
         PyErr_NoMemory();
         return -1;
     }
-    memset(self->csv_escape, 0, sizeof self->csv_escape);
-    self->csv_escape['\\'] = '\\';
-    self->csv_escape[0] = '0';
-    self->csv_escape['\r'] = 'r';
-    self->csv_escape['\n'] = 'n';
+    memset(&self->csv_escape, 0, sizeof self->csv_escape);
+    escapes_add(&self->csv_escape, '\\', '\\');
+    escapes_add(&self->csv_escape, 0, '0');
+    escapes_add(&self->csv_escape, '\r', 'r');
+    escapes_add(&self->csv_escape, '\n', 'n');
     const char *special = delim_len ? delim : (sep_len ? sep : NULL);
-    if (special != NULL && !self->csv_escape[(unsigned char)special[0]]) {
-        self->csv_escape[(unsigned char)special[0]] = special[0];
-    }
+    if (special != NULL) escapes_add(&self->csv_escape, (unsigned char)special[0], special[0]);
     return 0;
 }
 
@@ -225,6 +370,7 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     self->res = res;
+    take_spare(self);
     if (mysql_num_fields(res) != self->ncols) {
         PyErr_Format(PyExc_ValueError, "the statement returned %u columns, but %u kinds were given",
                      mysql_num_fields(res), self->ncols);
@@ -273,23 +419,20 @@ static size_t fill(Reader *self, size_t max_bytes, int *error, Py_ssize_t *rows)
             if (s == NULL) { len += put(out + len, null); continue; }
             size_t n = lengths[j];
             if (kinds[j] == 'n') {
-                memcpy(out + len, s, n);
+                copy_small(out + len, (const char *)s, n);
                 len += n;
             } else if (self->csv) { /* strings and bytes alike */
                 len += put(out + len, delim);
-                len += put_escaped(out + len, s, n, self->csv_escape);
+                len += put_escaped(out + len, s, n, &self->csv_escape);
                 len += put(out + len, delim);
             } else if (kinds[j] == 'b') {
                 out[len++] = 'x';
                 out[len++] = '\'';
-                for (size_t t = 0; t < n; t++) {
-                    out[len++] = HEX[s[t] >> 4];
-                    out[len++] = HEX[s[t] & 15];
-                }
+                for (size_t t = 0; t < n; t++, len += 2) memcpy(out + len, HEX2[s[t]], 2);
                 out[len++] = '\'';
             } else { /* 's' */
                 out[len++] = '\'';
-                len += put_escaped(out + len, s, n, ESCAPE);
+                len += put_escaped(out + len, s, n, &SQL_ESCAPES);
                 out[len++] = '\'';
             }
         }
@@ -333,17 +476,19 @@ static void free_result(Reader *self, int shut_down) {
 
 static PyObject *Reader_close(Reader *self, PyObject *Py_UNUSED(ignored)) {
     free_result(self, 0);
+    give_back(self);
     Py_RETURN_NONE;
 }
 
 static PyObject *Reader_abort(Reader *self, PyObject *Py_UNUSED(ignored)) {
     free_result(self, 1);
+    give_back(self);
     Py_RETURN_NONE;
 }
 
 static void Reader_dealloc(Reader *self) {
     free_result(self, 1); /* never closed: the caller is unwinding, do not read the rest */
-    PyMem_RawFree(self->buf);
+    give_back(self);
     PyMem_RawFree(self->kinds);
     PyMem_RawFree(self->field_sep.data);
     PyMem_RawFree(self->row_sep.data);
@@ -378,16 +523,22 @@ static PyObject *client_version(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return PyUnicode_FromString(mysql_get_client_info());
 }
 
+static PyObject *spare_buffers(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromLong(nspare);
+}
+
 static PyMethodDef methods[] = {
     {"client_version", client_version, METH_NOARGS,
      "The C client library this module links (must equal mysqlclient's get_client_info())."},
+    {"spare_buffers", spare_buffers, METH_NOARGS,
+     "How many buffers of finished readers are kept for the next ones (at most 4)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rowcodec", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__rowcodec(void) {
-    init_escapes();
+    init_tables();
     if (PyType_Ready(&ReaderType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

@@ -62,6 +62,25 @@ def dump_chunk(
     *, client: bool = False,
 ) -> None:  # fmt: skip
     """One chunk read whole into ``writer`` (chunk_writer)."""
+    label = f"{chunk.table.name}#{chunk.index}"
+    try:
+        if client:
+            for encoded, rows in client_batches(
+                db, chunk, config, fmt, writer.next_room, stop, chunk.where, label
+            ):
+                writer.add_blob(encoded, fmt.separator, rows)
+        else:
+            _read_rendered(db, chunk, writer, fmt, stop)
+        with trace.span("close", label):
+            writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _read_rendered(db: DB, chunk: Chunk, writer: ChunkWriter, fmt: RowFormat, stop: threading.Event) -> None:
+    """Rows rendered by the server (bulk: GROUP_CONCAT batches; stream: row by row). The client read
+    builds none of this per chunk: its SELECT is client_batches' own."""
     table = chunk.table
     row_expr = fmt.row_expr(table.selected_columns)
     source = table.source
@@ -70,37 +89,23 @@ def dump_chunk(
     separator = fmt.separator
     doing = f"reading {table.schema}.{table.name}"
     order = " ORDER BY " + ", ".join(quote_ident(c.name) for c in table.key) if table.key else ""
-    label = f"{table.name}#{chunk.index}"
-    try:
-        if client:
-            for encoded, rows in client_batches(
-                db, chunk, config, fmt, writer.next_room, stop, chunk.where, label
-            ):
-                writer.add_blob(encoded, separator, rows)
-        elif chunk.batches:
-            for condition in chunk.batches:
-                if stop.is_set():
-                    raise _Stop
-                where = f" WHERE {condition}" if condition else ""
-                blob, warnings = db.blob(
-                    f"SELECT GROUP_CONCAT({row_expr} SEPARATOR {_sep_literal(separator)}) FROM {source}{where}",
-                    doing,
-                )
-                if warnings:  # truncated or otherwise odd: read this batch row by row instead
-                    log.debug("batch of %s had %d warnings; streaming it instead", source, warnings)
-                    _stream(
-                        db, writer, f"SELECT {row_expr} FROM {source}{where}{order}", separator, stop, doing
-                    )
-                elif blob is not None:
-                    writer.add_blob(blob, separator)
-        else:
-            where = f" WHERE {chunk.where}" if chunk.where else ""
-            _stream(db, writer, f"SELECT {row_expr} FROM {source}{where}{order}", separator, stop, doing)
-        with trace.span("close", label):
-            writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+    if chunk.batches:
+        for condition in chunk.batches:
+            if stop.is_set():
+                raise _Stop
+            where = f" WHERE {condition}" if condition else ""
+            blob, warnings = db.blob(
+                f"SELECT GROUP_CONCAT({row_expr} SEPARATOR {_sep_literal(separator)}) FROM {source}{where}",
+                doing,
+            )
+            if warnings:  # truncated or otherwise odd: read this batch row by row instead
+                log.debug("batch of %s had %d warnings; streaming it instead", source, warnings)
+                _stream(db, writer, f"SELECT {row_expr} FROM {source}{where}{order}", separator, stop, doing)
+            elif blob is not None:
+                writer.add_blob(blob, separator)
+    else:
+        where = f" WHERE {chunk.where}" if chunk.where else ""
+        _stream(db, writer, f"SELECT {row_expr} FROM {source}{where}{order}", separator, stop, doing)
 
 
 def dump_part(
