@@ -201,27 +201,36 @@ def test_the_welcome_line_names_the_python_as_platform_does() -> None:
     assert python_version() == f"{platform.python_implementation()} {platform.python_version()}"
 
 
-def test_the_default_sizes_and_csv_texts_are_read_without_a_regular_expression(
+def test_the_default_sizes_durations_and_csv_texts_are_read_without_a_regular_expression(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every dump reads -s, --tidb-mem-quota-query and the CSV texts: their defaults take no pattern
-    (each one compiled costs start-up); values with units or escapes still go through one."""
-    from tibackup.dump import options
+    """Every dump reads -s, --tidb-mem-quota-query, --read-timeout and the CSV texts: their defaults take
+    no pattern (each one compiled costs start-up); values with units, fractions or escapes still go
+    through one, and read as before."""
+    from tibackup.dump import flagvalues as values
 
     def no_regex(*args: object, **kwargs: object) -> None:
         raise AssertionError("a regular expression was used")
 
     with monkeypatch.context() as patched:
-        patched.setattr(options.re, "fullmatch", no_regex)
-        patched.setattr(options.re, "sub", no_regex)
-        assert options.parse_size("1000000", "-s") == 1_000_000
-        assert options.parse_size("0", "--tidb-mem-quota-query") == 0
-        assert options._unescape(",") == b","
-        assert options._unescape("\r\n") == b"\r\n"
-    assert options.parse_size("256MiB", "-F") == 256 * 1024 * 1024
-    assert options._unescape("\\r\\n") == b"\r\n"
+        patched.setattr(values.re, "fullmatch", no_regex)
+        patched.setattr(values.re, "sub", no_regex)
+        assert values.parse_size("1000000", "-s") == 1_000_000
+        assert values.parse_size("0", "--tidb-mem-quota-query") == 0
+        assert values.unescape(",") == b","
+        assert values.unescape("\r\n") == b"\r\n"
+        assert values.parse_duration_seconds("15m", "--read-timeout") == 900.0
+        assert values.parse_duration_seconds(" 30s", "--read-timeout") == 30.0
+        assert values.parse_duration_seconds("0", "--read-timeout") is None  # never
+    assert values.parse_size("256MiB", "-F") == 256 * 1024 * 1024
+    assert values.unescape("\\r\\n") == b"\r\n"
+    assert values.parse_duration_seconds("1h30m", "--read-timeout") == 5400.0
+    assert values.parse_duration_seconds("1.5s", "--read-timeout") == 1.5
     with pytest.raises(UsageError):
-        options.parse_size("12 parsecs", "-s")
+        values.parse_size("12 parsecs", "-s")
+    for bad in ("", "m", "15 minutes", "\u00b2m"):
+        with pytest.raises(UsageError, match="cannot read duration"):
+            values.parse_duration_seconds(bad, "--read-timeout")
 
 
 class _Exited(BaseException):  # not an Exception: main reports those as internal errors
