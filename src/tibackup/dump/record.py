@@ -136,15 +136,15 @@ def _bind(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
-    cls = type(self)
-    values = args if not kwargs and len(args) == len(cls.__record_fields__) else _bind(cls, args, kwargs)
-    self.__dict__.update(zip(cls.__record_fields__, values, strict=True))
+    names = self.__record_fields__  # every field given in order is the common, fast case
+    values = args if not kwargs and len(args) == len(names) else _bind(type(self), args, kwargs)
+    self.__dict__.update(zip(names, values))  # noqa: B905 (as long, by construction)
 
 
 def _init_slots(self: Any, *args: Any, **kwargs: Any) -> None:
-    cls = type(self)
-    values = args if not kwargs and len(args) == len(cls.__record_fields__) else _bind(cls, args, kwargs)
-    for name, value in zip(cls.__record_fields__, values, strict=True):
+    names = self.__record_fields__
+    values = args if not kwargs and len(args) == len(names) else _bind(type(self), args, kwargs)
+    for name, value in zip(names, values):  # noqa: B905 (as long, by construction)
         setattr(self, name, value)
 
 
