@@ -95,7 +95,8 @@ def record(
             skip = {*names, "__dict__", "__weakref__"}
             namespace = {k: v for k, v in cls.__dict__.items() if k not in skip}
             metaclass: Any = type(cls)
-            return metaclass(cls.__name__, cls.__bases__, {**namespace, **shared, "__slots__": tuple(names)})
+            slotted = {**namespace, **shared, "__slots__": tuple(names), "__qualname__": cls.__qualname__}
+            return metaclass(cls.__name__, cls.__bases__, slotted)
         for name in names:  # as a dataclass: a default is also the class's attribute, a factory is not
             if name in defaults:
                 setattr(cls, name, defaults[name])
