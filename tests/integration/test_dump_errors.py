@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import subprocess
@@ -144,6 +143,7 @@ def test_no_storage_check_means_no_probe(mariadb: MariaDBServer, small_db: str, 
     """check_storage=False (the manager's --s3-no-check-bucket): the dump never writes its probe."""
     from tibackup.dump.dumper import run_dump
     from tibackup.dump.options import parse_dumpling_args
+    from tibackup.dump.record import evolve
     from tibackup.storage.local import LocalStorage
 
     class NoProbe(LocalStorage):
@@ -151,13 +151,13 @@ def test_no_storage_check_means_no_probe(mariadb: MariaDBServer, small_db: str, 
             raise AssertionError("the output was probed")
 
     args = [*db_args(mariadb), "-B", small_db, "-o", str(tmp_path)]
-    config = dataclasses.replace(
+    config = evolve(
         parse_dumpling_args(args, {"TIBACKUP_DB_PASSWORD": mariadb.password}), check_storage=False
     )
     result = run_dump(config, NoProbe(tmp_path))
     assert result.rows == 3000 and (tmp_path / "metadata").exists()
     with pytest.raises(AssertionError, match="probed"):
-        run_dump(dataclasses.replace(config, check_storage=True), NoProbe(tmp_path / "again"))
+        run_dump(evolve(config, check_storage=True), NoProbe(tmp_path / "again"))
 
 
 def test_wrong_s3_secret(mariadb: MariaDBServer, s3_server: S3Server, small_db: str, bucket: str) -> None:

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # --column-filter), platform (the welcome line's Python version comes from sys), the compressors (only
 # -c), the control plane's CLI library, the S3 client, its options and multipart sizes and the upload
 # journal (only S3 output), the thread pool of background commits (only S3: a local folder's files are
-# closed by the worker), json (only the manifest, written at the end).
+# closed by the worker), json (only the manifest, written at the end), dataclasses with inspect (the
+# records are tibackup.dump.record's; the S3 options, a dataclass, load only for S3 output).
 NOT_AT_START = (
     "tomllib",
     "platform",
@@ -32,6 +33,8 @@ NOT_AT_START = (
     "tibackup.storage.multipart",
     "concurrent.futures",
     "json",
+    "dataclasses",
+    "inspect",
 )
 
 _LOAD_DUMP_PATH = (
@@ -58,31 +61,22 @@ def test_the_dump_command_loads_no_module_it_does_not_use() -> None:
     assert _run_bare(code) == "[]"
 
 
-def test_every_dataclass_on_the_dump_path_has_a_docstring() -> None:
-    """Without one, dataclasses builds the docstring from inspect.signature at class creation, for each
-    of the ~20 classes the dump path creates at start-up."""
+def test_the_dump_paths_classes_are_records_not_dataclasses() -> None:
+    """``dataclasses`` (with inspect, ast and dis) and the functions it compiles per class through ``exec``
+    were the largest item of the start-up (docs/dump-performance.md, sixth pass): the dump path's records
+    are tibackup.dump.record's, compared by identity except the two compared by value."""
     code = _LOAD_DUMP_PATH + (
-        "import dataclasses\n"
-        "print(sorted(f'{v.__module__}.{v.__qualname__}' for n, m in list(sys.modules.items())\n"
-        "    if n.startswith('tibackup') and n not in before for v in vars(m).values()\n"
-        "    if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == n\n"
-        "    and (v.__doc__ or '').startswith(v.__name__ + '(')))\n"
+        "from tibackup.dump.record import is_record\n"
+        "classes = [v for n, m in list(sys.modules.items()) if n.startswith('tibackup') and n not in before\n"
+        "    for v in vars(m).values() if isinstance(v, type) and v.__module__ == n]\n"
+        "print(sorted(f'{v.__module__}.{v.__qualname__}' for v in classes if hasattr(v, '__dataclass_fields__')))\n"
+        "print(len([v for v in classes if is_record(v)]))\n"
+        "print(sorted(f'{v.__module__}.{v.__qualname__}' for v in classes if is_record(v) and '__eq__' in vars(v)))\n"
     )
-    assert _run_bare(code) == "[]"
-
-
-def test_the_dump_paths_records_are_plain_dataclasses_at_run_time() -> None:
-    """A frozen or ``eq`` dataclass compiles ``__setattr__``/``__delattr__`` or ``__eq__``/``__hash__``
-    through ``exec`` at class creation; the dump path's records (tibackup/dump/record.py) do without:
-    ~40 M instructions of start-up (docs/dump-performance.md). CSVOptions is compared with its default."""
-    code = _LOAD_DUMP_PATH + (
-        "import dataclasses\n"
-        "print(sorted(f'{v.__module__}.{v.__qualname__}' for n, m in list(sys.modules.items())\n"
-        "    if n.startswith('tibackup.dump') and n not in before for v in vars(m).values()\n"
-        "    if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == n\n"
-        "    and (v.__dataclass_params__.eq or v.__dataclass_params__.frozen)))\n"
-    )
-    assert _run_bare(code) == "['tibackup.dump.config.CSVOptions']"
+    dataclasses, records, by_value = _run_bare(code).splitlines()
+    assert dataclasses == "[]"
+    assert int(records) >= 15
+    assert by_value == "['tibackup.dump.config.CSVOptions', 'tibackup.storage.base.ObjectInfo']"
 
 
 def test_the_records_share_one_repr_that_reads_as_a_dataclasss_own() -> None:
@@ -92,24 +86,14 @@ def test_the_records_share_one_repr_that_reads_as_a_dataclasss_own() -> None:
 
     from tibackup.dump.chunks import Chunk
     from tibackup.dump.config import Connection, TLSFiles
-    from tibackup.dump.record import _record_repr, record
-
-    code = _LOAD_DUMP_PATH + (
-        "from tibackup.dump.record import _record_repr\n"
-        "print(sorted(f'{v.__module__}.{v.__qualname__}' for n, m in list(sys.modules.items())\n"
-        "    if n.startswith('tibackup.dump') and n not in before for v in vars(m).values()\n"
-        "    if isinstance(v, type) and hasattr(v, '__dataclass_params__') and v.__module__ == n\n"
-        "    and v.__dataclass_params__.repr))\n"
-    )
-    generated = _run_bare(code)  # dataclasses that still compile a repr of their own
-    assert "chunks.Chunk" not in generated and "catalog." not in generated
+    from tibackup.dump.record import _record_repr, field, record
 
     @record
     class Shown:
         """a record"""
 
         name: str
-        secret: str = dataclasses.field(default="", repr=False)
+        secret: str = field(default="", repr=False)
         sizes: tuple[int, ...] = ()
 
     @dataclasses.dataclass
@@ -127,13 +111,14 @@ def test_the_records_share_one_repr_that_reads_as_a_dataclasss_own() -> None:
 
 
 def test_the_records_are_still_frozen_for_the_type_checker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """mypy reports an assignment to a record's field (through ``dataclass_transform(frozen_default=True)``)."""
+    """mypy reports an assignment to a record's field (through ``dataclass_transform(frozen_default=True)``)
+    and checks ``evolve``'s changes as it checks ``dataclasses.replace``'s."""
     from mypy import api
 
     monkeypatch.setenv("MYPYPATH", str(ROOT / "src"))  # this checkout's code, not an installed one
 
     (tmp_path / "change.py").write_text(
-        "import dataclasses\n"
+        "from tibackup.dump.record import evolve\n"
         "from tibackup.dump.catalog import Table\n"
         "from tibackup.dump.chunks import Chunk\n"
         "from tibackup.dump.config import DumpConfig\n\n\n"
@@ -141,7 +126,8 @@ def test_the_records_are_still_frozen_for_the_type_checker(tmp_path: Path, monke
         "    chunk.index = 3\n"
         "    config.threads = 2\n"
         "    table.name = 'x'\n"
-        "    dataclasses.replace(chunk, index=3)\n"
+        "    evolve(chunk, index=3)\n"
+        "    evolve(chunk, index='3')\n"
     )
     out, _, status = api.run(
         ["--cache-dir", str(tmp_path / "cache"), "--follow-imports=silent", "--no-error-summary",
@@ -152,6 +138,7 @@ def test_the_records_are_still_frozen_for_the_type_checker(tmp_path: Path, monke
         'Property "index" defined in "Chunk" is read-only  [misc]',
         'Property "threads" defined in "DumpConfig" is read-only  [misc]',
         'Property "name" defined in "Table" is read-only  [misc]',
+        'Argument "index" to "replace" of "Chunk" has incompatible type "str"; expected "int"  [arg-type]',
     ]
 
 
@@ -214,27 +201,36 @@ def test_the_welcome_line_names_the_python_as_platform_does() -> None:
     assert python_version() == f"{platform.python_implementation()} {platform.python_version()}"
 
 
-def test_the_default_sizes_and_csv_texts_are_read_without_a_regular_expression(
+def test_the_default_sizes_durations_and_csv_texts_are_read_without_a_regular_expression(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every dump reads -s, --tidb-mem-quota-query and the CSV texts: their defaults take no pattern
-    (each one compiled costs start-up); values with units or escapes still go through one."""
-    from tibackup.dump import options
+    """Every dump reads -s, --tidb-mem-quota-query, --read-timeout and the CSV texts: their defaults take
+    no pattern (each one compiled costs start-up); values with units, fractions or escapes still go
+    through one, and read as before."""
+    from tibackup.dump import flagvalues as values
 
     def no_regex(*args: object, **kwargs: object) -> None:
         raise AssertionError("a regular expression was used")
 
     with monkeypatch.context() as patched:
-        patched.setattr(options.re, "fullmatch", no_regex)
-        patched.setattr(options.re, "sub", no_regex)
-        assert options.parse_size("1000000", "-s") == 1_000_000
-        assert options.parse_size("0", "--tidb-mem-quota-query") == 0
-        assert options._unescape(",") == b","
-        assert options._unescape("\r\n") == b"\r\n"
-    assert options.parse_size("256MiB", "-F") == 256 * 1024 * 1024
-    assert options._unescape("\\r\\n") == b"\r\n"
+        patched.setattr(values.re, "fullmatch", no_regex)
+        patched.setattr(values.re, "sub", no_regex)
+        assert values.parse_size("1000000", "-s") == 1_000_000
+        assert values.parse_size("0", "--tidb-mem-quota-query") == 0
+        assert values.unescape(",") == b","
+        assert values.unescape("\r\n") == b"\r\n"
+        assert values.parse_duration_seconds("15m", "--read-timeout") == 900.0
+        assert values.parse_duration_seconds(" 30s", "--read-timeout") == 30.0
+        assert values.parse_duration_seconds("0", "--read-timeout") is None  # never
+    assert values.parse_size("256MiB", "-F") == 256 * 1024 * 1024
+    assert values.unescape("\\r\\n") == b"\r\n"
+    assert values.parse_duration_seconds("1h30m", "--read-timeout") == 5400.0
+    assert values.parse_duration_seconds("1.5s", "--read-timeout") == 1.5
     with pytest.raises(UsageError):
-        options.parse_size("12 parsecs", "-s")
+        values.parse_size("12 parsecs", "-s")
+    for bad in ("", "m", "15 minutes", "\u00b2m"):
+        with pytest.raises(UsageError, match="cannot read duration"):
+            values.parse_duration_seconds(bad, "--read-timeout")
 
 
 class _Exited(BaseException):  # not an Exception: main reports those as internal errors
@@ -268,27 +264,28 @@ def test_a_finished_dump_exits_without_the_interpreter_teardown(monkeypatch: pyt
     assert events == ["dumped"]
 
 
-def test_the_manifest_lists_each_file_without_a_deep_copy_of_its_record(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_manifest_lists_each_file_without_a_deep_copy_of_its_record() -> None:
     """The manifest is written after the last file, so its cost is paid by every dump's wall time:
-    each record's fields go in as they are (dataclasses.asdict copies them deeply, ~6 µs a file)."""
+    each record's fields go in as they are, in field order (dataclasses.asdict copied them deeply,
+    ~6 µs a file), and the position too."""
     import json
-    from dataclasses import asdict
     from datetime import datetime
 
     from tibackup.dump import metadata
     from tibackup.dump.conn import ServerInfo
+    from tibackup.dump.record import as_dict
     from tibackup.dump.writer import FileRecord
 
     files = [FileRecord(f"db.t{i}.000000000.sql", 10 + i, i, "ab" * 32, "db", f"t{i}") for i in (2, 1)]
-    copies: list[object] = []
-    monkeypatch.setattr(metadata, "asdict", lambda obj: copies.append(obj) or asdict(obj))
+    files.append(FileRecord(table="t0", schema="db", sha256="cd" * 32, rows=0, size=3, name="db.t0.000000000.sql"))
     now = datetime(2026, 12, 1, 12, 0, 0)
     doc = json.loads(
         metadata.manifest_json(
             started=now, finished=now, server=ServerInfo.parse("10.11.6-MariaDB"), consistency="flush",
-            position=None, files=files,
+            position=metadata.BinlogPosition("bin.000002", "342", "0-1-7"), files=files,
         )
     )  # fmt: skip
-    assert copies == []
-    assert doc["files"] == [asdict(f) for f in reversed(files)]  # sorted by name, every field in order
-    assert [list(entry) for entry in doc["files"]] == [list(asdict(files[0]))] * 2
+    assert doc["files"] == [as_dict(f) for f in reversed(files)]  # sorted by name
+    order = ["name", "size", "rows", "sha256", "schema", "table"]  # the field order, whatever the call's
+    assert [list(entry) for entry in doc["files"]] == [order] * 3
+    assert doc["position"] == {"log": "bin.000002", "pos": "342", "gtid": "0-1-7"}

@@ -8,8 +8,9 @@ import pytest
 
 from tibackup.dump.catalog import Column, Kind, kind_of
 from tibackup.dump.config import Compression, Consistency, CSVOptions, FileType
+from tibackup.dump.flagvalues import parse_size
 from tibackup.dump.naming import DataFileNamer, escape_name, schema_create_name, table_schema_name
-from tibackup.dump.options import parse_dumpling_args, parse_size
+from tibackup.dump.options import parse_dumpling_args
 from tibackup.dump.render import RowFormat
 from tibackup.dump.writer import ChunkWriter, FileRecord, Finisher
 from tibackup.errors import StorageError, UsageError

@@ -115,11 +115,11 @@ def test_regions_become_chunks_with_open_ends() -> None:
 
 def test_a_partition_samples_only_its_own_regions() -> None:
     """--partitions on TiDB: TABLESAMPLE REGIONS() of that partition only (Dumpling #67618)."""
-    import dataclasses
+    from tibackup.dump.record import evolve
 
     db = TiDBStandIn(regions=[(b"1",), (b"50",)])
     key = (Column("id", "bigint", "bigint", False),)
-    table = dataclasses.replace(_table(key), partition="p1")
+    table = evolve(_table(key), partition="p1")
     chunks = plan_chunks(db, table, where="", chunk_rows=10, bulk=False, on_tidb=True)  # type: ignore[arg-type]
     assert len(chunks) == 2
     assert "SELECT `id` FROM `shop`.`orders` PARTITION (`p1`) TABLESAMPLE REGIONS() ORDER BY `id`" in db.statements

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import os
@@ -14,6 +13,7 @@ from tibackup.dump.about import long_version, welcome_line
 from tibackup.dump.dumper import run_dump
 from tibackup.dump.options import build_parser, config_from_namespace
 from tibackup.dump.progress import Progress, ProgressPrinter
+from tibackup.dump.record import evolve
 from tibackup.errors import TibackupError, UsageError
 from tibackup.storage import open_storage
 from tibackup.units import human_duration, human_size
@@ -60,10 +60,12 @@ def _dump(ns: object) -> None:
     config = config_from_namespace(ns, os.environ, default_output=default_output)
     journal = None
     if config.s3 is not None:
+        import dataclasses  # S3Options is a dataclass (records are not: tibackup.dump.record)
+
         from tibackup.storage.journal import open_dump_journal  # only S3 uploads keep a journal (start-up)
 
         journal = open_dump_journal(getattr(ns, "s3_upload_journal", ""))
-        config = dataclasses.replace(config, s3=dataclasses.replace(config.s3, journal=journal))
+        config = evolve(config, s3=dataclasses.replace(config.s3, journal=journal))
     storage = open_storage(config.output, config.s3)  # an S3 client loads botocore's models here
     if journal is not None:
         from tibackup.storage.journal import abort_leftovers

@@ -10,11 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from tibackup.dump.config import CSVOptions
+from tibackup.dump.flagvalues import parse_params, split_list, unescape
 from tibackup.dump.options import (
     _bool_flag,
-    _parse_params,
-    _split_list,
-    _unescape,
     add_connection_flags,
     add_s3_flags,
     connection_from_namespace,
@@ -144,21 +142,21 @@ def config_from_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[LoadC
         s3 = s3_options_from_flags(ns, source, env)
     elif any(getattr(ns, name) for name in ("s3_endpoint", "s3_region", "s3_provider")):
         raise UsageError("--s3.* flags need an s3:// source (-d s3://bucket/prefix/)")
-    rules = _split_list(ns.filter)
+    rules = split_list(ns.filter)
     config = LoadConfig(
         connection=connection_from_namespace(ns, env),
         source=source,
         s3=s3,
         table_filter=TableFilter.parse(rules, case_sensitive=ns.case_sensitive) if rules else None,
         threads=ns.threads,
-        params=_parse_params(ns.params),
+        params=parse_params(ns.params),
         on_duplicate=OnDuplicate(ns.on_duplicate),
         allow_incomplete=ns.allow_incomplete,
         csv=CSVOptions(
-            separator=_unescape(ns.csv_separator),
-            delimiter=_unescape(ns.csv_delimiter),
+            separator=unescape(ns.csv_separator),
+            delimiter=unescape(ns.csv_delimiter),
             null_value=ns.csv_null_value.encode("utf-8"),
-            line_terminator=_unescape(ns.csv_line_terminator),
+            line_terminator=unescape(ns.csv_line_terminator),
             no_header=not ns.csv_header,
         ),
         escape_backslash=ns.escape_backslash,

@@ -7,11 +7,10 @@ accept exactly the same flags.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from tibackup.dump.record import record
+from tibackup.dump.record import field, record
 
 if TYPE_CHECKING:  # annotations only: a dump without --column-filter never loads its parser (start-up)
     from tibackup.dump.columnfilter import ColumnFilter
@@ -70,7 +69,7 @@ class Connection:
         return f"Connection(host={self.host!r}, port={self.port}, user={self.user!r})"
 
 
-@dataclass(frozen=True)
+@record(eq=True)  # compared with its default
 class CSVOptions:
     """--filetype csv's separators, quoting and NULL text."""
 

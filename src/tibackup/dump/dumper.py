@@ -8,14 +8,12 @@ written, and it is written last, only after every file was committed.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import logging
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from tibackup.dump import tidb, trace
@@ -37,6 +35,7 @@ from tibackup.dump.metadata import (
 from tibackup.dump.progress import Progress
 from tibackup.dump.query import query_chunk
 from tibackup.dump.readchunk import chunk_writer, dump_chunk, dump_part
+from tibackup.dump.record import evolve, field, record
 from tibackup.dump.render import RowFormat
 from tibackup.dump.schema import table_schema_files, write_database_schemas
 from tibackup.dump.tablefilter import default_filter
@@ -73,7 +72,7 @@ def read_mode_for(config: DumpConfig, fmt: RowFormat, on_tidb: bool) -> str:
     return mode
 
 
-@dataclass(eq=False)
+@record
 class DumpResult:
     """What a finished dump wrote: its files, the server and the consistent position."""
 
@@ -322,13 +321,13 @@ def dump_tables(
         for part in config.partitions or ("",):
             with trace.span("plan", table.name):
                 planned = plan_chunks(
-                    db, dataclasses.replace(table, partition=part), where=config.where,
+                    db, evolve(table, partition=part), where=config.where,
                     chunk_rows=config.rows, bulk=mode == "bulk", on_tidb=on_tidb,
                 )  # fmt: skip
             # The last chunks are read in halves by two workers each, so no worker idles at the end.
             halves_from = len(planned) - len(workers) if split and read_in_halves(table, len(planned), len(workers)) else len(planned)  # fmt: skip
             for i, chunk in enumerate(planned):
-                chunk = dataclasses.replace(chunk, index=chunk.index + offset)
+                chunk = evolve(chunk, index=chunk.index + offset)
                 if i >= halves_from and chunk.halves:
                     # The very last chunk in quarters: the first worker done waits at most a quarter.
                     last = i == len(planned) - 1 and chunk.quarters and last_in_quarters(table, len(planned))

@@ -8,9 +8,8 @@ RE2 rejects (look-around, back-references, possessive repeats) is rejected here 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 
-from tibackup.dump.record import record
+from tibackup.dump.record import evolve, record
 
 
 class RuleError(Exception):
@@ -90,14 +89,14 @@ class _Flags:
     s: bool = False
 
 
-@dataclass(eq=False)
 class _Frame:
-    """One open group of the pattern being translated."""
+    """One open group of the pattern being translated (changed as the translation goes on)."""
 
-    flags: _Flags
-    parts: list[str]
-    can_repeat: bool = False
-    after_repeat: bool = False
+    __slots__ = ("after_repeat", "can_repeat", "flags", "parts")
+
+    def __init__(self, flags: _Flags, parts: list[str]) -> None:
+        self.flags, self.parts = flags, parts
+        self.can_repeat = self.after_repeat = False
 
 
 class GoRegex:
@@ -202,9 +201,9 @@ class GoRegex:
             self.pos += 1
             if c in "imsU":
                 value = not negate
-                flags = replace(flags, i=value) if c == "i" else flags
-                flags = replace(flags, m=value) if c == "m" else flags
-                flags = replace(flags, s=value) if c == "s" else flags
+                flags = evolve(flags, i=value) if c == "i" else flags
+                flags = evolve(flags, m=value) if c == "m" else flags
+                flags = evolve(flags, s=value) if c == "s" else flags
                 saw_flag = True  # U (ungreedy) cannot change whether a name matches
             elif c == "-" and not negate:
                 negate, saw_flag = True, False

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime
 
 import tibackup
 from tibackup.dump.conn import DB, ServerInfo, ServerType
-from tibackup.dump.record import record
+from tibackup.dump.record import as_dict, record
 from tibackup.dump.writer import FileRecord
 from tibackup.errors import DatabaseError
 
@@ -82,7 +81,7 @@ def manifest_json(
         "finished": finished.astimezone().isoformat(),
         "server": {"type": server.type.value, "version": server.version},
         "consistency": consistency,
-        "position": asdict(position) if position else None,
+        "position": as_dict(position) if position else None,
         "totals": {
             "files": len(files),
             "rows": sum(f.rows for f in files),

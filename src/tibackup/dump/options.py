@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -21,6 +20,14 @@ from tibackup.dump.config import (
     FileType,
     TLSFiles,
 )
+from tibackup.dump.flagvalues import (
+    parse_bool,
+    parse_duration_seconds,
+    parse_params,
+    parse_size,
+    split_list,
+    unescape,
+)
 from tibackup.dump.tablefilter import filter_from_dumpling_flags
 from tibackup.errors import StorageError, UsageError
 
@@ -29,44 +36,6 @@ if TYPE_CHECKING:
     from tibackup.storage.options import S3Options
 
 PASSWORD_ENV_VARS = ("TIBACKUP_DB_PASSWORD", "MYSQL_PWD")
-
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "tib": 1024**4,
-}
-
-
-def parse_size(text: str, flag: str) -> int:
-    """``256MiB`` → 268435456; ``1GB`` → 10**9; a bare number is bytes (as Dumpling)."""
-    if text.isascii() and text.isdigit():  # the defaults: no pattern to compile at start-up
-        return int(text)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    unit = m.group(2).lower() if m else ""
-    if not m or unit not in _SIZE_UNITS:
-        raise UsageError(f"{flag}: cannot read size {text!r}: use a number of bytes or e.g. 256MiB, 1GB")
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "t", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "f", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
 
 def _bool_flag(
     parser: argparse._ActionsContainer, *names: str, default: bool | None, help: str, dest: str | None = None
@@ -274,43 +243,6 @@ def _filetype(ns: Any) -> FileType:
     return FileType(ns.filetype or ("csv" if ns.sql else "sql"))
 
 
-def _split_list(values: Sequence[str]) -> list[str]:
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
-
-
-def _parse_params(text: str) -> tuple[tuple[str, str], ...]:
-    params: list[tuple[str, str]] = []
-    for item in _split_list([text]):
-        name, sep, value = item.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name.strip()):
-            raise UsageError(
-                f"--params: {item!r} is not name=value; e.g. --params 'sql_mode=,time_zone=+00:00'"
-            )
-        params.append((name.strip(), value.strip()))
-    return tuple(params)
-
-
-def _parse_duration_seconds(text: str, flag: str) -> float | None:
-    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?|(\d+(?:\.\d+)?)", text.strip())
-    if not m or not text.strip():
-        raise UsageError(f"{flag}: cannot read duration {text!r}: use e.g. 30s, 15m or 1h")
-    if m.group(4) is not None:
-        seconds = float(m.group(4))
-    else:
-        seconds = int(m.group(1) or 0) * 3600 + int(m.group(2) or 0) * 60 + float(m.group(3) or 0)
-    return seconds or None
-
-
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
-
-
-def _unescape(text: str) -> bytes:
-    r"""Shells can't type a CR, so ``--csv-line-terminator '\r\n'`` may spell it: \n \r \t \\ are read."""
-    if "\\" not in text:  # nothing to read (the defaults but the NULL text)
-        return text.encode("utf-8")
-    return re.sub(r"\\([nrt\\])", lambda m: _ESCAPES[m.group(1)], text).encode("utf-8")
-
-
 def parse_dumpling_args(
     argv: Sequence[str], env: Mapping[str, str] | None = None, *, default_output: str = ""
 ) -> DumpConfig:
@@ -333,12 +265,12 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         raise UsageError("--statement-size must be positive")
     file_size = parse_size(ns.filesize, "--filesize") if ns.filesize else 0
     compression = {"gz": "gzip", "zst": "zstd"}.get(ns.compress, ns.compress)
-    databases = _split_list(ns.database)
-    tables = _split_list([ns.tables_list]) if ns.tables_list else []
+    databases = split_list(ns.database)
+    tables = split_list([ns.tables_list]) if ns.tables_list else []
     table_filter = None
     if databases or tables or ns.filter:
         table_filter = filter_from_dumpling_flags(
-            databases, tables, _split_list(ns.filter), ns.case_sensitive
+            databases, tables, split_list(ns.filter), ns.case_sensitive
         )
 
     output = ns.output or default_output
@@ -365,15 +297,15 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         statement_size=statement_size,
         filetype=_filetype(ns),
         csv=CSVOptions(
-            separator=_unescape(ns.csv_separator),
-            delimiter=_unescape(ns.csv_delimiter),
+            separator=unescape(ns.csv_separator),
+            delimiter=unescape(ns.csv_delimiter),
             null_value=ns.csv_null_value.encode("utf-8"),
-            line_terminator=_unescape(ns.csv_line_terminator),
+            line_terminator=unescape(ns.csv_line_terminator),
             no_header=ns.no_header,
         ),
         consistency=Consistency(ns.consistency),
         snapshot=ns.snapshot,
-        params=_parse_params(ns.params),
+        params=parse_params(ns.params),
         compression=Compression(compression),
         no_data=ns.no_data,
         no_schemas=ns.no_schemas,
@@ -385,7 +317,7 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         case_sensitive=ns.case_sensitive,
         filename_template=ns.output_filename_template or (QUERY_FILE_TEMPLATE if ns.sql else ""),
         sql=ns.sql,
-        partitions=tuple(_split_list([ns.partitions])),
+        partitions=tuple(split_list([ns.partitions])),
         column_filter=_column_filter(ns),
         tidb_mem_quota_query=parse_size(ns.tidb_mem_quota_query, "--tidb-mem-quota-query"),
         dump_empty_database=ns.dump_empty_database,
@@ -417,7 +349,7 @@ def connection_from_namespace(ns: Any, env: Mapping[str, str]) -> Connection:
         user=ns.user,
         password=password,
         tls=TLSFiles(ca=ns.ca, cert=ns.cert, key=ns.key),
-        read_timeout=_parse_duration_seconds(ns.read_timeout, "--read-timeout"),
+        read_timeout=parse_duration_seconds(ns.read_timeout, "--read-timeout"),
     )
 
 
@@ -437,7 +369,7 @@ def s3_options_from_flags(ns: Any, output: str, env: Mapping[str, str]) -> S3Opt
         sse_kms_key_id=ns.s3_sse_kms_key_id or None,
         force_path_style=ns.s3_force_path_style,
         ca_bundle=ns.s3_ca_bundle or None,
-        connect_timeout=_parse_duration_seconds(ns.s3_connect_timeout, "--s3.connect-timeout") or 5.0,
-        read_timeout=_parse_duration_seconds(ns.s3_timeout, "--s3.timeout") or 60.0,
+        connect_timeout=parse_duration_seconds(ns.s3_connect_timeout, "--s3.connect-timeout") or 5.0,
+        read_timeout=parse_duration_seconds(ns.s3_timeout, "--s3.timeout") or 60.0,
         max_attempts=ns.s3_max_attempts,
     )

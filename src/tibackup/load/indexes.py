@@ -32,10 +32,11 @@ import logging
 import queue
 import re
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from tibackup.dump import tidb
 from tibackup.dump.conn import DB, ServerType, quote_ident, quote_string
+from tibackup.dump.record import evolve
 from tibackup.errors import DatabaseError
 from tibackup.load.checkpoint import DEFERRED, Checkpoint, Committed, claim_name
 from tibackup.load.config import LoadConfig
@@ -232,7 +233,7 @@ class DeferredIndexes:
     def session(self) -> DB:
         """A session for index builds: an index build takes as long as the table is big, so no read
         timeout (``--read-timeout`` bounds the data sessions)."""
-        return open_session(replace(self.config.connection, read_timeout=None), self.config)
+        return open_session(evolve(self.config.connection, read_timeout=None), self.config)
 
     def build(self, db: DB) -> int:
         """Add every key the marked tables not built by the data stage miss, tables over ``-t``

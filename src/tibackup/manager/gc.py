@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from tibackup.dump import tidb
 from tibackup.dump.config import Connection
 from tibackup.dump.conn import DB, ServerInfo, ServerType
+from tibackup.dump.record import evolve
 from tibackup.errors import DatabaseError
 from tibackup.manager import gcshare
 from tibackup.manager.gcshare import Change, Holder, Shared
@@ -58,7 +59,7 @@ RESTORE_READ_TIMEOUT = 60.0
 def restore_connection(conn: Connection) -> Connection:
     """The dump's connection settings with the read timeout bounded for the restore's two statements."""
     timeout = min(conn.read_timeout or RESTORE_READ_TIMEOUT, RESTORE_READ_TIMEOUT)
-    return dataclasses.replace(conn, read_timeout=timeout)
+    return evolve(conn, read_timeout=timeout)
 
 
 def mark_pending(status: BackupStatus, record: dict[str, Any], error: str, now: datetime) -> BackupStatus:

@@ -15,6 +15,7 @@ from enum import StrEnum
 from tibackup.control.naming import backup_path
 from tibackup.dump.config import Connection, DumpConfig, TLSFiles
 from tibackup.dump.options import parse_dumpling_args
+from tibackup.dump.record import evolve
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import InvalidSpecError, UsageError
 from tibackup.resources import Backup, BackupSpec, RcloneS3Options, S3StorageProvider, parse_s3_options
@@ -148,7 +149,7 @@ def dump_config(spec: BackupSpec, output: str, password: str, tls: TLSFiles | No
             table_filter = TableFilter.parse(spec.table_filter, case_sensitive=config.case_sensitive)
         except UsageError as exc:
             raise InvalidSpecError("spec.tableFilter", exc.message) from None
-        config = dataclasses.replace(config, table_filter=table_filter)
+        config = evolve(config, table_filter=table_filter)
     connection = Connection(
         host=source.host,
         port=source.port,
@@ -160,7 +161,7 @@ def dump_config(spec: BackupSpec, output: str, password: str, tls: TLSFiles | No
     # Progress goes to the log (manager.progress), never to a terminal line. --s3-no-check-bucket: the
     # account may not be allowed the probe's write and delete, so neither the preflight nor the dump
     # probes the bucket.
-    return dataclasses.replace(
+    return evolve(
         config, connection=connection, output=output, s3=None, progress=False,
         check_storage=not rclone_options(spec).no_check_bucket,
     )  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,8 @@ def __getattr__(name: str) -> Any:
 def open_storage(url: str, s3: S3Options | None = None) -> Storage:
     """``s3://bucket/prefix`` → S3Storage (bucket and prefix from the URL win); else a local folder."""
     if url.startswith("s3://"):
+        import dataclasses
+
         from tibackup.storage.options import S3Options, parse_s3_url
         from tibackup.storage.s3 import S3Storage
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import BinaryIO, Protocol
 
+from tibackup.dump.record import field, record
 from tibackup.errors import StorageError
 
 
@@ -21,7 +21,7 @@ class ObjectNotFound(StorageError):
     reason = "NotFound"
 
 
-@dataclass(frozen=True)
+@record(eq=True)
 class ObjectInfo:
     """One stored object as a listing returns it."""
 
