@@ -18,9 +18,9 @@ class ServerError(Exception):
     ("code", "text"),
     [
         (1114, "The table 't' is full"),
-        (1021, "Disk full (./db/t.MAI); waiting for someone to free some space... (errno: 28 \"No space\")"),
+        (1021, 'Disk full (./db/t.MAI); waiting for someone to free some space... (errno: 28 "No space")'),
         (3, "Error writing file './binlog/mariadb-bin.000002' (Errcode: 28 \"No space left on device\")"),
-        (1030, "Got error 28 \"No space left on device\" from storage engine InnoDB"),
+        (1030, 'Got error 28 "No space left on device" from storage engine InnoDB'),
     ],
 )
 def test_out_of_space_names_the_cause_and_the_fix(code: int, text: str) -> None:
