@@ -60,3 +60,26 @@ def test_state_disk_full_mid_backup(env: Env, gc_stand_in: None, tmp_path: Path)
         again = _tib(state, "apply", "-f", "-", "--wait", "-n", "test1", stdin=doc)
         assert again.returncode == 1 and "Interrupted" in again.stderr, again
         assert _phase(state) == "Failed" and _gc(env) == "10m0s"
+
+
+def test_staged_dump_that_fills_the_disk_fails_and_leaves_no_staging(
+    env: Env, gc_stand_in: None, tmp_path: Path
+) -> None:
+    env.mariadb.execute(f"CREATE TABLE `{env.database}`.big (id INT PRIMARY KEY, b VARCHAR(200))")
+    env.mariadb.execute(
+        "INSERT INTO big SELECT seq, REPEAT('x', 150) FROM seq_1_to_40000", database=env.database
+    )
+    with small_tmpfs(tmp_path / "tiny", "2m") as mount:
+        state = mount / "state"
+        subprocess.run(["cp", "-a", str(env.state), str(state)], check=True)
+        doc = yaml.safe_dump(backup_doc(env, "full-staged", storageSize="1Gi"))
+        run = _tib(state, "apply", "-f", "-", "--wait", "-n", "test1", stdin=doc)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run
+        errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "StorageError: no space left on device writing" in errors[0], errors
+        assert "free space or use direct S3 output" in errors[0]
+        got = _tib(state, "get", "bk", "full-staged", "-n", "test1", "-o", "jsonpath={.status.phase}")
+        assert got.stdout == "Failed" and _gc(env) == "10m0s"
+        assert not any((state / "staging").rglob("*.sql")), list((state / "staging").rglob("*"))
+        deleted = _tib(state, "delete", "bk", "full-staged", "-n", "test1")
+        assert deleted.returncode == 0, deleted
