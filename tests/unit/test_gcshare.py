@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tibackup.dump import tidb
-from tibackup.errors import DatabaseError
+from tibackup.errors import DatabaseError, TibackupError
 from tibackup.manager import gc, gcshare
 from tibackup.manager.gcshare import Holder, Shared
 from tibackup.resources import Backup
@@ -294,6 +294,32 @@ def test_a_join_refused_for_a_missing_privilege_falls_back_to_raising_it_alone()
     assert records.record is not None and records.record["alone"] and records.record["value"] == "10m0s"
     left = gc.restore_gc_life_time(lambda: contextlib.nullcontext(session), backup, records)  # type: ignore[arg-type, return-value]
     assert left is not None and session.gc == "10m0s" and records.record is None
+
+
+class _FullStateRecords(_Records):
+    """The state's disk fills after the join: the record cannot be dropped."""
+
+    def save_gc_record(self, backup: Backup, record: dict[str, Any] | None) -> None:
+        if record is None:
+            raise TibackupError("the disk of the state directory /s is full (0 bytes free)")
+        super().save_gc_record(backup, record)
+
+
+def test_a_restored_value_whose_record_cannot_be_dropped_is_not_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The value is set back; the full state disk only keeps the record (a later leave is harmless), so
+    the run must not report a GC life time "not restored" (the shared case, on a real mysql.tidb table:
+    test_embedded_full_state.py)."""
+    session, records = _RoleSession([]), _FullStateRecords()
+    backup = Backup.model_validate(
+        {"metadata": {"name": "b1", "namespace": "test1", "uid": "u-1"}, "spec": {}}
+    )
+    gc.raise_gc_life_time(session, backup, records, "72h", NOW)  # type: ignore[arg-type]
+    assert session.gc == "72h" and records.record is not None and records.record["alone"]
+    left = gc.restore_gc_life_time(lambda: contextlib.nullcontext(session), backup, records)  # type: ignore[arg-type, return-value]
+    assert left is not None and session.gc == "10m0s" and records.record is not None
+    assert "its record stays until a recovery (the disk of the state directory /s is full" in caplog.text
 
 
 class _NoDeleteRoleSession(_RoleSession):

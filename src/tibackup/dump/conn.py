@@ -42,6 +42,9 @@ _ACCESS_DENIED = {1044, 1045, 1698}
 _NO_PRIVILEGE = {1142, 1143, 1227, 1370, 8121}
 _CANNOT_CONNECT = {2002, 2003, 2005, 2026}
 _LOST_CONNECTION = {2006, 2013}  # server gone away, lost during a query
+_OUT_OF_SPACE = {1021, 1114}  # ER_DISK_FULL, ER_RECORD_FILE_FULL ("The table 't' is full")
+# ER_ERROR_ON_WRITE, ER_GET_ERRNO, ER_TEMP_FILE_WRITE_FAILURE carry the OS error: 28 is ENOSPC.
+_OUT_OF_SPACE_ERRNO = re.compile(r"\b(?:errcode|errno|error):? 28\b|no space left", re.IGNORECASE)
 
 
 class ServerType(StrEnum):
@@ -128,6 +131,13 @@ def _describe(
             f"check that the server is still up and did not kill the session, and the network, then run "
             f"again",
             reason="ConnectionFailed",
+        )
+    if code in _OUT_OF_SPACE or (code in {3, 1030, 1878} and _OUT_OF_SPACE_ERRNO.search(text)):
+        return DatabaseError(
+            f"the database at {where} is out of space{' while ' + doing if doing else ''}: ({code}) {text}; "
+            f"free space on the database server (its disk, or the size limit of its data files), then run "
+            f"the same command again (a load resumes where it stopped)",
+            reason="DatabaseError",
         )
     prefix = f"{doing} failed" if doing else "database error"
     return DatabaseError(f"{prefix} at {where}: ({code}) {text}", reason="DatabaseError")

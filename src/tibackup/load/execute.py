@@ -83,11 +83,11 @@ def rewrite(sql: bytes, on_duplicate: OnDuplicate) -> bytes:
 
 
 def one_line(error: DatabaseError, file: str) -> DatabaseError:
-    """A statement's error text may quote the statement, newlines and all: keep the first 300 chars
-    of it on one line, and name the file."""
+    """A statement's error text may quote the statement, newlines and all: keep its first 250 and
+    last 150 chars on one line (the end names the fix), and name the file."""
     text = " ".join(error.message.split())
-    if len(text) > 300:
-        text = text[:300] + "…"
+    if len(text) > 400:
+        text = text[:250] + "…" + text[-150:]
     out = DatabaseError(f"{text} (in {file})", reason=error.reason)
     out.code = error.code
     return out

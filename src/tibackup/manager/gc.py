@@ -33,7 +33,7 @@ from tibackup.dump import tidb
 from tibackup.dump.config import Connection
 from tibackup.dump.conn import DB, ServerInfo, ServerType
 from tibackup.dump.record import evolve
-from tibackup.errors import DatabaseError
+from tibackup.errors import DatabaseError, TibackupError
 from tibackup.manager import gcshare
 from tibackup.manager.gcshare import Change, Holder, Shared
 from tibackup.manager.preflight import account_grants
@@ -174,15 +174,24 @@ def restore_gc_life_time(connect: Callable[[], DB], backup: Backup, runtime: Bac
     if record.get("alone"):
         with connect() as db:
             outcome = _leave_alone(db, record)
-        runtime.save_gc_record(backup, None)
-        log.info("tikv_gc_life_time %s → %s as the backup ended", outcome.before, outcome.after)
-        return outcome
+        return _forget(runtime, backup, outcome)
     uid = str(record.get("holder") or holder_key(backup))
     legacy = _legacy_original(record)
     with connect() as db:
         outcome = _change(db, uid, False, lambda shared, current, clock: gcshare.leave(
             shared, current, uid, clock, legacy))  # fmt: skip
-    runtime.save_gc_record(backup, None)
+    return _forget(runtime, backup, outcome)
+
+
+def _forget(runtime: BackupRuntime, backup: Backup, outcome: Outcome) -> Outcome:
+    """The value is restored: a record the state cannot drop now (a full disk) is left for a later
+    recovery, whose second leave is harmless, and never reported as a value not restored."""
+    try:
+        runtime.save_gc_record(backup, None)
+    except TibackupError as exc:
+        log.warning("tikv_gc_life_time %s → %s as the backup ended; its record stays until a recovery "
+                    "(%s)", outcome.before, outcome.after, exc.message)  # fmt: skip
+        return outcome
     log.info("tikv_gc_life_time %s → %s as the backup ended", outcome.before, outcome.after)
     return outcome
 
