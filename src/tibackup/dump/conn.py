@@ -44,7 +44,8 @@ _CANNOT_CONNECT = {2002, 2003, 2005, 2026}
 _LOST_CONNECTION = {2006, 2013}  # server gone away, lost during a query
 _OUT_OF_SPACE = {1021, 1114}  # ER_DISK_FULL, ER_RECORD_FILE_FULL ("The table 't' is full")
 # ER_ERROR_ON_WRITE, ER_GET_ERRNO, ER_TEMP_FILE_WRITE_FAILURE carry the OS error: 28 is ENOSPC.
-_OUT_OF_SPACE_ERRNO = re.compile(r"\b(?:errcode|errno|error):? 28\b|no space left", re.IGNORECASE)
+# (a pattern, compiled only when such an error comes: not at every dump's start-up)
+_OUT_OF_SPACE_ERRNO = r"\b(?:errcode|errno|error):? 28\b|no space left"
 
 
 class ServerType(StrEnum):
@@ -132,7 +133,7 @@ def _describe(
             f"again",
             reason="ConnectionFailed",
         )
-    if code in _OUT_OF_SPACE or (code in {3, 1030, 1878} and _OUT_OF_SPACE_ERRNO.search(text)):
+    if code in _OUT_OF_SPACE or (code in {3, 1030, 1878} and re.search(_OUT_OF_SPACE_ERRNO, text, re.IGNORECASE)):
         return DatabaseError(
             f"the database at {where} is out of space{' while ' + doing if doing else ''}: ({code}) {text}; "
             f"free space on the database server (its disk, or the size limit of its data files), then run "
