@@ -143,7 +143,7 @@ def test_no_storage_check_means_no_probe(mariadb: MariaDBServer, small_db: str, 
     """check_storage=False (the manager's --s3-no-check-bucket): the dump never writes its probe."""
     from tibackup.dump.dumper import run_dump
     from tibackup.dump.options import parse_dumpling_args
-    from tibackup.dump.record import evolve
+    from tibackup.record import evolve
     from tibackup.storage.local import LocalStorage
 
     class NoProbe(LocalStorage):

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # -c), the control plane's CLI library, the S3 client, its options and multipart sizes and the upload
 # journal (only S3 output), the thread pool of background commits (only S3: a local folder's files are
 # closed by the worker), json (only the manifest, written at the end), dataclasses with inspect (the
-# records are tibackup.dump.record's; the S3 options, a dataclass, load only for S3 output).
+# records are tibackup.record's; the S3 options, a dataclass, load only for S3 output).
 NOT_AT_START = (
     "tomllib",
     "platform",
@@ -64,9 +64,9 @@ def test_the_dump_command_loads_no_module_it_does_not_use() -> None:
 def test_the_dump_paths_classes_are_records_not_dataclasses() -> None:
     """``dataclasses`` (with inspect, ast and dis) and the functions it compiles per class through ``exec``
     were the largest item of the start-up (docs/dump-performance.md, sixth pass): the dump path's records
-    are tibackup.dump.record's, compared by identity except the two compared by value."""
+    are tibackup.record's, compared by identity except the two compared by value."""
     code = _LOAD_DUMP_PATH + (
-        "from tibackup.dump.record import is_record\n"
+        "from tibackup.record import is_record\n"
         "classes = [v for n, m in list(sys.modules.items()) if n.startswith('tibackup') and n not in before\n"
         "    for v in vars(m).values() if isinstance(v, type) and v.__module__ == n]\n"
         "print(sorted(f'{v.__module__}.{v.__qualname__}' for v in classes if hasattr(v, '__dataclass_fields__')))\n"
@@ -86,7 +86,7 @@ def test_the_records_share_one_repr_that_reads_as_a_dataclasss_own() -> None:
 
     from tibackup.dump.chunks import Chunk
     from tibackup.dump.config import Connection, TLSFiles
-    from tibackup.dump.record import _record_repr, field, record
+    from tibackup.record import _record_repr, field, record
 
     @record
     class Shown:
@@ -118,7 +118,7 @@ def test_the_records_are_still_frozen_for_the_type_checker(tmp_path: Path, monke
     monkeypatch.setenv("MYPYPATH", str(ROOT / "src"))  # this checkout's code, not an installed one
 
     (tmp_path / "change.py").write_text(
-        "from tibackup.dump.record import evolve\n"
+        "from tibackup.record import evolve\n"
         "from tibackup.dump.catalog import Table\n"
         "from tibackup.dump.chunks import Chunk\n"
         "from tibackup.dump.config import DumpConfig\n\n\n"
@@ -273,8 +273,8 @@ def test_the_manifest_lists_each_file_without_a_deep_copy_of_its_record() -> Non
 
     from tibackup.dump import metadata
     from tibackup.dump.conn import ServerInfo
-    from tibackup.dump.record import as_dict
     from tibackup.dump.writer import FileRecord
+    from tibackup.record import as_dict
 
     files = [FileRecord(f"db.t{i}.000000000.sql", 10 + i, i, "ab" * 32, "db", f"t{i}") for i in (2, 1)]
     files.append(FileRecord(table="t0", schema="db", sha256="cd" * 32, rows=0, size=3, name="db.t0.000000000.sql"))

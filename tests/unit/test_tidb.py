@@ -115,7 +115,7 @@ def test_regions_become_chunks_with_open_ends() -> None:
 
 def test_a_partition_samples_only_its_own_regions() -> None:
     """--partitions on TiDB: TABLESAMPLE REGIONS() of that partition only (Dumpling #67618)."""
-    from tibackup.dump.record import evolve
+    from tibackup.record import evolve
 
     db = TiDBStandIn(regions=[(b"1",), (b"50",)])
     key = (Column("id", "bigint", "bigint", False),)

@@ -13,8 +13,8 @@ from tibackup.dump.about import long_version, welcome_line
 from tibackup.dump.dumper import run_dump
 from tibackup.dump.options import build_parser, config_from_namespace
 from tibackup.dump.progress import Progress, ProgressPrinter
-from tibackup.dump.record import evolve
 from tibackup.errors import TibackupError, UsageError
+from tibackup.record import evolve
 from tibackup.storage import open_storage
 from tibackup.units import human_duration, human_size
 
@@ -60,7 +60,7 @@ def _dump(ns: object) -> None:
     config = config_from_namespace(ns, os.environ, default_output=default_output)
     journal = None
     if config.s3 is not None:
-        import dataclasses  # S3Options is a dataclass (records are not: tibackup.dump.record)
+        import dataclasses  # S3Options is a dataclass (records are not: tibackup.record)
 
         from tibackup.storage.journal import open_dump_journal  # only S3 uploads keep a journal (start-up)
 

@@ -7,9 +7,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tibackup.dump.conn import DB, quote_ident, quote_string
-from tibackup.dump.record import record
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import UsageError
+from tibackup.record import record
 
 if TYPE_CHECKING:
     from tibackup.dump.columnfilter import ColumnFilter

@@ -25,9 +25,9 @@ from collections.abc import Iterator, Sequence
 from tibackup.dump import tidb
 from tibackup.dump.catalog import Column, Kind, Table
 from tibackup.dump.conn import DB, Row, quote_ident
-from tibackup.dump.record import record
 from tibackup.dump.render import sql_literal
 from tibackup.errors import DatabaseError
+from tibackup.record import record
 
 BATCH_TARGET_BYTES = 4 << 20  # rendered bytes per bulk query; far below the server's max_allowed_packet
 MIN_BATCH_ROWS, MAX_BATCH_ROWS = 64, 100_000

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from tibackup.dump.record import field, record
+from tibackup.record import field, record
 
 if TYPE_CHECKING:  # annotations only: a dump without --column-filter never loads its parser (start-up)
     from tibackup.dump.columnfilter import ColumnFilter

@@ -19,8 +19,8 @@ import MySQLdb
 from MySQLdb import _mysql
 
 from tibackup.dump.config import Connection
-from tibackup.dump.record import record
 from tibackup.errors import DatabaseError
+from tibackup.record import record
 
 try:  # the optional C row reader (setup.py): fetches and encodes rows with the GIL released
     from tibackup.dump import _rowcodec

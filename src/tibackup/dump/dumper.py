@@ -35,7 +35,6 @@ from tibackup.dump.metadata import (
 from tibackup.dump.progress import Progress
 from tibackup.dump.query import query_chunk
 from tibackup.dump.readchunk import chunk_writer, dump_chunk, dump_part
-from tibackup.dump.record import evolve, field, record
 from tibackup.dump.render import RowFormat
 from tibackup.dump.schema import table_schema_files, write_database_schemas
 from tibackup.dump.tablefilter import default_filter
@@ -47,6 +46,7 @@ from tibackup.dump.writer import (
     write_whole_file,
 )
 from tibackup.errors import Interrupted
+from tibackup.record import evolve, field, record
 from tibackup.storage import open_storage
 from tibackup.storage.base import Storage
 from tibackup.storage.local import LocalStorage

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from tibackup.dump.record import evolve, record
+from tibackup.record import evolve, record
 
 
 class RuleError(Exception):

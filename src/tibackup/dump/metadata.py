@@ -7,9 +7,9 @@ from datetime import datetime
 
 import tibackup
 from tibackup.dump.conn import DB, ServerInfo, ServerType
-from tibackup.dump.record import as_dict, record
 from tibackup.dump.writer import FileRecord
 from tibackup.errors import DatabaseError
+from tibackup.record import as_dict, record
 
 METADATA_NAME = "metadata"
 MANIFEST_NAME = "tibackup-manifest.json"

@@ -22,7 +22,7 @@ from __future__ import annotations
 from tibackup.dump.catalog import Column, Kind
 from tibackup.dump.config import CSVOptions, FileType
 from tibackup.dump.conn import quote_ident
-from tibackup.dump.record import record
+from tibackup.record import record
 
 
 def sql_literal(data: bytes) -> str:

@@ -41,8 +41,8 @@ import re
 from collections.abc import Sequence
 
 from tibackup.dump.goregex import REGEX_HINT, GoRegex, RuleError
-from tibackup.dump.record import record
 from tibackup.errors import UsageError
+from tibackup.record import record
 
 __all__ = ["DEFAULT_RULES", "TableFilter", "default_filter", "filter_from_dumpling_flags"]
 

@@ -18,7 +18,7 @@ from tibackup.dump.compress import make_compressor
 from tibackup.dump.config import Compression, FileType
 from tibackup.dump.conn import ServerType
 from tibackup.dump.naming import DataFileNamer
-from tibackup.dump.record import record
+from tibackup.record import record
 from tibackup.storage.base import ObjectWriter, Storage
 
 if TYPE_CHECKING:  # loaded only for background commits (S3): a local dump has no pool (start-up)

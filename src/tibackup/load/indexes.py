@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 from tibackup.dump import tidb
 from tibackup.dump.conn import DB, ServerType, quote_ident, quote_string
-from tibackup.dump.record import evolve
 from tibackup.errors import DatabaseError
 from tibackup.load.checkpoint import DEFERRED, Checkpoint, Committed, claim_name
 from tibackup.load.config import LoadConfig
@@ -45,6 +44,7 @@ from tibackup.load.plan import LoadPlan
 from tibackup.load.schema import file_statements
 from tibackup.load.source import BackupFile, Source
 from tibackup.load.stopping import RunningStatements
+from tibackup.record import evolve
 
 log = logging.getLogger("tibackup.load")
 

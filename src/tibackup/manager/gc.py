@@ -32,13 +32,13 @@ from typing import Any, Protocol
 from tibackup.dump import tidb
 from tibackup.dump.config import Connection
 from tibackup.dump.conn import DB, ServerInfo, ServerType
-from tibackup.dump.record import evolve
 from tibackup.errors import DatabaseError, TibackupError
 from tibackup.manager import gcshare
 from tibackup.manager.gcshare import Change, Holder, Shared
 from tibackup.manager.preflight import account_grants
 from tibackup.manager.privileges import GC_TABLE
 from tibackup.manager.runtime import BackupRuntime
+from tibackup.record import evolve
 from tibackup.resources import (
     Backup,
     BackupStatus,

@@ -15,9 +15,9 @@ from enum import StrEnum
 from tibackup.control.naming import backup_path
 from tibackup.dump.config import Connection, DumpConfig, TLSFiles
 from tibackup.dump.options import parse_dumpling_args
-from tibackup.dump.record import evolve
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import InvalidSpecError, UsageError
+from tibackup.record import evolve
 from tibackup.resources import Backup, BackupSpec, RcloneS3Options, S3StorageProvider, parse_s3_options
 from tibackup.resources.defaults import DEFAULT_TABLE_FILTER
 from tibackup.storage.options import S3Options, parse_s3_url

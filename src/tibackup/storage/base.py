@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import BinaryIO, Protocol
 
-from tibackup.dump.record import field, record
 from tibackup.errors import StorageError
+from tibackup.record import field, record
 
 
 class ObjectNotFound(StorageError):

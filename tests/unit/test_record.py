@@ -1,4 +1,4 @@
-"""``@record`` (tibackup/dump/record.py): the dump path's records, built without ``dataclasses``, behave as
+"""``@record`` (tibackup/record.py): the dump path's records, built without ``dataclasses``, behave as
 the frozen dataclasses the type checker sees: the same constructor, defaults, repr and copies."""
 
 from __future__ import annotations
@@ -7,13 +7,15 @@ import copy
 import dataclasses
 import pickle
 import re
+import subprocess
+import sys
 
 import pytest
 
 from tibackup.dump.catalog import Column
 from tibackup.dump.chunks import Chunk
 from tibackup.dump.config import Connection, CSVOptions, DumpConfig, TLSFiles
-from tibackup.dump.record import as_dict, evolve, field, is_record, record
+from tibackup.record import as_dict, evolve, field, is_record, record
 from tibackup.storage.base import ObjectInfo
 
 
@@ -136,3 +138,15 @@ def test_a_record_class_that_cannot_be_built_as_a_dataclass_is_refused() -> None
             """fields of its base"""
 
             extra: int = 0
+
+
+def test_storage_and_the_record_module_load_nothing_of_the_dumper() -> None:
+    """Records live beside ``errors`` (tibackup/record.py), so storage, which every room uses, does not
+    depend on the dumper's package: importing it loads no ``tibackup.dump`` module."""
+    code = (
+        "import sys\n"
+        "import tibackup.record, tibackup.storage.base, tibackup.storage.local\n"
+        "print(sorted(m for m in sys.modules if m == 'tibackup.dump' or m.startswith('tibackup.dump.')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,4 +1,7 @@
-"""``@record``: the dump path's immutable records, checked as frozen dataclasses, built without ``dataclasses``.
+"""``@record``: immutable records, checked as frozen dataclasses, built without ``dataclasses``.
+
+It lives at the package's top, beside ``errors`` and ``units``, because records are used across the
+code base (the dumper, storage, the loader, the manager): no room imports another room to get them.
 
 Every ``tibackup dump`` creates the dump path's ~15 record classes before its first query, and
 sub-second dumps pay for it: ``dataclasses`` itself (with inspect, ast and dis: ~23 M instructions to
