@@ -19,8 +19,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tibackup.dump.filterrules import name_matcher
 from tibackup.dump.goregex import RuleError
-from tibackup.dump.tablefilter import TableFilter, name_matcher
+from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import UsageError
 
 _IDENT = re.compile(r"`((?:[^`]|``)*)`")
