@@ -11,7 +11,7 @@ import pytest
 
 from tibackup.dump import tidb
 from tibackup.errors import DatabaseError, TibackupError
-from tibackup.manager import gc, gcshare
+from tibackup.manager import gc, gcnotes, gcshare
 from tibackup.manager.gcshare import Holder, Shared
 from tibackup.resources import Backup
 
@@ -149,7 +149,7 @@ class _Session:
         return []
 
 
-def _join(session: _Session) -> gc.Outcome:
+def _join(session: _Session) -> gcnotes.Outcome:
     def decide(shared: Shared, current: str, clock: datetime) -> gcshare.Change:
         return gcshare.join(shared, current, "a", _holder("72h"), clock)
 
@@ -172,14 +172,14 @@ def test_any_other_failure_is_rolled_back_and_raised() -> None:
 
 def test_events_name_the_other_holders_and_never_fail_on_an_unreadable_value() -> None:
     b = {"b": _holder("48h", backup="test1/b")}
-    joined = gc.notes(gc.Outcome(True, "10m0s", "72h", "10m0s", b, {}))
+    joined = gcnotes.notes(gcnotes.Outcome(True, "10m0s", "72h", "10m0s", b, {}))
     assert [reason for _, reason, _ in joined] == ["GCLifeTimeRaised", "GCLifeTimeShared"]
     assert "test1/b (uid b, target 48h" in joined[1][2]
-    (kept,) = gc.notes(gc.Outcome(False, "72h", "48h", "10m0s", b, {}))
+    (kept,) = gcnotes.notes(gcnotes.Outcome(False, "72h", "48h", "10m0s", b, {}))
     assert kept[1] == "GCLifeTimeKept" and "set to 48h (from 72h)" in kept[2]
-    (restored,) = gc.notes(gc.Outcome(False, "ten minutes", "10m0s", None, {}, {}))
+    (restored,) = gcnotes.notes(gcnotes.Outcome(False, "ten minutes", "10m0s", None, {}, {}))
     assert restored[1] == "GCLifeTimeRestored"
-    expired = gc.notes(gc.Outcome(False, "72h", "72h", None, {}, {"x": _holder("72h")}))
+    expired = gcnotes.notes(gcnotes.Outcome(False, "72h", "72h", None, {}, {"x": _holder("72h")}))
     assert [(warn, reason) for warn, reason, _ in expired] == [(True, "GCLifeTimeHolderExpired")]
 
 
@@ -241,7 +241,7 @@ def test_the_lone_backup_says_once_why_it_does_not_share_and_what_to_grant() -> 
     why = (
         "… GRANT INSERT, DELETE ON mysql.tidb TO 'bk'@'%' so that concurrent Backups of the cluster share it"
     )
-    joined = gc.notes(gc.Outcome(True, "10m0s", "72h", None, {}, {}, why))
+    joined = gcnotes.notes(gcnotes.Outcome(True, "10m0s", "72h", None, {}, {}, why))
     assert [(warn, reason) for warn, reason, _ in joined] == [
         (True, "GCLifeTimeNotShared"),
         (False, "GCLifeTimeRaised"),
@@ -363,7 +363,7 @@ def test_a_join_that_may_remove_its_row_rewrites_it_after_the_check() -> None:
 def test_a_lone_backup_that_sees_sharers_says_it_raised_alone_and_holds_no_row() -> None:
     """It shares nothing: its event must not claim the value is 'also held' by it."""
     b = {"b": _holder("48h", backup="test1/b")}
-    notes = gc.notes(gc.Outcome(True, "48h", "72h", "72h", b, {}, "… on its own …"))
+    notes = gcnotes.notes(gcnotes.Outcome(True, "48h", "72h", "72h", b, {}, "… on its own …"))
     assert [(warn, reason) for warn, reason, _ in notes] == [
         (True, "GCLifeTimeNotShared"),
         (False, "GCLifeTimeRaised"),
@@ -374,6 +374,6 @@ def test_a_lone_backup_that_sees_sharers_says_it_raised_alone_and_holds_no_row()
     assert "test1/b (uid b, target 48h" in message
     assert "72h is now their tikv_gc_life_time original" in message
     (unchanged,) = [
-        m for _, r, m in gc.notes(gc.Outcome(True, "100h", "100h", None, b, {}, "…")) if r.endswith("Others")
+        m for _, r, m in gcnotes.notes(gcnotes.Outcome(True, "100h", "100h", None, b, {}, "…")) if r.endswith("Others")
     ]
     assert "original" not in unchanged and "not raised by it" in unchanged

@@ -177,7 +177,7 @@ def delete_backup(store: Store, backup: Backup) -> Backup | None:
 
 def _restore_gc_before_forgetting(store: Store, backup: Backup) -> None:
     """Deleting a Backup forgets its GC record: a pending restore gets one last try first."""
-    from tibackup.manager.gc import PENDING
+    from tibackup.manager.gcnotes import PENDING
     from tibackup.manager.recover import retry_gc_restore
 
     runtime = EmbeddedRuntime(store)

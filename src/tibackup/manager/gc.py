@@ -15,43 +15,36 @@ embedded controller and the operator retry (``recover.retry_gc_restore``) until 
 
 On a server that is not TiDB the same is done when a ``mysql.tidb`` table with a ``tikv_gc_life_time``
 row exists: a stand-in for TiDB's GC table, which is how the tests exercise this on MariaDB.
+
+What a join or leave tells (its events, the pending condition) is ``gcnotes.py``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import re
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from tibackup.dump import tidb
 from tibackup.dump.config import Connection
 from tibackup.dump.conn import DB, ServerInfo, ServerType
 from tibackup.errors import DatabaseError, TibackupError
 from tibackup.manager import gcshare
+from tibackup.manager.gcnotes import Outcome
 from tibackup.manager.gcshare import Change, Holder, Shared
 from tibackup.manager.preflight import account_grants
 from tibackup.manager.privileges import GC_TABLE
 from tibackup.manager.runtime import BackupRuntime
 from tibackup.record import evolve
-from tibackup.resources import (
-    Backup,
-    BackupStatus,
-    ConditionType,
-    drop_condition,
-    rfc3339,
-    set_side_condition,
-)
+from tibackup.resources import Backup, rfc3339
 
 log = logging.getLogger("tibackup.manager")
 
-PENDING = ConditionType.GC_LIFE_TIME_RESTORE_PENDING
-PENDING_REASON = "GCLifeTimeNotRestored"
 # A restore must not wait the dump's read timeout (15m) on a frozen server: it is retried anyway.
 RESTORE_READ_TIMEOUT = 60.0
 
@@ -60,23 +53,6 @@ def restore_connection(conn: Connection) -> Connection:
     """The dump's connection settings with the read timeout bounded for the restore's two statements."""
     timeout = min(conn.read_timeout or RESTORE_READ_TIMEOUT, RESTORE_READ_TIMEOUT)
     return evolve(conn, read_timeout=timeout)
-
-
-def mark_pending(status: BackupStatus, record: dict[str, Any], error: str, now: datetime) -> BackupStatus:
-    """``status`` with the ``GCLifeTimeRestorePending`` condition: the value to restore and the last error."""
-    value, raised = record.get("value", "its old value"), record.get("raisedTo", "a longer value")
-    message = (
-        f"tikv_gc_life_time is still held at {raised} or more for this backup; releasing it (back to "
-        f"{value} unless other running backups hold it) failed: {error}; retried until the database "
-        "answers (by hand, only when no backup of this cluster runs: UPDATE mysql.tidb SET "
-        f"VARIABLE_VALUE='{value}' WHERE VARIABLE_NAME='tikv_gc_life_time'; DELETE FROM mysql.tidb WHERE "
-        "VARIABLE_NAME LIKE 'tibackup_gc_%')"
-    )
-    return set_side_condition(status, PENDING, PENDING_REASON, message, now)
-
-
-def clear_pending(status: BackupStatus) -> BackupStatus:
-    return drop_condition(status, PENDING)
 
 
 def gc_applies(db: DB, server: ServerInfo) -> bool:
@@ -92,20 +68,6 @@ def gc_applies(db: DB, server: ServerInfo) -> bool:
             return False
         raise
     return True
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """One join or leave: the value before and after, the other holders left, the stale ones dropped."""
-
-    joined: bool
-    before: str
-    after: str
-    original: str | None  # the shared original after the change (None once the last holder left;
-    # a lone join: the tibackup_gc_original it set for the sharers, None when it left theirs as it was)
-    others: dict[str, Holder]
-    expired: dict[str, Holder]
-    not_shared: str = ""  # why this backup raised it on its own (its account cannot add holder rows)
 
 
 def raise_gc_life_time(db: DB, backup: Backup, runtime: BackupRuntime, target: str, now: datetime) -> Outcome:
@@ -194,64 +156,6 @@ def _forget(runtime: BackupRuntime, backup: Backup, outcome: Outcome) -> Outcome
         return outcome
     log.info("tikv_gc_life_time %s → %s as the backup ended", outcome.before, outcome.after)
     return outcome
-
-
-def notes(outcome: Outcome | None) -> list[tuple[bool, str, str]]:
-    """The events one join or leave deserves: (warning?, reason, message)."""
-    if outcome is None:
-        return []
-    out: list[tuple[bool, str, str]] = [
-        (True, "GCLifeTimeHolderExpired",
-         f"dropped {_who(uid, h)} from the holders of tikv_gc_life_time: it joined at {h.since} with "
-         f"target {h.target}, so its snapshot is older than that keeps; its backup process is gone")
-        for uid, h in outcome.expired.items()
-    ]  # fmt: skip
-    if outcome.not_shared:
-        out.append((True, "GCLifeTimeNotShared", outcome.not_shared))
-    changed = not gcshare.same(outcome.before, outcome.after)
-    others = ", ".join(_who(uid, h) for uid, h in sorted(outcome.others.items()))
-    if outcome.joined and changed:
-        out.append(
-            (False, "GCLifeTimeRaised", f"tikv_gc_life_time raised from {outcome.before} to {outcome.after}")
-        )
-    if outcome.others and outcome.joined and outcome.not_shared:  # it sees sharers but holds no row
-        out.append((False, "GCLifeTimeSharedByOthers", _lone_among_sharers(outcome, changed, others)))
-    elif outcome.others and outcome.joined:
-        out.append((False, "GCLifeTimeShared",
-                    f"tikv_gc_life_time {outcome.after} is also held by {len(outcome.others)} other "
-                    f"backup(s): {others}"))  # fmt: skip
-    elif outcome.others:
-        kept = f"set to {outcome.after} (from {outcome.before})" if changed else f"kept at {outcome.after}"
-        out.append((False, "GCLifeTimeKept",
-                    f"tikv_gc_life_time {kept}, what {len(outcome.others)} other running backup(s) still "
-                    f"need: {others}"))  # fmt: skip
-    elif not outcome.joined and changed:
-        out.append((False, "GCLifeTimeRestored", f"tikv_gc_life_time restored to {outcome.after}"))
-    return out
-
-
-def _lone_among_sharers(outcome: Outcome, changed: bool, others: str) -> str:
-    how = "raised to {} by this backup on its own" if changed else "{}, not raised by it"
-    bumped = ""
-    if outcome.original:  # its target became the sharers' original
-        bumped = f"; {outcome.original} is now their tikv_gc_life_time original, so the last of them to "
-        bumped += "leave sets it back to no less than this backup's target"
-    return (
-        f"tikv_gc_life_time is {how.format(outcome.after)}; this backup holds no row among its holders, "
-        f"while {len(outcome.others)} other backup(s) share it: {others}{bumped}"
-    )
-
-
-class Teller(Protocol):
-    def info(self, reason: str, message: str) -> None: ...
-
-    def warning(self, reason: str, message: str) -> None: ...
-
-
-def tell(report: Teller, outcome: Outcome | None) -> None:
-    """Record the events of one join or leave on the Backup."""
-    for warn, reason, message in notes(outcome):
-        (report.warning if warn else report.info)(reason, message)
 
 
 def holder_key(backup: Backup) -> str:
@@ -397,10 +301,3 @@ def _legacy_original(record: dict[str, Any] | None) -> str | None:
     if not record or "holder" in record or not record.get("value"):
         return None
     return str(record["value"])
-
-
-def _who(uid: str, holder: Holder) -> str:
-    return (
-        f"{holder.backup or 'an unreadable holder row'} (uid {uid}, target {holder.target or '?'}, "
-        f"since {holder.since or '?'}, on {holder.host or '?'})"
-    )

@@ -28,7 +28,7 @@ from datetime import datetime
 
 from tibackup.dump.conn import DB
 from tibackup.errors import TibackupError
-from tibackup.manager import gc, phases, remote, settings
+from tibackup.manager import gc, gcnotes, phases, remote, settings
 from tibackup.manager.report import Reporter
 from tibackup.manager.run import finish_verified, release_claim, utc_now
 from tibackup.manager.runtime import BackupRuntime
@@ -94,7 +94,7 @@ def retry_gc_restore(
         report.secrets = secrets = resolve_secrets(backup, runtime)
     except TibackupError as exc:
         record = runtime.load_gc_record(backup) or {}
-        return report.update(gc.mark_pending(backup.status, record, report.clean(exc.message), now()))
+        return report.update(gcnotes.mark_pending(backup.status, record, report.clean(exc.message), now()))
     _restore_gc(report, secrets)
     return report.update(backup.status)
 
@@ -109,7 +109,7 @@ def _restore_gc(report: Reporter, secrets: Secrets | None) -> str | None:
     backup, runtime = report.backup, report.runtime
     record = runtime.load_gc_record(backup)
     if not record:
-        report.update(gc.clear_pending(backup.status), save=False)
+        report.update(gcnotes.clear_pending(backup.status), save=False)
         return None
     try:
         if secrets is None:
@@ -122,10 +122,10 @@ def _restore_gc(report: Reporter, secrets: Secrets | None) -> str | None:
         error = report.clean(exc.message)
         problem = f"tikv_gc_life_time was not restored to {record.get('value')}: {error}"
         report.warning("GCLifeTimeNotRestored", problem)
-        report.update(gc.mark_pending(backup.status, record, error, report.now()), save=False)
+        report.update(gcnotes.mark_pending(backup.status, record, error, report.now()), save=False)
         return problem
-    report.update(gc.clear_pending(backup.status), save=False)
-    gc.tell(report, left)
+    report.update(gcnotes.clear_pending(backup.status), save=False)
+    gcnotes.tell(report, left)
     return None
 
 

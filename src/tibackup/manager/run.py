@@ -43,7 +43,7 @@ from tibackup.dump.dumper import DumpResult, run_dump
 from tibackup.dump.metadata import METADATA_NAME
 from tibackup.dump.progress import Progress
 from tibackup.errors import DatabaseError, Interrupted, InvalidSpecError, TibackupError
-from tibackup.manager import claim, gc, phases, remote, settings
+from tibackup.manager import claim, gc, gcnotes, phases, remote, settings
 from tibackup.manager.preflight import check_privileges, check_storage
 from tibackup.manager.progress import ProgressLog, describe
 from tibackup.manager.report import Reporter
@@ -130,8 +130,8 @@ def finish_verified(report: Reporter, note: str) -> Backup:
     status = drop_condition(report.backup.status, ConditionType.FAILED)  # the operator's "the Job died"
     verified = status.condition(ConditionType.VERIFIED)
     record = report.runtime.load_gc_record(report.backup)
-    if record and status.condition(gc.PENDING) is None:
-        status = gc.mark_pending(
+    if record and status.condition(gcnotes.PENDING) is None:
+        status = gcnotes.mark_pending(
             status, record, "the backup process stopped before restoring it", report.now()
         )
     message = f"{verified.message if verified else 'backed up'}; {note}"
@@ -184,7 +184,7 @@ def _run(
         if manage_gc:
             with connect(conn) as db:
                 joined = gc.raise_gc_life_time(db, backup, runtime, spec.tikv_gc_life_time, now())
-            gc.tell(report, joined)
+            gcnotes.tell(report, joined)
 
         # 5. Running: dump (and upload), then 6. verify.
         staging = Staging(runtime.staging_dir(backup)) if mode is DataPath.STAGED else None
@@ -381,10 +381,10 @@ def _restore_gc(conn: Connection, backup: Backup, report: Reporter) -> None:
             f"could not restore tikv_gc_life_time to {record.get('value', 'its old value')}: {message}; "
             "it is retried until the database answers",
         )
-        report.update(gc.mark_pending(backup.status, record, message, report.now()), save=False)
+        report.update(gcnotes.mark_pending(backup.status, record, message, report.now()), save=False)
         return
-    report.update(gc.clear_pending(backup.status), save=False)
-    gc.tell(report, left)
+    report.update(gcnotes.clear_pending(backup.status), save=False)
+    gcnotes.tell(report, left)
 
 
 __all__ = ["finish_verified", "release_claim", "run_backup", "utc_now", "validate"]
