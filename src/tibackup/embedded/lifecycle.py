@@ -15,8 +15,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from tibackup.control.interrupted import StateSpace
 from tibackup.embedded.procs import process_alive, start_ticks
 from tibackup.embedded.runtime import EmbeddedRuntime
+from tibackup.embedded.statedb import free_bytes
 from tibackup.embedded.store import KIND_BACKUP, ConflictError, RunRecord, Store
 from tibackup.errors import TibackupError
 from tibackup.resources import FINISHED_PHASES, Backup, BackupSchedule, Phase, Restore, set_condition
@@ -115,7 +117,13 @@ def recover(store: Store, backup: Backup) -> Backup | None:
     if is_finished(backup) or backup.status.phase in (Phase.CLEAN, Phase.CLEAN_FAILED):
         return None
     log.warning("backup %s/%s: its process is gone (phase %s); recovering", ns, name, backup.status.phase)
-    return recover_interrupted(backup, EmbeddedRuntime(store))
+    return recover_interrupted(backup, EmbeddedRuntime(store), state_space=state_space(store))
+
+
+def state_space(store: Store) -> StateSpace | None:
+    """The state directory and the space free on its disk, for the message of a run found stopped."""
+    free = free_bytes(store.state_dir)
+    return None if free is None else StateSpace(str(store.state_dir), free)
 
 
 def stop_run(store: Store, backup: Backup, grace: float = STOP_GRACE_SECONDS) -> None:

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+from tibackup.control.interrupted import NEARLY_FULL_BYTES  # below it, an I/O error means a full disk
 from tibackup.errors import TibackupError
 
 log = logging.getLogger("tibackup.embedded")
 _SQLITE_IOERR, _SQLITE_FULL = 10, 13
-_NEARLY_FULL = 1024 * 1024  # bytes: with less than this free, an I/O error is taken for a full disk
 
 
 class StateDirError(TibackupError):
@@ -44,14 +44,19 @@ def _is_disk_problem(exc: BaseException) -> bool:
     return False
 
 
+def free_bytes(state_dir: Path) -> int | None:
+    """The bytes free for an unprivileged user on the disk of ``state_dir``; None when it cannot be read."""
+    try:
+        return shutil.disk_usage(state_dir).free
+    except OSError:
+        return None
+
+
 def disk_error(state_dir: Path, exc: BaseException) -> StateDirError:
     """The one-line error for ``exc``, a disk problem under ``state_dir``."""
-    try:
-        free: int | None = shutil.disk_usage(state_dir).free
-    except OSError:
-        free = None
+    free = free_bytes(state_dir)
     if (
-        (free is not None and free < _NEARLY_FULL)
+        (free is not None and free < NEARLY_FULL_BYTES)
         or "full" in str(exc)
         or getattr(exc, "errno", 0) == errno.ENOSPC
     ):

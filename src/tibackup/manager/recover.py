@@ -7,8 +7,9 @@ Nothing will finish it, so ``recover_interrupted`` undoes what the run changed a
 2. aborts the unfinished multipart uploads under its ``backupPath`` (S3 keeps those, and bills for
    them, until they are aborted), and releases the claim of a run stopped between claiming its folder
    and ``Running`` (``claimPath``; kept for deletion or a re-run when S3 does not answer);
-3. marks it ``Failed`` with reason ``Interrupted`` and a message that says to run it again — or
-   ``Complete`` when the run had verified its folder (condition ``Verified``) before it was killed.
+3. marks it ``Failed`` with reason ``Interrupted`` and a message that says to run it again (and, when
+   the embedded state directory is full, names it: ``control/interrupted.py``) — or ``Complete`` when
+   the run had verified its folder (condition ``Verified``) before it was killed.
 
 A staged dump that had finished is left on the staging volume, so running the Backup again uploads it
 instead of dumping again. Failures of steps 1-2 are reported (Warning events, the message) and never
@@ -26,6 +27,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from tibackup.control.interrupted import StateSpace, interrupted_message
 from tibackup.dump.conn import DB
 from tibackup.errors import TibackupError
 from tibackup.manager import gc, gcnotes, phases, remote, settings
@@ -41,9 +43,14 @@ IN_PROGRESS = frozenset({Phase.PREPARE, Phase.RUNNING})
 
 
 def recover_interrupted(
-    backup: Backup, runtime: BackupRuntime, *, now: Callable[[], datetime] = utc_now
+    backup: Backup,
+    runtime: BackupRuntime,
+    *,
+    now: Callable[[], datetime] = utc_now,
+    state_space: StateSpace | None = None,
 ) -> Backup:
-    """Mark an orphaned in-progress Backup ``Failed``/``Interrupted`` after undoing its side effects."""
+    """Mark an orphaned in-progress Backup ``Failed``/``Interrupted`` after undoing its side effects;
+    ``state_space``: the embedded state directory's free space, named in the message when it is full."""
     backup = backup.model_copy(deep=True)
     report = Reporter(backup, runtime, now)
     problems: list[str] = []
@@ -73,12 +80,7 @@ def recover_interrupted(
 
     if phases.verified(backup.status):  # killed after its folder was verified: a complete backup
         return finish_verified(report, "the backup process stopped after verifying it")
-    message = (
-        "the backup process stopped before the backup finished (restart or killed Job); run the backup again"
-    )
-    if problems:
-        message += "; also: " + "; ".join(problems)
-    return report.failed("Interrupted", message)
+    return report.failed("Interrupted", interrupted_message(state_space, problems))
 
 
 def retry_gc_restore(

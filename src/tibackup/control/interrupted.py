@@ -1,0 +1,50 @@
+"""The message of a run found stopped before it recorded its end (``Failed``/``Interrupted``).
+
+A run whose process is gone (a restart, a killed Job, a kill) is ended by whoever finds it: the
+embedded controller, the next ``apply --wait`` of it, the operator's recover Job. On one machine the
+commonest cause is the state directory's disk: a run stops as soon as it cannot save its status there,
+and nothing can record why. So when the state directory has almost no space left as the run is found
+(less than ``NEARLY_FULL_BYTES``, the same bound under which the state database takes an I/O error for
+a full disk), the message names the directory, says it is full and gives the fix: free space there,
+then run it again. Without a state directory (Kubernetes) or with room on it, the message is as before.
+
+Pure: the free space is an input (``StateSpace``), read by the runtime that found the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+NEARLY_FULL_BYTES = 1024 * 1024  # with less than this free, the state directory's disk counts as full
+
+
+class StateSpace(NamedTuple):
+    """The state directory and the bytes free on its disk (for an unprivileged user)."""
+
+    directory: str
+    free: int
+
+
+def full_state_dir(space: StateSpace | None) -> StateSpace | None:
+    """``space`` when its disk is (almost) full; None when it has room or there is no state directory."""
+    return space if space is not None and space.free < NEARLY_FULL_BYTES else None
+
+
+def interrupted_message(space: StateSpace | None, problems: Sequence[str] = ()) -> str:
+    """Why an orphaned Backup is Failed (Interrupted) and what to do; ``problems``: what its recovery
+    could not undo (the GC life time, a Secret), appended."""
+    full = full_state_dir(space)
+    if full is None:
+        message = (
+            "the backup process stopped before the backup finished (restart or killed Job); run the backup again"
+        )
+    else:
+        message = (
+            f"the backup process stopped before the backup finished, and the state directory {full.directory} "
+            f"is full ({full.free} bytes free): a run stops when it cannot save its status there; free space "
+            f"in {full.directory}, then run the Backup again (tibackup rerun bk NAME)"
+        )
+    if problems:
+        message += "; also: " + "; ".join(problems)
+    return message

@@ -1,0 +1,32 @@
+"""The message of a run found stopped before it recorded its end (control/interrupted.py): it names the
+state directory when that is (almost) full, and is the usual one otherwise."""
+
+from __future__ import annotations
+
+from tibackup.control.interrupted import NEARLY_FULL_BYTES, StateSpace, full_state_dir, interrupted_message
+
+USUAL = "the backup process stopped before the backup finished (restart or killed Job); run the backup again"
+
+
+def test_a_full_state_directory_is_named_with_the_fix() -> None:
+    message = interrupted_message(StateSpace("/var/lib/tibackup", 4096))
+    assert message == (
+        "the backup process stopped before the backup finished, and the state directory /var/lib/tibackup "
+        "is full (4096 bytes free): a run stops when it cannot save its status there; free space in "
+        "/var/lib/tibackup, then run the Backup again (tibackup rerun bk NAME)"
+    )
+
+
+def test_room_on_the_disk_or_no_state_directory_gives_the_usual_message() -> None:
+    assert interrupted_message(None) == USUAL  # Kubernetes: no state directory
+    assert interrupted_message(StateSpace("/state", NEARLY_FULL_BYTES)) == USUAL
+    assert interrupted_message(StateSpace("/state", 50 << 30)) == USUAL
+    assert full_state_dir(StateSpace("/state", NEARLY_FULL_BYTES - 1)) == ("/state", NEARLY_FULL_BYTES - 1)
+    assert full_state_dir(StateSpace("/state", 0)) is not None
+
+
+def test_what_the_recovery_could_not_undo_is_appended() -> None:
+    problems = ["tikv_gc_life_time was not restored to 10m0s: connection refused", "secret missing"]
+    assert interrupted_message(None, problems) == USUAL + "; also: " + "; ".join(problems)
+    full = interrupted_message(StateSpace("/state", 0), problems)
+    assert full.endswith("(tibackup rerun bk NAME); also: " + "; ".join(problems)) and "/state is full" in full
