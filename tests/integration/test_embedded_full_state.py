@@ -19,6 +19,11 @@ from tests.integration.mounts import small_tmpfs
 from tests.integration.test_embedded_cli import Env, backup_doc, env_fixture
 from tests.integration.test_embedded_controller import _gc, gc_stand_in, wait_for
 from tests.integration.test_hostile_input import _fill, _tib
+from tests.unit.test_run_commands import DOCS
+from tibackup.embedded import lifecycle, restores
+from tibackup.embedded.restores import KIND_RESTORE
+from tibackup.embedded.store import KIND_BACKUP, Store
+from tibackup.resources import Backup, Phase, Restore, set_condition
 
 pytestmark = pytest.mark.integration
 __all__ = ["env_fixture", "gc_stand_in"]
@@ -125,3 +130,39 @@ def test_staged_dump_that_fills_the_disk_fails_and_leaves_no_staging(
         assert not any((state / "staging").rglob("*.sql")), list((state / "staging").rglob("*"))
         deleted = _tib(state, "delete", "bk", "full-staged", "-n", "test1")
         assert deleted.returncode == 0, deleted
+
+
+def test_a_stopped_backup_and_restore_found_on_a_full_state_disk_name_it(tmp_path: Path) -> None:
+    """What the controller does on its passes (``lifecycle.recover``, ``restores.recover``): a Backup and
+    a Restore left Running by a process that is gone, found while the state disk has almost no space,
+    are Failed (Interrupted) naming the state directory; no server is needed (their Secrets are missing,
+    which the Backup's message adds)."""
+    with small_tmpfs(tmp_path / "tiny", "2m") as mount:
+        state = mount / "state"
+        docs = [{"apiVersion": "pingcap.com/v1alpha1", "metadata": {"name": "one", "namespace": "test1"}, **doc}
+                for doc in DOCS.values()]  # fmt: skip
+        applied = _tib(state, "apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+        assert applied.returncode == 0, applied
+        store = Store(state)
+        try:
+            found = [store.get(kind, "test1", "one") for kind in (KIND_BACKUP, KIND_RESTORE)]
+            for resource in found:
+                assert resource is not None
+                resource.status = set_condition(resource.status, Phase.RUNNING, None, "", lifecycle.now())
+                store.update_status(resource)
+            _fill(mount)
+            filler = mount / "filler"
+            os.truncate(filler, filler.stat().st_size - 256 * 1024)
+            backup, restore = found
+            assert isinstance(backup, Backup) and isinstance(restore, Restore)
+            ended = [lifecycle.recover(store, backup), restores.recover(store, restore)]
+        finally:
+            store.close()
+    for resource in ended:
+        assert resource is not None and resource.status.phase == "Failed", resource
+        failed = resource.status.condition("Failed")
+        assert failed is not None and failed.reason == "Interrupted", failed
+        assert f"the state directory {state} is full (" in failed.message, failed.message
+        assert f"free space in {state}, then " in failed.message, failed.message
+    assert "secret" in ended[0].status.condition("Failed").message  # type: ignore[union-attr]
+    assert "to resume" in ended[1].status.condition("Failed").message  # type: ignore[union-attr]

@@ -1,9 +1,15 @@
-"""The message of a run found stopped before it recorded its end (control/interrupted.py): it names the
-state directory when that is (almost) full, and is the usual one otherwise."""
+"""The message of a Backup or Restore found stopped before it recorded its end (control/interrupted.py):
+it names the state directory when that is (almost) full, and is the usual one otherwise."""
 
 from __future__ import annotations
 
-from tibackup.control.interrupted import NEARLY_FULL_BYTES, StateSpace, full_state_dir, interrupted_message
+from tibackup.control.interrupted import (
+    NEARLY_FULL_BYTES,
+    StateSpace,
+    full_state_dir,
+    interrupted_message,
+    restore_interrupted_message,
+)
 
 USUAL = "the backup process stopped before the backup finished (restart or killed Job); run the backup again"
 
@@ -30,3 +36,17 @@ def test_what_the_recovery_could_not_undo_is_appended() -> None:
     assert interrupted_message(None, problems) == USUAL + "; also: " + "; ".join(problems)
     full = interrupted_message(StateSpace("/state", 0), problems)
     assert full.endswith("(tibackup rerun bk NAME); also: " + "; ".join(problems)) and "/state is full" in full
+
+
+def test_a_restore_names_a_full_state_directory_and_still_says_a_rerun_resumes() -> None:
+    usual = restore_interrupted_message(StateSpace("/state", 50 << 30))
+    assert usual == restore_interrupted_message(None) == (
+        "the restore's process ended before it finished; what it loaded is checkpointed in the target: run it "
+        "again (tibackup rerun rt NAME, or annotation tibackup.pingcap.com/rerun) to resume"
+    )
+    assert restore_interrupted_message(StateSpace("/state", 0)) == (
+        "the restore's process ended before it finished, and the state directory /state is full (0 bytes free): "
+        "a run stops when it cannot save its status there; what it loaded is checkpointed in the target: free "
+        "space in /state, then run it again (tibackup rerun rt NAME, or annotation tibackup.pingcap.com/rerun) "
+        "to resume"
+    )

@@ -8,7 +8,8 @@ and nothing can record why. So when the state directory has almost no space left
 a full disk), the message names the directory, says it is full and gives the fix: free space there,
 then run it again. Without a state directory (Kubernetes) or with room on it, the message is as before.
 
-Pure: the free space is an input (``StateSpace``), read by the runtime that found the run.
+The same holds for a Restore (``restore_interrupted_message``). Pure: the free space is an input
+(``StateSpace``), read by the runtime that found the run.
 """
 
 from __future__ import annotations
@@ -41,10 +42,28 @@ def interrupted_message(space: StateSpace | None, problems: Sequence[str] = ()) 
         )
     else:
         message = (
-            f"the backup process stopped before the backup finished, and the state directory {full.directory} "
-            f"is full ({full.free} bytes free): a run stops when it cannot save its status there; free space "
-            f"in {full.directory}, then run the Backup again (tibackup rerun bk NAME)"
+            f"the backup process stopped before the backup finished, and {_full(full)}; free space in "
+            f"{full.directory}, then run the Backup again (tibackup rerun bk NAME)"
         )
     if problems:
         message += "; also: " + "; ".join(problems)
     return message
+
+
+def restore_interrupted_message(space: StateSpace | None) -> str:
+    """Why an orphaned Restore is Failed (Interrupted) and what to do (a re-run resumes it)."""
+    rerun = "run it again (tibackup rerun rt NAME, or annotation tibackup.pingcap.com/rerun) to resume"
+    full = full_state_dir(space)
+    if full is None:
+        return f"the restore's process ended before it finished; what it loaded is checkpointed in the target: {rerun}"
+    return (
+        f"the restore's process ended before it finished, and {_full(full)}; what it loaded is checkpointed "
+        f"in the target: free space in {full.directory}, then {rerun}"
+    )
+
+
+def _full(full: StateSpace) -> str:
+    return (
+        f"the state directory {full.directory} is full ({full.free} bytes free): a run stops when it cannot "
+        "save its status there"
+    )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 
-from tibackup.embedded.lifecycle import STOP_GRACE_SECONDS, now, terminate
+from tibackup.control.interrupted import restore_interrupted_message
+from tibackup.embedded.lifecycle import STOP_GRACE_SECONDS, now, state_space, terminate
 from tibackup.embedded.procs import process_alive, start_ticks
 from tibackup.embedded.runtime import EmbeddedRuntime
 from tibackup.embedded.store import ConflictError, RunRecord, Store
@@ -89,10 +90,7 @@ def recover(store: Store, restore: Restore) -> Restore | None:
         found.metadata.name,
         found.status.phase,
     )
-    message = (
-        "the restore's process ended before it finished; what it loaded is checkpointed in the target: run it "
-        "again (tibackup rerun rt NAME, or annotation tibackup.pingcap.com/rerun) to resume"
-    )
+    message = restore_interrupted_message(state_space(store))
     found.status = set_condition(found.status, Phase.FAILED, "Interrupted", message, now())
     runtime = EmbeddedRuntime(store)
     runtime.save_status(found)
