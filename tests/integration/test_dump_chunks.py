@@ -16,6 +16,7 @@ import pytest
 from testenv.mariadb import MariaDBServer
 
 from tests.integration.dumputil import dump
+from tibackup.dump.chunks import int_range
 
 pytestmark = pytest.mark.integration
 
@@ -232,3 +233,21 @@ def test_bulk_batches_inside_a_walked_chunk_keep_it_exactly_r_rows(
         keys = [k for b in files.values() for k in _keys(b)]
         assert keys == [f"{k:04d}" for k in range(1, 401)]
     assert _data(tmp_path / "bulk", "w") == _data(tmp_path / "client", "w")
+
+
+@pytest.mark.parametrize("column", ["BIGINT", "BIGINT UNSIGNED", "TINYINT", "INT UNSIGNED"])
+def test_a_chunks_between_selects_exactly_its_half_open_range_at_the_types_ends(
+    mariadb: MariaDBServer, fresh_db: str, column: str
+) -> None:
+    # int_range writes [lo, hi) as BETWEEN lo AND hi-1 (one condition per row for the server): the rows
+    # must be those of ``>= lo AND < hi`` wherever the ends fall, the types' extremes and zero included.
+    bits = {"BIGINT": 64, "TINYINT": 8}.get(column.split()[0], 32)
+    low, high = (0, 2**bits - 1) if "UNSIGNED" in column else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    values = sorted({low, low + 1, -1 if low < 0 else 2, 0, 1, high - 1, high})
+    mariadb.execute(f"CREATE TABLE `{fresh_db}`.t (id {column} PRIMARY KEY)")
+    mariadb.execute(f"INSERT INTO `{fresh_db}`.t VALUES " + ",".join(f"({v})" for v in values))
+    for lo, hi in [(low, high + 1), (low, 0), (0, 1), (1, high), (high, high + 1), (low + 1, low + 1)]:
+        where = int_range("`id`", lo, hi)
+        assert "BETWEEN" in where
+        got = [r[0] for r in mariadb.execute(f"SELECT id FROM `{fresh_db}`.t WHERE {where} ORDER BY id")]
+        assert got == [v for v in values if lo <= v < hi], (lo, hi, where)
