@@ -50,6 +50,7 @@ class MariaDBServer(ManagedServer):
         password: str = ROOT_PASSWORD,
         buffer_pool_size: str = "64M",
         extra_args: list[str] | None = None,
+        launcher: list[str] | None = None,
     ) -> None:
         self._owns_basedir = basedir is None
         self.basedir = (
@@ -61,6 +62,7 @@ class MariaDBServer(ManagedServer):
         self.password = password
         self.buffer_pool_size = buffer_pool_size
         self.extra_args = list(extra_args or [])
+        self.launcher = list(launcher or [])  # a command mariadbd runs under (bench/servergrind.py: valgrind)
         self.datadir = self.basedir / "data"
         self.socket = str(self.basedir / "mysqld.sock")
         self.pid_file = self.basedir / "mysqld.pid"
@@ -79,6 +81,7 @@ class MariaDBServer(ManagedServer):
         self.host, self.port, self.user, self.password = host, int(port), user, password
         self.buffer_pool_size = ""
         self.extra_args = []
+        self.launcher = []
         self.datadir = self.basedir
         self.socket = ""
         self.pid_file = self.basedir / "mysqld.pid"
@@ -109,6 +112,7 @@ class MariaDBServer(ManagedServer):
             self.port = free_port()
         (self.basedir / "binlog").mkdir(exist_ok=True)
         cmd = [
+            *self.launcher,
             _binary("mariadbd"),
             "--no-defaults",
             "--user=root",
