@@ -29,7 +29,7 @@ class VerifyFailed(StorageError):
     reason = "VerifyFailed"
 
 
-@record
+@record(eq=True)
 class Expected:
     """What the manifest says one file is: its stored size and, when the entry has one, its checksum
     (``entry_checksum``: the kind and the hex digest)."""
