@@ -126,3 +126,27 @@ def test_an_entry_without_a_checksum_is_checked_by_its_size_only() -> None:
     with pytest.raises(VerifyFailed, match=f"f has {len(DATA) - 1} bytes but the manifest says {len(DATA)}"):
         short.check()
     assert CheckedReader(io.BytesIO(DATA), "f").hash is None  # no manifest: no hash either
+
+
+def test_a_backup_takes_the_default_or_its_options_and_a_bad_value_is_invalid() -> None:
+    from tibackup.errors import InvalidSpecError
+    from tibackup.manager.settings import dump_config
+    from tibackup.resources import Backup
+
+    def spec(options: list[str]) -> Backup:
+        doc = {
+            "metadata": {"name": "b", "namespace": "ns"},
+            "spec": {
+                "from": {"host": "db", "port": 3306, "user": "u", "secretName": "pw"},
+                "s3": {"provider": "ceph", "endpoint": "rgw:7480", "bucket": "bkt", "prefix": "p"},
+                "dumpling": {"options": options},
+            },
+        }
+        return Backup.model_validate(doc)
+
+    assert dump_config(spec([]).spec, "/s", "").manifest_checksum is ManifestChecksum.XXH128
+    sha = dump_config(spec(["--manifest-checksum=sha256"]).spec, "/s", "")
+    assert sha.manifest_checksum is ManifestChecksum.SHA256
+    with pytest.raises(InvalidSpecError, match=r"spec\.dumpling\.options.*--manifest-checksum.*'md5'") as exc:
+        dump_config(spec(["--manifest-checksum=md5"]).spec, "/s", "")
+    assert "\n" not in exc.value.message
