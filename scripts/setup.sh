@@ -11,7 +11,8 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages ---------------------------------------------------------------------------------
 # prometheus: its promtool tests the shipped alert rules (the service is never started: see policy-rc.d).
-packages=(mariadb-server mariadb-client mydumper libmariadb-dev pkg-config ca-certificates time prometheus)
+# xxhash: its xxh128sum checks a file against the manifest from the shell, as docs/load.md shows (a test runs it).
+packages=(mariadb-server mariadb-client mydumper libmariadb-dev pkg-config ca-certificates time prometheus xxhash)
 # mysqlclient ships no Linux wheels: building it needs a compiler and the Python headers.
 if ! "$PY" -c 'import MySQLdb' >/dev/null 2>&1; then
     packages+=(build-essential python3-dev)

@@ -11,7 +11,6 @@ before the first byte, and is ``Complete`` only when every object it uploaded is
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xxhash
 import yaml
 from testenv import sampledata
 from testenv.mariadb import MariaDBServer
@@ -84,7 +84,7 @@ def assert_folder_holds_exactly(
     s3_server: S3Server, bucket: str, backup: Backup, database: str, rows: int
 ) -> None:
     """The folder: its claim, metadata, the manifest, and the manifest's files of ``database`` with the
-    manifest's sha256 — nothing of another backup."""
+    manifest's xxh128 — nothing of another backup."""
     prefix = s3_prefix(backup)
     keys = {key[len(prefix) :] for key in s3_server.list_keys(bucket, prefix)}
     manifest = json.loads(s3_server.get_bytes(bucket, prefix + "tibackup-manifest.json"))
@@ -95,7 +95,7 @@ def assert_folder_holds_exactly(
     assert all(name.startswith((f"{database}.", f"{database}-")) for name in files), sorted(files)
     for name, record in files.items():
         data = s3_server.get_bytes(bucket, prefix + name)
-        assert hashlib.sha256(data).hexdigest() == record["sha256"], f"{prefix}{name} is not this backup's"
+        assert xxhash.xxh3_128(data).hexdigest() == record["xxh128"], f"{prefix}{name} is not this backup's"
     assert manifest["totals"]["rows"] == rows
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import boto3
@@ -94,7 +96,8 @@ def test_no_escape_backslash_roundtrip(mariadb: MariaDBServer, alltypes: str, tm
 
 
 def test_manifest_lists_every_file(mariadb: MariaDBServer, alltypes: str, tmp_path: Path) -> None:
-    import hashlib
+    """Every file with its size and XXH3-128 (the default checksum), computed here from the file's bytes."""
+    import xxhash
 
     result = dump(mariadb, tmp_path, "-B", alltypes, "-r", "5000", "-c", "gzip")
     manifest = json.loads((tmp_path / "tibackup-manifest.json").read_text())
@@ -104,11 +107,45 @@ def test_manifest_lists_every_file(mariadb: MariaDBServer, alltypes: str, tmp_pa
     for name, entry in listed.items():
         data = (tmp_path / name).read_bytes()
         assert entry["size"] == len(data)
-        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["xxh128"] == xxhash.xxh3_128(data).hexdigest()
+        assert list(entry) == ["name", "size", "rows", "xxh128", "schema", "table"]  # no sha256 beside it
     assert manifest["totals"]["rows"] == result.rows
     big_rows = sum(f["rows"] for f in manifest["files"] if f["table"] == "big")
     assert big_rows == 20000
     assert manifest["position"]["pos"] == result.commit_ts != ""
+
+
+def test_the_manifests_xxh128_is_what_xxh128sum_checks(mariadb: MariaDBServer, alltypes: str, tmp_path: Path) -> None:
+    """docs/load.md's shell check: the manifest's entries as an ``xxh128sum -c`` list pass, and a file
+    with one byte changed fails it (Debian's xxhash package, installed by scripts/setup.sh)."""
+    xxh128sum = shutil.which("xxh128sum")
+    assert xxh128sum, "xxh128sum is missing: scripts/setup.sh installs Debian's xxhash package"
+    out = tmp_path / "out"
+    dump(mariadb, out, "-B", alltypes, "-c", "zstd")
+    manifest = json.loads((out / "tibackup-manifest.json").read_text())
+    sums = "".join(f"{f['xxh128']}  {f['name']}\n" for f in manifest["files"])
+    check = [xxh128sum, "--quiet", "-c", "-"]
+    ok = subprocess.run(check, input=sums, cwd=out, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    victim = out / next(f["name"] for f in manifest["files"] if f["table"] == "big" and f["rows"])
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    victim.write_bytes(bytes(raw))
+    bad = subprocess.run(check, input=sums, cwd=out, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and f"{victim.name}: FAILED" in bad.stdout, bad.stdout + bad.stderr
+
+
+def test_manifest_checksum_sha256_writes_sha256(mariadb: MariaDBServer, alltypes: str, tmp_path: Path) -> None:
+    """``--manifest-checksum sha256``: the manifest as before XXH3 (what sha256sum checks)."""
+    import hashlib
+
+    dump(mariadb, tmp_path, "-B", alltypes, "-r", "5000", "--manifest-checksum", "sha256")
+    manifest = json.loads((tmp_path / "tibackup-manifest.json").read_text())
+    assert manifest["files"]
+    for entry in manifest["files"]:
+        data = (tmp_path / entry["name"]).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert list(entry) == ["name", "size", "rows", "sha256", "schema", "table"]
 
 
 def test_s3_roundtrip(

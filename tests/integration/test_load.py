@@ -73,16 +73,25 @@ def test_no_metadata_is_refused_unless_allowed(mariadb: MariaDBServer, alltypes:
     assert mariadb.execute(f"SELECT COUNT(*) FROM `{alltypes}`.big")[0][0] == 20000
 
 
+@pytest.mark.parametrize("checksum", ["xxh128", "sha256"])  # sha256: every backup written before XXH3
 def test_same_size_corruption_fails_naming_the_file(
-    mariadb: MariaDBServer, alltypes: str, tmp_path: Path
+    mariadb: MariaDBServer, alltypes: str, tmp_path: Path, checksum: str
 ) -> None:
-    dump(mariadb, tmp_path, "-B", alltypes, "-T", f"{alltypes}.big", "-s", "100MiB")  # one statement
+    """Whichever checksum the manifest carries, the intact backup loads and a file with one byte
+    changed (same size: only the checksum can tell) is VerifyFailed naming the file and the checksum."""
+    flags = ("-B", alltypes, "-T", f"{alltypes}.big", "-s", "100MiB", "--manifest-checksum", checksum)
+    dump(mariadb, tmp_path, *flags)  # one statement
+    manifest = json.loads((tmp_path / "tibackup-manifest.json").read_text())
+    assert all(checksum in f for f in manifest["files"]) and manifest["files"]
+    mariadb.drop_database(alltypes)
+    load(mariadb, str(tmp_path))
+    assert mariadb.execute(f"SELECT COUNT(*) FROM `{alltypes}`.big")[0][0] == 20000
     data = tmp_path / f"{alltypes}.big.000000000.sql"
     raw = bytearray(data.read_bytes())
-    raw[len(raw) // 2] ^= 0x01  # one byte changed, same size: only the sha256 can tell
+    raw[len(raw) // 2] ^= 0x01
     data.write_bytes(bytes(raw))
     mariadb.drop_database(alltypes)
-    with pytest.raises(VerifyFailed, match=f"{alltypes}.big.000000000.sql does not match its sha256"):
+    with pytest.raises(VerifyFailed, match=f"{alltypes}.big.000000000.sql does not match its {checksum} in"):
         load(mariadb, str(tmp_path))
     # The file's one statement waits for the file's check: nothing of it was loaded.
     assert mariadb.execute(f"SELECT COUNT(*) FROM `{alltypes}`.big")[0][0] == 0

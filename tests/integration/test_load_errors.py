@@ -107,7 +107,7 @@ def test_corrupted_object_in_s3(
     client.put_object(Bucket=bucket, Key=key, Body=bytes(body))
     mariadb.drop_database(fresh_db)
     proc = load_cli("-d", url + "/", *db_flags(mariadb), *s3_flags(s3_server), env={**_pw(mariadb), **creds})
-    _one_error(proc, 4, f"{fresh_db}.t.000000000.sql does not match its sha256")
+    _one_error(proc, 4, f"{fresh_db}.t.000000000.sql does not match its xxh128")
     assert "complete" not in proc.stderr
 
 

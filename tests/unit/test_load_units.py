@@ -9,6 +9,7 @@ import cramjam
 import pytest
 import zstandard
 
+from tibackup.dump.checksum import ManifestChecksum
 from tibackup.dump.config import Compression, Connection, CSVOptions
 from tibackup.errors import UsageError
 from tibackup.load.config import LoadConfig, OnDuplicate
@@ -17,6 +18,7 @@ from tibackup.load.execute import rewrite
 from tibackup.load.read import (
     _STATEMENT_ESCAPED,
     CheckedReader,
+    Expected,
     VerifyFailed,
     _plain_end,
     decompressed,
@@ -123,15 +125,18 @@ def test_decompress_and_check(codec: Compression) -> None:
         Compression.ZSTD: zstandard.ZstdCompressor().compress(raw),
         Compression.SNAPPY: bytes(cramjam.snappy.compress(raw)),
     }[codec]
-    reader = CheckedReader(io.BytesIO(stored), "f")  # type: ignore[arg-type]
-    assert b"".join(decompressed(reader, codec)) == raw
-    import hashlib
+    import xxhash
 
-    reader.check(len(stored), hashlib.sha256(stored).hexdigest())
-    with pytest.raises(VerifyFailed, match="f does not match its sha256"):
-        reader.check(len(stored), "0" * 64)
+    digest = xxhash.xxh3_128(stored).hexdigest()
+    reader = CheckedReader(io.BytesIO(stored), "f", want=Expected(len(stored), ManifestChecksum.XXH128, digest))  # type: ignore[arg-type]
+    assert b"".join(decompressed(reader, codec)) == raw
+    reader.check()
+    reader.want = Expected(len(stored), ManifestChecksum.XXH128, "0" * 32)
+    with pytest.raises(VerifyFailed, match="f does not match its xxh128"):
+        reader.check()
+    reader.want = Expected(len(stored) + 1)
     with pytest.raises(VerifyFailed, match="f has"):
-        reader.check(len(stored) + 1, None)
+        reader.check()
 
 
 def test_snappy_blocks_are_checked_against_their_crc32c() -> None:

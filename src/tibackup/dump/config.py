@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from tibackup.dump.checksum import ManifestChecksum
 from tibackup.record import field, record
 
 if TYPE_CHECKING:  # annotations only: a dump without --column-filter never loads its parser (start-up)
@@ -115,6 +116,7 @@ class DumpConfig:
     read_mode: str = "auto"  # client (the C reader), stream or bulk (rendered by the server); see dumper
     progress: bool | None = None  # None: show progress when stderr is a terminal
     manifest: bool = True
+    manifest_checksum: ManifestChecksum = ManifestChecksum.XXH128  # --manifest-checksum: each file's hash
     check_storage: bool = True  # probe the output with a write first (off: rclone's --s3-no-check-bucket)
 
     def __repr__(self) -> str:

@@ -152,7 +152,7 @@ def run_dump(
             if not config.no_schemas:
                 files += write_database_schemas(
                     workers[0], storage, catalog.schemas, catalog.tables, config.compression,
-                    dump_empty_database=config.dump_empty_database,
+                    dump_empty_database=config.dump_empty_database, checksum=config.manifest_checksum,
                 )  # fmt: skip
             if not config.no_data:
                 progress.total_rows = sum(t.est_rows for t in catalog.base_tables)
@@ -364,8 +364,9 @@ def dump_tables(
         for name, data in files.items():
             suffix = config.compression.suffix
             finisher.write_whole(
-                storage, name + suffix, data, config.compression, table.schema, table.name, on_file
-            )
+                storage, name + suffix, data, config.compression, table.schema, table.name, on_file,
+                config.manifest_checksum,
+            )  # fmt: skip
 
     if chunks is not None:
         for chunk in chunks:

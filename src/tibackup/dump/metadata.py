@@ -87,8 +87,8 @@ def manifest_json(
             "rows": sum(f.rows for f in files),
             "bytes": sum(f.size for f in files),
         },
-        # A record's fields, in order (asdict's copy: ~6 µs a file, for nothing in records of str and int)
-        "files": [dict(vars(f)) for f in sorted(files, key=lambda f: f.name)],
+        # Each record's entry, its fields in order (asdict's deep copy cost ~6 µs a file, for nothing)
+        "files": [f.entry() for f in sorted(files, key=lambda f: f.name)],
     }
     import json  # here: written once, at the end of the dump, not paid for before the first query
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from tibackup.dump.checksum import ManifestChecksum
 from tibackup.dump.config import (
     Compression,
     Connection,
@@ -126,8 +127,13 @@ def build_parser(prog: str = "tibackup dump") -> argparse.ArgumentParser:
     )
     _bool_flag(run, "--progress", default=None, help="show progress (default: when stderr is a terminal)")
     _bool_flag(
-        run, "--manifest", default=True, help="write manifest.json with every file's size, rows, sha256"
-    )
+        run, "--manifest", default=True,
+        help="write tibackup-manifest.json with every file's size, rows and checksum",
+    )  # fmt: skip
+    run.add_argument(
+        "--manifest-checksum", default="xxh128", choices=[c.value for c in ManifestChecksum],
+        help="the manifest's hash of each file: xxh128 (XXH3-128, as xxh128sum; default) or sha256 (as sha256sum)",
+    )  # fmt: skip
     run.add_argument(
         "-L", "--logfile", default="", help="write the log to this file (default: standard output)"
     )
@@ -324,6 +330,7 @@ def config_from_namespace(ns: Any, env: Mapping[str, str], *, default_output: st
         read_mode=ns.read_mode,
         progress=ns.progress,
         manifest=ns.manifest,
+        manifest_checksum=ManifestChecksum(ns.manifest_checksum),
     )
 
 

@@ -54,6 +54,7 @@ def chunk_writer(
         filetype=config.filetype, compression=config.compression, statement_prefix=prefix,
         csv_header=header, statement_size=config.statement_size, file_size=config.file_size,
         on_file=on_file, on_progress=on_progress, finisher=finisher, sql_header=sql_header,
+        checksum=config.manifest_checksum,
     )  # fmt: skip
 
 

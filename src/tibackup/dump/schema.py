@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tibackup.dump import tidb
 from tibackup.dump.catalog import Table
+from tibackup.dump.checksum import ManifestChecksum
 from tibackup.dump.config import Compression
 from tibackup.dump.conn import DB, quote_ident
 from tibackup.dump.naming import (
@@ -105,6 +106,7 @@ def write_database_schemas(
     compression: Compression,
     *,
     dump_empty_database: bool,
+    checksum: ManifestChecksum = ManifestChecksum.XXH128,
 ) -> list[FileRecord]:
     """``{db}-schema-create.sql`` of every database that has a table or view to dump (or every one,
     with --dump-empty-database)."""
@@ -113,7 +115,8 @@ def write_database_schemas(
     for schema in schemas:
         if schema in with_tables or dump_empty_database:
             name = schema_create_name(schema) + compression.suffix
-            records.append(write_whole_file(storage, name, database_schema(db, schema), compression, schema))
+            data = database_schema(db, schema)
+            records.append(write_whole_file(storage, name, data, compression, schema, checksum=checksum))
     return records
 
 

@@ -3,17 +3,17 @@
 A table chunk's rows arrive either as one blob per batch (rows joined by the format's separator, raw
 newlines only between rows) or as a list of rendered rows. The writer frames them into statements of
 about ``--statement-size`` bytes, starts a new file past ``--filesize``, compresses, and records each
-file's stored size, row count and sha256 for the manifest. A chunk with no rows writes no file.
+file's stored size, row count and checksum (dump/checksum.py) for the manifest. A chunk with no rows writes no file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from tibackup.dump import trace
+from tibackup.dump.checksum import ManifestChecksum
 from tibackup.dump.compress import make_compressor
 from tibackup.dump.config import Compression, FileType
 from tibackup.dump.conn import ServerType
@@ -38,24 +38,36 @@ def data_file_header(server_type: ServerType) -> bytes:
 
 @record
 class FileRecord:
-    """One written file: its name, stored size, rows and checksum."""
+    """One written file: its name, stored size, rows and checksum (its manifest entry, in field order)."""
 
     name: str
     size: int  # bytes stored (after compression)
     rows: int
-    sha256: str
+    checksum: ManifestChecksum  # the manifest names the digest's field after it: "xxh128": "…"
+    digest: str
     schema: str = ""
     table: str = ""
+
+    def entry(self) -> dict[str, object]:
+        """The file's entry in the manifest."""
+        return {
+            "name": self.name, "size": self.size, "rows": self.rows, self.checksum.value: self.digest,
+            "schema": self.schema, "table": self.table,
+        }  # fmt: skip
 
 
 class OutputFile:
     """One object in storage: raw bytes in, compressed bytes out, counted and hashed on the way."""
 
-    def __init__(self, storage: Storage, name: str, compression: Compression) -> None:
+    def __init__(
+        self, storage: Storage, name: str, compression: Compression,
+        checksum: ManifestChecksum = ManifestChecksum.XXH128,
+    ) -> None:  # fmt: skip
         self.name = name
+        self.checksum = checksum
         self._writer: ObjectWriter = storage.create(name)
         self._compressor = make_compressor(compression)
-        self._hash = hashlib.sha256()
+        self._hash = checksum.new()
         self.raw_size = 0
         self.stored_size = 0
 
@@ -108,7 +120,7 @@ class Finisher:
         return list(self._errors)
 
     def close(self, out: OutputFile, done: Callable[[str], None]) -> None:
-        """Close ``out`` in the background, then call ``done`` with its sha256."""
+        """Close ``out`` in the background, then call ``done`` with its digest."""
         self._slots.acquire()
         if self._executor is None:
             self._close(out, done)
@@ -134,16 +146,18 @@ class Finisher:
 
     def write_whole(
         self, storage: Storage, name: str, data: bytes, compression: Compression, schema: str, table: str,
-        on_file: Callable[[FileRecord], None],
+        on_file: Callable[[FileRecord], None], checksum: ManifestChecksum = ManifestChecksum.XXH128,
     ) -> None:  # fmt: skip
         """``write_whole_file``, committed in the background."""
-        out = OutputFile(storage, name, compression)
+        out = OutputFile(storage, name, compression, checksum)
         try:
             out.write(data)
         except BaseException:
             out.abort()
             raise
-        self.close(out, lambda digest: on_file(FileRecord(name, out.stored_size, 0, digest, schema, table)))
+        self.close(
+            out, lambda digest: on_file(FileRecord(name, out.stored_size, 0, checksum, digest, schema, table))
+        )
 
     def wait(self, *, raise_errors: bool = True) -> None:
         """Wait for every file handed over; raise the first failure."""
@@ -154,16 +168,17 @@ class Finisher:
 
 
 def write_whole_file(
-    storage: Storage, name: str, data: bytes, compression: Compression, schema: str = "", table: str = ""
-) -> FileRecord:
-    out = OutputFile(storage, name, compression)
+    storage: Storage, name: str, data: bytes, compression: Compression, schema: str = "", table: str = "",
+    checksum: ManifestChecksum = ManifestChecksum.XXH128,
+) -> FileRecord:  # fmt: skip
+    out = OutputFile(storage, name, compression, checksum)
     try:
         out.write(data)
         digest = out.close()
     except BaseException:
         out.abort()
         raise
-    return FileRecord(name, out.stored_size, 0, digest, schema, table)
+    return FileRecord(name, out.stored_size, 0, checksum, digest, schema, table)
 
 
 class ChunkWriter:
@@ -184,8 +199,10 @@ class ChunkWriter:
         on_progress: Callable[[int, int], None] = lambda rows, size: None,
         finisher: Finisher | None = None,
         sql_header: bytes = SQL_HEADER,
+        checksum: ManifestChecksum = ManifestChecksum.XXH128,
     ) -> None:
         self._storage, self._namer = storage, namer
+        self._checksum = checksum
         self._sql_header = sql_header
         self._sql = filetype is FileType.SQL
         self._extension = filetype.value + compression.suffix
@@ -206,7 +223,7 @@ class ChunkWriter:
     def _ensure_file(self) -> OutputFile:
         if self._file is None:
             name = self._namer.name(self._file_index, self._extension)
-            self._file = OutputFile(self._storage, name, self._compression)
+            self._file = OutputFile(self._storage, name, self._compression, self._checksum)
             self._file.write(self._sql_header if self._sql else self._csv_header)
             self._file_rows = 0
         return self._file
@@ -261,7 +278,7 @@ class ChunkWriter:
         rows, db, table = self._file_rows, self._namer.db, self._namer.table
 
         def done(digest: str) -> None:
-            self._on_file(FileRecord(out.name, out.stored_size, rows, digest, db, table))
+            self._on_file(FileRecord(out.name, out.stored_size, rows, out.checksum, digest, db, table))
 
         if self._finisher is not None:
             self._finisher.close(out, done)

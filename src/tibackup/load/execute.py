@@ -217,15 +217,13 @@ class DataLoader:
         return split_statements(chunks, backslash_escapes=self.config.escape_backslash, name=file.name)
 
     def _read(self, file: BackupFile, stream: BinaryIO) -> None:
-        reader = CheckedReader(stream, file.name, lambda n: self.progress.add(0, n))
+        want = self.plan.expected.get(file.name)
+        reader = CheckedReader(stream, file.name, lambda n: self.progress.add(0, n), want)
         done = self.done.get(file.name) or Committed()
         state = self._states[file.name]
         session: tuple[bytes, ...] = ()
         group: _Work | None = None  # the last group waits until the whole file is verified
-        want = self.plan.expected.get(file.name)
-        statements = self._statements(file, reader)
-        if want is not None:
-            statements = manifest_first(statements, reader, want.size, want.sha256)
+        statements = manifest_first(self._statements(file, reader), reader)
         try:
             for offset, sql in statements:
                 if self.stop.is_set():
@@ -246,8 +244,7 @@ class DataLoader:
                     group = _Work(file, [], session)
                 group.statements.append((offset, sql))
                 group.size += len(sql)
-            if want is not None:
-                reader.check(want.size, want.sha256)
+            reader.check()
             if group is not None:
                 self._submit(group, state)
         except _Stopped:

@@ -1,6 +1,6 @@
 """Plan: from the backup's files to what the load does, in order — databases, tables, data, views.
 
-The plan also holds what the files must be (the manifest's size and sha256 of each, and the rows of
+The plan also holds what the files must be (the manifest's size and checksum of each, and the rows of
 each table), and the load's identity: the key of its checkpoint, the same for a rerun with the same
 source, backup and options, different for anything else.
 """
@@ -11,13 +11,15 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
+from tibackup.dump.checksum import entry_checksum
 from tibackup.dump.metadata import MANIFEST_NAME, METADATA_NAME
 from tibackup.dump.tablefilter import TableFilter
 from tibackup.errors import StorageError, UsageError
 from tibackup.load.checkpoint import SCHEMA as CHECKPOINT_SCHEMA
 from tibackup.load.config import LoadConfig
-from tibackup.load.read import VerifyFailed
+from tibackup.load.read import Expected, VerifyFailed
 from tibackup.load.source import BackupFile, FileKind, Source, classify, template_pattern
 
 log = logging.getLogger("tibackup.load")
@@ -28,12 +30,6 @@ SYSTEM_SCHEMAS = frozenset(
     {"mysql", "sys", "information_schema", "performance_schema", "metrics_schema", "inspection_schema"}
     | {CHECKPOINT_SCHEMA}
 )
-
-
-@dataclass(frozen=True)
-class Expected:
-    size: int
-    sha256: str
 
 
 @dataclass
@@ -170,9 +166,7 @@ def _wanted_key(key: tuple[str, str], rule: TableFilter | None) -> bool:
 def _read_manifest(raw: bytes) -> tuple[dict[str, Expected], dict[tuple[str, str], int]]:
     try:
         doc = json.loads(raw)
-        expected = {
-            str(f["name"]): Expected(int(f["size"]), str(f.get("sha256") or "")) for f in doc["files"]
-        }
+        expected = {str(f["name"]): _expected(f) for f in doc["files"]}
         rows: dict[tuple[str, str], int] = {}
         for f in doc["files"]:
             if f.get("table"):
@@ -184,6 +178,12 @@ def _read_manifest(raw: bytes) -> tuple[dict[str, Expected], dict[tuple[str, str
             "another backup"
         ) from None
     return expected, rows
+
+
+def _expected(entry: dict[str, Any]) -> Expected:
+    """A manifest file entry's size and checksum (an entry without a known checksum: the size only)."""
+    checksum = entry_checksum(entry)
+    return Expected(int(entry["size"]), *checksum) if checksum else Expected(int(entry["size"]))
 
 
 def _check_listing(listing: dict[str, int], expected: dict[str, Expected], url: str) -> None:

@@ -9,14 +9,15 @@ statement.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
+from tibackup.dump.checksum import Digest, ManifestChecksum
 from tibackup.dump.config import Compression
 from tibackup.errors import StorageError
+from tibackup.record import record
 
 CHUNK = 1 << 20
 MAX_STATEMENT = 256 << 20  # more than any max_allowed_packet a loader should meet, far less than RAM
@@ -28,49 +29,65 @@ class VerifyFailed(StorageError):
     reason = "VerifyFailed"
 
 
-class CheckedReader:
-    """The stored bytes of one file, hashed and counted on the way; ``check`` compares at the end."""
+@record(eq=True)
+class Expected:
+    """What the manifest says one file is: its stored size and, when the entry has one, its checksum
+    (``entry_checksum``: the kind and the hex digest)."""
 
-    def __init__(self, raw: BinaryIO, name: str, on_bytes: Callable[[int], None] = lambda n: None) -> None:
-        self.raw, self.name, self.on_bytes = raw, name, on_bytes
-        self.hash = hashlib.sha256()
+    size: int
+    checksum: ManifestChecksum | None = None
+    digest: str = ""
+
+
+class CheckedReader:
+    """The stored bytes of one file, counted and (when the manifest gives a checksum) hashed on the way;
+    ``check`` compares them with ``want`` at the end."""
+
+    def __init__(
+        self, raw: BinaryIO, name: str, on_bytes: Callable[[int], None] = lambda n: None,
+        want: Expected | None = None,
+    ) -> None:  # fmt: skip
+        self.raw, self.name, self.on_bytes, self.want = raw, name, on_bytes, want
+        self.hash: Digest | None = want.checksum.new() if want is not None and want.checksum else None
         self.size = 0
 
     def read(self, n: int = CHUNK) -> bytes:
         data = self.raw.read(n)
         if data:
-            self.hash.update(data)
+            if self.hash is not None:
+                self.hash.update(data)
             self.size += len(data)
             self.on_bytes(len(data))
         return data
 
-    def check(self, size: int | None, sha256: str | None) -> None:
-        """Raise VerifyFailed naming the file unless it had ``size`` bytes with hash ``sha256``."""
-        if size is not None and self.size != size:
+    def check(self) -> None:
+        """Raise VerifyFailed naming the file unless it had the size and checksum ``want`` says."""
+        want = self.want
+        if want is None:
+            return
+        if self.size != want.size:
             raise VerifyFailed(
-                f"{self.name} has {self.size} bytes but the manifest says {size}: the backup is damaged; "
-                "restore from another backup"
+                f"{self.name} has {self.size} bytes but the manifest says {want.size}: the backup is "
+                "damaged; restore from another backup"
             )
-        if sha256 and self.hash.hexdigest() != sha256:
+        if self.hash is not None and self.hash.hexdigest() != want.digest:
             raise VerifyFailed(
-                f"{self.name} does not match its sha256 in the manifest: the file was changed or damaged; "
-                "restore from another backup"
+                f"{self.name} does not match its {want.checksum} in the manifest: the file was changed or "
+                "damaged; restore from another backup"
             )
 
 
-def manifest_first(
-    statements: Iterator[tuple[int, bytes]], reader: CheckedReader, size: int | None, sha256: str | None
-) -> Iterator[tuple[int, bytes]]:
+def manifest_first(statements: Iterator[tuple[int, bytes]], reader: CheckedReader) -> Iterator[tuple[int, bytes]]:
     """``statements``, but when they end in a damaged-file error (cut short, cannot be decompressed)
     and the manifest knows the file, the manifest's verdict is the error (it says exactly what
     differs): the rest of the file is read and compared first."""
     try:
         yield from statements
     except VerifyFailed:
-        if size is not None or sha256:
+        if reader.want is not None:
             while reader.read(CHUNK):
                 pass
-            reader.check(size, sha256)
+            reader.check()
         raise
 
 

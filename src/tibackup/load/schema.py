@@ -66,14 +66,10 @@ def refuse_non_empty(db: DB, tables: list[tuple[str, str]], flag: str = "--on-du
 
 def file_statements(source: Source, plan: LoadPlan, file: BackupFile) -> list[bytes]:
     """The statements of a (small) schema file, checked against the manifest before any runs."""
-    reader = CheckedReader(io.BytesIO(source.read(file.name)), file.name)
-    want = plan.expected.get(file.name)
+    reader = CheckedReader(io.BytesIO(source.read(file.name)), file.name, want=plan.expected.get(file.name))
     split = split_statements(decompressed(reader, file.compression), name=file.name)
-    if want is not None:
-        split = manifest_first(split, reader, want.size, want.sha256)
-    statements = [sql for _, sql in split]
-    if want is not None:
-        reader.check(want.size, want.sha256)
+    statements = [sql for _, sql in manifest_first(split, reader)]
+    reader.check()
     return statements
 
 
