@@ -104,7 +104,7 @@ def test_a_run_ended_by_a_full_state_disk_is_failed_naming_the_disk(
         assert failed["reason"] == "Interrupted", failed
         message = failed["message"]
         assert f"the state directory {state} is full" in message, message
-        assert f"free space in {state}, then run the Backup again" in message, message
+        assert f"free space in {state}, then run the Backup again (tibackup rerun bk full-mid-run -n test1)" in message
         assert "restart or killed Job" not in message, message
         assert message in again.stderr, again.stderr
 

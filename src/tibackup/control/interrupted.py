@@ -32,9 +32,17 @@ def full_state_dir(space: StateSpace | None) -> StateSpace | None:
     return space if space is not None and space.free < NEARLY_FULL_BYTES else None
 
 
-def interrupted_message(space: StateSpace | None, problems: Sequence[str] = ()) -> str:
+def rerun_command(kind: str, name: str, namespace: str) -> str:
+    """The command that runs resource ``kind`` (bk, rt) ``name`` of ``namespace`` again."""
+    return f"tibackup rerun {kind} {name}" + (f" -n {namespace}" if namespace and namespace != "default" else "")
+
+
+def interrupted_message(
+    space: StateSpace | None, problems: Sequence[str] = (), name: str = "NAME", namespace: str = ""
+) -> str:
     """Why an orphaned Backup is Failed (Interrupted) and what to do; ``problems``: what its recovery
-    could not undo (the GC life time, a Secret), appended."""
+    could not undo (the GC life time, a Secret), appended; ``name``/``namespace``: the Backup's, for the
+    command that runs it again."""
     full = full_state_dir(space)
     if full is None:
         message = (
@@ -43,16 +51,16 @@ def interrupted_message(space: StateSpace | None, problems: Sequence[str] = ()) 
     else:
         message = (
             f"the backup process stopped before the backup finished, and {_full(full)}; free space in "
-            f"{full.directory}, then run the Backup again (tibackup rerun bk NAME)"
+            f"{full.directory}, then run the Backup again ({rerun_command('bk', name, namespace)})"
         )
     if problems:
         message += "; also: " + "; ".join(problems)
     return message
 
 
-def restore_interrupted_message(space: StateSpace | None) -> str:
+def restore_interrupted_message(space: StateSpace | None, name: str = "NAME", namespace: str = "") -> str:
     """Why an orphaned Restore is Failed (Interrupted) and what to do (a re-run resumes it)."""
-    rerun = "run it again (tibackup rerun rt NAME, or annotation tibackup.pingcap.com/rerun) to resume"
+    rerun = f"run it again ({rerun_command('rt', name, namespace)}, or annotation tibackup.pingcap.com/rerun) to resume"
     full = full_state_dir(space)
     if full is None:
         return f"the restore's process ended before it finished; what it loaded is checkpointed in the target: {rerun}"

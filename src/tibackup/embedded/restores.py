@@ -90,7 +90,7 @@ def recover(store: Store, restore: Restore) -> Restore | None:
         found.metadata.name,
         found.status.phase,
     )
-    message = restore_interrupted_message(state_space(store))
+    message = restore_interrupted_message(state_space(store), found.metadata.name, ns)
     found.status = set_condition(found.status, Phase.FAILED, "Interrupted", message, now())
     runtime = EmbeddedRuntime(store)
     runtime.save_status(found)

@@ -80,7 +80,10 @@ def recover_interrupted(
 
     if phases.verified(backup.status):  # killed after its folder was verified: a complete backup
         return finish_verified(report, "the backup process stopped after verifying it")
-    return report.failed("Interrupted", interrupted_message(state_space, problems))
+    return report.failed(
+        "Interrupted",
+        interrupted_message(state_space, problems, backup.metadata.name, backup.metadata.namespace or ""),
+    )
 
 
 def retry_gc_restore(
